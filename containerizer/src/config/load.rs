@@ -1,0 +1,106 @@
+//! Finding and reading the configuration file; the environment is injected ([`SearchEnv`]) so
+//! that tests do not depend on the machine.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use super::{parse_config, Config, ConfigError};
+
+/// Environment variable naming the configuration file explicitly.
+pub const CONFIG_ENV_VAR: &str = "DEIMOS_CONFIG";
+
+/// What the search path depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchEnv {
+    /// Value of `$DEIMOS_CONFIG`; an empty value counts as unset.
+    pub config_file: Option<PathBuf>,
+    /// The current directory (for `./deimos.cfg`).
+    pub current_dir: PathBuf,
+    /// The home directory (for `~/.deimos`); `None` skips that entry.
+    pub home: Option<PathBuf>,
+    /// Prefix of the system locations (`/` in production, a temporary directory in tests).
+    pub system_root: PathBuf,
+}
+
+impl SearchEnv {
+    /// The environment of this process: `$DEIMOS_CONFIG`, the current directory, `$HOME`.
+    pub fn from_process() -> Self {
+        let non_empty = |name: &str| {
+            std::env::var_os(name)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        Self {
+            config_file: non_empty(CONFIG_ENV_VAR),
+            current_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            home: non_empty("HOME"),
+            system_root: PathBuf::from("/"),
+        }
+    }
+}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedConfig {
+    /// The effective configuration.
+    pub config: Config,
+    /// The file it was read from; `None` when no file was found and defaults apply.
+    pub source: Option<PathBuf>,
+}
+
+/// The files tried in order when `$DEIMOS_CONFIG` is not set.
+pub fn search_path(env: &SearchEnv) -> Vec<PathBuf> {
+    let mut paths = vec![env.current_dir.join("deimos.cfg")];
+    if let Some(home) = &env.home {
+        paths.push(home.join(".deimos"));
+    }
+    for system in [
+        "etc/deimos.cfg",
+        "usr/etc/deimos.cfg",
+        "usr/local/etc/deimos.cfg",
+    ] {
+        paths.push(env.system_root.join(system));
+    }
+    paths
+}
+
+/// Loads the first configuration file found: `$DEIMOS_CONFIG` if set (it must exist), else the
+/// first existing entry of [`search_path`]; no file at all gives the defaults.
+pub fn load(env: &SearchEnv) -> Result<LoadedConfig, ConfigError> {
+    if let Some(path) = &env.config_file {
+        return match read_if_exists(path)? {
+            Some(text) => parse_file(path, &text),
+            None => Err(ConfigError::EnvFileMissing { path: path.clone() }),
+        };
+    }
+    for path in search_path(env) {
+        if let Some(text) = read_if_exists(&path)? {
+            return parse_file(&path, &text);
+        }
+    }
+    Ok(LoadedConfig {
+        config: Config::default(),
+        source: None,
+    })
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
+    let config = parse_config(text, &path.display().to_string())?;
+    Ok(LoadedConfig {
+        config,
+        source: Some(path.to_owned()),
+    })
+}
+
+/// Reads a file; `None` when it does not exist (any other failure is an error, so that an
+/// unreadable file is reported rather than skipped in favour of the next one).
+fn read_if_exists(path: &Path) -> Result<Option<String>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}

@@ -1,0 +1,321 @@
+//! INI configuration: the Deimos-compatible search path, sections and keys, plus our own.
+//!
+//! One file is loaded, the first found on the search path ([`load::search_path`]):
+//! `$DEIMOS_CONFIG` (must exist when set), `./deimos.cfg`, `~/.deimos`, `/etc/deimos.cfg`,
+//! `/usr/etc/deimos.cfg`, `/usr/local/etc/deimos.cfg`. Without a file every key has its
+//! default. `etc/deimos.cfg` in the repository documents every section and key.
+//!
+//! Differences from Deimos (seed behaviour 5.3, sharp edge D-14), on purpose:
+//! - keys present in the file are merged one by one over the defaults (Deimos replaced whole
+//!   sections), and an unknown section, unknown key or malformed value is an error naming the
+//!   file, section and key (Deimos silently dropped the section);
+//! - `[docker]` configures how we reach the Docker Engine API (`host` only), because there is
+//!   no docker CLI to pass options to;
+//! - booleans accept `true/false/yes/no/on/off/1/0` in any case (Deimos' own example had
+//!   `unpack: True`, which it rejected);
+//! - an empty array value means an empty list (Deimos made it `[""]`);
+//! - section names and keys are case-insensitive; values are taken literally (no `%(x)s`
+//!   interpolation, no quote or backslash processing); a key repeated in a file takes its
+//!   last value, as Python's ConfigParser did;
+//! - new sections `[containers]` and `[observer]` hold settings Deimos hard-coded.
+//!
+//! Parsing ([`parse_config`]) is a pure function of the text; [`load`] only finds and reads
+//! the file.
+
+mod load;
+mod parse;
+mod render;
+mod template;
+mod values;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use load::{load, search_path, LoadedConfig, SearchEnv, CONFIG_ENV_VAR};
+pub use parse::parse_config;
+pub use template::{CommandTemplate, Placeholder, PlaceholderValues};
+pub use values::{DockerHost, LogLevel};
+
+/// Everything `deimos` can be configured with; [`Default`] is the configuration used when no
+/// file is found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    /// `[docker]`: how to reach the Docker Engine.
+    pub docker: DockerConfig,
+    /// `[docker.index]`: where guessed images come from and registry credentials.
+    pub index: IndexConfig,
+    /// `[containers.image]`: image selection.
+    pub image: ImageConfig,
+    /// `[containers.options]`: `docker run` options.
+    pub options: OptionsConfig,
+    /// `[containers]`: container settings Deimos hard-coded.
+    pub containers: ContainersConfig,
+    /// `[hooks]`: programs run around a container's life.
+    pub hooks: HooksConfig,
+    /// `[uris]`: URI fetching.
+    pub uris: UrisConfig,
+    /// `[log]`: log destinations and levels.
+    pub log: LogConfig,
+    /// `[state]`: the state directory.
+    pub state: StateConfig,
+    /// `[observer]`: the program that watches command tasks for the agent.
+    pub observer: ObserverConfig,
+}
+
+/// `[docker]` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DockerConfig {
+    /// `host`: the Docker Engine endpoint; `None` means the Docker client default
+    /// (`DOCKER_HOST`, else `unix:///var/run/docker.sock`).
+    pub host: Option<DockerHost>,
+}
+
+/// `[docker.index]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexConfig {
+    /// `index`: registry host put in front of guessed image names.
+    pub index: Option<String>,
+    /// `account_libmesos`: account of guessed images for executor launches (`libmesos`).
+    pub account_libmesos: String,
+    /// `account`: account of guessed images for command launches.
+    pub account: Option<String>,
+    /// `dockercfg`: a `.dockercfg` file with registry credentials.
+    pub dockercfg: Option<PathBuf>,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            index: None,
+            account_libmesos: "libmesos".to_owned(),
+            account: None,
+            dockercfg: None,
+        }
+    }
+}
+
+/// `[containers.image]` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImageConfig {
+    /// `default`: image (a `docker:///name` URL or a plain reference) used when the task names
+    /// none, or always when `ignore` is set.
+    pub default: Option<String>,
+    /// `ignore`: ignore the task's image and always use `default` (which must then be set).
+    pub ignore: bool,
+}
+
+/// `[containers.options]` section: `docker run` style options.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OptionsConfig {
+    /// `default`: options used when the task gives none (or always, when `ignore` is set).
+    pub default: Vec<String>,
+    /// `append`: options always added after the task's (or the default) options.
+    pub append: Vec<String>,
+    /// `ignore`: ignore the task's options and use `default`.
+    pub ignore: bool,
+}
+
+/// `[containers]` section (ours).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainersConfig {
+    /// `stop_grace_period`: how long a stopped container gets between SIGTERM and SIGKILL.
+    pub stop_grace_period: Duration,
+    /// `cfs_quota`: also enforce the CPU share as a hard CFS quota (not only relative shares).
+    pub cfs_quota: bool,
+    /// `sandbox_mount`: where the task sandbox is mounted inside the container.
+    pub sandbox_mount: String,
+    /// `workdir`: the container's working directory; `None` means [`Self::sandbox_mount`].
+    pub workdir: Option<String>,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        Self {
+            stop_grace_period: Duration::from_secs(10),
+            cfs_quota: false,
+            sandbox_mount: crate::spec::DEFAULT_SANDBOX_MOUNT.to_owned(),
+            workdir: None,
+        }
+    }
+}
+
+impl ContainersConfig {
+    /// The working directory containers start in: `workdir`, else the sandbox mount.
+    pub fn effective_workdir(&self) -> &str {
+        self.workdir.as_deref().unwrap_or(&self.sandbox_mount)
+    }
+}
+
+/// `[hooks]` section: argv of programs to start; empty means no hook.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HooksConfig {
+    /// `onlaunch`: started just before the container starts.
+    pub onlaunch: Vec<String>,
+    /// `ondestroy`: started after the container has exited.
+    pub ondestroy: Vec<String>,
+}
+
+/// `[uris]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrisConfig {
+    /// `unpack`: unpack fetched archives (tar, zip) into the sandbox.
+    pub unpack: bool,
+}
+
+impl Default for UrisConfig {
+    fn default() -> Self {
+        Self { unpack: true }
+    }
+}
+
+/// `[log]` section; `None` means "not configured": the default then depends on whether
+/// stderr is a terminal (see [`LogConfig::resolve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LogConfig {
+    /// `console`: level of messages written to stderr.
+    pub console: Option<LogLevel>,
+    /// `syslog`: level of messages sent to syslog (facility daemon).
+    pub syslog: Option<LogLevel>,
+}
+
+impl LogConfig {
+    /// The levels in effect: unset `console` is DEBUG when stderr is a terminal, else off;
+    /// unset `syslog` is off when stderr is a terminal, else INFO. Returns `(console, syslog)`.
+    pub fn resolve(&self, stderr_is_terminal: bool) -> (LogLevel, LogLevel) {
+        let (console, syslog) = if stderr_is_terminal {
+            (LogLevel::Debug, LogLevel::Off)
+        } else {
+            (LogLevel::Off, LogLevel::Info)
+        };
+        (
+            self.console.unwrap_or(console),
+            self.syslog.unwrap_or(syslog),
+        )
+    }
+}
+
+/// `[state]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// `root`: absolute directory holding per-container state; never contains `:`.
+    pub root: PathBuf,
+}
+
+/// The state root used when none is configured.
+pub const DEFAULT_STATE_ROOT: &str = "/tmp/deimos";
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            root: PathBuf::from(DEFAULT_STATE_ROOT),
+        }
+    }
+}
+
+/// `[observer]` section (ours): the program run for command tasks so that the agent sees a
+/// task status (Deimos ran the Mesos command executor around `deimos observe`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObserverConfig {
+    /// `enabled`: run the observer for command tasks.
+    pub enabled: bool,
+    /// `command`: argv with placeholders (see [`Placeholder`]).
+    pub command: CommandTemplate,
+}
+
+impl Default for ObserverConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            command: CommandTemplate::default_observer(),
+        }
+    }
+}
+
+/// A configuration that could not be loaded; every message names the file and, where one is
+/// concerned, the section and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `$DEIMOS_CONFIG` names a file that does not exist.
+    #[error("{CONFIG_ENV_VAR} names {path}, which does not exist")]
+    EnvFileMissing {
+        /// The path from the environment variable.
+        path: PathBuf,
+    },
+    /// A configuration file exists but could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid INI.
+    #[error("{file}: INI syntax error at line {line}, column {column}: {message}")]
+    Syntax {
+        /// The file (or `<string>`).
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+    /// A key appears before any `[section]` header.
+    #[error("{file}: key {key:?} appears before any [section] header")]
+    KeyOutsideSection {
+        /// The file.
+        file: String,
+        /// The key.
+        key: String,
+    },
+    /// A section this program does not know.
+    #[error("{file}: unknown section [{section}]; known sections: {known}")]
+    UnknownSection {
+        /// The file.
+        file: String,
+        /// The section as written.
+        section: String,
+        /// The known sections, comma-separated.
+        known: String,
+    },
+    /// A key its section does not have.
+    #[error("{file}: [{section}] has no key {key:?}{hint}; supported keys: {supported}")]
+    UnknownKey {
+        /// The file.
+        file: String,
+        /// The section.
+        section: String,
+        /// The key as written.
+        key: String,
+        /// Extra explanation (may be empty), starting with a separator.
+        hint: String,
+        /// The keys the section supports, comma-separated.
+        supported: String,
+    },
+    /// A value that does not have the key's type or violates its constraint.
+    #[error("{file}: [{section}] {key}: {reason}")]
+    InvalidValue {
+        /// The file.
+        file: String,
+        /// The section.
+        section: String,
+        /// The key.
+        key: String,
+        /// What is wrong with the value.
+        reason: String,
+    },
+    /// A command template uses a placeholder its caller could not provide a value for.
+    #[error("command template {template:?} uses {{{placeholder}}}, which has no value: {why}")]
+    PlaceholderUnavailable {
+        /// The argv element.
+        template: String,
+        /// The placeholder name.
+        placeholder: &'static str,
+        /// Why there is no value.
+        why: &'static str,
+    },
+}
+
+#[cfg(test)]
+mod tests;

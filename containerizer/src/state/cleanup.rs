@@ -1,0 +1,396 @@
+//! `deimos state [TIME]` and `deimos state --rm [TIME]`: finding and removing the state of
+//! exited containers.
+//!
+//! A container qualifies when its start time is before the cutoff and its `exit` record
+//! exists. Removal additionally requires its `wait` lock to be free (taken EX NB and held
+//! while removing), so a watched container is never touched even if an exit record appeared
+//! early. All of `<root>/docker/<cid>`, `<root>/mesos/<id>` and the start-time link itself
+//! are removed (Deimos left the link dangling, D-11), and dangling index links and abandoned
+//! `creating/` directories from earlier runs are removed too. A missing root or `start-time`
+//! directory means "nothing to do" (D-13). Only one cleanup runs at a time: a second one
+//! fails at once with [`StateError::CleanupBusy`] (D-12).
+
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, SystemTime};
+
+use time::OffsetDateTime;
+
+use super::create::NewContainer;
+use super::dir::{remove_path, ContainerDir};
+use super::error::StateError;
+use super::exit::ExitRecord;
+use super::fsutil::{exists_no_follow, remove_dir_all_if_present, sync_dir};
+use super::id::{check_docker_id, ContainerId};
+use super::lock::{
+    acquire, read_holder, try_lock_existing, Acquire, LockError, LockMode, LockName,
+};
+use super::timestamp::StartTimeName;
+use super::{files, read_dir_names, Scope, StateRoot};
+
+/// A `creating/` directory older than this whose `launch` lock is free was abandoned by a
+/// launch that died; assembling one takes milliseconds.
+const ABANDONED_CREATION_AGE: Duration = Duration::from_secs(60);
+
+/// Threads removing state directories in parallel (see `remove_all_exited`).
+const REMOVAL_THREADS: usize = 4;
+
+/// Below this many entries per thread, extra threads are not worth starting.
+const MIN_ENTRIES_PER_THREAD: usize = 64;
+
+/// An exited container found by [`StateRoot::exited_before`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitedEntry {
+    /// The container id.
+    pub id: ContainerId,
+    /// Its state directory.
+    pub dir: PathBuf,
+    /// Its start-time index link; `None` for directories that were never indexed.
+    pub index_link: Option<PathBuf>,
+    /// Its start time.
+    pub started_at: OffsetDateTime,
+}
+
+/// Why `state --rm` left an exited container alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Its `wait` lock is held (a watcher, or a waiter reading the exit); retried next run.
+    WaitLockHeld,
+    /// Its exit record disappeared (removed by someone else meanwhile).
+    NoLongerExited,
+}
+
+/// A container `state --rm` did not remove, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEntry {
+    /// The container.
+    pub entry: ExitedEntry,
+    /// Why it was skipped.
+    pub reason: SkipReason,
+}
+
+/// Something `state --rm` failed to remove.
+#[derive(Debug)]
+pub struct CleanupFailure {
+    /// The directory or link concerned.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub error: StateError,
+}
+
+/// What `state --rm` did. The run failed partly when `failures` is not empty.
+#[derive(Debug, Default)]
+pub struct CleanupReport {
+    /// Containers whose state was removed.
+    pub removed: Vec<ExitedEntry>,
+    /// Exited containers left alone.
+    pub skipped: Vec<SkippedEntry>,
+    /// Removals that failed.
+    pub failures: Vec<CleanupFailure>,
+    /// Index links (start-time or docker) whose container directory no longer existed.
+    pub dangling_links_removed: Vec<PathBuf>,
+    /// Directories under `creating/` left by launches that died while assembling them.
+    pub abandoned_creations_removed: Vec<PathBuf>,
+}
+
+/// The result of one pass over the start-time index and `mesos/`.
+#[derive(Default)]
+struct Scan {
+    exited: Vec<ExitedEntry>,
+    dangling: Vec<PathBuf>,
+}
+
+impl StateRoot {
+    /// Exited containers in `scope` started before `cutoff`, oldest first (`deimos state`).
+    pub fn exited_before(
+        &self,
+        cutoff: OffsetDateTime,
+        scope: &Scope,
+    ) -> Result<Vec<ExitedEntry>, StateError> {
+        Ok(self.scan(cutoff, scope)?.exited)
+    }
+
+    /// Removes the state of exited containers in `scope` started before `cutoff`
+    /// (`deimos state --rm`); see the module docs for what is and is not removed.
+    pub fn remove_exited_before(
+        &self,
+        cutoff: OffsetDateTime,
+        scope: &Scope,
+    ) -> Result<CleanupReport, StateError> {
+        let mut report = CleanupReport::default();
+        if !exists_no_follow(self.path()).map_err(StateError::io("inspect", self.path()))? {
+            return Ok(report);
+        }
+        let lock_path = self.cleanup_lock_path();
+        let _cleanup = match acquire(&lock_path, LockMode::Exclusive, Acquire::NonBlocking) {
+            Ok(guard) => guard,
+            Err(LockError::WouldBlock { path, .. }) => {
+                return Err(StateError::CleanupBusy {
+                    holder_pid: read_holder(&path).map(|h| h.pid),
+                    path,
+                })
+            }
+            Err(e) => return Err(e.into()),
+        };
+        _cleanup.record_holder()?;
+        let scan = self.scan(cutoff, scope)?;
+        let outcomes = self.remove_all_exited(&scan.exited);
+        for (entry, outcome) in scan.exited.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(None) => report.removed.push(entry),
+                Ok(Some(reason)) => report.skipped.push(SkippedEntry { entry, reason }),
+                Err(error) => report.failures.push(CleanupFailure {
+                    path: entry.dir,
+                    error,
+                }),
+            }
+        }
+        for link in scan.dangling {
+            self.remove_if_dangling(&link, &mut report);
+        }
+        for name in read_dir_names(&self.docker_dir())? {
+            self.remove_if_dangling(&self.docker_dir().join(name), &mut report);
+        }
+        self.remove_abandoned_creations(&mut report)?;
+        for dir in [self.mesos_dir(), self.start_time_dir(), self.docker_dir()] {
+            if let Err(e) = sync_dir(&dir, self.durability()) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    return Err(StateError::io("sync", dir)(e));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Walks the start-time index (then unindexed directories) for exited containers.
+    fn scan(&self, cutoff: OffsetDateTime, scope: &Scope) -> Result<Scan, StateError> {
+        let mut scan = Scan::default();
+        let mut names: Vec<String> = read_dir_names(&self.start_time_dir())?;
+        names.sort_unstable();
+        let mut indexed = HashSet::with_capacity(names.len());
+        for name in names {
+            let link = self.start_time_dir().join(&name);
+            let id = match self.index_link_container(&link) {
+                Ok(Some(id)) => id,
+                // Not our link, or removed meanwhile.
+                Ok(None) | Err(_) => continue,
+            };
+            indexed.insert(id.clone());
+            let Some(started) = StartTimeName::parse(&name).map(|n| n.time) else {
+                continue;
+            };
+            let dir = ContainerDir::new(self, id.clone());
+            if !dir.has_exit()? {
+                if !exists_no_follow(dir.path()).map_err(StateError::io("inspect", dir.path()))? {
+                    scan.dangling.push(link);
+                }
+                continue;
+            }
+            if started < cutoff && in_scope(&dir, scope)? {
+                scan.exited.push(ExitedEntry {
+                    id,
+                    dir: dir.path().to_owned(),
+                    index_link: Some(link),
+                    started_at: started,
+                });
+            }
+        }
+        self.scan_unindexed(&indexed, cutoff, scope, &mut scan)?;
+        Ok(scan)
+    }
+
+    /// Exited directories without a start-time link (older tools, D-5), dated by `started`
+    /// or, failing that, their `t` token.
+    fn scan_unindexed(
+        &self,
+        indexed: &HashSet<ContainerId>,
+        cutoff: OffsetDateTime,
+        scope: &Scope,
+        scan: &mut Scan,
+    ) -> Result<(), StateError> {
+        let mut unindexed: Vec<ContainerId> = self
+            .container_ids()?
+            .into_iter()
+            .filter(|id| !indexed.contains(id))
+            .collect();
+        unindexed.sort_unstable();
+        for id in unindexed {
+            let dir = ContainerDir::new(self, id.clone());
+            if !dir.has_exit()? {
+                continue;
+            }
+            let started = dir.started_at().ok().flatten().or_else(|| {
+                let token = dir.start_time_token().ok().flatten()?;
+                StartTimeName::parse(&token).map(|n| n.time)
+            });
+            match started {
+                Some(started) if started < cutoff && in_scope(&dir, scope)? => {
+                    scan.exited.push(ExitedEntry {
+                        id,
+                        dir: dir.path().to_owned(),
+                        index_link: None,
+                        started_at: started,
+                    })
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every entry, in parallel: unlinking is dominated by file-system latency
+    /// (journal, discard), which several threads overlap. Outcomes are in entry order.
+    fn remove_all_exited(
+        &self,
+        entries: &[ExitedEntry],
+    ) -> Vec<Result<Option<SkipReason>, StateError>> {
+        let threads = REMOVAL_THREADS
+            .min(entries.len().div_ceil(MIN_ENTRIES_PER_THREAD))
+            .max(1);
+        let chunk = entries.len().div_ceil(threads).max(1);
+        thread::scope(|scope| {
+            let workers: Vec<_> = entries
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|e| self.remove_exited(e))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .zip(entries.chunks(chunk))
+                .flat_map(|(worker, part)| {
+                    worker.join().unwrap_or_else(|_| {
+                        // A panic in a worker is a bug; report its entries as failed, not panic.
+                        part.iter()
+                            .map(|e| {
+                                Err(StateError::Corrupt {
+                                    path: e.dir.clone(),
+                                    reason: "removal thread panicked".into(),
+                                })
+                            })
+                            .collect()
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Removes one exited container under its `wait` lock; `Some(reason)` if it was skipped.
+    fn remove_exited(&self, entry: &ExitedEntry) -> Result<Option<SkipReason>, StateError> {
+        let dir = ContainerDir::new(self, entry.id.clone());
+        let _wait = match try_lock_existing(&dir.lock_path(LockName::Wait), LockMode::Exclusive) {
+            Ok(guard) => guard,
+            Err(LockError::WouldBlock { .. }) => return Ok(Some(SkipReason::WaitLockHeld)),
+            Err(e) => return Err(e.into()),
+        };
+        if !dir.has_exit()? {
+            return Ok(Some(SkipReason::NoLongerExited));
+        }
+        if let Some(docker_id) = dir.docker_id()? {
+            if check_docker_id(&docker_id).is_ok() {
+                self.remove_index_link(&self.docker_dir().join(docker_id), &entry.id)?;
+            }
+        }
+        remove_dir_all_if_present(dir.path()).map_err(StateError::io("remove", dir.path()))?;
+        if let Some(link) = &entry.index_link {
+            self.remove_index_link(link, &entry.id)?;
+        }
+        Ok(None)
+    }
+
+    /// Removes an index link whose container directory does not exist (checked again now).
+    fn remove_if_dangling(&self, link: &Path, report: &mut CleanupReport) {
+        let Ok(Some(id)) = self.index_link_container(link) else {
+            return;
+        };
+        match exists_no_follow(&self.container_path(&id)) {
+            Ok(false) => match remove_path(link) {
+                Ok(true) => report.dangling_links_removed.push(link.to_owned()),
+                Ok(false) => {}
+                Err(error) => report.failures.push(CleanupFailure {
+                    path: link.to_owned(),
+                    error,
+                }),
+            },
+            Ok(true) => {}
+            Err(e) => report.failures.push(CleanupFailure {
+                path: link.to_owned(),
+                error: StateError::io("inspect", self.container_path(&id))(e),
+            }),
+        }
+    }
+
+    /// Removes `creating/` directories of launches that died while assembling them.
+    fn remove_abandoned_creations(&self, report: &mut CleanupReport) -> Result<(), StateError> {
+        let creating = self.creating_dir();
+        for name in read_dir_names(&creating)? {
+            let path = creating.join(name);
+            if !is_older_than(&path, ABANDONED_CREATION_AGE) {
+                continue;
+            }
+            let launch = path
+                .join(files::LOCK_DIR)
+                .join(LockName::Launch.file_name());
+            // Held: the launch is alive (just slow); leave it.
+            let Ok(_guard) = try_lock_existing(&launch, LockMode::Exclusive) else {
+                continue;
+            };
+            match remove_dir_all_if_present(&path) {
+                Ok(true) => report.abandoned_creations_removed.push(path),
+                Ok(false) => {}
+                Err(e) => report.failures.push(CleanupFailure {
+                    error: StateError::io("remove", &path)(e),
+                    path,
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn in_scope(dir: &ContainerDir, scope: &Scope) -> Result<bool, StateError> {
+    match scope {
+        Scope::All => Ok(true),
+        Scope::Owner(_) => Ok(scope.matches(dir.owner()?.as_deref())),
+    }
+}
+
+fn is_older_than(path: &Path, age: Duration) -> bool {
+    fs::symlink_metadata(path)
+        .and_then(|meta| meta.modified())
+        .ok()
+        .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+        .is_some_and(|elapsed| elapsed > age)
+}
+
+/// Creates `count` exited containers named `<prefix>-<n>` (exit code 0) through the normal
+/// launch path and releases their locks. For tests and for benchmarking
+/// [`StateRoot::remove_exited_before`]; use a root with [`super::Durability::NoSync`] to
+/// keep seeding fast.
+pub fn seed_exited_containers(
+    root: &StateRoot,
+    prefix: &str,
+    count: usize,
+) -> Result<Vec<ContainerId>, StateError> {
+    let mut ids = Vec::with_capacity(count);
+    for n in 0..count {
+        let id = ContainerId::new(format!("{prefix}-{n}"))?;
+        let new = NewContainer {
+            executor_id: format!("executor-{n}"),
+            task_id: Some(format!("task-{n}")),
+            owner: None,
+        };
+        let (dir, _launch) = root.create_container(&id, &new)?.into_parts();
+        dir.record_docker_id(&format!("{:064x}", n))?;
+        dir.record_exit(&ExitRecord::with_code(0))?;
+        ids.push(id);
+    }
+    Ok(ids)
+}

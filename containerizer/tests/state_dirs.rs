@@ -1,0 +1,395 @@
+//! Creating, reading, recording and discarding container state directories on real files.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+use std::time::Duration;
+
+use deimos::state::{
+    format_iso_millis, Acquire, ContainerId, ContainerStatus, Durability, ExitRecord, LockMode,
+    LockName, NewContainer, Scope, StartTimeName, StateError, StateRoot,
+};
+use time::OffsetDateTime;
+
+fn root(dir: &tempfile::TempDir) -> StateRoot {
+    StateRoot::new(dir.path()).with_durability(Durability::NoSync)
+}
+
+fn id(text: &str) -> ContainerId {
+    ContainerId::new(text).unwrap()
+}
+
+fn task(owner: Option<&str>) -> NewContainer {
+    NewContainer {
+        executor_id: "exec-1".into(),
+        task_id: Some("task-1".into()),
+        owner: owner.map(str::to_owned),
+    }
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn create_writes_an_operator_readable_layout_with_fsync() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::new(dir.path());
+    assert_eq!(root.durability(), Durability::Fsync);
+    let launching = root
+        .create_container(&id("c1"), &task(Some("/var/lib/mesos")))
+        .unwrap();
+    let path = launching.dir().path().to_owned();
+    assert_eq!(path, dir.path().join("mesos/c1"));
+    assert_eq!(read(&path.join("mesos-container-id")), "c1\n");
+    assert_eq!(read(&path.join("eid")), "exec-1\n");
+    assert_eq!(read(&path.join("task-id")), "task-1\n");
+    assert_eq!(read(&path.join("owner")), "/var/lib/mesos\n");
+    assert_eq!(
+        names(&path.join("lock")),
+        ["destroy", "launch", "observe", "wait"]
+    );
+    let token = read(&path.join("t"));
+    let token = token.trim_end();
+    let link = dir.path().join("start-time").join(token);
+    assert_eq!(fs::read_link(&link).unwrap(), Path::new("../mesos/c1"));
+    assert_eq!(
+        fs::canonicalize(&link).unwrap(),
+        fs::canonicalize(&path).unwrap()
+    );
+    let started = launching.dir().started_at().unwrap().unwrap();
+    assert_eq!(StartTimeName::parse(token).unwrap().time, started);
+    assert!(OffsetDateTime::now_utc() - started < time::Duration::seconds(60));
+    // Nothing is left behind in the staging directory, and no temp files in the state dir.
+    assert!(names(&dir.path().join("creating")).is_empty());
+    assert!(
+        names(&path).iter().all(|n| !n.starts_with('.')),
+        "{:?}",
+        names(&path)
+    );
+}
+
+#[test]
+fn launch_lock_is_held_from_the_moment_the_directory_appears() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let launching = root.create_container(&id("c1"), &task(None)).unwrap();
+    let container = root.container(&id("c1")).unwrap();
+    assert!(container.is_locked_exclusively(LockName::Launch).unwrap());
+    assert_eq!(container.status().unwrap(), ContainerStatus::Launching);
+    let error = container
+        .lock(
+            LockName::Launch,
+            LockMode::Shared,
+            Acquire::Timeout(Duration::from_millis(20)),
+        )
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("mesos/c1/lock/launch"),
+        "{error}"
+    );
+    let holder = deimos::state::read_holder(&container.lock_path(LockName::Launch)).unwrap();
+    assert_eq!(holder.pid, std::process::id());
+    drop(launching);
+    assert_eq!(container.status().unwrap(), ContainerStatus::Unwatched);
+}
+
+#[test]
+fn status_follows_the_watcher_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let (container, launch) = root
+        .create_container(&id("c1"), &task(None))
+        .unwrap()
+        .into_parts();
+    let wait = container
+        .lock(LockName::Wait, LockMode::Exclusive, Acquire::NonBlocking)
+        .unwrap();
+    container.record_watcher_pid(4242).unwrap();
+    drop(launch);
+    assert_eq!(container.status().unwrap(), ContainerStatus::Running);
+    assert_eq!(container.watcher_pid().unwrap(), Some(4242));
+    // A waiter cannot take `wait` SH while the watcher runs...
+    assert!(container
+        .lock(LockName::Wait, LockMode::Shared, Acquire::NonBlocking)
+        .is_err());
+    container.record_exit(&ExitRecord::with_code(3)).unwrap();
+    drop(wait);
+    // ...and taking it means "exited".
+    let _exited = container
+        .lock(LockName::Wait, LockMode::Shared, Acquire::NonBlocking)
+        .unwrap();
+    assert_eq!(container.status().unwrap(), ContainerStatus::Exited);
+    let exit = container.exit().unwrap().unwrap();
+    assert_eq!(exit.exit_code, Some(3));
+    assert_eq!(exit.wait_status(), Some(3 << 8));
+}
+
+#[test]
+fn create_refuses_an_existing_container_and_leaves_it_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    drop(root.create_container(&id("c1"), &task(None)).unwrap());
+    let error = root.create_container(&id("c1"), &task(None)).unwrap_err();
+    assert!(
+        matches!(error, StateError::AlreadyExists { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("c1"), "{error}");
+    assert_eq!(names(&dir.path().join("start-time")).len(), 1);
+    assert!(root.container(&id("c1")).unwrap().is_complete().unwrap());
+}
+
+#[test]
+fn create_refuses_to_replace_an_empty_directory_of_the_same_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    fs::create_dir_all(dir.path().join("mesos/c1")).unwrap();
+    let error = root.create_container(&id("c1"), &task(None)).unwrap_err();
+    assert!(
+        matches!(error, StateError::AlreadyExists { .. }),
+        "{error:?}"
+    );
+    let creating = dir.path().join("creating");
+    assert!(!creating.exists() || names(&creating).is_empty());
+    assert!(names(&dir.path().join("mesos/c1")).is_empty());
+}
+
+#[test]
+fn launch_in_an_occupied_millisecond_gets_a_suffixed_start_time_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    // Occupy every millisecond of the next 3 s, so whenever the launch happens, its plain
+    // name collides (D-5: Deimos then skipped the link silently).
+    let start_time = dir.path().join("start-time");
+    fs::create_dir_all(&start_time).unwrap();
+    let now = OffsetDateTime::now_utc();
+    for ms in 0..3000 {
+        let name = format_iso_millis(now + time::Duration::milliseconds(ms));
+        symlink("../mesos/other", start_time.join(name)).unwrap();
+    }
+    let launching = root.create_container(&id("c1"), &task(None)).unwrap();
+    let token = launching.dir().start_time_token().unwrap().unwrap();
+    assert!(token.ends_with("Z.1"), "{token}");
+    assert_eq!(StartTimeName::parse(&token).unwrap().sequence, 1);
+    assert_eq!(
+        fs::read_link(start_time.join(&token)).unwrap(),
+        Path::new("../mesos/c1")
+    );
+}
+
+#[test]
+fn concurrent_launches_are_all_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let root = &root;
+            scope.spawn(move || {
+                for n in 0..50 {
+                    drop(
+                        root.create_container(&id(&format!("c{thread}-{n}")), &task(None))
+                            .unwrap(),
+                    );
+                }
+            });
+        }
+    });
+    let links = names(&dir.path().join("start-time"));
+    assert_eq!(links.len(), 200);
+    let mut targets: Vec<_> = links
+        .iter()
+        .map(|n| fs::read_link(dir.path().join("start-time").join(n)).unwrap())
+        .collect();
+    targets.sort();
+    targets.dedup();
+    assert_eq!(targets.len(), 200);
+    for n in &links {
+        assert!(StartTimeName::parse(n).is_some(), "{n}");
+    }
+}
+
+#[test]
+fn docker_id_is_recorded_indexed_and_looked_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let (container, _launch) = root
+        .create_container(&id("c1"), &task(None))
+        .unwrap()
+        .into_parts();
+    let docker_id = "ab".repeat(32);
+    container.record_docker_id(&docker_id).unwrap();
+    container.record_docker_id(&docker_id).unwrap();
+    assert_eq!(read(&container.file("cid")), format!("{docker_id}\n"));
+    assert_eq!(
+        fs::read_link(dir.path().join("docker").join(&docker_id)).unwrap(),
+        Path::new("../mesos/c1")
+    );
+    let found = root.container_by_docker_id(&docker_id).unwrap();
+    assert_eq!(found.id(), &id("c1"));
+    let conflict = container.record_docker_id("cd").unwrap_err();
+    assert!(
+        matches!(conflict, StateError::DockerIdConflict { .. }),
+        "{conflict:?}"
+    );
+    assert!(matches!(
+        root.container_by_docker_id("ef").unwrap_err(),
+        StateError::DockerIdNotFound { .. }
+    ));
+    assert!(matches!(
+        container.record_docker_id("../x").unwrap_err(),
+        StateError::InvalidId(_)
+    ));
+}
+
+#[test]
+fn docker_index_link_of_another_container_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let (first, _a) = root
+        .create_container(&id("c1"), &task(None))
+        .unwrap()
+        .into_parts();
+    let (second, _b) = root
+        .create_container(&id("c2"), &task(None))
+        .unwrap()
+        .into_parts();
+    first.record_docker_id("d1").unwrap();
+    let error = second.record_docker_id("d1").unwrap_err();
+    assert!(error.to_string().contains("../mesos/c1"), "{error}");
+    assert_eq!(root.container_by_docker_id("d1").unwrap().id(), &id("c1"));
+}
+
+#[test]
+fn missing_container_lookup_names_the_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let error = root(&dir).container(&id("nope")).unwrap_err();
+    assert!(matches!(error, StateError::NotFound { .. }));
+    assert!(error.to_string().contains("nope"), "{error}");
+}
+
+#[test]
+fn discard_removes_the_directory_and_both_index_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let launching = root.create_container(&id("c1"), &task(None)).unwrap();
+    launching.dir().record_docker_id("d1").unwrap();
+    let kept = root.create_container(&id("c2"), &task(None)).unwrap();
+    launching.discard().unwrap();
+    assert!(!dir.path().join("mesos/c1").exists());
+    assert!(names(&dir.path().join("docker")).is_empty());
+    assert_eq!(names(&dir.path().join("start-time")).len(), 1);
+    assert!(kept.dir().path().exists());
+    // Discarding a directory another tool half-made is fine too.
+    fs::create_dir_all(dir.path().join("mesos/half")).unwrap();
+    root.container(&id("half")).unwrap().discard().unwrap();
+    assert!(!dir.path().join("mesos/half").exists());
+}
+
+#[test]
+fn exit_record_is_replaced_atomically_and_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::new(dir.path());
+    let (container, _launch) = root
+        .create_container(&id("c1"), &task(None))
+        .unwrap()
+        .into_parts();
+    assert_eq!(container.exit().unwrap(), None);
+    assert!(!container.has_exit().unwrap());
+    let record = ExitRecord {
+        exit_code: Some(137),
+        signal: Some(9),
+        oom_killed: true,
+        destroyed: false,
+        message: "out of memory".into(),
+        finished_at: Some(OffsetDateTime::now_utc()),
+    };
+    container.record_exit(&ExitRecord::with_code(1)).unwrap();
+    container.record_exit(&record).unwrap();
+    let read_back = container.exit().unwrap().unwrap();
+    assert_eq!(read_back.oom_killed, true);
+    assert_eq!(read_back.message, "out of memory");
+    assert!(read(&container.file("exit")).contains("\"oom_killed\": true"));
+    assert!(names(container.path()).iter().all(|n| !n.starts_with('.')));
+}
+
+#[test]
+fn half_made_and_garbage_directories_read_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let mesos = dir.path().join("mesos");
+    fs::create_dir_all(mesos.join("empty")).unwrap();
+    fs::create_dir_all(mesos.join("garbage")).unwrap();
+    fs::write(mesos.join("garbage/mesos-container-id"), "garbage\n").unwrap();
+    fs::write(mesos.join("garbage/exit"), "not a number").unwrap();
+    fs::write(mesos.join("garbage/pid"), "x").unwrap();
+    fs::write(mesos.join("garbage/started"), "yesterday").unwrap();
+    fs::write(mesos.join("stray-file"), "").unwrap();
+    let list = root.list(&Scope::All).unwrap();
+    let statuses: Vec<_> = list.iter().map(|s| (s.id.as_str(), s.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("empty", ContainerStatus::Incomplete),
+            ("garbage", ContainerStatus::Exited)
+        ]
+    );
+    let garbage = root.container(&id("garbage")).unwrap();
+    assert!(matches!(
+        garbage.exit(),
+        Err(StateError::InvalidExit { .. })
+    ));
+    assert!(matches!(
+        garbage.watcher_pid(),
+        Err(StateError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        garbage.started_at(),
+        Err(StateError::Corrupt { .. })
+    ));
+    let empty = root.container(&id("empty")).unwrap();
+    assert_eq!(empty.executor_id().unwrap(), None);
+    assert!(!empty.is_locked_exclusively(LockName::Wait).unwrap());
+}
+
+#[test]
+fn list_filters_by_owner_so_agents_do_not_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    drop(
+        root.create_container(&id("a1"), &task(Some("/agent-a")))
+            .unwrap(),
+    );
+    drop(
+        root.create_container(&id("b1"), &task(Some("/agent-b")))
+            .unwrap(),
+    );
+    drop(root.create_container(&id("none"), &task(None)).unwrap());
+    let ids = |scope: Scope| -> Vec<String> {
+        root.list(&scope)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id.to_string())
+            .collect()
+    };
+    assert_eq!(ids(Scope::Owner("/agent-a".into())), ["a1"]);
+    assert_eq!(ids(Scope::Owner("/agent-b".into())), ["b1"]);
+    assert_eq!(ids(Scope::All), ["a1", "b1", "none"]);
+}
+
+#[test]
+fn listing_a_missing_root_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = StateRoot::new(dir.path().join("does-not-exist"));
+    assert!(root.list(&Scope::All).unwrap().is_empty());
+    assert!(root.lock_listing().unwrap().is_empty());
+}
