@@ -9,6 +9,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod config;
 pub mod ecp;
+pub mod error;
 pub mod fetch;
 pub mod logging;
 pub mod options;

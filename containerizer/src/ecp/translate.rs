@@ -630,3 +630,7 @@ fn uri_spec(uri: &mesos::command_info::Uri) -> UriSpec {
         output_file: uri.output_file.clone().filter(|f| !f.is_empty()),
     }
 }
+
+#[cfg(test)]
+#[path = "translate_tests.rs"]
+mod tests;

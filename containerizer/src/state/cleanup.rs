@@ -23,7 +23,9 @@ use super::create::NewContainer;
 use super::dir::{remove_path, ContainerDir};
 use super::error::StateError;
 use super::exit::ExitRecord;
-use super::fsutil::{exists_no_follow, remove_dir_all_if_present, sync_dir};
+use super::fsutil::{
+    exists_no_follow, remove_dir_all_if_present, remove_file_if_present, sync_dir,
+};
 use super::id::{check_docker_id, ContainerId};
 use super::lock::{
     acquire, read_holder, try_lock_existing, Acquire, LockError, LockMode, LockName,
@@ -36,7 +38,7 @@ use super::{files, read_dir_names, Scope, StateRoot};
 const ABANDONED_CREATION_AGE: Duration = Duration::from_secs(60);
 
 /// Threads removing state directories in parallel (see `remove_all_exited`).
-const REMOVAL_THREADS: usize = 4;
+const REMOVAL_THREADS: usize = 8;
 
 /// Below this many entries per thread, extra threads are not worth starting.
 const MIN_ENTRIES_PER_THREAD: usize = 64;
@@ -125,7 +127,7 @@ impl StateRoot {
             return Ok(report);
         }
         let lock_path = self.cleanup_lock_path();
-        let _cleanup = match acquire(&lock_path, LockMode::Exclusive, Acquire::NonBlocking) {
+        let cleanup_lock = match acquire(&lock_path, LockMode::Exclusive, Acquire::NonBlocking) {
             Ok(guard) => guard,
             Err(LockError::WouldBlock { path, .. }) => {
                 return Err(StateError::CleanupBusy {
@@ -135,7 +137,7 @@ impl StateRoot {
             }
             Err(e) => return Err(e.into()),
         };
-        _cleanup.record_holder()?;
+        cleanup_lock.record_holder()?;
         let scan = self.scan(cutoff, scope)?;
         let outcomes = self.remove_all_exited(&scan.exited);
         for (entry, outcome) in scan.exited.into_iter().zip(outcomes) {
@@ -162,6 +164,7 @@ impl StateRoot {
                 }
             }
         }
+        drop(cleanup_lock);
         Ok(report)
     }
 
@@ -183,13 +186,17 @@ impl StateRoot {
                 continue;
             };
             let dir = ContainerDir::new(self, id.clone());
-            if !dir.has_exit()? {
-                if !exists_no_follow(dir.path()).map_err(StateError::io("inspect", dir.path()))? {
-                    scan.dangling.push(link);
+            // A weird entry (e.g. `mesos/<id>` being a file) must not stop the whole cleanup.
+            match dir.has_exit() {
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    if let Ok(false) = exists_no_follow(dir.path()) {
+                        scan.dangling.push(link);
+                    }
+                    continue;
                 }
-                continue;
             }
-            if started < cutoff && in_scope(&dir, scope)? {
+            if started < cutoff && in_scope(&dir, scope) {
                 scan.exited.push(ExitedEntry {
                     id,
                     dir: dir.path().to_owned(),
@@ -219,7 +226,7 @@ impl StateRoot {
         unindexed.sort_unstable();
         for id in unindexed {
             let dir = ContainerDir::new(self, id.clone());
-            if !dir.has_exit()? {
+            if !dir.has_exit().unwrap_or(false) {
                 continue;
             }
             let started = dir.started_at().ok().flatten().or_else(|| {
@@ -227,7 +234,7 @@ impl StateRoot {
                 StartTimeName::parse(&token).map(|n| n.time)
             });
             match started {
-                Some(started) if started < cutoff && in_scope(&dir, scope)? => {
+                Some(started) if started < cutoff && in_scope(&dir, scope) => {
                     scan.exited.push(ExitedEntry {
                         id,
                         dir: dir.path().to_owned(),
@@ -298,9 +305,11 @@ impl StateRoot {
                 self.remove_index_link(&self.docker_dir().join(docker_id), &entry.id)?;
             }
         }
-        remove_dir_all_if_present(dir.path()).map_err(StateError::io("remove", dir.path()))?;
+        remove_state_dir(dir.path()).map_err(StateError::io("remove", dir.path()))?;
         if let Some(link) = &entry.index_link {
-            self.remove_index_link(link, &entry.id)?;
+            // The scan read this link and found it pointing here; start-time names are
+            // never reused, so it needs no second look.
+            remove_path(link)?;
         }
         Ok(None)
     }
@@ -355,10 +364,46 @@ impl StateRoot {
     }
 }
 
-fn in_scope(dir: &ContainerDir, scope: &Scope) -> Result<bool, StateError> {
+/// Every file name the state module writes in a container directory.
+const KNOWN_FILES: [&str; 9] = [
+    files::MESOS_CONTAINER_ID,
+    files::EXECUTOR_ID,
+    files::TASK_ID,
+    files::OWNER,
+    files::STARTED,
+    files::START_TIME_TOKEN,
+    files::DOCKER_ID,
+    files::WATCHER_PID,
+    files::EXIT,
+];
+
+/// Removes a container directory by unlinking the names this module writes, which is
+/// about a third fewer system calls than a generic recursive removal (no opening and
+/// listing of directories); anything unexpected left in it (observer output, a sandbox
+/// link, files of other tools) falls back to the generic removal.
+fn remove_state_dir(dir: &Path) -> io::Result<()> {
+    let lock_dir = dir.join(files::LOCK_DIR);
+    for name in LockName::ALL {
+        remove_file_if_present(&lock_dir.join(name.file_name()))?;
+    }
+    let _ = fs::remove_dir(&lock_dir);
+    for name in KNOWN_FILES {
+        remove_file_if_present(&dir.join(name))?;
+    }
+    match fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(_) => remove_dir_all_if_present(dir).map(|_| ()),
+    }
+}
+
+/// Whether `dir` is in `scope`; an unreadable `owner` file means "not ours".
+fn in_scope(dir: &ContainerDir, scope: &Scope) -> bool {
     match scope {
-        Scope::All => Ok(true),
-        Scope::Owner(_) => Ok(scope.matches(dir.owner()?.as_deref())),
+        Scope::All => true,
+        Scope::Owner(_) => dir
+            .owner()
+            .is_ok_and(|owner| scope.matches(owner.as_deref())),
     }
 }
 

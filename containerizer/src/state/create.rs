@@ -80,7 +80,10 @@ impl StateRoot {
             return Err(already_exists(id, final_path));
         }
         for dir in [self.mesos_dir(), self.start_time_dir(), self.creating_dir()] {
-            fs::create_dir_all(&dir).map_err(StateError::io("create", dir))?;
+            // A stat is much cheaper than the failing mkdir create_dir_all starts with.
+            if !dir.is_dir() {
+                fs::create_dir_all(&dir).map_err(StateError::io("create", dir))?;
+            }
         }
         let temp = self.creating_dir().join(unique_suffix());
         let launch = match self.assemble(&temp, id, new, now) {

@@ -212,7 +212,9 @@ impl ContainerDir {
             None => self.write(files::DOCKER_ID, &format!("{docker_id}\n"))?,
         }
         let docker_dir = self.root.docker_dir();
-        fs::create_dir_all(&docker_dir).map_err(StateError::io("create", &docker_dir))?;
+        if !docker_dir.is_dir() {
+            fs::create_dir_all(&docker_dir).map_err(StateError::io("create", &docker_dir))?;
+        }
         let link = docker_dir.join(docker_id);
         match symlink(self.root.index_target(&self.id), &link) {
             Ok(()) => {}

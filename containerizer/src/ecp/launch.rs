@@ -1,0 +1,197 @@
+//! `deimos launch`: start the container described by a `Launch` record and return promptly.
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+
+use mesos_proto::containerizer::Launch;
+
+use super::context::{read_request, Context};
+use super::hooks;
+use super::translate::{plan_launch, LaunchContext, LaunchKind, LaunchPlan};
+use super::watcher::{self, WatchOrder, SANDBOX_FILE};
+use crate::config::PlaceholderValues;
+use crate::error::{in_container, Error, Result};
+use crate::fetch::{fetch_all, FetchOptions};
+use crate::runtime::{load_registry_auth, ContainerRuntime};
+use crate::spec::Protocol;
+use crate::state::{ContainerDir, ContainerId, NewContainer};
+
+/// Reads a `Launch`, starts its container and a detached watcher, and returns.
+///
+/// Nothing is left behind on failure: the container (if created) is removed and the state
+/// directory discarded. With `no_fork` the watcher runs in this process (debugging).
+pub fn launch(ctx: &Context, input: &mut dyn Read, no_fork: bool) -> Result<()> {
+    let message: Launch = read_request(input)?;
+    let id = message.container_id.value.clone();
+    in_container(&id, || launch_container(ctx, &message, no_fork))
+}
+
+fn launch_container(ctx: &Context, message: &Launch, no_fork: bool) -> Result<()> {
+    let settings = ctx.translate_settings();
+    let mut plan = plan_launch(
+        message,
+        LaunchContext {
+            settings: &settings,
+            env: &ctx.env,
+            cwd: &ctx.cwd,
+        },
+    )?;
+    let id = ContainerId::new(plan.container_id.clone())?;
+    let observer = observer_command(ctx, &plan);
+    let task_id = match &plan.kind {
+        LaunchKind::CommandTask { task_id, .. } => Some(task_id.clone()),
+        LaunchKind::Executor => None,
+    };
+    let new = NewContainer {
+        executor_id: plan.executor_id.clone(),
+        task_id,
+        owner: ctx.owner(),
+    };
+    let launching = ctx.state.create_container(&id, &new)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("start the async runtime"))?;
+    let started = runtime.block_on(start_container(ctx, &mut plan, launching.dir()));
+    if let Err(error) = started {
+        runtime.block_on(remove_leftover(ctx, &plan));
+        if let Err(discard) = launching.discard() {
+            log::error!("discarding the state of failed launch {id}: {discard}");
+        }
+        return Err(error);
+    }
+    drop(runtime);
+
+    let order = WatchOrder {
+        sandbox_dir: plan.sandbox_dir.clone(),
+        observer,
+        hook_env: plan
+            .spec
+            .env
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect(),
+        logs_since: None,
+    };
+    let (dir, launch_guard) = launching.into_parts();
+    if no_fork {
+        let guards = watcher::Guards::take(&dir)?;
+        drop(launch_guard);
+        return watcher::follow(ctx, &dir, &order, guards);
+    }
+    let pid = watcher::spawn_watcher(ctx, &dir, &order)?;
+    log::info!("container {id} launched; watcher pid {pid}");
+    drop(launch_guard);
+    Ok(())
+}
+
+/// Sandbox, URIs, image, hooks, create and start; records the Docker id.
+async fn start_container(ctx: &Context, plan: &mut LaunchPlan, dir: &ContainerDir) -> Result<()> {
+    let sandbox = plan.sandbox_dir.clone();
+    fs::create_dir_all(&sandbox).map_err(Error::io(format!(
+        "create the sandbox {}",
+        sandbox.display()
+    )))?;
+    write_small_file(&dir.file(SANDBOX_FILE), &sandbox.to_string_lossy())?;
+    let fetch_options = FetchOptions {
+        unpack: ctx.config.uris.unpack,
+        ..FetchOptions::default()
+    };
+    fetch_all(&plan.uris, &sandbox, &fetch_options).await?;
+
+    let runtime = ctx.runtime().await?;
+    if let Some(dockercfg) = &ctx.config.index.dockercfg {
+        plan.spec.registry_auth = load_registry_auth(dockercfg, &plan.spec.image)?;
+    }
+    if plan.pair_with_exposed {
+        // Pairing needs the image's exposed ports, so the image must be present first.
+        let auth = plan.spec.registry_auth.clone();
+        runtime
+            .ensure_image(&plan.spec.image, plan.spec.force_pull, auth.as_ref())
+            .await?;
+        plan.spec.force_pull = false;
+        let info = runtime.inspect_image(&plan.spec.image).await?;
+        let exposed: Vec<(u16, Protocol)> = info
+            .exposed_ports
+            .iter()
+            .map(|p| (p.port, p.protocol))
+            .collect();
+        plan.apply_exposed_ports(&exposed);
+    }
+    // Not waited for, as in Deimos: the agent's registration timer runs during launch.
+    let _onlaunch = hooks::start(
+        "onlaunch",
+        &ctx.config.hooks.onlaunch,
+        &plan.spec.env,
+        &plan.container_id,
+    );
+    let docker_id = runtime.launch(&plan.spec).await?;
+    dir.record_docker_id(&docker_id)?;
+    Ok(())
+}
+
+/// Removes the container of a failed launch, found by its name.
+async fn remove_leftover(ctx: &Context, plan: &LaunchPlan) {
+    let Some(name) = &plan.spec.name else { return };
+    match ctx.runtime().await {
+        Ok(runtime) => {
+            if let Err(error) = runtime.remove(name).await {
+                log::warn!("removing container {name} of a failed launch: {error}");
+            }
+        }
+        Err(error) => log::warn!("removing container {name} of a failed launch: {error}"),
+    }
+}
+
+/// The observer executor of a command task, when configured and runnable. When it cannot be
+/// started the container still runs; stderr (the agent copies it into the sandbox) says why.
+fn observer_command(ctx: &Context, plan: &LaunchPlan) -> Option<Vec<String>> {
+    let LaunchKind::CommandTask { task_id, .. } = &plan.kind else {
+        return None;
+    };
+    if !ctx.config.observer.enabled {
+        return None;
+    }
+    let deimos = ctx.deimos_exe.to_string_lossy();
+    let values = PlaceholderValues {
+        deimos: &deimos,
+        container_id: &plan.container_id,
+        libexec_dir: ctx.var("MESOS_LIBEXEC_DIRECTORY"),
+    };
+    let problem = match ctx.config.observer.command.expand(&values) {
+        Ok(argv) => match argv.first().map(|p| runnable(Path::new(p))) {
+            Some(Ok(())) => return Some(argv),
+            Some(Err(reason)) => reason,
+            None => "the observer command is empty".to_owned(),
+        },
+        Err(error) => error.to_string(),
+    };
+    eprintln!(
+        "deimos launch: container {}: no observer executor ({problem}); the container runs, \
+         but no executor will register for task {task_id}",
+        plan.container_id
+    );
+    None
+}
+
+fn runnable(program: &Path) -> std::result::Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    if program.components().count() == 1 {
+        return Ok(()); // looked up in PATH when started
+    }
+    match fs::metadata(program) {
+        Ok(meta) if meta.is_file() && meta.permissions().mode() & 0o111 != 0 => Ok(()),
+        Ok(_) => Err(format!("{} is not an executable file", program.display())),
+        Err(error) => Err(format!("{}: {error}", program.display())),
+    }
+}
+
+/// Writes a small state file atomically (temp file and rename).
+pub(super) fn write_small_file(path: &Path, content: &str) -> Result<()> {
+    let temp = path.with_extension("tmp");
+    fs::write(&temp, format!("{content}\n"))
+        .and_then(|()| fs::rename(&temp, path))
+        .map_err(Error::io(format!("write {}", path.display())))
+}

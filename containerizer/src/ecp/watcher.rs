@@ -1,0 +1,390 @@
+//! The watcher: the detached process (`deimos watch <id>`) that follows one container.
+//!
+//! It takes `lock/observe` and `lock/wait` exclusively, says `ready` on its stdout (the pipe
+//! to whoever started it, who holds `lock/launch` until then), starts the observer executor of
+//! a command task, streams the container's output into `<sandbox>/stdout` and
+//! `<sandbox>/stderr`, waits for the exit, records it, removes the container and releases
+//! `lock/wait`; then it waits for the observer (so its final status update reaches the agent
+//! before `wait` answers), releases `lock/observe` and runs the `ondestroy` hook.
+//!
+//! Its orders come as one JSON document on stdin ([`WatchOrder`]); its log goes to
+//! `<state dir>/watcher.log`. A watcher that dies (even by SIGKILL) loses nothing: locks are
+//! released by the kernel, and the next `wait` starts a new one.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::context::Context;
+use super::hooks;
+use crate::error::{in_container, Error, Result};
+use crate::runtime::{ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError};
+use crate::spec::{labels, EnvVar};
+use crate::state::{Acquire, ContainerDir, ExitRecord, LockGuard, LockMode, LockName};
+
+/// File in the state directory holding the sandbox path (for watchers started later).
+pub(super) const SANDBOX_FILE: &str = "sandbox";
+/// File in the state directory whose presence says a `destroy` stopped the container.
+pub(super) const DESTROYED_FILE: &str = "destroyed";
+/// The watcher's log file in the state directory.
+pub(super) const WATCHER_LOG: &str = "watcher.log";
+
+/// How long a new watcher waits for the locks (only transient holders can be in the way).
+const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the observer may take to report after the container exited.
+const OBSERVER_GRACE: Duration = Duration::from_secs(10);
+/// How long the log stream may lag behind the exit.
+const LOG_DRAIN: Duration = Duration::from_secs(10);
+
+/// What a watcher is asked to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct WatchOrder {
+    /// The Mesos sandbox, where `stdout` and `stderr` are written.
+    pub sandbox_dir: PathBuf,
+    /// The observer executor to start (command tasks of a fresh launch only).
+    pub observer: Option<Vec<String>>,
+    /// The environment of the `ondestroy` hook (the task's).
+    pub hook_env: Vec<(String, String)>,
+    /// Resume the log stream from this time (Unix seconds) instead of the beginning.
+    pub logs_since: Option<i64>,
+}
+
+impl WatchOrder {
+    /// The order for a watcher that replaces a dead one: same sandbox, logs resumed from the
+    /// last write to the output files, no observer (it was started by the first watcher).
+    pub(super) fn resume(dir: &ContainerDir, fallback_sandbox: &Path) -> WatchOrder {
+        let sandbox_dir = fs::read_to_string(dir.file(SANDBOX_FILE))
+            .map(|s| PathBuf::from(s.trim_end_matches('\n')))
+            .unwrap_or_else(|_| fallback_sandbox.to_path_buf());
+        let logs_since = [crate::runtime::STDOUT_FILE, crate::runtime::STDERR_FILE]
+            .iter()
+            .filter_map(|name| {
+                fs::metadata(sandbox_dir.join(name))
+                    .and_then(|m| m.modified())
+                    .ok()
+            })
+            .max()
+            .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_secs()).ok());
+        WatchOrder {
+            sandbox_dir,
+            observer: None,
+            hook_env: Vec::new(),
+            logs_since,
+        }
+    }
+}
+
+/// Starts a detached watcher for `dir` and returns once it holds its locks.
+///
+/// The caller must hold `lock/launch` exclusively.
+pub(super) fn spawn_watcher(ctx: &Context, dir: &ContainerDir, order: &WatchOrder) -> Result<u32> {
+    let log_path = dir.file(WATCHER_LOG);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(Error::io(format!(
+            "open the watcher log {}",
+            log_path.display()
+        )))?;
+    let mut command = Command::new(&ctx.deimos_exe);
+    command
+        .args(["watch", dir.id().as_str()])
+        .current_dir(&ctx.cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(log);
+    if let Some(source) = &ctx.config_source {
+        // The watcher and the observer must load the configuration this launch used.
+        command.env(crate::config::CONFIG_ENV_VAR, source);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| Error::Watcher(format!("{}: {e}", ctx.deimos_exe.display())))?;
+    let pid = child.id();
+    let order_json =
+        serde_json::to_vec(order).map_err(|e| Error::Internal(format!("watch order: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(&order_json)
+            .map_err(|e| Error::Watcher(format!("sending its orders: {e}")))?;
+    }
+    let mut line = String::new();
+    if let Some(stdout) = child.stdout.take() {
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| Error::Watcher(format!("reading its answer: {e}")))?;
+    }
+    if line.trim_end() != "ready" {
+        return Err(Error::Watcher(format!(
+            "watcher (pid {pid}) exited before it was ready; see {}",
+            log_path.display()
+        )));
+    }
+    Ok(pid)
+}
+
+/// `deimos watch <id>`: the detached watcher's entry point.
+pub fn watch(
+    ctx: &Context,
+    container_id: &str,
+    orders: &mut dyn Read,
+    ready: &mut dyn Write,
+) -> Result<()> {
+    in_container(container_id, || {
+        watch_container_process(ctx, container_id, orders, ready)
+    })
+}
+
+fn watch_container_process(
+    ctx: &Context,
+    container_id: &str,
+    orders: &mut dyn Read,
+    ready: &mut dyn Write,
+) -> Result<()> {
+    // A session of our own: the agent kills the process trees of its ECP calls, not us.
+    if let Err(error) = nix::unistd::setsid() {
+        log::debug!("setsid: {error} (already a session leader)");
+    }
+    let dir = ctx.container(container_id)?;
+    let mut text = Vec::new();
+    orders
+        .read_to_end(&mut text)
+        .map_err(Error::io("read the watch order"))?;
+    let order: WatchOrder = serde_json::from_slice(&text)
+        .map_err(|e| Error::InvalidRequest(format!("watch order: {e}")))?;
+    let guards = Guards::take(&dir)?;
+    dir.record_watcher_pid(std::process::id())?;
+    ready
+        .write_all(b"ready\n")
+        .and_then(|()| ready.flush())
+        .map_err(Error::io("report readiness"))?;
+    follow(ctx, &dir, &order, guards)
+}
+
+/// The locks a watcher holds.
+pub(super) struct Guards {
+    observe: LockGuard,
+    wait: LockGuard,
+}
+
+impl Guards {
+    /// Takes `observe` and `wait` exclusively.
+    pub(super) fn take(dir: &ContainerDir) -> Result<Guards> {
+        let observe = dir.lock(
+            LockName::Observe,
+            LockMode::Exclusive,
+            Acquire::Timeout(LOCK_TIMEOUT),
+        )?;
+        let wait = dir.lock(
+            LockName::Wait,
+            LockMode::Exclusive,
+            Acquire::Timeout(LOCK_TIMEOUT),
+        )?;
+        for guard in [&observe, &wait] {
+            if let Err(error) = guard.record_holder() {
+                log::debug!("recording the lock holder: {error}");
+            }
+        }
+        Ok(Guards { observe, wait })
+    }
+}
+
+/// Follows the container to its end (also used in the foreground by `launch --no-fork`).
+pub(super) fn follow(
+    ctx: &Context,
+    dir: &ContainerDir,
+    order: &WatchOrder,
+    guards: Guards,
+) -> Result<()> {
+    let Guards { observe, wait } = guards;
+    let observer = order
+        .observer
+        .as_deref()
+        .and_then(|argv| start_observer(argv, dir, &order.sandbox_dir));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::io("start the async runtime"))?;
+    let exit = runtime.block_on(watch_container(ctx, dir, order))?;
+    dir.record_exit(&exit)?;
+    log::info!(
+        "container {} ended: {}",
+        dir.id(),
+        super::termination_of(&exit).message.unwrap_or_default()
+    );
+    drop(wait);
+    if let Some(child) = observer {
+        finish_observer(child, dir);
+    }
+    drop(observe);
+    let hook_env: Vec<EnvVar> = order
+        .hook_env
+        .iter()
+        .map(|(n, v)| EnvVar::new(n, v))
+        .collect();
+    if let Some(child) = hooks::start(
+        "ondestroy",
+        &ctx.config.hooks.ondestroy,
+        &hook_env,
+        dir.id().as_str(),
+    ) {
+        hooks::reap("ondestroy", child, hooks::ONDESTROY_TIMEOUT);
+    }
+    Ok(())
+}
+
+async fn watch_container(
+    ctx: &Context,
+    dir: &ContainerDir,
+    order: &WatchOrder,
+) -> Result<ExitRecord> {
+    let runtime = ctx.runtime().await?;
+    let Some(docker_id) = resolve_docker_id(&runtime, dir).await? else {
+        return Ok(unknown_exit(
+            "the launch did not complete: no container was created",
+        ));
+    };
+    let logs = {
+        let runtime = runtime.clone();
+        let (id, sandbox) = (docker_id.clone(), order.sandbox_dir.clone());
+        let since = order
+            .logs_since
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+        tokio::spawn(async move { runtime.stream_logs(&id, &sandbox, since).await })
+    };
+    let exit = wait_for_exit(&runtime, &docker_id, dir).await;
+    match tokio::time::timeout(LOG_DRAIN, logs).await {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(error))) => log::warn!("log stream of {docker_id}: {error}"),
+        Ok(Err(error)) => log::warn!("log stream task of {docker_id}: {error}"),
+        Err(_) => log::warn!("log stream of {docker_id} still open {LOG_DRAIN:?} after the exit"),
+    }
+    if let Err(error) = runtime.remove(&docker_id).await {
+        log::warn!("removing container {docker_id}: {error}");
+    }
+    Ok(exit)
+}
+
+/// Waits for the exit, riding out Docker restarts (the container may survive them).
+async fn wait_for_exit(runtime: &DockerRuntime, docker_id: &str, dir: &ContainerDir) -> ExitRecord {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match runtime.wait(docker_id).await {
+            Ok(status) => {
+                return ExitRecord {
+                    exit_code: i32::try_from(status.exit_code).ok(),
+                    signal: status.signal,
+                    oom_killed: status.oom_killed,
+                    destroyed: dir.file(DESTROYED_FILE).exists(),
+                    message: String::new(),
+                    finished_at: Some(OffsetDateTime::now_utc()),
+                }
+            }
+            Err(RuntimeError::NoSuchContainer { .. }) => {
+                let destroyed = dir.file(DESTROYED_FILE).exists();
+                let mut exit = unknown_exit(&format!(
+                    "container {docker_id} disappeared while it was watched"
+                ));
+                exit.destroyed = destroyed;
+                return exit;
+            }
+            Err(error) => {
+                log::warn!("waiting for {docker_id}: {error}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// The Docker id from the state directory, or found by label when the launch died between
+/// creating the container and recording its id.
+pub(super) async fn resolve_docker_id(
+    runtime: &DockerRuntime,
+    dir: &ContainerDir,
+) -> Result<Option<String>> {
+    if let Some(id) = dir.docker_id()? {
+        return Ok(Some(id));
+    }
+    let filters = [
+        LabelFilter::equals(labels::MANAGED_BY, "deimos"),
+        LabelFilter::equals(labels::CONTAINER_ID, dir.id().as_str()),
+    ];
+    let found = runtime
+        .list(&filters)
+        .await?
+        .into_iter()
+        .next()
+        .map(|c| c.id);
+    if let Some(id) = &found {
+        dir.record_docker_id(id)?;
+    }
+    Ok(found)
+}
+
+/// An exit whose status could not be observed.
+pub(super) fn unknown_exit(message: &str) -> ExitRecord {
+    ExitRecord {
+        exit_code: None,
+        signal: None,
+        oom_killed: false,
+        destroyed: false,
+        message: message.to_owned(),
+        finished_at: Some(OffsetDateTime::now_utc()),
+    }
+}
+
+fn start_observer(argv: &[String], dir: &ContainerDir, sandbox: &Path) -> Option<Child> {
+    let (program, args) = argv.split_first()?;
+    let output = |name: &str| {
+        File::create(dir.file(name))
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(sandbox)
+        .stdin(Stdio::null())
+        .stdout(output("observer.out"))
+        .stderr(output("observer.err"))
+        .env("LIBPROCESS_PORT", "0");
+    match command.spawn() {
+        Ok(child) => {
+            log::info!("observer {program:?} started (pid {})", child.id());
+            Some(child)
+        }
+        Err(error) => {
+            log::error!("observer {program:?} could not start: {error}");
+            None
+        }
+    }
+}
+
+/// Gives the observer [`OBSERVER_GRACE`] to report the task's end, then stops it.
+fn finish_observer(mut child: Child, dir: &ContainerDir) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let deadline = Instant::now() + OBSERVER_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            log::info!("observer of {} ended with {status}", dir.id());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    log::warn!(
+        "observer of {} still runs {OBSERVER_GRACE:?} after the exit; terminating it",
+        dir.id()
+    );
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = child.kill();
+    let _ = child.wait();
+}
