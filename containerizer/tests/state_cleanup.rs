@@ -1,5 +1,8 @@
 //! `state` / `state --rm` on real state roots: what is listed, what is removed, what is not.
 
+// Helpers panic like the tests themselves: a panic is the failure report (see clippy.toml).
+#![allow(clippy::unwrap_used)]
+
 use std::fs::{self, File};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -260,7 +263,10 @@ fn cleanup_removes_abandoned_creations_but_not_fresh_or_locked_ones() {
     )
     .unwrap();
     let report = root.remove_exited_before(later(), &Scope::All).unwrap();
-    assert_eq!(report.abandoned_creations_removed, [abandoned.clone()]);
+    assert_eq!(
+        report.abandoned_creations_removed,
+        std::slice::from_ref(&abandoned)
+    );
     assert!(!abandoned.exists() && fresh.exists() && slow.exists());
 }
 

@@ -1,5 +1,8 @@
 //! Real flock(2) behaviour of the state module's locks, within and across processes.
 
+// Helpers panic like the tests themselves: a panic is the failure report (see clippy.toml).
+#![allow(clippy::unwrap_used)]
+
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use mesos_proto::ecp::{self, ReadOptions};
 use prost::Message;
 
-use super::translate::TranslateSettings;
+use super::translate::{parse_os_release, ImageGuess, TranslateSettings};
 use crate::config::{Config, LoadedConfig};
 use crate::error::{Error, Result};
 use crate::runtime::DockerRuntime;
@@ -88,7 +88,24 @@ impl Context {
             workdir: Some(config.containers.effective_workdir().to_owned()),
             cfs_quota: config.containers.cfs_quota,
             owner: self.owner(),
+            image_guess: self.image_guess(),
         }
+    }
+
+    /// Deimos' image guess from `[docker.index]` and `/etc/os-release` (read only when the
+    /// configuration names no default image, so the common path does no extra I/O).
+    fn image_guess(&self) -> Option<ImageGuess> {
+        if self.config.image.default.is_some() {
+            return None;
+        }
+        let os = std::fs::read_to_string("/etc/os-release").ok().as_deref().and_then(parse_os_release)?;
+        let index = &self.config.index;
+        Some(ImageGuess {
+            index: index.index.clone(),
+            account_libmesos: Some(index.account_libmesos.clone()),
+            account: index.account.clone(),
+            os,
+        })
     }
 
     /// Connects to the configured Docker engine.

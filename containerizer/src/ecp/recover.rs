@@ -38,7 +38,6 @@ pub fn containers(ctx: &Context, output: &mut dyn Write) -> Result<()> {
         })
         .map(|c| MesosContainerId {
             value: c.id.as_str().to_owned(),
-            ..MesosContainerId::default()
         });
     let reply = Containers {
         containers: active.collect(),

@@ -39,6 +39,50 @@ pub struct TranslateSettings {
     pub cfs_quota: bool,
     /// Value of the `io.deimos.owner` label: the agent instance (its work directory).
     pub owner: Option<String>,
+    /// Deimos' last resort when no image is named anywhere: an image named after the host's
+    /// distribution (`[docker.index]`, `/etc/os-release`).
+    pub image_guess: Option<ImageGuess>,
+}
+
+/// How Deimos guessed an image from the host: `[<index>/][<account>/]<os id>:<os version>`,
+/// lower-cased, where account is `account_libmesos` for executor launches and `account` for
+/// command tasks (e.g. `libmesos/ubuntu:14.04`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageGuess {
+    /// `[docker.index] index`.
+    pub index: Option<String>,
+    /// `[docker.index] account_libmesos`.
+    pub account_libmesos: Option<String>,
+    /// `[docker.index] account`.
+    pub account: Option<String>,
+    /// `ID` and `VERSION_ID` of `/etc/os-release`.
+    pub os: (String, String),
+}
+
+impl ImageGuess {
+    /// The guessed image for a command task or an executor launch.
+    pub fn image(&self, command_task: bool) -> String {
+        let account = if command_task { &self.account } else { &self.account_libmesos };
+        let (id, version) = &self.os;
+        let name = format!("{id}:{version}").to_lowercase();
+        [self.index.as_deref(), account.as_deref(), Some(name.as_str())]
+            .into_iter()
+            .flatten()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("/")
+    }
+}
+
+/// `ID` and `VERSION_ID` from the text of `/etc/os-release`.
+pub fn parse_os_release(text: &str) -> Option<(String, String)> {
+    let field = |key: &str| {
+        text.lines()
+            .filter_map(|line| line.trim().strip_prefix(key)?.strip_prefix('='))
+            .map(|value| value.trim().trim_matches('"').trim_matches('\'').to_owned())
+            .find(|value| !value.is_empty())
+    };
+    Some((field("ID")?, field("VERSION_ID")?))
 }
 
 impl Default for TranslateSettings {
@@ -53,6 +97,7 @@ impl Default for TranslateSettings {
             workdir: None,
             cfs_quota: false,
             owner: None,
+            image_guess: None,
         }
     }
 }
@@ -115,10 +160,10 @@ pub enum TranslateError {
     /// A legacy image URL that is not `docker:///name` or `docker://name`.
     #[error("image URL {0:?} is not a docker:// URL (expected docker:///name:tag)")]
     ImageUrl(String),
-    /// No image from the task, the configuration or the agent.
+    /// No image from the task, the configuration, the agent or the host.
     #[error(
-        "no container image: the task names none and neither [containers.image] default \
-         nor MESOS_DEFAULT_CONTAINER_IMAGE is set"
+        "no container image: the task names none, neither [containers.image] default \
+         nor MESOS_DEFAULT_CONTAINER_IMAGE is set, and /etc/os-release gives no guess"
     )]
     NoImage,
     /// A malformed resource.
@@ -242,7 +287,7 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
     let settings = ctx.settings;
     let mut spec = ContainerSpec {
         name: Some(format!("mesos-{container_id}")),
-        image: select_image(command, container, settings, ctx.env)?,
+        image: select_image(command, container, settings, ctx.env, task.is_some())?,
         command: command_of(command),
         user: command.user.clone().filter(|u| !u.is_empty()),
         sandbox: Some(Sandbox {
@@ -338,6 +383,7 @@ fn select_image(
     container: Option<&mesos::ContainerInfo>,
     settings: &TranslateSettings,
     env: &BTreeMap<String, String>,
+    command_task: bool,
 ) -> Result<String, TranslateError> {
     let from_task = if settings.ignore_image {
         None
@@ -352,6 +398,7 @@ fn select_image(
                 .filter(|i| !i.is_empty())
         })
         .map(|image| image_from_url(&image).map(str::to_owned).unwrap_or(image))
+        .or_else(|| settings.image_guess.as_ref().map(|guess| guess.image(command_task)))
         .ok_or(TranslateError::NoImage)
 }
 

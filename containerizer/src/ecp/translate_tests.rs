@@ -577,3 +577,25 @@ fn user_network_needs_a_name() {
     .unwrap_err();
     assert_eq!(error, TranslateError::UserNetworkName);
 }
+
+#[test]
+fn d15_guessed_image_is_the_last_resort_after_config_and_agent_default() {
+    let guess = ImageGuess {
+        index: Some("registry:5000".into()),
+        account_libmesos: Some("libmesos".into()),
+        account: None,
+        os: ("Ubuntu".into(), "14.04".into()),
+    };
+    let settings = TranslateSettings { image_guess: Some(guess), ..TranslateSettings::default() };
+    let launch = command_task(shell("true"), None);
+    assert_eq!(plan(&launch, &settings, &[]).unwrap().spec.image, "registry:5000/ubuntu:14.04");
+    assert_eq!(plan(&fixture(), &settings, &[]).unwrap().spec.image, "registry:5000/libmesos/ubuntu:14.04");
+    assert_eq!(plan(&launch, &settings, &[("MESOS_DEFAULT_CONTAINER_IMAGE", "agent")]).unwrap().spec.image, "agent");
+}
+
+#[test]
+fn os_release_id_and_version_are_read_unquoted() {
+    let text = "NAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\nID_LIKE=x\n";
+    assert_eq!(parse_os_release(text), Some(("debian".into(), "12".into())));
+    assert_eq!(parse_os_release("ID=arch\n"), None);
+}

@@ -28,7 +28,7 @@ use super::fsutil::{
 };
 use super::id::{check_docker_id, ContainerId};
 use super::lock::{
-    acquire, read_holder, try_lock_existing, Acquire, LockError, LockMode, LockName,
+    acquire, read_holder, try_lock_existing, Acquire, LockError, LockGuard, LockMode, LockName,
 };
 use super::timestamp::StartTimeName;
 use super::{files, read_dir_names, Scope, StateRoot};
@@ -292,7 +292,7 @@ impl StateRoot {
     /// Removes one exited container under its `wait` lock; `Some(reason)` if it was skipped.
     fn remove_exited(&self, entry: &ExitedEntry) -> Result<Option<SkipReason>, StateError> {
         let dir = ContainerDir::new(self, entry.id.clone());
-        let _wait = match try_lock_existing(&dir.lock_path(LockName::Wait), LockMode::Exclusive) {
+        let wait = match try_lock_existing(&dir.lock_path(LockName::Wait), LockMode::Exclusive) {
             Ok(guard) => guard,
             Err(LockError::WouldBlock { .. }) => return Ok(Some(SkipReason::WaitLockHeld)),
             Err(e) => return Err(e.into()),
@@ -305,7 +305,7 @@ impl StateRoot {
                 self.remove_index_link(&self.docker_dir().join(docker_id), &entry.id)?;
             }
         }
-        remove_state_dir(dir.path()).map_err(StateError::io("remove", dir.path()))?;
+        remove_state_dir(dir.path(), wait).map_err(StateError::io("remove", dir.path()))?;
         if let Some(link) = &entry.index_link {
             // The scan read this link and found it pointing here; start-time names are
             // never reused, so it needs no second look.
@@ -381,15 +381,21 @@ const KNOWN_FILES: [&str; 9] = [
 /// about a third fewer system calls than a generic recursive removal (no opening and
 /// listing of directories); anything unexpected left in it (observer output, a sandbox
 /// link, files of other tools) falls back to the generic removal.
-fn remove_state_dir(dir: &Path) -> io::Result<()> {
+///
+/// `wait` (the cleanup's guard on `lock/wait`) is held while the other files go and
+/// released just before `lock/wait` itself is unlinked, so that inode is freed by the
+/// unlink rather than lingering until the descriptor is closed.
+fn remove_state_dir(dir: &Path, wait: Option<LockGuard>) -> io::Result<()> {
     let lock_dir = dir.join(files::LOCK_DIR);
-    for name in LockName::ALL {
+    for name in LockName::ALL.into_iter().filter(|n| *n != LockName::Wait) {
         remove_file_if_present(&lock_dir.join(name.file_name()))?;
     }
-    let _ = fs::remove_dir(&lock_dir);
     for name in KNOWN_FILES {
         remove_file_if_present(&dir.join(name))?;
     }
+    drop(wait);
+    remove_file_if_present(&lock_dir.join(LockName::Wait.file_name()))?;
+    let _ = fs::remove_dir(&lock_dir);
     match fs::remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

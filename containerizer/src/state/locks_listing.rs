@@ -157,13 +157,14 @@ pub fn join_locks(locks: &[ProcLock], lock_files: &[LockFileId]) -> Vec<LockEntr
                 .iter()
                 .filter(|f| f.inode == lock.inode)
                 .collect();
+            let unambiguous = match same_inode.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            };
             let file = same_inode
                 .iter()
                 .find(|f| f.device == lock.device)
-                .or_else(|| match same_inode.as_slice() {
-                    [only] => Some(only),
-                    _ => None,
-                })?;
+                .or(unambiguous)?;
             Some(LockEntry {
                 inode: lock.inode,
                 pid: lock.pid,
