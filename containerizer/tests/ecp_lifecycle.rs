@@ -4,6 +4,9 @@
 //!
 //! Needs Docker and the local test images: run `scripts/setup` first.
 
+// Helpers outside #[test] functions unwrap too: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
 mod ecp_support;
 
 use std::fs;
@@ -37,7 +40,12 @@ fn real_agent_record_launches_and_wait_reports_exit_1_as_status_256() {
     let id = launch.container_id.value.clone();
     let sandbox = PathBuf::from(launch.directory.clone().unwrap());
     let top = sandbox.ancestors().nth(8).unwrap().to_path_buf();
-    assert!(top.starts_with("/tmp/ExternalContainerizerTest_"), "{top:?}");
+    assert!(
+        top.to_str()
+            .unwrap()
+            .starts_with("/tmp/ExternalContainerizerTest_"),
+        "{top:?}"
+    );
     let _cleanup = RemoveDir(top);
     fs::create_dir_all(&sandbox).unwrap();
 
@@ -46,7 +54,10 @@ fn real_agent_record_launches_and_wait_reports_exit_1_as_status_256() {
         .call(&["launch"])
         .cwd(&sandbox)
         .env("MESOS_DIRECTORY", sandbox.to_str().unwrap())
-        .env("MESOS_FRAMEWORK_ID", "20140526-015006-16777343-55403-62567-0000")
+        .env(
+            "MESOS_FRAMEWORK_ID",
+            "20140526-015006-16777343-55403-62567-0000",
+        )
         .env("MESOS_EXECUTOR_ID", "1")
         .env("MESOS_SLAVE_ID", "20140526-015006-16777343-55403-62567-0")
         .env("MESOS_SLAVE_PID", "slave(1)@127.0.0.1:55403")
@@ -107,10 +118,7 @@ fn wait_reports_a_signal_as_the_signal_number() {
     let waiting = agent.wait_call(&c).spawn();
     let killed = docker(&["kill", "-s", "KILL", &agent.docker_id(&c.id)]);
     assert!(killed.status.success(), "{killed:?}");
-    let termination: Termination = waiting
-        .finish(Duration::from_secs(30))
-        .success()
-        .record();
+    let termination: Termination = waiting.finish(Duration::from_secs(30)).success().record();
     assert_eq!(termination.status, Some(9));
     assert_eq!(termination.killed, Some(false));
     assert!(
@@ -144,21 +152,25 @@ fn published_port_answers_http_from_the_host() {
     let agent = Agent::new("http");
     let port = free_port_pair();
     let c = agent
-        .executor("mkdir -p /www && echo hello-from-httpd > /www/index.html && httpd -f -p 80 -h /www")
+        .executor(
+            "mkdir -p /www && echo hello-from-httpd > /www/index.html && httpd -f -p 80 -h /www",
+        )
         .legacy_container(&format!("docker:///{BUSYBOX_EXPOSED}"), &[])
         .resource(ports(port, port + 999))
         .build();
     agent.launch_ok(&c);
     let mut response = String::new();
-    wait_until(Duration::from_secs(10), "httpd to answer", || {
-        match http_get(port, "/index.html") {
+    wait_until(
+        Duration::from_secs(10),
+        "httpd to answer",
+        || match http_get(port, "/index.html") {
             Ok(text) => {
                 response = text;
                 response.contains("hello-from-httpd")
             }
             Err(_) => false,
-        }
-    });
+        },
+    );
     assert!(response.starts_with("HTTP/1."), "{response}");
     agent.destroy(&c).assert_success();
 }
@@ -188,9 +200,7 @@ fn d1_port_range_is_not_published_port_by_port() {
     let env = c.sandbox_file("env.txt");
     assert!(env.lines().any(|l| l == format!("PORT={port}")), "{env}");
     assert!(env.lines().any(|l| l == format!("PORT0={port}")));
-    assert!(env
-        .lines()
-        .any(|l| l == format!("PORT999={}", port + 999)));
+    assert!(env.lines().any(|l| l == format!("PORT999={}", port + 999)));
     let all = env.lines().find_map(|l| l.strip_prefix("PORTS=")).unwrap();
     assert_eq!(all.split(',').count(), 1000);
     agent.destroy(&c).assert_success();
@@ -230,9 +240,15 @@ fn executor_gets_the_agent_variables_and_the_sandbox_location() {
     let has = |line: &str| env.lines().any(|l| l == line);
     assert!(has("MESOS_SANDBOX=/mnt/mesos/sandbox"), "{env}");
     assert!(has("MESOS_DIRECTORY=/mnt/mesos/sandbox"), "{env}");
-    assert!(has(&format!("MESOS_EXECUTOR_ID={}", c.executor_id)), "{env}");
+    assert!(
+        has(&format!("MESOS_EXECUTOR_ID={}", c.executor_id)),
+        "{env}"
+    );
     assert!(has(&format!("MESOS_SLAVE_PID={}", ecp_support::AGENT_PID)));
-    assert!(has("MESOS_CHECKPOINT=1") && has("LIBPROCESS_PORT=0"), "{env}");
+    assert!(
+        has("MESOS_CHECKPOINT=1") && has("LIBPROCESS_PORT=0"),
+        "{env}"
+    );
     assert!(has("TASK_INFO="), "{env}");
 }
 
@@ -280,13 +296,17 @@ fn d15_default_container_image_from_agent_is_used() {
     assert_eq!(image.as_deref(), Some(BUSYBOX_EXPOSED));
     agent.destroy(&c).assert_success();
 
-    // Neither the task, the configuration nor the agent names an image: a clean failure.
-    let c = agent.executor("true").build();
-    let failed = agent.launch(&c);
-    let line = failed.error_line(4);
-    assert!(line.contains("no container image"), "{line}");
-    assert!(line.contains(&c.id), "{line}");
-    agent.assert_nothing_left(&c.id);
+    // The configured default wins over the agent's.
+    let agent = Agent::new("d15-config-first");
+    let c = agent.executor("exec sleep 60").build();
+    agent
+        .launch_call(&c)
+        .env("MESOS_DEFAULT_CONTAINER_IMAGE", BUSYBOX_EXPOSED)
+        .run()
+        .assert_success();
+    let image = docker_inspect(&agent.docker_id(&c.id), "{{.Config.Image}}");
+    assert_eq!(image.as_deref(), Some(BUSYBOX));
+    agent.destroy(&c).assert_success();
 }
 
 #[test]

@@ -98,7 +98,10 @@ impl Context {
         if self.config.image.default.is_some() {
             return None;
         }
-        let os = std::fs::read_to_string("/etc/os-release").ok().as_deref().and_then(parse_os_release)?;
+        let os = std::fs::read_to_string("/etc/os-release")
+            .ok()
+            .as_deref()
+            .and_then(parse_os_release)?;
         let index = &self.config.index;
         Some(ImageGuess {
             index: index.index.clone(),

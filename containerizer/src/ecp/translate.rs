@@ -62,15 +62,23 @@ pub struct ImageGuess {
 impl ImageGuess {
     /// The guessed image for a command task or an executor launch.
     pub fn image(&self, command_task: bool) -> String {
-        let account = if command_task { &self.account } else { &self.account_libmesos };
+        let account = if command_task {
+            &self.account
+        } else {
+            &self.account_libmesos
+        };
         let (id, version) = &self.os;
         let name = format!("{id}:{version}").to_lowercase();
-        [self.index.as_deref(), account.as_deref(), Some(name.as_str())]
-            .into_iter()
-            .flatten()
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join("/")
+        [
+            self.index.as_deref(),
+            account.as_deref(),
+            Some(name.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
     }
 }
 
@@ -398,7 +406,12 @@ fn select_image(
                 .filter(|i| !i.is_empty())
         })
         .map(|image| image_from_url(&image).map(str::to_owned).unwrap_or(image))
-        .or_else(|| settings.image_guess.as_ref().map(|guess| guess.image(command_task)))
+        .or_else(|| {
+            settings
+                .image_guess
+                .as_ref()
+                .map(|guess| guess.image(command_task))
+        })
         .ok_or(TranslateError::NoImage)
 }
 

@@ -586,11 +586,30 @@ fn d15_guessed_image_is_the_last_resort_after_config_and_agent_default() {
         account: None,
         os: ("Ubuntu".into(), "14.04".into()),
     };
-    let settings = TranslateSettings { image_guess: Some(guess), ..TranslateSettings::default() };
+    let settings = TranslateSettings {
+        image_guess: Some(guess),
+        ..TranslateSettings::default()
+    };
     let launch = command_task(shell("true"), None);
-    assert_eq!(plan(&launch, &settings, &[]).unwrap().spec.image, "registry:5000/ubuntu:14.04");
-    assert_eq!(plan(&fixture(), &settings, &[]).unwrap().spec.image, "registry:5000/libmesos/ubuntu:14.04");
-    assert_eq!(plan(&launch, &settings, &[("MESOS_DEFAULT_CONTAINER_IMAGE", "agent")]).unwrap().spec.image, "agent");
+    assert_eq!(
+        plan(&launch, &settings, &[]).unwrap().spec.image,
+        "registry:5000/ubuntu:14.04"
+    );
+    assert_eq!(
+        plan(&fixture(), &settings, &[]).unwrap().spec.image,
+        "registry:5000/libmesos/ubuntu:14.04"
+    );
+    assert_eq!(
+        plan(
+            &launch,
+            &settings,
+            &[("MESOS_DEFAULT_CONTAINER_IMAGE", "agent")]
+        )
+        .unwrap()
+        .spec
+        .image,
+        "agent"
+    );
 }
 
 #[test]

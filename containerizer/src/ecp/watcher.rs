@@ -34,6 +34,10 @@ pub(super) const DESTROYED_FILE: &str = "destroyed";
 /// The watcher's log file in the state directory.
 pub(super) const WATCHER_LOG: &str = "watcher.log";
 
+/// Set (to `1`) in the environment of the `deimos watch` that [`spawn_watcher`] starts: that
+/// process only starts the real watcher and exits (see [`detach`]).
+const DETACH_ENV: &str = "DEIMOS_WATCH_DETACH";
+
 /// How long a new watcher waits for the locks (only transient holders can be in the way).
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the observer may take to report after the container exited.
@@ -96,6 +100,7 @@ pub(super) fn spawn_watcher(ctx: &Context, dir: &ContainerDir, order: &WatchOrde
     let mut command = Command::new(&ctx.deimos_exe);
     command
         .args(["watch", dir.id().as_str()])
+        .env(DETACH_ENV, "1")
         .current_dir(&ctx.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -121,13 +126,31 @@ pub(super) fn spawn_watcher(ctx: &Context, dir: &ContainerDir, order: &WatchOrde
             .read_line(&mut line)
             .map_err(|e| Error::Watcher(format!("reading its answer: {e}")))?;
     }
+    // The intermediate process exits as soon as the real watcher is started: reap it.
+    if let Err(error) = child.wait() {
+        log::warn!("reaping the watcher's starter (pid {pid}): {error}");
+    }
     if line.trim_end() != "ready" {
         return Err(Error::Watcher(format!(
-            "watcher (pid {pid}) exited before it was ready; see {}",
+            "watcher exited before it was ready; see {}",
             log_path.display()
         )));
     }
-    Ok(pid)
+    Ok(dir.watcher_pid()?.unwrap_or(pid))
+}
+
+/// Starts the real watcher (this program, `watch <id>`, same standard streams) and returns at
+/// once, so that the watcher is nobody's descendant: a Mesos agent SIGKILLs the whole process
+/// tree of a `wait` after a `destroy`, and a watcher that this `wait` restarted must survive
+/// that. The pipes to whoever started us are inherited, so readiness still reaches them.
+fn detach(ctx: &Context, container_id: &str) -> Result<()> {
+    Command::new(&ctx.deimos_exe)
+        .args(["watch", container_id])
+        .env_remove(DETACH_ENV)
+        .current_dir(&ctx.cwd)
+        .spawn()
+        .map(drop)
+        .map_err(|e| Error::Watcher(format!("{}: {e}", ctx.deimos_exe.display())))
 }
 
 /// `deimos watch <id>`: the detached watcher's entry point.
@@ -138,6 +161,9 @@ pub fn watch(
     ready: &mut dyn Write,
 ) -> Result<()> {
     in_container(container_id, || {
+        if ctx.var(DETACH_ENV).is_some() {
+            return detach(ctx, container_id);
+        }
         watch_container_process(ctx, container_id, orders, ready)
     })
 }

@@ -1,7 +1,8 @@
 //! Harness of the `deimos` end-to-end tests: runs the binary exactly as a Mesos agent does.
 //!
-//! - one process per call, `argv[1]` = the subcommand, a process group of its own (the agent
-//!   uses a session; a group is what the tests need to kill a call's tree);
+//! - one process per call, `argv[1]` = the subcommand, in a session of its own (the agent's
+//!   child calls setsid(2); here util-linux `setsid` does it, which execs the binary in place
+//!   since the child is not a group leader), killable as the agent kills it ([`Running::kill`]);
 //! - exactly one length-prefixed record written on stdin, and stdin KEPT OPEN until the process
 //!   has exited (the agent never closes it, so a binary reading to EOF would hang here);
 //! - exactly one record read from stdout for `usage`, `wait` and `containers`;
@@ -19,28 +20,31 @@
 //! These tests need a running Docker Engine and the images `deimos-test/busybox:latest` and
 //! `deimos-test/busybox-exposed:latest`; run `scripts/setup` first.
 
-#![allow(dead_code, unreachable_pub)]
+// Each test file uses part of the harness.
+#![allow(dead_code, unreachable_pub, unused_imports)]
+
+mod call;
+mod host;
+mod launch;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mesos_proto::containerizer::{Containers, Destroy, Launch, Termination, Update, Usage, Wait};
-use mesos_proto::ecp::{self, ReadOptions};
-use mesos_proto::mesos::{
-    self, command_info, environment, value, CommandInfo, Environment, ExecutorInfo, Resource,
-    ResourceStatistics, TaskInfo,
-};
+use mesos_proto::containerizer::{Containers, Destroy, Termination, Update, Usage, Wait};
+use mesos_proto::ecp;
+use mesos_proto::mesos::{Resource, ResourceStatistics};
 use prost::Message;
+
+pub use call::{Call, Finished, Running};
+pub use host::{
+    docker, docker_ids_with_label, docker_inspect, free_port_pair, http_get, is_deimos_watcher,
+    process_alive, require_docker, tar_gz, wait_for_docker_exit, wait_until, HttpServer, Reply,
+};
+pub use launch::{cpus, mem, ports, scalar, LaunchBuilder, TestContainer};
 
 /// The plain test image.
 pub const BUSYBOX: &str = "deimos-test/busybox:latest";
@@ -230,7 +234,10 @@ impl Agent {
     /// A call of the binary with the agent's base environment, in the agent's directory.
     pub fn call(&self, args: &[&str]) -> Call {
         let mut env: Vec<(String, String)> = vec![
-            ("DEIMOS_CONFIG".into(), self.config_path.display().to_string()),
+            (
+                "DEIMOS_CONFIG".into(),
+                self.config_path.display().to_string(),
+            ),
             (
                 "MESOS_WORK_DIRECTORY".into(),
                 self.work_dir.display().to_string(),
@@ -241,14 +248,7 @@ impl Agent {
             ),
         ];
         env.sort();
-        Call {
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
-            cwd: self.agent_cwd.clone(),
-            env,
-            remove_env: Vec::new(),
-            input: None,
-            close_stdin: false,
-        }
+        Call::new(args, &self.agent_cwd, env)
     }
 
     /// The `launch` call for a container, as the agent makes it (sandbox cwd, launch env).
@@ -276,10 +276,12 @@ impl Agent {
         self.launch_call(container).run()
     }
 
-    /// Runs `launch` and fails the test unless it exits 0.
+    /// Runs `launch` and fails the test unless it exits 0 and wrote nothing on stdout (nobody
+    /// reads it: more than a pipe buffer would block).
     pub fn launch_ok(&self, container: &TestContainer) -> Finished {
         let finished = self.launch(container);
         finished.assert_success();
+        finished.assert_no_output();
         finished
     }
 
@@ -292,7 +294,13 @@ impl Agent {
 
     /// The `wait` call of a container (cwd = its sandbox).
     pub fn wait_call(&self, c: &TestContainer) -> Call {
-        self.container_call("wait", c, &Wait { container_id: c.mesos_id() })
+        self.container_call(
+            "wait",
+            c,
+            &Wait {
+                container_id: c.mesos_id(),
+            },
+        )
     }
 
     /// `wait`, which must succeed; its `Termination`.
@@ -302,17 +310,31 @@ impl Agent {
 
     /// The `destroy` call of a container (cwd = its sandbox).
     pub fn destroy_call(&self, c: &TestContainer) -> Call {
-        self.container_call("destroy", c, &Destroy { container_id: c.mesos_id() })
+        self.container_call(
+            "destroy",
+            c,
+            &Destroy {
+                container_id: c.mesos_id(),
+            },
+        )
     }
 
-    /// `destroy`, returning how it ended.
+    /// `destroy`, returning how it ended (nothing may be written on stdout).
     pub fn destroy(&self, c: &TestContainer) -> Finished {
-        self.destroy_call(c).run()
+        let finished = self.destroy_call(c).run();
+        finished.assert_no_output();
+        finished
     }
 
     /// The `usage` call of a container.
     pub fn usage_call(&self, c: &TestContainer) -> Call {
-        self.container_call("usage", c, &Usage { container_id: c.mesos_id() })
+        self.container_call(
+            "usage",
+            c,
+            &Usage {
+                container_id: c.mesos_id(),
+            },
+        )
     }
 
     /// `usage`, which must succeed; its `ResourceStatistics`.
@@ -326,7 +348,9 @@ impl Agent {
             container_id: c.mesos_id(),
             resources,
         };
-        self.container_call("update", c, &update).run()
+        let finished = self.container_call("update", c, &update).run();
+        finished.assert_no_output();
+        finished
     }
 
     /// `containers` (agent cwd, no input), which must succeed; the listed ids, sorted.
@@ -337,9 +361,11 @@ impl Agent {
         ids
     }
 
-    /// `recover` (agent cwd, no input).
+    /// `recover` (agent cwd, no input; nothing may be written on stdout).
     pub fn recover(&self) -> Finished {
-        self.call(&["recover"]).run()
+        let finished = self.call(&["recover"]).run();
+        finished.assert_no_output();
+        finished
     }
 
     /// `<state>/mesos/<id>`.
@@ -390,13 +416,20 @@ impl Agent {
             let left: Vec<_> = entries.flatten().map(|e| e.path()).collect();
             assert!(left.is_empty(), "left under creating/: {left:?}");
         }
-        assert_eq!(self.docker_containers(), Vec::<String>::new(), "containers left");
+        assert_eq!(
+            self.docker_containers(),
+            Vec::<String>::new(),
+            "containers left"
+        );
     }
 
     /// Kills a container's watcher with `signal` and waits until it is gone.
     pub fn kill_watcher(&self, id: &str, signal: nix::sys::signal::Signal) -> i32 {
         let pid = self.watcher_pid(id);
-        assert!(is_deimos_watcher(pid, id), "pid {pid} is not the watcher of {id}");
+        assert!(
+            is_deimos_watcher(pid, id),
+            "pid {pid} is not the watcher of {id}"
+        );
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("signal watcher");
         wait_until(Duration::from_secs(10), "the watcher to die", || {
             !process_alive(pid)
@@ -468,764 +501,4 @@ impl Drop for Agent {
             }
         }
     }
-}
-
-// ------------------------------------------------------------------------------------------
-// Launch messages
-
-/// One container of a test: its id, executor id, sandbox and the `Launch` the agent sends.
-#[derive(Clone, Debug)]
-pub struct TestContainer {
-    /// The Mesos container id.
-    pub id: String,
-    /// The executor id (the task id for command tasks).
-    pub executor_id: String,
-    /// The sandbox on the host (created like the agent does).
-    pub sandbox: PathBuf,
-    /// The record written to `launch`.
-    pub launch: Launch,
-}
-
-impl TestContainer {
-    /// The id as a protobuf message.
-    pub fn mesos_id(&self) -> mesos::ContainerId {
-        mesos::ContainerId {
-            value: self.id.clone(),
-        }
-    }
-
-    /// A file of the sandbox, as text (empty when missing).
-    pub fn sandbox_file(&self, name: &str) -> String {
-        fs::read_to_string(self.sandbox.join(name)).unwrap_or_default()
-    }
-}
-
-/// Builds the `Launch` of a [`TestContainer`].
-pub struct LaunchBuilder<'a> {
-    agent: &'a Agent,
-    command_task: bool,
-    command: CommandInfo,
-    resources: Vec<Resource>,
-    task_name: String,
-    run_name: Option<String>,
-    id: String,
-}
-
-impl<'a> LaunchBuilder<'a> {
-    fn new(agent: &'a Agent, command_task: bool, command: &str) -> LaunchBuilder<'a> {
-        LaunchBuilder {
-            agent,
-            command_task,
-            command: CommandInfo {
-                value: Some(command.to_owned()),
-                ..CommandInfo::default()
-            },
-            resources: vec![cpus(0.5), mem(64.0)],
-            task_name: format!("{}-task", agent.test),
-            run_name: None,
-            id: new_container_id(),
-        }
-    }
-
-    /// Replaces the resources.
-    pub fn resources(mut self, resources: Vec<Resource>) -> Self {
-        self.resources = resources;
-        self
-    }
-
-    /// Adds a resource.
-    pub fn resource(mut self, resource: Resource) -> Self {
-        self.resources.push(resource);
-        self
-    }
-
-    /// The legacy (Mesos ≤ 0.26) `CommandInfo.container` image URL and options.
-    pub fn legacy_container(mut self, image: &str, options: &[&str]) -> Self {
-        self.command.container = Some(command_info::ContainerInfo {
-            image: image.to_owned(),
-            options: options.iter().map(|o| (*o).to_owned()).collect(),
-        });
-        self
-    }
-
-    /// Adds a variable to `CommandInfo.environment`.
-    pub fn env(mut self, name: &str, value: &str) -> Self {
-        self.command
-            .environment
-            .get_or_insert_with(Environment::default)
-            .variables
-            .push(environment::Variable {
-                name: name.to_owned(),
-                value: value.to_owned(),
-            });
-        self
-    }
-
-    /// Adds a URI to fetch.
-    pub fn uri(mut self, uri: &str) -> Self {
-        self.command.uris.push(command_info::Uri {
-            value: uri.to_owned(),
-            ..command_info::Uri::default()
-        });
-        self
-    }
-
-    /// Edits the command directly.
-    pub fn with_command(mut self, edit: impl FnOnce(&mut CommandInfo)) -> Self {
-        edit(&mut self.command);
-        self
-    }
-
-    /// The task name (command tasks; exported as `TASK_INFO`).
-    pub fn task_name(mut self, name: &str) -> Self {
-        self.task_name = name.to_owned();
-        self
-    }
-
-    /// The last component of the sandbox path (default: the container id).
-    pub fn run_name(mut self, name: &str) -> Self {
-        self.run_name = Some(name.to_owned());
-        self
-    }
-
-    /// Creates the sandbox and returns the container.
-    pub fn build(self) -> TestContainer {
-        let id = self.id;
-        let executor_id = if self.command_task {
-            format!("task-{id}")
-        } else {
-            format!("executor-{id}")
-        };
-        let run = self.run_name.unwrap_or_else(|| id.clone());
-        let sandbox = self.agent.sandbox_path(&executor_id, &run);
-        fs::create_dir_all(&sandbox).expect("create the sandbox");
-        let framework_id = Some(mesos::FrameworkId {
-            value: FRAMEWORK_ID.into(),
-        });
-        let (task_info, executor_info) = if self.command_task {
-            // As the 1.0 agent builds it: the task itself, and the command executor it made.
-            let libexec = self.agent.libexec_dir.display().to_string();
-            let task = TaskInfo {
-                name: self.task_name.clone(),
-                task_id: mesos::TaskId {
-                    value: executor_id.clone(),
-                },
-                slave_id: mesos::SlaveId {
-                    value: AGENT_ID.into(),
-                },
-                resources: self.resources.clone(),
-                command: Some(self.command.clone()),
-                ..TaskInfo::default()
-            };
-            let mut executor_resources = self.resources.clone();
-            executor_resources.extend([cpus(0.1), mem(32.0)]);
-            let executor = ExecutorInfo {
-                executor_id: mesos::ExecutorId {
-                    value: executor_id.clone(),
-                },
-                framework_id,
-                command: CommandInfo {
-                    shell: Some(false),
-                    value: Some(format!("{libexec}/mesos-executor")),
-                    arguments: vec![
-                        "mesos-executor".into(),
-                        format!("--launcher_dir={libexec}"),
-                    ],
-                    uris: self.command.uris.clone(),
-                    environment: self.command.environment.clone(),
-                    ..CommandInfo::default()
-                },
-                resources: executor_resources,
-                name: Some(format!("Command Executor (Task: {executor_id})")),
-                source: Some(executor_id.clone()),
-                ..ExecutorInfo::default()
-            };
-            (Some(task), executor)
-        } else {
-            let executor = ExecutorInfo {
-                executor_id: mesos::ExecutorId {
-                    value: executor_id.clone(),
-                },
-                framework_id,
-                command: self.command,
-                resources: self.resources,
-                name: Some(format!("{} executor", self.agent.test)),
-                source: Some(self.agent.test.clone()),
-                ..ExecutorInfo::default()
-            };
-            (None, executor)
-        };
-        let launch = Launch {
-            container_id: mesos::ContainerId { value: id.clone() },
-            task_info,
-            executor_info: Some(executor_info),
-            directory: Some(sandbox.display().to_string()),
-            user: None,
-            slave_id: Some(mesos::SlaveId {
-                value: AGENT_ID.into(),
-            }),
-            slave_pid: Some(AGENT_PID.into()),
-            checkpoint: Some(true),
-        };
-        TestContainer {
-            id,
-            executor_id,
-            sandbox,
-            launch,
-        }
-    }
-}
-
-/// A scalar `cpus` resource.
-pub fn cpus(amount: f64) -> Resource {
-    scalar("cpus", amount)
-}
-
-/// A scalar `mem` resource (MB).
-pub fn mem(megabytes: f64) -> Resource {
-    scalar("mem", megabytes)
-}
-
-/// A scalar resource.
-pub fn scalar(name: &str, amount: f64) -> Resource {
-    Resource {
-        name: name.into(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(value::Scalar { value: amount }),
-        role: Some("*".into()),
-        ..Resource::default()
-    }
-}
-
-/// A `ports` resource with one inclusive range.
-pub fn ports(begin: u16, end: u16) -> Resource {
-    Resource {
-        name: "ports".into(),
-        r#type: value::Type::Ranges as i32,
-        ranges: Some(value::Ranges {
-            range: vec![value::Range {
-                begin: u64::from(begin),
-                end: u64::from(end),
-            }],
-        }),
-        role: Some("*".into()),
-        ..Resource::default()
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Calls
-
-/// One invocation of the binary, before it is started.
-#[derive(Clone, Debug)]
-pub struct Call {
-    args: Vec<String>,
-    cwd: PathBuf,
-    env: Vec<(String, String)>,
-    remove_env: Vec<String>,
-    input: Option<Vec<u8>>,
-    close_stdin: bool,
-}
-
-impl Call {
-    /// The working directory.
-    pub fn cwd(mut self, dir: &Path) -> Self {
-        self.cwd = dir.to_path_buf();
-        self
-    }
-
-    /// Sets an environment variable.
-    pub fn env(mut self, name: &str, value: &str) -> Self {
-        self.env.retain(|(n, _)| n != name);
-        self.env.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// Removes an environment variable.
-    pub fn env_remove(mut self, name: &str) -> Self {
-        self.env.retain(|(n, _)| n != name);
-        self.remove_env.push(name.to_owned());
-        self
-    }
-
-    /// The bytes written on stdin (exactly these; stdin then stays open).
-    pub fn input(mut self, bytes: Vec<u8>) -> Self {
-        self.input = Some(bytes);
-        self
-    }
-
-    /// Closes stdin after writing the input (the agent never does; for truncated records).
-    pub fn close_stdin(mut self) -> Self {
-        self.close_stdin = true;
-        self
-    }
-
-    /// Starts the process.
-    pub fn spawn(&self) -> Running {
-        let mut command = Command::new(DEIMOS);
-        command
-            .args(&self.args)
-            .current_dir(&self.cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("MESOS_") || name.starts_with("LIBPROCESS_") {
-                command.env_remove(name);
-            }
-        }
-        command.env_remove("DEIMOS_CONFIG");
-        for name in &self.remove_env {
-            command.env_remove(name);
-        }
-        command.envs(self.env.iter().map(|(n, v)| (n, v)));
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {DEIMOS}: {e}"));
-        let mut stdin = child.stdin.take();
-        if let (Some(pipe), Some(bytes)) = (stdin.as_mut(), &self.input) {
-            // The process may exit before reading (bad arguments): EPIPE is not our failure.
-            let _ = pipe.write_all(bytes).and_then(|()| pipe.flush());
-        }
-        if self.close_stdin {
-            stdin = None;
-        }
-        let stdout = child.stdout.take().expect("stdout pipe");
-        let stderr = child.stderr.take().expect("stderr pipe");
-        Running {
-            child,
-            stdin,
-            stdout: Some(std::thread::spawn(move || read_all(stdout))),
-            stderr: Some(std::thread::spawn(move || read_all(stderr))),
-            args: self.args.clone(),
-            started: Instant::now(),
-            status: None,
-        }
-    }
-
-    /// Starts the process and waits for it (at most [`CALL_TIMEOUT`]).
-    pub fn run(&self) -> Finished {
-        self.spawn().finish(CALL_TIMEOUT)
-    }
-}
-
-fn read_all(mut pipe: impl Read) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let _ = pipe.read_to_end(&mut bytes);
-    bytes
-}
-
-/// A started call. Its stdin stays open until it has exited.
-pub struct Running {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: Option<JoinHandle<Vec<u8>>>,
-    stderr: Option<JoinHandle<Vec<u8>>>,
-    args: Vec<String>,
-    started: Instant,
-    status: Option<ExitStatus>,
-}
-
-impl Running {
-    /// The process id.
-    pub fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid fits i32")
-    }
-
-    /// True once the process has exited (it is reaped then).
-    pub fn has_exited(&mut self) -> bool {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().expect("try_wait");
-        }
-        self.status.is_some()
-    }
-
-    /// Waits for the process to exit, at most `timeout`; a test failure otherwise (the process
-    /// group is killed first).
-    pub fn finish(mut self, timeout: Duration) -> Finished {
-        let deadline = Instant::now() + timeout;
-        while !self.has_exited() {
-            if Instant::now() > deadline {
-                self.kill_group();
-                let finished = self.collect();
-                panic!(
-                    "`deimos {}` did not finish within {timeout:?}; stderr: {}",
-                    finished.args.join(" "),
-                    finished.stderr
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.collect()
-    }
-
-    /// SIGKILLs the process group (as the agent kills a `wait` tree) and reaps it.
-    pub fn kill(mut self) -> Finished {
-        self.kill_group();
-        self.collect()
-    }
-
-    fn kill_group(&mut self) {
-        let group = nix::unistd::Pid::from_raw(-self.pid());
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-        if self.status.is_none() {
-            self.status = Some(self.child.wait().expect("reap"));
-        }
-    }
-
-    fn collect(mut self) -> Finished {
-        let status = match self.status {
-            Some(status) => status,
-            None => self.child.wait().expect("reap"),
-        };
-        drop(self.stdin.take());
-        let join = |handle: Option<JoinHandle<Vec<u8>>>| {
-            handle
-                .map(|h| h.join().unwrap_or_default())
-                .unwrap_or_default()
-        };
-        Finished {
-            status,
-            stdout: join(self.stdout.take()),
-            stderr: String::from_utf8_lossy(&join(self.stderr.take())).into_owned(),
-            args: self.args.clone(),
-            elapsed: self.started.elapsed(),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.status.is_none() {
-            // A test failed while this call ran: do not leave it behind.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(-self.pid()),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A call that ended.
-#[derive(Debug)]
-pub struct Finished {
-    /// Its raw status.
-    pub status: ExitStatus,
-    /// Everything it wrote on stdout.
-    pub stdout: Vec<u8>,
-    /// Everything it wrote on stderr.
-    pub stderr: String,
-    /// Its arguments.
-    pub args: Vec<String>,
-    /// How long it ran (from spawn to reaping).
-    pub elapsed: Duration,
-}
-
-impl Finished {
-    /// The exit code; `None` when killed by a signal.
-    pub fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-
-    /// Fails the test unless the call exited 0.
-    pub fn assert_success(&self) {
-        assert_eq!(
-            self.code(),
-            Some(0),
-            "`deimos {}` failed ({}); stderr: {}",
-            self.args.join(" "),
-            self.status,
-            self.stderr
-        );
-    }
-
-    /// [`Finished::assert_success`], returning self.
-    pub fn success(self) -> Finished {
-        self.assert_success();
-        self
-    }
-
-    /// Fails the test unless the call exited with `code` and wrote exactly one non-empty line
-    /// on stderr; returns that line.
-    pub fn error_line(&self, code: i32) -> &str {
-        assert_eq!(
-            self.code(),
-            Some(code),
-            "`deimos {}`: expected exit {code}, got {}; stderr: {}",
-            self.args.join(" "),
-            self.status,
-            self.stderr
-        );
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "`deimos {}`: expected one line on stderr, got {:?}",
-            self.args.join(" "),
-            self.stderr
-        );
-        assert!(!lines[0].trim().is_empty(), "empty error line");
-        lines[0]
-    }
-
-    /// The one record on stdout (an empty record is a default message).
-    pub fn record<M: Message + Default>(&self) -> M {
-        let mut reader = &self.stdout[..];
-        ecp::read_message(&mut reader, ReadOptions::ALLOW_EMPTY).unwrap_or_else(|e| {
-            panic!(
-                "`deimos {}` wrote no valid record ({e}); stdout {:?}, stderr: {}",
-                self.args.join(" "),
-                self.stdout,
-                self.stderr
-            )
-        })
-    }
-
-    /// The signal that killed the call, if any.
-    pub fn signal(&self) -> Option<i32> {
-        self.status.signal()
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Docker, processes, waiting
-
-/// Fails the test (with a hint) unless Docker answers and the test images exist.
-pub fn require_docker() {
-    for image in [BUSYBOX, BUSYBOX_EXPOSED] {
-        let output = Command::new("docker")
-            .args(["image", "inspect", "--format", "{{.Id}}", image])
-            .output();
-        match output {
-            Ok(output) if output.status.success() => {}
-            Ok(output) => panic!(
-                "Docker image {image} is missing or Docker is unreachable ({}); run scripts/setup",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ),
-            Err(error) => panic!("cannot run the docker CLI ({error}); run scripts/setup"),
-        }
-    }
-}
-
-/// Runs the docker CLI.
-pub fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run docker {args:?}: {e}"))
-}
-
-/// `docker inspect -f <format> <id>`, trimmed; `None` when the container does not exist.
-pub fn docker_inspect(id: &str, format: &str) -> Option<String> {
-    let output = docker(&["inspect", "--type", "container", "-f", format, id]);
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
-}
-
-/// Ids of the containers (any state) carrying `label=value`.
-pub fn docker_ids_with_label(label: &str, value: &str) -> Vec<String> {
-    let filter = format!("label={label}={value}");
-    let output = docker(&["ps", "-aq", "--no-trunc", "--filter", &filter]);
-    assert!(
-        output.status.success(),
-        "docker ps failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(str::to_owned)
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
-/// True while `pid` runs (a zombie counts as dead: it holds no locks any more).
-pub fn process_alive(pid: i32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The state follows the parenthesised command name.
-            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
-            !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
-}
-
-/// True when `pid` is `deimos watch <id>`.
-pub fn is_deimos_watcher(pid: i32, id: &str) -> bool {
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|raw| {
-            let args: Vec<&[u8]> = raw.split(|b| *b == 0).collect();
-            args.len() >= 3 && args[1] == b"watch" && args[2] == id.as_bytes()
-        })
-        .unwrap_or(false)
-}
-
-/// Polls `condition` every 20 ms; fails the test after `timeout`.
-pub fn wait_until(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits until Docker reports the container as no longer running.
-pub fn wait_for_docker_exit(docker_id: &str) {
-    wait_until(Duration::from_secs(30), "the container to exit", || {
-        docker_inspect(docker_id, "{{.State.Running}}").as_deref() != Some("true")
-    });
-}
-
-/// A host port `p` such that `p` and `p + 1` are free now, and `p + 999` is a valid port.
-/// Starts from a per-process pseudo-random point below the ephemeral range, so parallel tests
-/// rarely probe the same ports.
-pub fn free_port_pair() -> u16 {
-    let seed = (std::process::id() as usize * 7919 + SERIAL.fetch_add(1, Ordering::SeqCst) * 104_729)
-        % 8000;
-    for offset in 0..8000usize {
-        let port = 20_000 + ((seed + offset * 2) % 8000) as u16;
-        let first = TcpListener::bind(("0.0.0.0", port));
-        let second = TcpListener::bind(("0.0.0.0", port + 1));
-        if first.is_ok() && second.is_ok() {
-            return port;
-        }
-    }
-    panic!("no free pair of ports between 20000 and 28000");
-}
-
-/// GET `path` from `127.0.0.1:port`; the whole response (status line, headers, body).
-pub fn http_get(port: u16, path: &str) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response)
-}
-
-// ------------------------------------------------------------------------------------------
-// A tiny HTTP server for URI fetching
-
-/// What the server answers for a path.
-#[derive(Clone, Debug)]
-pub enum Reply {
-    /// 200 with this body.
-    Body(Vec<u8>),
-    /// This status with an empty body.
-    Status(u16),
-    /// 200 with this body, after a delay.
-    Slow(Duration, Vec<u8>),
-}
-
-/// An HTTP/1.0 server on 127.0.0.1 answering GETs from a fixed table (unknown paths: 404).
-pub struct HttpServer {
-    port: u16,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl HttpServer {
-    /// Starts the server.
-    pub fn start(routes: Vec<(&str, Reply)>) -> HttpServer {
-        let routes: Arc<BTreeMap<String, Reply>> = Arc::new(
-            routes
-                .into_iter()
-                .map(|(p, r)| (p.to_owned(), r))
-                .collect(),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the HTTP server");
-        let port = listener.local_addr().expect("local address").port();
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                for stream in listener.incoming() {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    if let Ok(stream) = stream {
-                        let routes = routes.clone();
-                        std::thread::spawn(move || serve(stream, &routes));
-                    }
-                }
-            })
-        };
-        HttpServer {
-            port,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// The URL of `path`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(mut stream: TcpStream, routes: &BTreeMap<String, Reply>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let text = String::from_utf8_lossy(&request);
-    let target = text.split_whitespace().nth(1).unwrap_or("/");
-    let path = target.split('?').next().unwrap_or("/");
-    let (status, body) = match routes.get(path).cloned() {
-        Some(Reply::Body(body)) => (200, body),
-        Some(Reply::Status(status)) => (status, Vec::new()),
-        Some(Reply::Slow(delay, body)) => {
-            std::thread::sleep(delay);
-            (200, body)
-        }
-        None => (404, Vec::new()),
-    };
-    let head = format!(
-        "HTTP/1.1 {status} Status\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&body);
-}
-
-/// A gzip-compressed tar archive of regular files.
-pub fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut builder = tar::Builder::new(encoder);
-    for (name, data) in files {
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Regular);
-        header.set_mode(0o644);
-        header.set_size(data.len() as u64);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, name, *data)
-            .expect("append to tar");
-    }
-    builder
-        .into_inner()
-        .and_then(|encoder| encoder.finish())
-        .expect("finish tar.gz")
 }
