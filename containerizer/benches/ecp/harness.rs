@@ -60,10 +60,18 @@ pub(crate) struct BenchEnv {
 impl BenchEnv {
     /// Creates the directory and writes the configuration. `name` labels the temp directory.
     pub(crate) fn new(name: &str) -> Result<BenchEnv> {
+        BenchEnv::new_in(name, &std::env::temp_dir())
+    }
+
+    /// Like [`BenchEnv::new`], in the directory `parent`.
+    pub(crate) fn new_in(name: &str, parent: &Path) -> Result<BenchEnv> {
         let temp = tempfile::Builder::new()
             .prefix(&format!("deimos-bench-{name}-"))
-            .tempdir()
-            .map_err(BenchError::io("create the benchmark's temp directory"))?;
+            .tempdir_in(parent)
+            .map_err(BenchError::io(format!(
+                "create the benchmark's temp directory in {}",
+                parent.display()
+            )))?;
         let base = temp.path().to_path_buf();
         for dir in ["state", "sandboxes", "stderr", "work"] {
             fs::create_dir(base.join(dir)).map_err(BenchError::io(format!(
@@ -112,10 +120,11 @@ impl BenchEnv {
     pub(crate) fn seed_exited(&self, prefix: &str, count: usize) -> Result<()> {
         let state = self.state();
         for n in 0..count {
-            let id = ContainerId::new(format!("{prefix}-{n}")).map_err(|e| BenchError::Library {
-                what: format!("make the container id {prefix}-{n}"),
-                reason: e.to_string(),
-            })?;
+            let id =
+                ContainerId::new(format!("{prefix}-{n}")).map_err(|e| BenchError::Library {
+                    what: format!("make the container id {prefix}-{n}"),
+                    reason: e.to_string(),
+                })?;
             let new = NewContainer {
                 executor_id: format!("task-{n}"),
                 task_id: Some(format!("task-{n}")),

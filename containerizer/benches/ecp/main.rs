@@ -16,6 +16,9 @@ mod usage;
 
 use std::cell::RefCell;
 use std::fs;
+use std::path::Path;
+
+use time::format_description::well_known::Rfc3339;
 
 use docker::DirectDocker;
 use error::Result;
@@ -99,13 +102,40 @@ fn machine_description() -> String {
             .unwrap_or_else(|| "unknown".to_owned())
     };
     let cpus = std::thread::available_parallelism().map_or(0, usize::from);
-    let now = time::OffsetDateTime::now_utc();
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default();
+    let temp = std::env::temp_dir();
     format!(
-        "deimos benchmarks, {now} UTC\nbinary: {}\ncpu: {} x {}\nmemory: {}\nload average: {}",
+        "deimos benchmarks, {now}\nbinary: {}\ncpu: {} x {}\nmemory: {}\nload average: {}\n\
+         temp dir: {} on {}",
         harness::DEIMOS,
         cpus,
         field(&cpuinfo, "model name"),
         field(&read("/proc/meminfo"), "MemTotal"),
         read("/proc/loadavg").trim(),
+        temp.display(),
+        mount_of(&temp, &read("/proc/self/mounts")),
     )
+}
+
+/// "<type> (<options>)" of the mount holding `path`: the longest mount point that is a
+/// prefix of it.
+fn mount_of(path: &Path, mounts: &str) -> String {
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [_, point, fs_type, options, ..] if path.starts_with(point) => {
+                    Some((point.len(), format!("{fs_type} ({options})")))
+                }
+                _ => None,
+            }
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, description)| description)
+        .unwrap_or_else(|| "unknown file system".to_owned())
 }

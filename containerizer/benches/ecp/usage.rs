@@ -71,7 +71,8 @@ fn bench_usage(env: &BenchEnv) -> Result<(Vec<Duration>, Vec<String>)> {
         let statistics = ResourceStatistics::decode(done.stdout.as_slice()).map_err(|e| {
             BenchError::Check(format!("the usage reply is not a ResourceStatistics: {e}"))
         })?;
-        if !(statistics.timestamp > 0.0) {
+        // NaN and non-positive values both fail.
+        if statistics.timestamp.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(BenchError::Check(format!(
                 "the usage reply has no timestamp: {statistics:?}"
             )));

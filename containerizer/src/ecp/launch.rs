@@ -81,7 +81,7 @@ fn launch_container(ctx: &Context, message: &Launch, no_fork: bool) -> Result<()
         drop(launch_guard);
         return watcher::follow(ctx, &dir, &order, guards);
     }
-    let pid = watcher::spawn_watcher(ctx, &dir, &order)?;
+    let pid = watcher::spawn_watcher(ctx, &dir, &order, watcher::Placement::Child)?;
     log::info!("container {id} launched; watcher pid {pid}");
     drop(launch_guard);
     Ok(())

@@ -9,7 +9,7 @@ use mesos_proto::ecp;
 
 use super::context::{read_request, request_id, Context};
 use super::termination_of;
-use super::watcher::{spawn_watcher, WatchOrder};
+use super::watcher::{spawn_watcher, Placement, WatchOrder};
 use crate::error::{in_container, Error, Result};
 use crate::runtime::ContainerRuntime;
 use crate::state::{Acquire, ContainerDir, ExitRecord, LockMode, LockName};
@@ -125,7 +125,7 @@ pub(super) fn restart_watcher(ctx: &Context, dir: &ContainerDir) -> Result<()> {
     }
     log::warn!("container {} has no watcher; starting a new one", dir.id());
     let order = WatchOrder::resume(dir, &ctx.cwd);
-    let result = spawn_watcher(ctx, dir, &order);
+    let result = spawn_watcher(ctx, dir, &order, Placement::Detached);
     drop(launch);
     if result.is_err() {
         // Do not spin: give whatever is wrong a moment before the caller retries.

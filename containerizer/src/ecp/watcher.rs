@@ -84,10 +84,26 @@ impl WatchOrder {
     }
 }
 
-/// Starts a detached watcher for `dir` and returns once it holds its locks.
+/// Where a new watcher process goes in the process tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Placement {
+    /// A child of the caller: fine for `launch`, which exits at once (the agent never kills
+    /// the process tree of a `launch`), and one process start cheaper.
+    Child,
+    /// Nobody's descendant, through an intermediate process: for watchers started by `wait`
+    /// or `recover`, whose process trees the agent may SIGKILL.
+    Detached,
+}
+
+/// Starts a watcher for `dir` and returns once it holds its locks.
 ///
 /// The caller must hold `lock/launch` exclusively.
-pub(super) fn spawn_watcher(ctx: &Context, dir: &ContainerDir, order: &WatchOrder) -> Result<u32> {
+pub(super) fn spawn_watcher(
+    ctx: &Context,
+    dir: &ContainerDir,
+    order: &WatchOrder,
+    placement: Placement,
+) -> Result<u32> {
     let log_path = dir.file(WATCHER_LOG);
     let log = OpenOptions::new()
         .create(true)
@@ -100,7 +116,6 @@ pub(super) fn spawn_watcher(ctx: &Context, dir: &ContainerDir, order: &WatchOrde
     let mut command = Command::new(&ctx.deimos_exe);
     command
         .args(["watch", dir.id().as_str()])
-        .env(DETACH_ENV, "1")
         .current_dir(&ctx.cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -108,6 +123,9 @@ pub(super) fn spawn_watcher(ctx: &Context, dir: &ContainerDir, order: &WatchOrde
     if let Some(source) = &ctx.config_source {
         // The watcher and the observer must load the configuration this launch used.
         command.env(crate::config::CONFIG_ENV_VAR, source);
+    }
+    if placement == Placement::Detached {
+        command.env(DETACH_ENV, "1");
     }
     let mut child = command
         .spawn()
@@ -126,9 +144,11 @@ pub(super) fn spawn_watcher(ctx: &Context, dir: &ContainerDir, order: &WatchOrde
             .read_line(&mut line)
             .map_err(|e| Error::Watcher(format!("reading its answer: {e}")))?;
     }
-    // The intermediate process exits as soon as the real watcher is started: reap it.
-    if let Err(error) = child.wait() {
-        log::warn!("reaping the watcher's starter (pid {pid}): {error}");
+    if placement == Placement::Detached {
+        // The intermediate process exits as soon as the real watcher is started: reap it.
+        if let Err(error) = child.wait() {
+            log::warn!("reaping the watcher's starter (pid {pid}): {error}");
+        }
     }
     if line.trim_end() != "ready" {
         return Err(Error::Watcher(format!(
