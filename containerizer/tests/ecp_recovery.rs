@@ -53,7 +53,7 @@ fn d4_wait_during_a_slow_launch_blocks_then_answers() {
         .build();
     let mut launching = agent.launch_call(&c).spawn();
     wait_until(Duration::from_secs(10), "the state directory", || {
-        agent.state_dir(&c.id).join("mesos-container-id").exists()
+        agent.state_dir(&c.id).join("container.json").exists()
     });
     assert!(!launching.has_exited(), "the launch was not slow");
     // The agent queues calls until launch returns; a wait arriving earlier must still work.

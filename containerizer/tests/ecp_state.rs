@@ -12,6 +12,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use deimos::state::ContainerRecord;
 use ecp_support::{docker_inspect, wait_until, Agent, HttpServer, Reply, Setup};
 
 /// Every entry of an index directory resolves to an existing state directory.
@@ -80,8 +81,8 @@ fn d5_concurrent_launches_each_get_a_start_time_entry() {
     });
     let mut tokens = Vec::new();
     for c in &containers {
-        let token = fs::read_to_string(agent.state_dir(&c.id).join("t")).unwrap();
-        let token = token.trim().to_owned();
+        let record = fs::read_to_string(agent.state_dir(&c.id).join("container.json")).unwrap();
+        let token = ContainerRecord::parse(&record).unwrap().start_time_entry;
         let link = agent.state_root.join("start-time").join(&token);
         assert_eq!(
             fs::canonicalize(&link).unwrap(),
@@ -121,7 +122,7 @@ fn d11_state_rm_removes_only_exited_state_and_leaves_no_dangling_links() {
     wait_until(Duration::from_secs(10), "the launching state", || {
         agent
             .state_dir(&launching.id)
-            .join("mesos-container-id")
+            .join("container.json")
             .exists()
     });
 

@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use deimos::state::{
-    acquire, seed_exited_containers, Acquire, ContainerDir, ContainerId, Durability, ExitRecord,
-    LockMode, LockName, NewContainer, Scope, SkipReason, StateError, StateRoot,
+    acquire, format_iso_millis, seed_exited_containers, Acquire, ContainerDir, ContainerId,
+    ContainerStatus, Durability, ExitRecord, LockMode, LockName, NewContainer, Scope, SkipReason,
+    StateError, StateRoot,
 };
 use time::OffsetDateTime;
 
@@ -46,6 +47,7 @@ fn container(root: &StateRoot, name: &str, owner: Option<&str>, exited: bool) ->
         executor_id: format!("exec-{name}"),
         task_id: None,
         owner: owner.map(str::to_owned),
+        sandbox: None,
     };
     let (dir, _launch) = root.create_container(&id(name), &new).unwrap().into_parts();
     dir.record_docker_id(&format!("docker-{name}")).unwrap();
@@ -133,7 +135,7 @@ fn remove_never_touches_running_or_watched_containers() {
     assert_eq!(report.skipped[0].entry.id, id("watched"));
     assert_eq!(report.skipped[0].reason, SkipReason::WaitLockHeld);
     for kept in [running.path(), watched.path(), launching.dir().path()] {
-        assert!(kept.join("mesos-container-id").exists(), "{kept:?}");
+        assert!(kept.join("container.json").exists(), "{kept:?}");
     }
     assert_eq!(names(&dir.path().join("start-time")).len(), 3);
     assert_eq!(
@@ -168,6 +170,126 @@ fn remove_clears_dangling_links_left_by_older_runs() {
 }
 
 #[test]
+fn young_dangling_start_time_links_are_kept_for_launches_in_progress() {
+    // A launch creates its start-time link just before its directory appears.
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    container(&root, "live", None, false);
+    let start_time = dir.path().join("start-time");
+    let now = OffsetDateTime::now_utc();
+    let young = format_iso_millis(now - time::Duration::seconds(5));
+    let old = format_iso_millis(now - time::Duration::minutes(2));
+    symlink("../mesos/launching", start_time.join(&young)).unwrap();
+    symlink("../mesos/died", start_time.join(&old)).unwrap();
+    let report = root.remove_exited_before(later(), &Scope::All).unwrap();
+    assert_eq!(report.dangling_links_removed, [start_time.join(&old)]);
+    assert!(start_time.join(&young).symlink_metadata().is_ok());
+}
+
+/// A directory as earlier versions of this program wrote it: one file per value, lock files
+/// with holder lines in `lock/`, both index links.
+fn legacy_container(root: &Path, name: &str, started: &str, exit: Option<&str>) -> PathBuf {
+    let path = root.join("mesos").join(name);
+    fs::create_dir_all(path.join("lock")).unwrap();
+    for (file, text) in [
+        ("mesos-container-id", name.to_owned()),
+        ("eid", format!("exec-{name}")),
+        ("task-id", format!("task-{name}")),
+        ("owner", "/agent-a".to_owned()),
+        ("started", started.to_owned()),
+        ("t", started.to_owned()),
+        ("cid", format!("docker-{name}")),
+        ("sandbox", format!("/sandboxes/{name}")),
+        (
+            "lock/launch",
+            "pid=1\nsince=2024-05-01T12:00:00.200Z".to_owned(),
+        ),
+        (
+            "lock/wait",
+            "pid=2\nsince=2024-05-01T12:00:00.300Z".to_owned(),
+        ),
+        ("lock/observe", String::new()),
+        ("lock/destroy", String::new()),
+    ] {
+        fs::write(path.join(file), format!("{text}\n")).unwrap();
+    }
+    if let Some(exit) = exit {
+        fs::write(path.join("exit"), exit).unwrap();
+    }
+    for index in ["start-time", "docker"] {
+        fs::create_dir_all(root.join(index)).unwrap();
+    }
+    let target = format!("../mesos/{name}");
+    symlink(&target, root.join("start-time").join(started)).unwrap();
+    symlink(&target, root.join("docker").join(format!("docker-{name}"))).unwrap();
+    path
+}
+
+#[test]
+fn directories_of_the_older_layout_are_listed_read_and_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let path = legacy_container(dir.path(), "old", "2024-05-01T12:00:00.123Z", Some("137\n"));
+    let old = root.container(&id("old")).unwrap();
+    assert!(old.is_complete().unwrap());
+    assert_eq!(old.record().unwrap(), None);
+    assert_eq!(old.executor_id().unwrap().as_deref(), Some("exec-old"));
+    assert_eq!(old.task_id().unwrap().as_deref(), Some("task-old"));
+    assert_eq!(old.owner().unwrap().as_deref(), Some("/agent-a"));
+    assert_eq!(old.docker_id().unwrap().as_deref(), Some("docker-old"));
+    assert_eq!(
+        old.sandbox().unwrap().as_deref(),
+        Some(Path::new("/sandboxes/old"))
+    );
+    assert_eq!(
+        old.started_at().unwrap().map(format_iso_millis).as_deref(),
+        Some("2024-05-01T12:00:00.123Z")
+    );
+    // Python Deimos' exit files hold the raw `docker wait` output.
+    assert_eq!(old.exit().unwrap().unwrap().exit_code, Some(137));
+    assert_eq!(old.lock_path(LockName::Wait), path.join("lock/wait"));
+    let listed = root.list(&Scope::Owner("/agent-a".into())).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, ContainerStatus::Exited);
+    assert_eq!(listed[0].docker_id.as_deref(), Some("docker-old"));
+    assert!(listed[0].started_at.is_some());
+    let report = root
+        .remove_exited_before(later(), &Scope::Owner("/agent-a".into()))
+        .unwrap();
+    assert_eq!(ids(&report.removed), ["old"]);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    for sub in ["mesos", "start-time", "docker"] {
+        assert!(names(&dir.path().join(sub)).is_empty(), "{sub} not empty");
+    }
+}
+
+#[test]
+fn an_older_layout_watcher_holding_lock_wait_keeps_its_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let running = legacy_container(dir.path(), "running", "2024-05-01T12:00:00.100Z", None);
+    // An exit record already written while the old watcher still holds `lock/wait` EX.
+    let watched = legacy_container(
+        dir.path(),
+        "watched",
+        "2024-05-01T12:00:00.200Z",
+        Some("0\n"),
+    );
+    let hold = |path: PathBuf| acquire(&path, LockMode::Exclusive, Acquire::NonBlocking).unwrap();
+    let _running_watcher = hold(running.join("lock/wait"));
+    let _watched_watcher = hold(watched.join("lock/wait"));
+    let status = |name: &str| root.container(&id(name)).unwrap().status().unwrap();
+    assert_eq!(status("running"), ContainerStatus::Running);
+    // The new layout's lock file was not created beside the old one.
+    assert!(!running.join("lock.wait").exists());
+    let report = root.remove_exited_before(later(), &Scope::All).unwrap();
+    assert!(report.removed.is_empty());
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].reason, SkipReason::WaitLockHeld);
+    assert!(running.join("mesos-container-id").exists() && watched.join("exit").exists());
+}
+
+#[test]
 fn remove_also_finds_exited_directories_without_a_start_time_link() {
     let dir = tempfile::tempdir().unwrap();
     let root = root(&dir);
@@ -196,7 +318,8 @@ fn second_cleanup_fails_cleanly_naming_the_running_ones_pid() {
         Acquire::NonBlocking,
     )
     .unwrap();
-    other.record_holder().unwrap();
+    // The pid comes from /proc/locks: the lock file stays empty.
+    assert_eq!(fs::read_to_string(root.cleanup_lock_path()).unwrap(), "");
     let error = root.remove_exited_before(later(), &Scope::All).unwrap_err();
     match &error {
         StateError::CleanupBusy { holder_pid, .. } => {
@@ -245,29 +368,28 @@ fn cleanup_removes_abandoned_creations_but_not_fresh_or_locked_ones() {
     let dir = tempfile::tempdir().unwrap();
     let root = root(&dir);
     let creating = dir.path().join("creating");
-    let make = |name: &str, age_secs: u64| -> PathBuf {
+    // `lock` names the launch lock file inside the staging directory.
+    let make = |name: &str, lock: &str, age_secs: u64| -> PathBuf {
         let path = creating.join(name);
-        fs::create_dir_all(path.join("lock")).unwrap();
-        File::create(path.join("lock/launch")).unwrap();
+        fs::create_dir_all(path.join(lock).parent().unwrap()).unwrap();
+        File::create(path.join(lock)).unwrap();
         let when = SystemTime::now() - Duration::from_secs(age_secs);
         File::open(&path).unwrap().set_modified(when).unwrap();
         path
     };
-    let abandoned = make("abandoned", 3600);
-    let fresh = make("fresh", 0);
-    let slow = make("slow", 3600);
-    let _slow_launch = acquire(
-        &slow.join("lock/launch"),
-        LockMode::Exclusive,
-        Acquire::NonBlocking,
-    )
-    .unwrap();
+    let abandoned = make("abandoned", "lock.launch", 3600);
+    let fresh = make("fresh", "lock.launch", 0);
+    let slow = make("slow", "lock.launch", 3600);
+    let slow_legacy = make("slow-legacy", "lock/launch", 3600);
+    let hold = |path: PathBuf| acquire(&path, LockMode::Exclusive, Acquire::NonBlocking).unwrap();
+    let _slow_launch = hold(slow.join("lock.launch"));
+    let _slow_legacy_launch = hold(slow_legacy.join("lock/launch"));
     let report = root.remove_exited_before(later(), &Scope::All).unwrap();
     assert_eq!(
         report.abandoned_creations_removed,
         std::slice::from_ref(&abandoned)
     );
-    assert!(!abandoned.exists() && fresh.exists() && slow.exists());
+    assert!(!abandoned.exists() && fresh.exists() && slow.exists() && slow_legacy.exists());
 }
 
 #[test]
@@ -311,6 +433,34 @@ fn launches_running_during_cleanup_are_neither_removed_nor_broken() {
     }
     assert_eq!(names(&dir.path().join("mesos")).len(), launched.len());
     assert_eq!(names(&dir.path().join("start-time")).len(), launched.len());
+}
+
+#[test]
+fn seeded_exited_containers_have_the_file_set_of_a_real_exited_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let seeded = seed_exited_containers(&root, "seed", 1).unwrap();
+    let container = root.container(&seeded[0]).unwrap();
+    assert_eq!(
+        names(container.path()),
+        [
+            "cid",
+            "container.json",
+            "exit",
+            "lock.destroy",
+            "lock.launch",
+            "lock.observe",
+            "lock.wait"
+        ]
+    );
+    for name in LockName::ALL {
+        let text = fs::read_to_string(container.lock_path(name)).unwrap();
+        assert!(text.is_empty(), "{name:?}: {text:?}");
+    }
+    assert!(container.sandbox().unwrap().is_some());
+    assert_eq!(container.status().unwrap(), ContainerStatus::Exited);
+    assert_eq!(names(&dir.path().join("start-time")).len(), 1);
+    assert_eq!(names(&dir.path().join("docker")).len(), 1);
 }
 
 /// Seeding 10,000 directories costs a minute on a loaded ext4 VM disk (file creation is

@@ -9,8 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use deimos::state::{
-    format_iso_millis, Acquire, ContainerId, ContainerStatus, Durability, ExitRecord, LockMode,
-    LockName, NewContainer, Scope, StartTimeName, StateError, StateRoot,
+    format_iso_millis, read_holder, Acquire, ContainerId, ContainerRecord, ContainerStatus,
+    Durability, ExitRecord, LockMode, LockName, NewContainer, Scope, StartTimeName, StateError,
+    StateRoot,
 };
 use time::OffsetDateTime;
 
@@ -27,6 +28,7 @@ fn task(owner: Option<&str>) -> NewContainer {
         executor_id: "exec-1".into(),
         task_id: Some("task-1".into()),
         owner: owner.map(str::to_owned),
+        sandbox: Some("/sandboxes/c1".into()),
     }
 }
 
@@ -53,24 +55,53 @@ fn create_writes_an_operator_readable_layout_with_fsync() {
         .unwrap();
     let path = launching.dir().path().to_owned();
     assert_eq!(path, dir.path().join("mesos/c1"));
-    assert_eq!(read(&path.join("mesos-container-id")), "c1\n");
-    assert_eq!(read(&path.join("eid")), "exec-1\n");
-    assert_eq!(read(&path.join("task-id")), "task-1\n");
-    assert_eq!(read(&path.join("owner")), "/var/lib/mesos\n");
+    // One file with data; empty lock files beside it, no lock directory.
     assert_eq!(
-        names(&path.join("lock")),
-        ["destroy", "launch", "observe", "wait"]
+        names(&path),
+        [
+            "container.json",
+            "lock.destroy",
+            "lock.launch",
+            "lock.observe",
+            "lock.wait"
+        ]
     );
-    let token = read(&path.join("t"));
-    let token = token.trim_end();
-    let link = dir.path().join("start-time").join(token);
+    for name in LockName::ALL {
+        assert_eq!(read(&path.join(name.file_name())), "", "{name:?}");
+    }
+    let text = read(&path.join("container.json"));
+    assert!(
+        text.starts_with("{\n  \"container_id\": \"c1\",\n"),
+        "{text}"
+    );
+    let record = ContainerRecord::parse(&text).unwrap();
+    assert_eq!(record.executor_id, "exec-1");
+    assert_eq!(record.task_id.as_deref(), Some("task-1"));
+    assert_eq!(record.owner.as_deref(), Some("/var/lib/mesos"));
+    assert_eq!(record.sandbox.as_deref(), Some(Path::new("/sandboxes/c1")));
+    let container = launching.dir();
+    assert_eq!(container.record().unwrap(), Some(record.clone()));
+    assert_eq!(container.executor_id().unwrap().as_deref(), Some("exec-1"));
+    assert_eq!(container.task_id().unwrap().as_deref(), Some("task-1"));
+    assert_eq!(
+        container.owner().unwrap().as_deref(),
+        Some("/var/lib/mesos")
+    );
+    assert_eq!(
+        container.sandbox().unwrap().as_deref(),
+        Some(Path::new("/sandboxes/c1"))
+    );
+    let token = container.start_time_token().unwrap().unwrap();
+    assert_eq!(token, record.start_time_entry);
+    let link = dir.path().join("start-time").join(&token);
     assert_eq!(fs::read_link(&link).unwrap(), Path::new("../mesos/c1"));
     assert_eq!(
         fs::canonicalize(&link).unwrap(),
         fs::canonicalize(&path).unwrap()
     );
     let started = launching.dir().started_at().unwrap().unwrap();
-    assert_eq!(StartTimeName::parse(token).unwrap().time, started);
+    assert_eq!(started, record.started);
+    assert_eq!(StartTimeName::parse(&token).unwrap().time, started);
     assert!(OffsetDateTime::now_utc() - started < time::Duration::seconds(60));
     // Nothing is left behind in the staging directory, and no temp files in the state dir.
     assert!(names(&dir.path().join("creating")).is_empty());
@@ -97,12 +128,15 @@ fn launch_lock_is_held_from_the_moment_the_directory_appears() {
         )
         .unwrap_err();
     assert!(
-        error.to_string().contains("mesos/c1/lock/launch"),
+        error.to_string().contains("mesos/c1/lock.launch"),
         "{error}"
     );
-    let holder = deimos::state::read_holder(&container.lock_path(LockName::Launch)).unwrap();
-    assert_eq!(holder.pid, std::process::id());
+    // The holder is known from /proc/locks; nothing is written into the lock file.
+    let launch_path = container.lock_path(LockName::Launch);
+    assert_eq!(read_holder(&launch_path).unwrap().pid, std::process::id());
+    assert_eq!(read(&launch_path), "");
     drop(launching);
+    assert_eq!(read_holder(&launch_path), None);
     assert_eq!(container.status().unwrap(), ContainerStatus::Unwatched);
 }
 
@@ -165,6 +199,54 @@ fn create_refuses_to_replace_an_empty_directory_of_the_same_name() {
     let creating = dir.path().join("creating");
     assert!(!creating.exists() || names(&creating).is_empty());
     assert!(names(&dir.path().join("mesos/c1")).is_empty());
+    let start_time = dir.path().join("start-time");
+    assert!(!start_time.exists() || names(&start_time).is_empty());
+}
+
+#[test]
+fn concurrent_launches_of_one_container_leave_one_directory_and_one_link() {
+    // Launches racing past the existence check lose at the rename, and must then remove the
+    // start-time link they made.
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let winners = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for n in 0..50 {
+                    match root.create_container(&id(&format!("c{n}")), &task(None)) {
+                        Ok(_) => {
+                            winners.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        }
+                        Err(StateError::AlreadyExists { .. }) => {}
+                        Err(other) => panic!("{other}"),
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(winners.into_inner(), 50);
+    assert_eq!(names(&dir.path().join("mesos")).len(), 50);
+    assert_eq!(names(&dir.path().join("start-time")).len(), 50);
+    assert!(names(&dir.path().join("creating")).is_empty());
+}
+
+#[test]
+fn create_refuses_a_sandbox_path_json_cannot_hold_and_leaves_nothing() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let new = NewContainer {
+        sandbox: Some(OsStr::from_bytes(b"/sandboxes/\xff").into()),
+        ..task(None)
+    };
+    let error = root.create_container(&id("c1"), &new).unwrap_err();
+    assert!(matches!(error, StateError::Unencodable { .. }), "{error:?}");
+    assert!(error.to_string().contains("container c1"), "{error}");
+    assert!(names(&dir.path().join("mesos")).is_empty());
+    assert!(names(&dir.path().join("start-time")).is_empty());
+    assert!(names(&dir.path().join("creating")).is_empty());
 }
 
 #[test]
@@ -336,16 +418,25 @@ fn half_made_and_garbage_directories_read_without_panicking() {
     fs::write(mesos.join("garbage/exit"), "not a number").unwrap();
     fs::write(mesos.join("garbage/pid"), "x").unwrap();
     fs::write(mesos.join("garbage/started"), "yesterday").unwrap();
+    fs::create_dir_all(mesos.join("bad-record")).unwrap();
+    fs::write(mesos.join("bad-record/container.json"), "bad-record\n").unwrap();
+    fs::write(mesos.join("bad-record/exit"), "0").unwrap();
     fs::write(mesos.join("stray-file"), "").unwrap();
     let list = root.list(&Scope::All).unwrap();
     let statuses: Vec<_> = list.iter().map(|s| (s.id.as_str(), s.status)).collect();
     assert_eq!(
         statuses,
         [
+            ("bad-record", ContainerStatus::Incomplete),
             ("empty", ContainerStatus::Incomplete),
             ("garbage", ContainerStatus::Exited)
         ]
     );
+    let bad_record = root.container(&id("bad-record")).unwrap();
+    let error = bad_record.record().unwrap_err();
+    assert!(matches!(error, StateError::Corrupt { .. }), "{error:?}");
+    assert!(error.to_string().contains("container.json"), "{error}");
+    assert!(bad_record.executor_id().is_err());
     let garbage = root.container(&id("garbage")).unwrap();
     assert!(matches!(
         garbage.exit(),

@@ -183,21 +183,27 @@ fn each_request_keeps_its_own_mode_and_wait_policy() {
 }
 
 #[test]
-fn exclusive_holder_records_pid_and_time() {
+fn taking_a_lock_writes_nothing_into_the_lock_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = lock_file(&dir);
-    std::fs::write(
-        &path,
-        "stale content from an earlier holder that is longer\n",
-    )
-    .unwrap();
     let guard = acquire(&path, LockMode::Exclusive, Acquire::Blocking).unwrap();
-    guard.record_holder().unwrap();
-    let holder = read_holder(&path).unwrap();
-    assert_eq!(holder.pid, std::process::id());
-    assert!(holder.since.is_some());
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(!text.contains("stale"), "{text}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    assert_eq!(read_holder(&path).unwrap().pid, std::process::id());
+    drop(guard);
+    assert_eq!(read_holder(&path), None);
+}
+
+#[test]
+fn read_holder_names_the_exclusive_holder_of_another_process_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = lock_file(&dir);
+    std::fs::write(&path, "").unwrap();
+    let mut exclusive = hold_in_other_process(&path, "-x");
+    assert_eq!(read_holder(&path).unwrap().pid, exclusive.0.id());
+    exclusive.kill_and_wait();
+    let _shared = hold_in_other_process(&path, "-s");
+    assert_eq!(read_holder(&path), None);
+    assert_eq!(read_holder(&dir.path().join("missing")), None);
 }
 
 #[test]

@@ -129,6 +129,7 @@ impl BenchEnv {
                 executor_id: format!("task-{n}"),
                 task_id: Some(format!("task-{n}")),
                 owner: Some(self.work_dir.clone()),
+                sandbox: Some(self.sandbox(id.as_str())),
             };
             let (dir, _launch) = state
                 .create_container(&id, &new)

@@ -19,7 +19,7 @@ use crate::stats::{Row, Summary, Target};
 use crate::CleanupGuard;
 
 /// Measured pairs (one deimos launch and one direct create+start each).
-const PAIRS: usize = 15;
+const PAIRS: usize = 31;
 /// Unmeasured pairs first (binary and image metadata caches).
 const WARM_UP_PAIRS: usize = 1;
 /// The target of median(deimos launch) / median(direct).

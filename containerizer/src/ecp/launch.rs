@@ -9,7 +9,7 @@ use mesos_proto::containerizer::Launch;
 use super::context::{read_request, Context};
 use super::hooks;
 use super::translate::{plan_launch, LaunchContext, LaunchKind, LaunchPlan};
-use super::watcher::{self, WatchOrder, SANDBOX_FILE};
+use super::watcher::{self, WatchOrder};
 use crate::config::PlaceholderValues;
 use crate::error::{in_container, Error, Result};
 use crate::fetch::{fetch_all, FetchOptions};
@@ -47,6 +47,7 @@ fn launch_container(ctx: &Context, message: &Launch, no_fork: bool) -> Result<()
         executor_id: plan.executor_id.clone(),
         task_id,
         owner: ctx.owner(),
+        sandbox: Some(plan.sandbox_dir.clone()),
     };
     let launching = ctx.state.create_container(&id, &new)?;
 
@@ -87,14 +88,14 @@ fn launch_container(ctx: &Context, message: &Launch, no_fork: bool) -> Result<()
     Ok(())
 }
 
-/// Sandbox, URIs, image, hooks, create and start; records the Docker id.
+/// Sandbox, URIs, image, hooks, create and start; records the Docker id. (The sandbox path is
+/// in the state directory's `container.json` already.)
 async fn start_container(ctx: &Context, plan: &mut LaunchPlan, dir: &ContainerDir) -> Result<()> {
     let sandbox = plan.sandbox_dir.clone();
     fs::create_dir_all(&sandbox).map_err(Error::io(format!(
         "create the sandbox {}",
         sandbox.display()
     )))?;
-    write_small_file(&dir.file(SANDBOX_FILE), &sandbox.to_string_lossy())?;
     let fetch_options = FetchOptions {
         unpack: ctx.config.uris.unpack,
         ..FetchOptions::default()

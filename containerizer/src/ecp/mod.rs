@@ -4,13 +4,13 @@
 //! Every subcommand reads at most one record from stdin (exactly 4 + N bytes: the agent never
 //! closes stdin) and writes at most one to stdout. How a container is followed:
 //!
-//! - `launch` creates the state directory under `lock/launch` (EX), fetches URIs, creates and
+//! - `launch` creates the state directory under `lock.launch` (EX), fetches URIs, creates and
 //!   starts the container, then starts a detached watcher (`deimos watch <id>`) that takes
-//!   `lock/observe` and `lock/wait` exclusively and reports readiness; only then is
-//!   `lock/launch` released. So anybody who got through `lock/launch` (shared) and then gets
-//!   `lock/wait` (shared) knows the container has exited and its exit is recorded.
-//! - A `wait` that finds no exit record once it holds `lock/wait` knows the watcher died: it
-//!   takes `lock/launch` exclusively, starts a new watcher the same way, and waits again.
+//!   `lock.observe` and `lock.wait` exclusively and reports readiness; only then is
+//!   `lock.launch` released. So anybody who got through `lock.launch` (shared) and then gets
+//!   `lock.wait` (shared) knows the container has exited and its exit is recorded.
+//! - A `wait` that finds no exit record once it holds `lock.wait` knows the watcher died: it
+//!   takes `lock.launch` exclusively, starts a new watcher the same way, and waits again.
 
 mod admin;
 mod context;

@@ -117,7 +117,7 @@ pub(super) fn await_exit(
     }
 }
 
-/// Starts a watcher for a container nobody watches (its watcher died), under `lock/launch`.
+/// Starts a watcher for a container nobody watches (its watcher died), under `lock.launch`.
 pub(super) fn restart_watcher(ctx: &Context, dir: &ContainerDir) -> Result<()> {
     let launch = dir.lock(LockName::Launch, LockMode::Exclusive, Acquire::Blocking)?;
     if dir.exit()?.is_some() || dir.is_locked_exclusively(LockName::Wait)? {

@@ -1,11 +1,11 @@
 //! The watcher: the detached process (`deimos watch <id>`) that follows one container.
 //!
-//! It takes `lock/observe` and `lock/wait` exclusively, says `ready` on its stdout (the pipe
-//! to whoever started it, who holds `lock/launch` until then), starts the observer executor of
-//! a command task, streams the container's output into `<sandbox>/stdout` and
+//! It takes the `observe` and `wait` locks exclusively, says `ready` on its stdout (the pipe
+//! to whoever started it, who holds the `launch` lock until then), starts the observer
+//! executor of a command task, streams the container's output into `<sandbox>/stdout` and
 //! `<sandbox>/stderr`, waits for the exit, records it, removes the container and releases
-//! `lock/wait`; then it waits for the observer (so its final status update reaches the agent
-//! before `wait` answers), releases `lock/observe` and runs the `ondestroy` hook.
+//! `wait`; then it waits for the observer (so its final status update reaches the agent
+//! before `wait` answers), releases `observe` and runs the `ondestroy` hook.
 //!
 //! Its orders come as one JSON document on stdin ([`WatchOrder`]); its log goes to
 //! `<state dir>/watcher.log`. A watcher that dies (even by SIGKILL) loses nothing: locks are
@@ -27,12 +27,10 @@ use crate::runtime::{ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError}
 use crate::spec::{labels, EnvVar};
 use crate::state::{Acquire, ContainerDir, ExitRecord, LockGuard, LockMode, LockName};
 
-/// File in the state directory holding the sandbox path (for watchers started later).
-pub(super) const SANDBOX_FILE: &str = "sandbox";
 /// File in the state directory whose presence says a `destroy` stopped the container.
 pub(super) const DESTROYED_FILE: &str = "destroyed";
 /// The watcher's log file in the state directory.
-pub(super) const WATCHER_LOG: &str = "watcher.log";
+pub(super) const WATCHER_LOG: &str = crate::state::files::WATCHER_LOG;
 
 /// Set (to `1`) in the environment of the `deimos watch` that [`spawn_watcher`] starts: that
 /// process only starts the real watcher and exits (see [`detach`]).
@@ -59,12 +57,22 @@ pub(super) struct WatchOrder {
 }
 
 impl WatchOrder {
-    /// The order for a watcher that replaces a dead one: same sandbox, logs resumed from the
-    /// last write to the output files, no observer (it was started by the first watcher).
+    /// The order for a watcher that replaces a dead one: same sandbox (as recorded at the
+    /// launch; `fallback_sandbox` when unknown), logs resumed from the last write to the
+    /// output files, no observer (it was started by the first watcher).
     pub(super) fn resume(dir: &ContainerDir, fallback_sandbox: &Path) -> WatchOrder {
-        let sandbox_dir = fs::read_to_string(dir.file(SANDBOX_FILE))
-            .map(|s| PathBuf::from(s.trim_end_matches('\n')))
-            .unwrap_or_else(|_| fallback_sandbox.to_path_buf());
+        let sandbox_dir = match dir.sandbox() {
+            Ok(Some(sandbox)) => sandbox,
+            Ok(None) => fallback_sandbox.to_path_buf(),
+            Err(error) => {
+                log::warn!(
+                    "reading the sandbox of {}: {error}; using {}",
+                    dir.id(),
+                    fallback_sandbox.display()
+                );
+                fallback_sandbox.to_path_buf()
+            }
+        };
         let logs_since = [crate::runtime::STDOUT_FILE, crate::runtime::STDERR_FILE]
             .iter()
             .filter_map(|name| {
@@ -97,7 +105,7 @@ pub(super) enum Placement {
 
 /// Starts a watcher for `dir` and returns once it holds its locks.
 ///
-/// The caller must hold `lock/launch` exclusively.
+/// The caller must hold the `launch` lock exclusively.
 pub(super) fn spawn_watcher(
     ctx: &Context,
     dir: &ContainerDir,
@@ -233,11 +241,8 @@ impl Guards {
             LockMode::Exclusive,
             Acquire::Timeout(LOCK_TIMEOUT),
         )?;
-        for guard in [&observe, &wait] {
-            if let Err(error) = guard.record_holder() {
-                log::debug!("recording the lock holder: {error}");
-            }
-        }
+        // Nothing is written into the lock files: `deimos locks` reads holders from
+        // /proc/locks, and empty files keep the state directory cheap to remove.
         Ok(Guards { observe, wait })
     }
 }

@@ -6,9 +6,15 @@
 //! while removing), so a watched container is never touched even if an exit record appeared
 //! early. All of `<root>/docker/<cid>`, `<root>/mesos/<id>` and the start-time link itself
 //! are removed (Deimos left the link dangling, D-11), and dangling index links and abandoned
-//! `creating/` directories from earlier runs are removed too. A missing root or `start-time`
-//! directory means "nothing to do" (D-13). Only one cleanup runs at a time: a second one
-//! fails at once with [`StateError::CleanupBusy`] (D-12).
+//! `creating/` directories from earlier runs are removed too. A start-time link is dangling
+//! only once it is older than a minute (by its name): a launch creates its link just before its
+//! directory appears (see `create`). A missing root or `start-time` directory means "nothing
+//! to do" (D-13). Only one cleanup runs at a time: a second one fails at once with
+//! [`StateError::CleanupBusy`] (D-12), naming the running one's pid (from `/proc/locks`).
+//!
+//! Removal time is dominated by what the file system does per freed block (on ext4 mounted
+//! with `discard`, a synchronous TRIM each): the layout keeps exited directories down to
+//! three files with data (`container.json`, `cid`, `exit`) plus the directory itself.
 
 use std::collections::HashSet;
 use std::fs;
@@ -27,14 +33,14 @@ use super::fsutil::{
     exists_no_follow, remove_dir_all_if_present, remove_file_if_present, sync_dir,
 };
 use super::id::{check_docker_id, ContainerId};
-use super::lock::{
-    acquire, read_holder, try_lock_existing, Acquire, LockError, LockGuard, LockMode, LockName,
-};
+use super::lock::{acquire, try_lock_existing, Acquire, LockError, LockGuard, LockMode, LockName};
+use super::locks_listing::read_holder;
 use super::timestamp::StartTimeName;
 use super::{files, read_dir_names, Scope, StateRoot};
 
 /// A `creating/` directory older than this whose `launch` lock is free was abandoned by a
-/// launch that died; assembling one takes milliseconds.
+/// launch that died; assembling one takes milliseconds. Also the age from which a start-time
+/// link without its directory is dangling (younger ones may belong to a launch in progress).
 const ABANDONED_CREATION_AGE: Duration = Duration::from_secs(60);
 
 /// Threads removing state directories in parallel (see `remove_all_exited`).
@@ -137,7 +143,6 @@ impl StateRoot {
             }
             Err(e) => return Err(e.into()),
         };
-        cleanup_lock.record_holder()?;
         let scan = self.scan(cutoff, scope)?;
         let outcomes = self.remove_all_exited(&scan.exited);
         for (entry, outcome) in scan.exited.into_iter().zip(outcomes) {
@@ -174,6 +179,7 @@ impl StateRoot {
         let mut names: Vec<String> = read_dir_names(&self.start_time_dir())?;
         names.sort_unstable();
         let mut indexed = HashSet::with_capacity(names.len());
+        let dangling_before = OffsetDateTime::now_utc() - ABANDONED_CREATION_AGE;
         for name in names {
             let link = self.start_time_dir().join(&name);
             let id = match self.index_link_container(&link) {
@@ -190,8 +196,10 @@ impl StateRoot {
             match dir.has_exit() {
                 Ok(true) => {}
                 Ok(false) | Err(_) => {
-                    if let Ok(false) = exists_no_follow(dir.path()) {
-                        scan.dangling.push(link);
+                    if started < dangling_before {
+                        if let Ok(false) = exists_no_follow(dir.path()) {
+                            scan.dangling.push(link);
+                        }
                     }
                     continue;
                 }
@@ -209,8 +217,8 @@ impl StateRoot {
         Ok(scan)
     }
 
-    /// Exited directories without a start-time link (older tools, D-5), dated by `started`
-    /// or, failing that, their `t` token.
+    /// Exited directories without a start-time link (older tools, D-5), dated by their
+    /// recorded start time or, failing that, their start-time entry name.
     fn scan_unindexed(
         &self,
         indexed: &HashSet<ContainerId>,
@@ -292,7 +300,17 @@ impl StateRoot {
     /// Removes one exited container under its `wait` lock; `Some(reason)` if it was skipped.
     fn remove_exited(&self, entry: &ExitedEntry) -> Result<Option<SkipReason>, StateError> {
         let dir = ContainerDir::new(self, entry.id.clone());
-        let wait = match try_lock_existing(&dir.lock_path(LockName::Wait), LockMode::Exclusive) {
+        // Opening the current layout's lock first costs nothing extra for current directories.
+        let mut layout = Layout::Current;
+        let mut wait = try_lock_existing(
+            &dir.path().join(LockName::Wait.file_name()),
+            LockMode::Exclusive,
+        );
+        if matches!(wait, Ok(None)) {
+            layout = Layout::Legacy;
+            wait = try_lock_existing(&dir.legacy_lock_path(LockName::Wait), LockMode::Exclusive);
+        }
+        let wait = match wait {
             Ok(guard) => guard,
             Err(LockError::WouldBlock { .. }) => return Ok(Some(SkipReason::WaitLockHeld)),
             Err(e) => return Err(e.into()),
@@ -305,7 +323,7 @@ impl StateRoot {
                 self.remove_index_link(&self.docker_dir().join(docker_id), &entry.id)?;
             }
         }
-        remove_state_dir(dir.path(), wait).map_err(StateError::io("remove", dir.path()))?;
+        remove_state_dir(dir.path(), layout, wait).map_err(StateError::io("remove", dir.path()))?;
         if let Some(link) = &entry.index_link {
             // The scan read this link and found it pointing here; start-time names are
             // never reused, so it needs no second look.
@@ -344,11 +362,15 @@ impl StateRoot {
             if !is_older_than(&path, ABANDONED_CREATION_AGE) {
                 continue;
             }
-            let launch = path
-                .join(files::LOCK_DIR)
-                .join(LockName::Launch.file_name());
+            let launch = path.join(LockName::Launch.file_name());
+            let legacy_launch = path
+                .join(files::legacy::LOCK_DIR)
+                .join(LockName::Launch.legacy_file_name());
             // Held: the launch is alive (just slow); leave it.
-            let Ok(_guard) = try_lock_existing(&launch, LockMode::Exclusive) else {
+            let (Ok(_guard), Ok(_legacy_guard)) = (
+                try_lock_existing(&launch, LockMode::Exclusive),
+                try_lock_existing(&legacy_launch, LockMode::Exclusive),
+            ) else {
                 continue;
             };
             match remove_dir_all_if_present(&path) {
@@ -364,38 +386,55 @@ impl StateRoot {
     }
 }
 
-/// Every file name the state module writes in a container directory.
-const KNOWN_FILES: [&str; 9] = [
-    files::MESOS_CONTAINER_ID,
-    files::EXECUTOR_ID,
-    files::TASK_ID,
-    files::OWNER,
-    files::STARTED,
-    files::START_TIME_TOKEN,
+/// Which layout a directory being removed has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `container.json` and `lock.<name>` files.
+    Current,
+    /// One file per value and a `lock/` directory (older versions, Python Deimos).
+    Legacy,
+}
+
+/// The files with content a state directory of the current layout has; lock files apart.
+const CURRENT_FILES: [&str; 5] = [
+    files::CONTAINER,
     files::DOCKER_ID,
     files::WATCHER_PID,
     files::EXIT,
+    files::WATCHER_LOG,
 ];
 
-/// Removes a container directory by unlinking the names this module writes, which is
-/// about a third fewer system calls than a generic recursive removal (no opening and
-/// listing of directories); anything unexpected left in it (observer output, a sandbox
-/// link, files of other tools) falls back to the generic removal.
+/// Removes a container directory by unlinking the names it is known to hold, which is about
+/// a third fewer system calls than a generic recursive removal (no opening and listing of
+/// directories); anything unexpected left in it (observer output, files of other tools)
+/// falls back to the generic removal.
 ///
-/// `wait` (the cleanup's guard on `lock/wait`) is held while the other files go and
-/// released just before `lock/wait` itself is unlinked, so that inode is freed by the
-/// unlink rather than lingering until the descriptor is closed.
-fn remove_state_dir(dir: &Path, wait: Option<LockGuard>) -> io::Result<()> {
-    let lock_dir = dir.join(files::LOCK_DIR);
+/// `wait` (the cleanup's guard on the `wait` lock file) is held while the other files go and
+/// released just before that file itself is unlinked, so its inode is freed by the unlink
+/// rather than lingering until the descriptor is closed.
+fn remove_state_dir(dir: &Path, layout: Layout, wait: Option<LockGuard>) -> io::Result<()> {
+    let lock_path = |name: LockName| match layout {
+        Layout::Current => dir.join(name.file_name()),
+        Layout::Legacy => dir
+            .join(files::legacy::LOCK_DIR)
+            .join(name.legacy_file_name()),
+    };
     for name in LockName::ALL.into_iter().filter(|n| *n != LockName::Wait) {
-        remove_file_if_present(&lock_dir.join(name.file_name()))?;
+        remove_file_if_present(&lock_path(name))?;
     }
-    for name in KNOWN_FILES {
+    for name in CURRENT_FILES {
         remove_file_if_present(&dir.join(name))?;
     }
+    if layout == Layout::Legacy {
+        for name in files::legacy::FILES {
+            remove_file_if_present(&dir.join(name))?;
+        }
+    }
     drop(wait);
-    remove_file_if_present(&lock_dir.join(LockName::Wait.file_name()))?;
-    let _ = fs::remove_dir(&lock_dir);
+    remove_file_if_present(&lock_path(LockName::Wait))?;
+    if layout == Layout::Legacy {
+        let _ = fs::remove_dir(dir.join(files::legacy::LOCK_DIR));
+    }
     match fs::remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -403,7 +442,7 @@ fn remove_state_dir(dir: &Path, wait: Option<LockGuard>) -> io::Result<()> {
     }
 }
 
-/// Whether `dir` is in `scope`; an unreadable `owner` file means "not ours".
+/// Whether `dir` is in `scope`; an unreadable owner means "not ours".
 fn in_scope(dir: &ContainerDir, scope: &Scope) -> bool {
     match scope {
         Scope::All => true,
@@ -422,7 +461,9 @@ fn is_older_than(path: &Path, age: Duration) -> bool {
 }
 
 /// Creates `count` exited containers named `<prefix>-<n>` (exit code 0) through the normal
-/// launch path and releases their locks. For tests and for benchmarking
+/// launch path and releases their locks: each has what a real exited container has
+/// (`container.json` with a sandbox, `cid`, `exit`, empty lock files, both index links),
+/// without the watcher's `pid` and `watcher.log`. For tests and for benchmarking
 /// [`StateRoot::remove_exited_before`]; use a root with [`super::Durability::NoSync`] to
 /// keep seeding fast.
 pub fn seed_exited_containers(
@@ -437,6 +478,7 @@ pub fn seed_exited_containers(
             executor_id: format!("executor-{n}"),
             task_id: Some(format!("task-{n}")),
             owner: None,
+            sandbox: Some(root.path().join("sandboxes").join(id.as_str())),
         };
         let (dir, _launch) = root.create_container(&id, &new)?.into_parts();
         dir.record_docker_id(&format!("{:064x}", n))?;

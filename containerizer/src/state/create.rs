@@ -1,27 +1,37 @@
 //! Creating a container's state directory for a launch.
 //!
-//! The directory is assembled under `<root>/creating/<unique>/`, its `launch` lock taken
-//! there, and then renamed to `<root>/mesos/<id>` without replacing anything. Readers thus
-//! never see a half-made directory, and the launch lock is held from the first moment the
-//! directory is visible. The start-time index link is created afterwards (its target must
-//! exist, or cleanup would take it for a dangling link).
+//! The directory is assembled under `<root>/creating/<unique>/`: empty lock files, the
+//! `launch` lock taken there, then `container.json`. Its start-time index link is created
+//! before the directory becomes visible too, because `container.json` names it. Then the
+//! directory is renamed to `<root>/mesos/<id>` without replacing anything. Readers thus never
+//! see a half-made directory, the launch lock is held from the first moment the directory is
+//! visible, and a visible directory is always indexed.
+//!
+//! The index link dangles until the rename: cleanup leaves dangling start-time links alone
+//! until they are a minute old (see `cleanup`), and a failed creation removes its link.
+//!
+//! Durability ([`super::Durability::Fsync`]) costs four fsyncs, of which two wait for a
+//! journal commit on ext4: `container.json` (the lock files are empty: no data to sync), the
+//! staging directory and `start-time/` (already committed by the first one), and `mesos/`
+//! after the rename. When `create_container` returns, the directory and its index link are
+//! durable, and a crash before that leaves at most a staging directory and a dangling link,
+//! both removed by a later `state --rm`.
 
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use super::dir::{started_text, ContainerDir};
+use super::dir::ContainerDir;
 use super::error::StateError;
-use super::fsutil::{
-    exists_no_follow, rename_no_replace, sync_dir, unique_suffix, write_atomic, write_new,
-};
+use super::fsutil::{exists_no_follow, rename_no_replace, sync_dir, unique_suffix, write_new};
 use super::id::ContainerId;
 use super::lock::{acquire, Acquire, LockGuard, LockMode, LockName};
+use super::record::ContainerRecord;
 use super::timestamp::StartTimeName;
-use super::{files, StateRoot};
+use super::{files, Durability, StateRoot};
 
 /// At most this many containers can be indexed in one millisecond (suffixes `.1` … `.999`).
 const MAX_SAME_MILLISECOND: u32 = 1000;
@@ -29,12 +39,14 @@ const MAX_SAME_MILLISECOND: u32 = 1000;
 /// What a launch knows when it creates the state directory.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewContainer {
-    /// The executor id (`eid`); for command tasks Deimos used the task id.
+    /// The executor id; for command tasks Deimos used the task id.
     pub executor_id: String,
     /// The task id, when the launch runs a task.
     pub task_id: Option<String>,
     /// Owner/scope string (e.g. the agent's `MESOS_WORK_DIRECTORY`), see [`super::Scope`].
     pub owner: Option<String>,
+    /// The Mesos sandbox, for watchers started later ([`ContainerDir::sandbox`]).
+    pub sandbox: Option<PathBuf>,
 }
 
 /// A freshly created state directory whose `launch` lock is held exclusively.
@@ -66,8 +78,8 @@ impl LaunchingContainer {
 }
 
 impl StateRoot {
-    /// Creates `<root>/mesos/<id>/` for a launch, with its files, lock files and start-time
-    /// index link, and returns it with `lock/launch` held exclusively.
+    /// Creates `<root>/mesos/<id>/` for a launch, with its `container.json`, lock files and
+    /// start-time index link, and returns it with `lock.launch` held exclusively.
     /// [`StateError::AlreadyExists`] if the container has a directory already.
     pub fn create_container(
         &self,
@@ -79,109 +91,118 @@ impl StateRoot {
         if exists_no_follow(&final_path).map_err(StateError::io("inspect", &final_path))? {
             return Err(already_exists(id, final_path));
         }
-        for dir in [self.mesos_dir(), self.start_time_dir(), self.creating_dir()] {
-            // A stat is much cheaper than the failing mkdir create_dir_all starts with.
-            if !dir.is_dir() {
-                fs::create_dir_all(&dir).map_err(StateError::io("create", dir))?;
-            }
-        }
+        self.ensure_top_dirs()?;
         let temp = self.creating_dir().join(unique_suffix());
-        let launch = match self.assemble(&temp, id, new, now) {
-            Ok(guard) => guard,
+        let staged = match self.stage(&temp, id, new, now) {
+            Ok(staged) => staged,
             Err(e) => {
                 let _ = fs::remove_dir_all(&temp);
                 return Err(e);
             }
         };
         if let Err(e) = rename_no_replace(&temp, &final_path) {
+            // Best effort: the launch fails with `e` whatever happens here.
+            let _ = fs::remove_file(&staged.start_time_link);
             let _ = fs::remove_dir_all(&temp);
             return Err(match e.kind() {
                 io::ErrorKind::AlreadyExists => already_exists(id, final_path),
                 _ => StateError::io("move into place", final_path)(e),
             });
         }
-        let launch = launch.relocated(self.lock_path_of(id, LockName::Launch));
+        let launch = staged
+            .launch
+            .relocated(final_path.join(LockName::Launch.file_name()));
         let creating = LaunchingContainer {
             dir: ContainerDir::new(self, id.clone()),
             launch,
         };
-        match self.finish_creation(&creating.dir, now) {
-            Ok(()) => Ok(creating),
-            Err(e) => {
-                // Best effort: the launch fails with `e` whether or not the removal works.
-                let _ = creating.discard();
-                Err(e)
+        let mesos_dir = self.mesos_dir();
+        if let Err(e) = sync_dir(&mesos_dir, self.durability()) {
+            // Best effort: the launch fails with `e` whether or not the removal works.
+            let _ = creating.discard();
+            return Err(StateError::io("sync", mesos_dir)(e));
+        }
+        Ok(creating)
+    }
+
+    /// Creates `mesos/`, `start-time/` and `creating/` when missing (the first launch).
+    fn ensure_top_dirs(&self) -> Result<(), StateError> {
+        let mut created = false;
+        for dir in [self.mesos_dir(), self.start_time_dir(), self.creating_dir()] {
+            // A stat is much cheaper than the failing mkdir create_dir_all starts with.
+            if !dir.is_dir() {
+                fs::create_dir_all(&dir).map_err(StateError::io("create", dir))?;
+                created = true;
             }
         }
+        if created {
+            sync_dir(self.path(), self.durability())
+                .map_err(StateError::io("sync", self.path()))?;
+        }
+        Ok(())
     }
 
-    fn lock_path_of(&self, id: &ContainerId, name: LockName) -> std::path::PathBuf {
-        self.container_path(id)
-            .join(files::LOCK_DIR)
-            .join(name.file_name())
-    }
-
-    /// Fills the temporary directory and takes its `launch` lock.
-    fn assemble(
+    /// Fills the staging directory `temp`, takes its `launch` lock and creates the start-time
+    /// link; everything is durable when it returns. On error the link is removed (the caller
+    /// removes `temp`).
+    fn stage(
         &self,
         temp: &Path,
         id: &ContainerId,
         new: &NewContainer,
         now: OffsetDateTime,
-    ) -> Result<LockGuard, StateError> {
-        let durability = self.durability();
-        let lock_dir = temp.join(files::LOCK_DIR);
+    ) -> Result<Staged, StateError> {
         fs::create_dir(temp).map_err(StateError::io("create", temp))?;
-        fs::create_dir(&lock_dir).map_err(StateError::io("create", &lock_dir))?;
         for name in LockName::ALL {
-            let path = lock_dir.join(name.file_name());
-            // Empty lock files hold no data worth an fsync; the directory sync covers them.
-            write_new(&path, b"", super::Durability::NoSync)
-                .map_err(StateError::io("create", path))?;
+            let path = temp.join(name.file_name());
+            // Empty: no data to sync; the directory sync makes the entries durable.
+            write_new(&path, b"", Durability::NoSync).map_err(StateError::io("create", path))?;
         }
         let launch = acquire(
-            &lock_dir.join(LockName::Launch.file_name()),
+            &temp.join(LockName::Launch.file_name()),
             LockMode::Exclusive,
             Acquire::NonBlocking,
         )?;
-        launch.record_holder()?;
-        let mut contents = vec![
-            (files::MESOS_CONTAINER_ID, format!("{id}\n")),
-            (files::EXECUTOR_ID, format!("{}\n", new.executor_id)),
-            (files::STARTED, started_text(now)),
-        ];
-        if let Some(task_id) = &new.task_id {
-            contents.push((files::TASK_ID, format!("{task_id}\n")));
+        let entry = self.link_start_time(id, now)?;
+        let start_time_link = self.start_time_dir().join(&entry);
+        let record = ContainerRecord {
+            container_id: id.to_string(),
+            executor_id: new.executor_id.clone(),
+            task_id: new.task_id.clone(),
+            owner: new.owner.clone(),
+            started: now,
+            start_time_entry: entry,
+            sandbox: new.sandbox.clone(),
+        };
+        match self.write_record(temp, &record) {
+            Ok(()) => Ok(Staged {
+                launch,
+                start_time_link,
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(&start_time_link);
+                Err(e)
+            }
         }
-        if let Some(owner) = &new.owner {
-            contents.push((files::OWNER, format!("{owner}\n")));
-        }
-        for (name, text) in contents {
-            let path = temp.join(name);
-            write_new(&path, text.as_bytes(), durability).map_err(StateError::io("write", path))?;
-        }
-        sync_dir(&lock_dir, durability).map_err(StateError::io("sync", &lock_dir))?;
-        sync_dir(temp, durability).map_err(StateError::io("sync", temp))?;
-        Ok(launch)
     }
 
-    /// After the rename: makes it durable, indexes the start time and records the `t` token.
-    fn finish_creation(&self, dir: &ContainerDir, now: OffsetDateTime) -> Result<(), StateError> {
-        let mesos_dir = self.mesos_dir();
-        sync_dir(&mesos_dir, self.durability()).map_err(StateError::io("sync", mesos_dir))?;
-        let name = self.link_start_time(dir.id(), now)?;
-        let token = dir.file(files::START_TIME_TOKEN);
-        let written = write_atomic(&token, format!("{name}\n").as_bytes(), self.durability())
-            .map_err(StateError::io("write", token));
-        if written.is_err() {
-            // Without `t`, discard could not find the link; remove it here.
-            let _ = fs::remove_file(self.start_time_dir().join(&name));
-        }
-        written
+    /// Writes `container.json` into `temp` and makes `temp` and the start-time index durable.
+    fn write_record(&self, temp: &Path, record: &ContainerRecord) -> Result<(), StateError> {
+        let durability = self.durability();
+        let path = temp.join(files::CONTAINER);
+        let text = record.render().map_err(|e| StateError::Unencodable {
+            id: record.container_id.clone(),
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_new(&path, text.as_bytes(), durability).map_err(StateError::io("write", &path))?;
+        sync_dir(temp, durability).map_err(StateError::io("sync", temp))?;
+        let start_time = self.start_time_dir();
+        sync_dir(&start_time, durability).map_err(StateError::io("sync", start_time))
     }
 
     /// Creates `start-time/<ISO time>[.<n>]` → `../mesos/<id>`, taking the first free name:
-    /// a collision is never skipped silently (D-5).
+    /// a collision is never skipped silently (D-5). Not synced here.
     fn link_start_time(&self, id: &ContainerId, now: OffsetDateTime) -> Result<String, StateError> {
         let dir = self.start_time_dir();
         let target = self.index_target(id);
@@ -193,10 +214,7 @@ impl StateRoot {
             .file_name();
             let link = dir.join(&name);
             match symlink(&target, &link) {
-                Ok(()) => {
-                    sync_dir(&dir, self.durability()).map_err(StateError::io("sync", &dir))?;
-                    return Ok(name);
-                }
+                Ok(()) => return Ok(name),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(StateError::io("create index link", link)(e)),
             }
@@ -208,7 +226,13 @@ impl StateRoot {
     }
 }
 
-fn already_exists(id: &ContainerId, path: std::path::PathBuf) -> StateError {
+/// A staged directory: its `launch` guard and its start-time link.
+struct Staged {
+    launch: LockGuard,
+    start_time_link: PathBuf,
+}
+
+fn already_exists(id: &ContainerId, path: PathBuf) -> StateError {
     StateError::AlreadyExists {
         id: id.to_string(),
         path,

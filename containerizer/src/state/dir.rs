@@ -17,18 +17,19 @@ use super::id::{check_docker_id, ContainerId};
 use super::lock::{
     acquire, is_held_exclusively, Acquire, LockError, LockGuard, LockMode, LockName,
 };
-use super::timestamp::{format_iso_millis, parse_iso};
+use super::record::ContainerRecord;
+use super::timestamp::parse_iso;
 use super::{files, StateRoot};
 
 /// What a state directory says about its container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerStatus {
-    /// The directory lacks its `mesos-container-id` marker (made by another tool, or being
+    /// The directory lacks a `container.json` naming it (made by another tool, or being
     /// removed); do not treat it as a container.
     Incomplete,
-    /// A launch holds `lock/launch` exclusively.
+    /// A launch holds `lock.launch` exclusively.
     Launching,
-    /// A watcher holds `lock/wait` exclusively: the container runs and is watched.
+    /// A watcher holds `lock.wait` exclusively: the container runs and is watched.
     Running,
     /// No exit record and nobody holds `launch` or `wait`: the launch or its watcher died
     /// (e.g. a Deimos CID timeout, D-3, or a host restart); `recover` decides what to do.
@@ -70,9 +71,24 @@ impl ContainerDir {
         self.path.join(name)
     }
 
-    /// `<root>/mesos/<id>/lock/<name>`.
+    /// The lock file of `name`: `lock.<name>`, or `lock/<name>` in a directory of an older
+    /// version that has that file (and not the new one).
     pub fn lock_path(&self, name: LockName) -> PathBuf {
-        self.path.join(files::LOCK_DIR).join(name.file_name())
+        let current = self.path.join(name.file_name());
+        if !current.exists() {
+            let legacy = self.legacy_lock_path(name);
+            if legacy.exists() {
+                return legacy;
+            }
+        }
+        current
+    }
+
+    /// `lock/<name>`, where older versions kept lock files.
+    pub(crate) fn legacy_lock_path(&self, name: LockName) -> PathBuf {
+        self.path
+            .join(files::legacy::LOCK_DIR)
+            .join(name.legacy_file_name())
     }
 
     /// Takes one of this container's locks; each call is independent (see [`super::lock`]).
@@ -101,24 +117,70 @@ impl ContainerDir {
             .map_err(StateError::io("write", path))
     }
 
-    /// Whether the directory carries its `mesos-container-id` marker naming this id.
+    /// The creation record (`container.json`); `None` when the directory has none (made by
+    /// an older version, or by another tool). [`StateError::Corrupt`] when it does not parse.
+    pub fn record(&self) -> Result<Option<ContainerRecord>, StateError> {
+        let path = self.file(files::CONTAINER);
+        match self.read(files::CONTAINER)? {
+            None => Ok(None),
+            Some(text) => {
+                ContainerRecord::parse(&text)
+                    .map(Some)
+                    .map_err(|e| StateError::Corrupt {
+                        path,
+                        reason: format!("not a container record: {e}"),
+                    })
+            }
+        }
+    }
+
+    /// One value of the creation record, or of the legacy file `legacy_name` in directories
+    /// without `container.json`.
+    fn created_value<T>(
+        &self,
+        from_record: impl FnOnce(ContainerRecord) -> Option<T>,
+        legacy_name: &str,
+        from_legacy: impl FnOnce(String) -> Result<T, StateError>,
+    ) -> Result<Option<T>, StateError> {
+        match self.record()? {
+            Some(record) => Ok(from_record(record)),
+            None => self.read(legacy_name)?.map(from_legacy).transpose(),
+        }
+    }
+
+    /// Whether the directory is complete: its `container.json` (or, in directories of older
+    /// versions, its `mesos-container-id` file) names this container. An unreadable record
+    /// counts as incomplete.
     pub fn is_complete(&self) -> Result<bool, StateError> {
-        Ok(self.read(files::MESOS_CONTAINER_ID)?.as_deref() == Some(self.id.as_str()))
+        match self.record() {
+            Ok(Some(record)) => Ok(record.container_id == self.id.as_str()),
+            Err(StateError::Corrupt { .. }) => Ok(false),
+            Err(e) => Err(e),
+            Ok(None) => {
+                Ok(self.read(files::legacy::MESOS_CONTAINER_ID)?.as_deref()
+                    == Some(self.id.as_str()))
+            }
+        }
     }
 
-    /// The executor id (`eid`).
+    /// The executor id.
     pub fn executor_id(&self) -> Result<Option<String>, StateError> {
-        self.read(files::EXECUTOR_ID)
+        self.created_value(|r| Some(r.executor_id), files::legacy::EXECUTOR_ID, Ok)
     }
 
-    /// The task id (`task-id`), when known.
+    /// The task id, when known.
     pub fn task_id(&self) -> Result<Option<String>, StateError> {
-        self.read(files::TASK_ID)
+        self.created_value(|r| r.task_id, files::legacy::TASK_ID, Ok)
     }
 
-    /// The owner/scope string (`owner`), e.g. the agent's work directory.
+    /// The owner/scope string, e.g. the agent's work directory.
     pub fn owner(&self) -> Result<Option<String>, StateError> {
-        self.read(files::OWNER)
+        self.created_value(|r| r.owner, files::legacy::OWNER, Ok)
+    }
+
+    /// The Mesos sandbox recorded at creation, when known.
+    pub fn sandbox(&self) -> Result<Option<PathBuf>, StateError> {
+        self.created_value(|r| r.sandbox, files::legacy::SANDBOX, |s| Ok(s.into()))
     }
 
     /// The Docker container id (`cid`), once recorded.
@@ -126,23 +188,28 @@ impl ContainerDir {
         self.read(files::DOCKER_ID)
     }
 
-    /// The start-time index entry name (`t`), e.g. `2024-05-01T12:00:00.123Z.1`.
+    /// The start-time index entry name, e.g. `2024-05-01T12:00:00.123Z.1`.
     pub fn start_time_token(&self) -> Result<Option<String>, StateError> {
-        self.read(files::START_TIME_TOKEN)
+        self.created_value(
+            |r| Some(r.start_time_entry),
+            files::legacy::START_TIME_TOKEN,
+            Ok,
+        )
     }
 
-    /// When the state directory was created (`started`).
+    /// When the state directory was created.
     pub fn started_at(&self) -> Result<Option<OffsetDateTime>, StateError> {
-        let path = self.file(files::STARTED);
-        match self.read(files::STARTED)? {
-            None => Ok(None),
-            Some(text) => parse_iso(&text)
-                .map(Some)
-                .ok_or_else(|| StateError::Corrupt {
+        let path = self.file(files::legacy::STARTED);
+        self.created_value(
+            |r| Some(r.started),
+            files::legacy::STARTED,
+            |text| {
+                parse_iso(&text).ok_or_else(|| StateError::Corrupt {
                     path,
                     reason: format!("{text:?} is not a YYYY-MM-DDTHH:MM:SS.mmmZ time"),
-                }),
-        }
+                })
+            },
+        )
     }
 
     /// The watcher's process id (`pid`), once recorded.
@@ -182,11 +249,6 @@ impl ContainerDir {
     /// watcher does this while holding `wait` exclusively, then releases `wait`.
     pub fn record_exit(&self, record: &ExitRecord) -> Result<(), StateError> {
         self.write(files::EXIT, &record.render())
-    }
-
-    /// Records the task id.
-    pub fn record_task_id(&self, task_id: &str) -> Result<(), StateError> {
-        self.write(files::TASK_ID, &format!("{task_id}\n"))
     }
 
     /// Records the watcher's process id.
@@ -238,7 +300,12 @@ impl ContainerDir {
     /// that a concurrent launch or exit cannot make a live container look unwatched: `launch`
     /// is released only after `wait` is taken, and `exit` is written before `wait` is released.
     pub fn status(&self) -> Result<ContainerStatus, StateError> {
-        if !self.is_complete()? {
+        self.status_given(self.is_complete()?)
+    }
+
+    /// [`Self::status`] when completeness is known already.
+    fn status_given(&self, complete: bool) -> Result<ContainerStatus, StateError> {
+        if !complete {
             return Ok(ContainerStatus::Incomplete);
         }
         if self.has_exit()? {
@@ -279,13 +346,28 @@ impl ContainerDir {
 
     /// A one-line description of this container for listings.
     pub fn summary(&self) -> Result<ContainerSummary, StateError> {
+        // One read of `container.json` for everything it holds.
+        let (complete, owner, started_at) = match self.record() {
+            Ok(Some(record)) => (
+                record.container_id == self.id.as_str(),
+                record.owner,
+                Some(record.started),
+            ),
+            Ok(None) => (
+                self.is_complete()?,
+                self.owner()?,
+                self.started_at().unwrap_or(None),
+            ),
+            Err(StateError::Corrupt { .. }) => (false, None, None),
+            Err(e) => return Err(e),
+        };
         Ok(ContainerSummary {
             id: self.id.clone(),
             path: self.path.clone(),
-            status: self.status()?,
-            owner: self.owner()?,
+            status: self.status_given(complete)?,
+            owner,
             docker_id: self.docker_id()?,
-            started_at: self.started_at().unwrap_or(None),
+            started_at,
         })
     }
 }
@@ -305,11 +387,6 @@ pub struct ContainerSummary {
     pub docker_id: Option<String>,
     /// When its state directory was created (`None` if missing or unreadable).
     pub started_at: Option<OffsetDateTime>,
-}
-
-/// Formats the `started` file content.
-pub(crate) fn started_text(time: OffsetDateTime) -> String {
-    format!("{}\n", format_iso_millis(time))
 }
 
 /// Removes a path if it exists; reports errors with the path.

@@ -73,6 +73,17 @@ pub enum StateError {
         /// What is wrong.
         reason: String,
     },
+    /// The creation record of a new container cannot be written as JSON (a sandbox path
+    /// that is not UTF-8).
+    #[error("cannot encode the creation record {} of container {id}: {reason}", path.display())]
+    Unencodable {
+        /// The container id.
+        id: String,
+        /// The `container.json` file.
+        path: PathBuf,
+        /// Why encoding failed.
+        reason: String,
+    },
     /// The `exit` file does not parse.
     #[error("cannot read exit record {}: {source}", path.display())]
     InvalidExit {

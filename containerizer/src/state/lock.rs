@@ -1,4 +1,4 @@
-//! flock(2) locks on the files under `<root>/mesos/<id>/lock/` and on `<root>/cleanup`.
+//! flock(2) locks on the files `<root>/mesos/<id>/lock.<name>` and on `<root>/cleanup`.
 //!
 //! Every [`acquire`] opens the lock file anew, so each request gets its own open file
 //! description and its own mode and wait policy (Deimos cached one handle per path and reused
@@ -11,18 +11,18 @@
 //! Dropping a [`LockGuard`] closes its descriptor, which releases the lock unless a child
 //! process inherited the descriptor (then the child keeps holding it, as flock(2) locks belong
 //! to the open file description). [`LockGuard::unlock`] releases it for every sharer.
+//!
+//! Lock files stay empty: who holds a lock is read from `/proc/locks` (see
+//! [`super::read_holder`] and `deimos locks`), so taking a lock never writes file data (data
+//! blocks make removing a state directory slower, see [`crate::state`]).
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
-
-use time::OffsetDateTime;
-
-use super::timestamp::{format_iso_millis, parse_iso};
 
 /// Shared or exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,26 +103,6 @@ impl LockGuard {
     /// The mode held.
     pub fn mode(&self) -> LockMode {
         self.mode
-    }
-
-    /// Records this process as the holder (pid and time) in the lock file, for diagnostics
-    /// (`deimos locks`, "another cleanup is running (pid N)"). Only meaningful for exclusive
-    /// holders: shared holders would overwrite each other. The content is rewritten in place
-    /// under the lock; a lock file cannot be replaced by rename, its inode carries the lock.
-    pub fn record_holder(&self) -> Result<(), LockError> {
-        let holder = LockHolder {
-            pid: std::process::id(),
-            since: Some(OffsetDateTime::now_utc()),
-        };
-        let io_error = |source| LockError::Io {
-            action: "write holder into",
-            path: self.path.clone(),
-            source,
-        };
-        self.file.set_len(0).map_err(io_error)?;
-        self.file
-            .write_all_at(holder.render().as_bytes(), 0)
-            .map_err(io_error)
     }
 
     /// Releases the lock now, also for any child process that inherited the descriptor.
@@ -258,84 +238,25 @@ fn lock_polling(file: &File, mode: LockMode, limit: Duration) -> io::Result<bool
     }
 }
 
-/// Who last recorded itself as the exclusive holder of a lock file.
+/// The process holding a lock exclusively, as `/proc/locks` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockHolder {
-    /// The holder's process id.
+    /// The holder's process id (in our pid namespace).
     pub pid: u32,
-    /// When it took the lock, if recorded.
-    pub since: Option<OffsetDateTime>,
 }
 
-impl LockHolder {
-    /// The lock file content: `pid=<pid>` and `since=<ISO time>` lines.
-    pub fn render(&self) -> String {
-        match self.since {
-            Some(t) => format!("pid={}\nsince={}\n", self.pid, format_iso_millis(t)),
-            None => format!("pid={}\n", self.pid),
-        }
-    }
-
-    /// Parses lock file content; `None` when there is no valid `pid=` line (empty file,
-    /// a Deimos lock file holding only a time).
-    pub fn parse(text: &str) -> Option<LockHolder> {
-        let mut pid = None;
-        let mut since = None;
-        for line in text.lines() {
-            match line.split_once('=') {
-                Some(("pid", value)) => pid = value.trim().parse().ok(),
-                Some(("since", value)) => since = parse_iso(value.trim()),
-                _ => {}
-            }
-        }
-        pid.map(|pid| LockHolder { pid, since })
-    }
-}
-
-/// Reads the holder recorded in a lock file; `None` if absent or unreadable (diagnostics only).
-pub fn read_holder(path: &Path) -> Option<LockHolder> {
-    let mut text = String::new();
-    File::open(path).ok()?.read_to_string(&mut text).ok()?;
-    LockHolder::parse(&text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    #[test]
-    fn holder_round_trips_through_lock_file_text() {
-        let holder = LockHolder {
-            pid: 4242,
-            since: Some(datetime!(2024-05-01 12:00:00.5 UTC)),
-        };
-        assert_eq!(
-            holder.render(),
-            "pid=4242\nsince=2024-05-01T12:00:00.500Z\n"
-        );
-        assert_eq!(LockHolder::parse(&holder.render()), Some(holder));
-    }
-
-    #[test]
-    fn holder_parse_ignores_files_without_pid() {
-        assert_eq!(LockHolder::parse(""), None);
-        assert_eq!(LockHolder::parse("2024-05-01T12:00:00.500Z\n"), None);
-        assert_eq!(LockHolder::parse("pid=abc\n"), None);
-    }
-}
-
-/// The per-container lock files under `<root>/mesos/<id>/lock/` (see the module docs of
-/// [`crate::state`] for who holds which, and why).
+/// The per-container lock files `<root>/mesos/<id>/lock.<name>` (see the module docs of
+/// [`crate::state`] for who holds which, and why). Directories made by older versions keep
+/// them as `lock/<name>`; [`crate::state::ContainerDir::lock_path`] finds either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockName {
-    /// `lock/launch`: EX while a launch initialises the directory; SH by readers waiting for it.
+    /// `lock.launch`: EX while a launch initialises the directory; SH by readers waiting for it.
     Launch,
-    /// `lock/wait`: EX by the watcher while the container runs; SH by waiters (⇒ "exited").
+    /// `lock.wait`: EX by the watcher while the container runs; SH by waiters (⇒ "exited").
     Wait,
-    /// `lock/observe`: EX by the launch watcher of a command task until its observer exits.
+    /// `lock.observe`: EX by the launch watcher of a command task until its observer exits.
     Observe,
-    /// `lock/destroy`: EX while a destroy stops the container.
+    /// `lock.destroy`: EX while a destroy stops the container.
     Destroy,
 }
 
@@ -348,8 +269,18 @@ impl LockName {
         LockName::Destroy,
     ];
 
-    /// The lock file's name inside `lock/`.
+    /// The lock file's name in the container's directory, e.g. `lock.wait`.
     pub fn file_name(self) -> &'static str {
+        match self {
+            LockName::Launch => "lock.launch",
+            LockName::Wait => "lock.wait",
+            LockName::Observe => "lock.observe",
+            LockName::Destroy => "lock.destroy",
+        }
+    }
+
+    /// The lock file's name inside the `lock/` directory of older layouts, e.g. `wait`.
+    pub fn legacy_file_name(self) -> &'static str {
         match self {
             LockName::Launch => "launch",
             LockName::Wait => "wait",

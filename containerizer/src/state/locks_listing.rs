@@ -15,11 +15,14 @@
 use std::fmt;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::StateError;
-use super::lock::LockName;
+use super::lock::{LockHolder, LockName};
 use super::{files, StateRoot};
+
+/// Where the kernel lists file locks.
+const PROC_LOCKS: &str = "/proc/locks";
 
 /// Read (shared) or write (exclusive) lock, as `/proc/locks` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,38 +181,62 @@ pub fn join_locks(locks: &[ProcLock], lock_files: &[LockFileId]) -> Vec<LockEntr
     entries
 }
 
+/// The process holding an exclusive (`WRITE`) lock on the file `device`:`inode`, if any.
+/// An exact device match wins; an inode-only match (overlay file systems report another
+/// device) is accepted only when it is the only exclusive holder of that inode. Pure.
+pub fn exclusive_holder(locks: &[ProcLock], device: (u32, u32), inode: u64) -> Option<u32> {
+    let holders: Vec<&ProcLock> = locks
+        .iter()
+        .filter(|l| l.inode == inode && !l.blocked && l.access == LockAccess::Write)
+        .collect();
+    let exact = holders.iter().find(|l| l.device == device);
+    match (exact, holders.as_slice()) {
+        (Some(lock), _) | (None, [lock]) => lock.pid,
+        _ => None,
+    }
+}
+
+/// Who holds the lock file at `path` exclusively, read from `/proc/locks`; `None` when nobody
+/// does, or when it cannot be told (diagnostics only, e.g. "another `deimos state --rm` is
+/// running (pid N)").
+pub fn read_holder(path: &Path) -> Option<LockHolder> {
+    let file = lock_file_id(path.to_owned())?;
+    let text = fs::read_to_string(PROC_LOCKS).ok()?;
+    exclusive_holder(&parse_proc_locks(&text), file.device, file.inode)
+        .map(|pid| LockHolder { pid })
+}
+
+/// The device and inode of `path`; `None` when it does not exist (any more).
+fn lock_file_id(path: PathBuf) -> Option<LockFileId> {
+    let meta = fs::metadata(&path).ok()?;
+    let dev = meta.dev();
+    Some(LockFileId {
+        device: (libc::major(dev), libc::minor(dev)),
+        inode: meta.ino(),
+        path,
+    })
+}
+
 impl StateRoot {
     /// The locks currently held or awaited on lock files under this root (`deimos locks`).
     pub fn lock_listing(&self) -> Result<Vec<LockEntry>, StateError> {
-        let proc_locks = "/proc/locks";
-        let text = fs::read_to_string(proc_locks).map_err(StateError::io("read", proc_locks))?;
+        let text = fs::read_to_string(PROC_LOCKS).map_err(StateError::io("read", PROC_LOCKS))?;
         Ok(join_locks(&parse_proc_locks(&text), &self.lock_files()?))
     }
 
-    /// `<root>/cleanup` and every `<root>/mesos/*/lock/*` that exists (missing ones skipped:
-    /// containers come and go while we look).
+    /// `<root>/cleanup` and every `<root>/mesos/*/lock.*` (or `lock/*` in directories of older
+    /// versions) that exists; missing ones are skipped: containers come and go while we look.
     pub fn lock_files(&self) -> Result<Vec<LockFileId>, StateError> {
         let mut paths = vec![self.cleanup_lock_path()];
         for id in self.container_ids()? {
-            let lock_dir = self.container_path(&id).join(files::LOCK_DIR);
-            paths.extend(
-                LockName::ALL
-                    .iter()
-                    .map(|name| lock_dir.join(name.file_name())),
-            );
+            let dir = self.container_path(&id);
+            let legacy_dir = dir.join(files::legacy::LOCK_DIR);
+            for name in LockName::ALL {
+                paths.push(dir.join(name.file_name()));
+                paths.push(legacy_dir.join(name.legacy_file_name()));
+            }
         }
-        Ok(paths
-            .into_iter()
-            .filter_map(|path| {
-                let meta = fs::metadata(&path).ok()?;
-                let dev = meta.dev();
-                Some(LockFileId {
-                    device: (libc::major(dev), libc::minor(dev)),
-                    inode: meta.ino(),
-                    path,
-                })
-            })
-            .collect())
+        Ok(paths.into_iter().filter_map(lock_file_id).collect())
     }
 }
 
@@ -260,12 +287,12 @@ garbage line
             LockFileId {
                 device: (0xfd, 0x01),
                 inode: 123456,
-                path: "/r/mesos/a/lock/wait".into(),
+                path: "/r/mesos/a/lock.wait".into(),
             },
             LockFileId {
                 device: (0x08, 0x02),
                 inode: 123456,
-                path: "/r/mesos/b/lock/wait".into(),
+                path: "/r/mesos/b/lock.wait".into(),
             },
             LockFileId {
                 device: (0x00, 0x33),
@@ -279,10 +306,31 @@ garbage line
             lines,
             vec![
                 "777 - READ /r/cleanup",
-                "123456 1234 WRITE /r/mesos/a/lock/wait",
-                "123456 1240 READ /r/mesos/a/lock/wait (waiting)",
+                "123456 1234 WRITE /r/mesos/a/lock.wait",
+                "123456 1240 READ /r/mesos/a/lock.wait (waiting)",
             ]
         );
+    }
+
+    #[test]
+    fn exclusive_holder_prefers_the_device_and_ignores_readers_and_waiters() {
+        let locks = parse_proc_locks(SAMPLE);
+        assert_eq!(exclusive_holder(&locks, (0xfd, 0x01), 123456), Some(1234));
+        // Inode-only: the single writer of that inode (overlay devices differ).
+        assert_eq!(exclusive_holder(&locks, (0x00, 0x99), 123456), Some(1234));
+        // Shared holders and OFD locks are not exclusive holders with a pid.
+        assert_eq!(exclusive_holder(&locks, (8, 2), 1234), None);
+        assert_eq!(exclusive_holder(&locks, (0, 5), 777), None);
+        assert_eq!(exclusive_holder(&locks, (0xfd, 0x01), 424242), None);
+    }
+
+    #[test]
+    fn exclusive_holder_refuses_an_ambiguous_inode_only_match() {
+        let locks = parse_proc_locks(
+            "1: FLOCK  ADVISORY  WRITE 7 01:01:5 0 EOF\n2: FLOCK  ADVISORY  WRITE 8 01:02:5 0 EOF\n",
+        );
+        assert_eq!(exclusive_holder(&locks, (1, 2), 5), Some(8));
+        assert_eq!(exclusive_holder(&locks, (9, 9), 5), None);
     }
 
     #[test]

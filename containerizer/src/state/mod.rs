@@ -7,33 +7,51 @@
 //!
 //! ```text
 //! <root>/mesos/<container-id>/      one directory per container (see ContainerId)
-//!     mesos-container-id            the id + newline; written first: the "complete" marker
-//!     eid                           executor id (the task id for command tasks)
-//!     task-id                       task id, when known
-//!     owner                         owner/scope, e.g. the agent's MESOS_WORK_DIRECTORY
-//!     started                       creation time, YYYY-MM-DDTHH:MM:SS.mmmZ
-//!     t                             name of this container's start-time index entry
-//!     cid                           Docker container id, once known
-//!     pid                           watcher process id, once known
+//!     container.json                creation record (pretty JSON, see ContainerRecord): container,
+//!                                   executor and task ids, owner, start time, start-time entry
+//!                                   name, sandbox; written before the directory appears, so it
+//!                                   is the "complete" marker; never changed afterwards
+//!     cid                           Docker container id + newline, once known
+//!     pid                           watcher process id + newline, once a watcher runs
 //!     exit                          exit record (JSON, see ExitRecord); present ⇔ exited
-//!     lock/launch lock/wait lock/observe lock/destroy     flock(2) files
+//!     lock.launch lock.wait lock.observe lock.destroy     empty flock(2) files
+//!     watcher.log, destroyed, observer.out, observer.err  kept by the containerizer (crate::ecp)
 //! <root>/docker/<docker-id>         symlink → ../mesos/<container-id>
 //! <root>/start-time/<ISO time>      symlink → ../mesos/<container-id>  (format: timestamp)
 //! <root>/creating/                  directories being assembled by a launch (transient)
 //! <root>/cleanup                    lock file of `deimos state --rm`
 //! ```
 //!
-//! Every state file is replaced atomically (temp file, fsync, rename, fsync of the directory;
-//! D-17) unless the root uses [`Durability::NoSync`]. A launch assembles its directory under
-//! `creating/`, takes `lock/launch` there, and renames it into `mesos/` in one step, so a
-//! directory in `mesos/` is never half made and is already locked when it appears. Readers
-//! still treat a directory without a matching `mesos-container-id` as
-//! [`ContainerStatus::Incomplete`] (directories of other tools), and never panic on one.
+//! The layout is lean on purpose: removing a file that holds data, or a directory, frees a
+//! block, and on file systems mounted with `discard` every freed block waits for a TRIM, which
+//! dominates `deimos state --rm`. Values written once at creation therefore share one file,
+//! lock files stay empty (holders are read from `/proc/locks`) and sit beside the other files
+//! instead of in a directory of their own. An exited container has three files with data
+//! (`container.json`, `cid`, `exit`), plus `pid` and `watcher.log` when a watcher ran.
+//!
+//! Directories of older layouts (this program's earlier versions and Python Deimos, 5.12) are
+//! still listed, read and cleaned: without `container.json`, the values come from the files
+//! `mesos-container-id` (complete marker), `eid`, `task-id`, `owner`, `started`, `t` and
+//! `sandbox` ([`files::legacy`]), lock files from `lock/<name>`, and exit files may hold a raw
+//! `docker wait` integer ([`ExitRecord::parse`]). New directories are always written in the
+//! current layout.
+//!
+//! `container.json`, `cid`, `pid` and `exit` are replaced or created atomically (temp file,
+//! fsync, rename, fsync of the directory; D-17) unless the root uses [`Durability::NoSync`]. A
+//! launch assembles its directory under `creating/`, takes `lock.launch` there, writes
+//! `container.json` and the start-time link, syncs once, and renames the directory into
+//! `mesos/` in one step, so a directory in `mesos/` is never half made, is already locked and
+//! indexed when it appears. Readers still treat a directory without a `container.json` naming
+//! it (nor a legacy `mesos-container-id`) as [`ContainerStatus::Incomplete`] (directories of
+//! other tools), and never panic on one.
 //!
 //! Several agents on one host can share a root: each records its owner string (the agent's
-//! work directory) and filters listings and cleanup with [`Scope::Owner`].
+//! work directory, in `container.json`) and filters listings and cleanup with [`Scope::Owner`].
 //!
 //! # Locking protocol (as in Deimos, 5.13)
+//!
+//! Lock `<name>` of a container is the file `lock.<name>` in its directory ([`LockName`];
+//! `lock/<name>` in directories of older layouts, see [`ContainerDir::lock_path`]).
 //!
 //! | Who | Locks | Meaning |
 //! |---|---|---|
@@ -50,16 +68,17 @@
 //! launcher took `wait` itself and forked, the child inheriting both locks. A Rust launcher
 //! that spawns a separate watcher process should instead let the watcher take `wait` EX,
 //! record its pid ([`ContainerDir::record_watcher_pid`]) and signal readiness, and only
-//! then drop the `launch` guard. Lock files carry `pid=`/`since=` lines written by exclusive
-//! holders ([`LockGuard::record_holder`]) for diagnostics.
+//! then drop the `launch` guard. Nobody writes into lock files: `deimos locks` and the
+//! "another cleanup is running (pid N)" message read holders from `/proc/locks`
+//! ([`read_holder`]).
 //!
 //! # Cleanup
 //!
 //! [`StateRoot::exited_before`] lists exited containers started before a cutoff (`deimos
 //! state [TIME]`, TIME parsed by [`parse_cutoff`]); [`StateRoot::remove_exited_before`]
 //! removes them (`deimos state --rm`), including both index links, plus dangling index links
-//! and abandoned `creating/` directories. It never touches a container without an exit
-//! record or whose `wait` lock is held.
+//! (start-time links only once a minute old) and abandoned `creating/` directories. It never
+//! touches a container without an exit record or whose `wait` lock is held.
 
 mod cleanup;
 mod create;
@@ -70,6 +89,7 @@ mod fsutil;
 mod id;
 mod lock;
 mod locks_listing;
+mod record;
 mod timestamp;
 
 use std::fs;
@@ -88,12 +108,13 @@ pub use id::{
     check_docker_id, check_path_component, ContainerId, IdRejection, InvalidId, MAX_ID_BYTES,
 };
 pub use lock::{
-    acquire, is_held_exclusively, read_holder, Acquire, LockError, LockGuard, LockHolder, LockMode,
-    LockName,
+    acquire, is_held_exclusively, Acquire, LockError, LockGuard, LockHolder, LockMode, LockName,
 };
 pub use locks_listing::{
-    join_locks, parse_proc_locks, LockAccess, LockEntry, LockFileId, ProcLock,
+    exclusive_holder, join_locks, parse_proc_locks, read_holder, LockAccess, LockEntry, LockFileId,
+    ProcLock,
 };
+pub use record::ContainerRecord;
 pub use timestamp::{
     format_iso_millis, parse_cutoff, parse_iso, InvalidTimestamp, StartTimeName, CUTOFF_FORMAT,
 };
@@ -101,28 +122,50 @@ pub use timestamp::{
 /// Deimos' state root.
 pub const DEFAULT_ROOT: &str = "/tmp/deimos";
 
-/// Names of the files in a container's state directory.
+/// Names of the files in a container's state directory (lock files: [`LockName::file_name`]).
 pub mod files {
-    /// The container id; written before the directory becomes visible.
-    pub const MESOS_CONTAINER_ID: &str = "mesos-container-id";
-    /// The executor id.
-    pub const EXECUTOR_ID: &str = "eid";
-    /// The task id.
-    pub const TASK_ID: &str = "task-id";
-    /// The owner/scope string.
-    pub const OWNER: &str = "owner";
-    /// The creation time.
-    pub const STARTED: &str = "started";
-    /// The start-time index entry name.
-    pub const START_TIME_TOKEN: &str = "t";
+    /// The creation record ([`super::ContainerRecord`]); written before the directory becomes
+    /// visible, so it is the "complete" marker.
+    pub const CONTAINER: &str = "container.json";
     /// The Docker container id.
     pub const DOCKER_ID: &str = "cid";
     /// The watcher's pid.
     pub const WATCHER_PID: &str = "pid";
     /// The exit record.
     pub const EXIT: &str = "exit";
-    /// The directory of lock files.
-    pub const LOCK_DIR: &str = "lock";
+    /// The watcher's log (its stderr), appended to by the containerizer's watcher.
+    pub const WATCHER_LOG: &str = "watcher.log";
+
+    /// Files of directories made by older versions (and by Python Deimos), still read when a
+    /// directory has no `container.json`.
+    pub mod legacy {
+        /// The container id + newline; the old "complete" marker.
+        pub const MESOS_CONTAINER_ID: &str = "mesos-container-id";
+        /// The executor id.
+        pub const EXECUTOR_ID: &str = "eid";
+        /// The task id.
+        pub const TASK_ID: &str = "task-id";
+        /// The owner/scope string.
+        pub const OWNER: &str = "owner";
+        /// The creation time.
+        pub const STARTED: &str = "started";
+        /// The start-time index entry name.
+        pub const START_TIME_TOKEN: &str = "t";
+        /// The sandbox path (written by the containerizer's launch).
+        pub const SANDBOX: &str = "sandbox";
+        /// The directory of lock files (`lock/launch`, ...).
+        pub const LOCK_DIR: &str = "lock";
+        /// Every legacy file name above except the lock directory.
+        pub const FILES: [&str; 7] = [
+            MESOS_CONTAINER_ID,
+            EXECUTOR_ID,
+            TASK_ID,
+            OWNER,
+            STARTED,
+            START_TIME_TOKEN,
+            SANDBOX,
+        ];
+    }
 }
 
 /// Which containers an operation considers.
@@ -131,7 +174,7 @@ pub enum Scope {
     /// Every container under the root.
     #[default]
     All,
-    /// Only containers whose `owner` file holds exactly this string.
+    /// Only containers whose recorded owner is exactly this string.
     Owner(String),
 }
 
