@@ -66,7 +66,7 @@ fn destroy_sends_sigterm_before_sigkill() {
 }
 
 #[test]
-fn usage_reports_the_allocation_while_running_and_a_timestamp_after_exit() {
+fn d9_usage_always_answers_with_the_allocation_while_running_and_a_timestamp_after_exit() {
     let agent = Agent::new("usage");
     let c = agent
         .executor("exec sleep 300")

@@ -160,7 +160,7 @@ fn help_exits_0_and_no_arguments_exit_1() {
 }
 
 #[test]
-fn unknown_docker_flag_in_legacy_options_fails_the_launch() {
+fn d17_unknown_docker_flag_in_legacy_options_fails_the_launch() {
     let agent = Agent::new("bad-option");
     let c = agent
         .executor("true")

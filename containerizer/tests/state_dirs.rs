@@ -381,7 +381,7 @@ fn discard_removes_the_directory_and_both_index_links() {
 }
 
 #[test]
-fn exit_record_is_replaced_atomically_and_readable() {
+fn d17_exit_record_is_replaced_atomically_and_readable() {
     let dir = tempfile::tempdir().unwrap();
     let root = StateRoot::new(dir.path());
     let (container, _launch) = root

@@ -159,7 +159,7 @@ fn blocking_acquire_waits_for_the_holder() {
 }
 
 #[test]
-fn each_request_keeps_its_own_mode_and_wait_policy() {
+fn d6_each_lock_request_keeps_its_own_mode_and_wait_policy() {
     // D-6: Deimos reused the first request's flags for later requests on the same path.
     let dir = tempfile::tempdir().unwrap();
     let path = lock_file(&dir);

@@ -197,7 +197,7 @@ fn v1_cfs_quota_takes_precedence_over_shares() {
 }
 
 #[test]
-fn v1_missing_files_leave_fields_unset_instead_of_failing() {
+fn d9_missing_cgroup_files_leave_fields_unset_instead_of_failing() {
     let fixture = Fixture::new();
     fixture.cgroup(
         &format!("memory/{ID}"),
