@@ -1,0 +1,370 @@
+//! The task model: a validated request ([`NewTask`]), the stored record ([`Task`]), states and
+//! status history, ids and names.
+
+mod id;
+mod state;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+pub use id::{
+    generate_name, InvalidTaskId, TaskId, MAX_TASK_ID_LEN, NAME_ALPHABET, TASK_ID_PREFIX,
+    TASK_NAME_PREFIX,
+};
+pub use state::{
+    StateFilter, StateGroup, StatusEntry, TaskState, UnknownStateFilter, UnknownTaskState,
+};
+
+/// How often a task that failed before it ever ran is relaunched unless the request says
+/// otherwise (Eremetic's fixed `maxRetries`).
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+
+/// What the API shows instead of a `masked_env` value (seven asterisks, as Eremetic).
+pub const MASK: &str = "*******";
+
+/// A secret string (a `masked_env` value). `Debug` prints [`MASK`], so that logging a task
+/// never leaks it; serialization is transparent because the record must be stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The clear value, for the launch path only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASK)
+    }
+}
+
+/// Docker network mode, by the Mesos enum names Eremetic accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Network {
+    /// The default bridge network.
+    #[default]
+    Bridge,
+    /// The host's network stack.
+    Host,
+    /// No network.
+    None,
+    /// A user-defined network (Mesos `USER`).
+    User,
+}
+
+impl Network {
+    /// The wire name (`BRIDGE`, `HOST`, `NONE`, `USER`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Bridge => "BRIDGE",
+            Network::Host => "HOST",
+            Network::None => "NONE",
+            Network::User => "USER",
+        }
+    }
+}
+
+/// Transport protocol of a port mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    /// TCP (the default when the request leaves `protocol` empty).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl PortProtocol {
+    /// The wire name (`tcp`, `udp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortProtocol::Tcp => "tcp",
+            PortProtocol::Udp => "udp",
+        }
+    }
+}
+
+/// A requested port mapping; the host port is assigned at launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRequest {
+    /// Port inside the container, 1-65535.
+    pub container_port: u16,
+    /// Protocol.
+    pub protocol: PortProtocol,
+}
+
+/// A read-write bind mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// Absolute path inside the container.
+    pub container_path: String,
+    /// Absolute path on the host.
+    pub host_path: String,
+}
+
+/// An exact match on a TEXT attribute of the agent (Mesos) or host (local backend).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConstraint {
+    /// Attribute name.
+    pub attribute_name: String,
+    /// Required value.
+    pub attribute_value: String,
+}
+
+/// A URI fetched into the sandbox before the task starts (Mesos fetcher semantics).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchUri {
+    /// What to fetch.
+    pub uri: String,
+    /// Unpack the archive after download.
+    pub extract: bool,
+    /// Make the file executable.
+    pub executable: bool,
+    /// Allow the fetcher cache.
+    pub cache: bool,
+}
+
+/// Archive suffixes that make a v0 `uris` entry extracted (Eremetic's `IsArchive`).
+pub const ARCHIVE_SUFFIXES: [&str; 7] = [
+    ".tgz", ".tar.gz", ".tbz2", ".tar.bz2", ".txz", ".tar.xz", ".zip",
+];
+
+impl FetchUri {
+    /// A fetch entry for a bare `uris` string: extracted when it names an archive, neither
+    /// executable nor cached.
+    pub fn from_plain_uri(uri: &str) -> FetchUri {
+        FetchUri {
+            uri: uri.to_owned(),
+            extract: ARCHIVE_SUFFIXES.iter().any(|suffix| uri.ends_with(suffix)),
+            executable: false,
+            cache: false,
+        }
+    }
+}
+
+/// A validated task request, produced by [`crate::api::parse_v1`] or [`crate::api::parse_v0`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewTask {
+    /// Requested name; `None` means a generated one ([`generate_name`]).
+    pub name: Option<String>,
+    /// Docker image reference.
+    pub image: String,
+    /// Shell command line; when set, [`NewTask::args`] are ignored, as in Eremetic.
+    pub command: Option<String>,
+    /// Arguments for the image entrypoint, used when there is no command.
+    pub args: Vec<String>,
+    /// CPUs requested (> 0).
+    pub cpu: f64,
+    /// Memory in MiB (at least [`crate::api::MIN_MEM_MIB`]).
+    pub mem: f64,
+    /// Environment.
+    pub env: BTreeMap<String, String>,
+    /// Secret environment, never shown through the API.
+    pub masked_env: BTreeMap<String, Secret>,
+    /// Task labels.
+    pub labels: BTreeMap<String, String>,
+    /// Bind mounts.
+    pub volumes: Vec<Volume>,
+    /// Containers whose volumes are mounted too.
+    pub volumes_from: Vec<String>,
+    /// Port mappings.
+    pub ports: Vec<PortRequest>,
+    /// Network mode.
+    pub network: Network,
+    /// DNS server (an IP address).
+    pub dns: Option<String>,
+    /// Placement constraints, all of which must hold.
+    pub agent_constraints: Vec<AgentConstraint>,
+    /// `http`/`https` URL POSTed when the task ends.
+    pub callback_uri: Option<String>,
+    /// URIs fetched into the sandbox (`uris` entries first, then `fetch`).
+    pub fetch: Vec<FetchUri>,
+    /// Pull the image even when present.
+    pub force_pull_image: bool,
+    /// Run privileged.
+    pub privileged: bool,
+    /// User inside the container; `None` keeps the image's user.
+    pub user: Option<String>,
+    /// Wall-clock limit in seconds after which the task is killed; `None`: no limit.
+    pub timeout_secs: Option<u64>,
+    /// How often a task that failed before running is relaunched.
+    pub retries: u32,
+}
+
+impl NewTask {
+    /// The requested name, or `generated` when the request had none.
+    pub fn name_or(&self, generated: impl FnOnce() -> String) -> String {
+        self.name.clone().unwrap_or_else(generated)
+    }
+}
+
+/// A task as the scheduler stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Task id.
+    pub id: TaskId,
+    /// Task name (requested or generated; not unique).
+    pub name: String,
+    /// The validated request.
+    pub request: NewTask,
+    /// Append-only status history; the last entry is the current state.
+    pub status: Vec<StatusEntry>,
+    /// How many times the task was relaunched after failing.
+    pub retry: u32,
+    /// Mesos framework id (Mesos backend only).
+    pub framework_id: Option<String>,
+    /// Agent id (Mesos) or backend instance that runs the task.
+    pub agent_id: Option<String>,
+    /// Host name of the machine that runs the task.
+    pub hostname: Option<String>,
+    /// IP address of the agent.
+    pub agent_ip: Option<String>,
+    /// Port of the agent's HTTP API.
+    pub agent_port: Option<u16>,
+    /// Host ports assigned at launch, in the order of [`NewTask::ports`].
+    pub host_ports: Vec<u16>,
+    /// Sandbox directory holding `stdout` and `stderr`.
+    pub sandbox_path: Option<String>,
+    /// Exit status of the command, once known.
+    pub exit_code: Option<i32>,
+    /// Why the task failed, was lost or errored, once known.
+    pub failure_reason: Option<String>,
+}
+
+impl Task {
+    /// A freshly submitted task: status history `[TASK_QUEUED at now]`, nothing placed yet.
+    pub fn new(id: TaskId, name: String, request: NewTask, now: OffsetDateTime) -> Task {
+        Task {
+            id,
+            name,
+            request,
+            status: vec![StatusEntry::new(TaskState::Queued, now)],
+            retry: 0,
+            framework_id: None,
+            agent_id: None,
+            hostname: None,
+            agent_ip: None,
+            agent_port: None,
+            host_ports: Vec::new(),
+            sandbox_path: None,
+            exit_code: None,
+            failure_reason: None,
+        }
+    }
+
+    /// The current state: the last history entry (`None` for an empty history).
+    pub fn current_state(&self) -> Option<TaskState> {
+        self.status.last().map(|entry| entry.status)
+    }
+
+    /// Appends a state to the history.
+    pub fn push_status(&mut self, status: TaskState, at: OffsetDateTime) {
+        self.status.push(StatusEntry::new(status, at));
+    }
+
+    /// The composite group of the current state.
+    pub fn group(&self) -> StateGroup {
+        StateGroup::of(self.current_state())
+    }
+
+    /// Whether the task has ended (an empty history counts as ended, as in Eremetic).
+    pub fn is_terminal(&self) -> bool {
+        self.group() == StateGroup::Terminated
+    }
+
+    /// Whether the current state is `TASK_RUNNING`.
+    pub fn is_running(&self) -> bool {
+        self.current_state() == Some(TaskState::Running)
+    }
+
+    /// Whether the task ever reached `TASK_RUNNING`.
+    pub fn was_running(&self) -> bool {
+        self.status
+            .iter()
+            .any(|entry| entry.status == TaskState::Running)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> NewTask {
+        NewTask {
+            name: None,
+            image: "busybox".into(),
+            command: Some("true".into()),
+            args: Vec::new(),
+            cpu: 0.1,
+            mem: 32.0,
+            env: BTreeMap::new(),
+            masked_env: BTreeMap::from([("TOKEN".into(), Secret::new("hunter2"))]),
+            labels: BTreeMap::new(),
+            volumes: Vec::new(),
+            volumes_from: Vec::new(),
+            ports: Vec::new(),
+            network: Network::Bridge,
+            dns: None,
+            agent_constraints: Vec::new(),
+            callback_uri: None,
+            fetch: Vec::new(),
+            force_pull_image: false,
+            privileged: false,
+            user: None,
+            timeout_secs: None,
+            retries: DEFAULT_MAX_RETRIES,
+        }
+    }
+
+    #[test]
+    fn debug_output_masks_secrets() {
+        let text = format!("{:?}", request());
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains(MASK));
+    }
+
+    #[test]
+    fn new_task_is_queued_and_history_drives_the_state() {
+        let t0 = OffsetDateTime::from_unix_timestamp(100).unwrap();
+        let mut task = Task::new(TaskId::generate([1; 16]), "n".into(), request(), t0);
+        assert_eq!(task.current_state(), Some(TaskState::Queued));
+        assert_eq!(task.group(), StateGroup::Queued);
+        task.push_status(TaskState::Running, t0);
+        assert!(task.is_running() && task.was_running() && !task.is_terminal());
+        task.push_status(TaskState::Error, t0);
+        assert!(task.is_terminal() && task.was_running() && !task.is_running());
+        task.status.clear();
+        assert!(task.is_terminal());
+    }
+
+    #[test]
+    fn plain_uris_are_extracted_when_archives() {
+        assert!(FetchUri::from_plain_uri("http://x/a.tar.gz").extract);
+        assert!(FetchUri::from_plain_uri("http://x/a.zip").extract);
+        assert!(!FetchUri::from_plain_uri("http://x/a.sh").extract);
+    }
+
+    #[test]
+    fn name_or_prefers_the_requested_name() {
+        let mut req = request();
+        assert_eq!(
+            req.name_or(|| generate_name([0; 8])),
+            "Eremetic task bbbbbbbb"
+        );
+        req.name = Some("mine".into());
+        assert_eq!(req.name_or(|| unreachable!()), "mine");
+    }
+}
