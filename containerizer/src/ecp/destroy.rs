@@ -8,7 +8,7 @@ use mesos_proto::containerizer::Destroy;
 use super::context::{read_request, request_id, Context};
 use super::launch::write_small_file;
 use super::wait::await_exit;
-use super::watcher::DESTROYED_FILE;
+use super::watcher::{resolve_docker_id, DESTROYED_FILE};
 use crate::error::{in_container, Error, Result};
 use crate::runtime::{ContainerRuntime, RuntimeError};
 use crate::state::{Acquire, LockMode, LockName};
@@ -44,29 +44,27 @@ fn destroy_container(ctx: &Context, id: &str) -> Result<()> {
         .enable_all()
         .build()
         .map_err(Error::io("start the async runtime"))?;
+    let docker = runtime.block_on(ctx.runtime())?;
+    // Found by label too: a launch may have died between creating and recording it.
+    let Some(docker_id) = runtime.block_on(resolve_docker_id(&docker, &dir))? else {
+        // No container was ever created; the watcher (or `wait`) records that.
+        if dir.exit()?.is_none() {
+            write_small_file(&dir.file(DESTROYED_FILE), "destroy requested")?;
+            await_exit(ctx, &dir, false)?;
+        }
+        return Ok(());
+    };
     if dir.exit()?.is_none() {
         write_small_file(&dir.file(DESTROYED_FILE), "destroy requested")?;
-        if let Some(docker_id) = dir.docker_id()? {
-            let grace = ctx.config.containers.stop_grace_period;
-            runtime.block_on(async {
-                match ctx.runtime().await?.stop(&docker_id, grace).await {
-                    Ok(()) | Err(RuntimeError::NoSuchContainer { .. }) => Ok(()),
-                    Err(error) => Err(Error::from(error)),
-                }
-            })?;
+        let grace = ctx.config.containers.stop_grace_period;
+        match runtime.block_on(docker.stop(&docker_id, grace)) {
+            Ok(()) | Err(RuntimeError::NoSuchContainer { .. }) => {}
+            Err(error) => return Err(error.into()),
         }
         // The watcher records the exit (a new one is started if it died).
         await_exit(ctx, &dir, false)?;
     }
-    if let Some(docker_id) = dir.docker_id()? {
-        runtime.block_on(async {
-            ctx.runtime()
-                .await?
-                .remove(&docker_id)
-                .await
-                .map_err(Error::from)
-        })?;
-    }
+    runtime.block_on(docker.remove(&docker_id))?;
     log::info!("container {id} destroyed");
     Ok(())
 }
