@@ -104,6 +104,26 @@ fn shell(line: &str) -> CommandInfo {
     }
 }
 
+/// A command with the legacy (Mesos 0.19) `CommandInfo.container` image URL and options.
+fn legacy(image_url: &str, options: &[&str], line: &str) -> CommandInfo {
+    CommandInfo {
+        container: Some(command_info::ContainerInfo {
+            image: image_url.into(),
+            options: options.iter().map(|o| (*o).to_owned()).collect(),
+        }),
+        ..shell(line)
+    }
+}
+
+/// Plans a command task with default settings.
+fn plan_task(command: CommandInfo) -> Result<LaunchPlan, TranslateError> {
+    plan(
+        &command_task(command, None),
+        &TranslateSettings::default(),
+        &[],
+    )
+}
+
 fn env_value<'a>(plan: &'a LaunchPlan, name: &str) -> Option<&'a str> {
     plan.spec
         .env
@@ -256,25 +276,12 @@ fn empty_command_uses_the_image_default() {
 
 #[test]
 fn legacy_container_image_url_and_options_apply() {
-    let command = CommandInfo {
-        container: Some(command_info::ContainerInfo {
-            image: "docker:///deimos-test/busybox:latest".into(),
-            options: vec![
-                "-e".into(),
-                "A=1".into(),
-                "--privileged".into(),
-                "-m".into(),
-                "1g".into(),
-            ],
-        }),
-        ..shell("env")
-    };
-    let plan = plan(
-        &command_task(command, None),
-        &TranslateSettings::default(),
-        &[],
-    )
-    .unwrap();
+    let command = legacy(
+        "docker:///deimos-test/busybox:latest",
+        &["-e", "A=1", "--privileged", "-m", "1g"],
+        "env",
+    );
+    let plan = plan_task(command).unwrap();
     assert_eq!(plan.spec.image, "deimos-test/busybox:latest");
     assert_eq!(env_value(&plan, "A"), Some("1"));
     assert!(plan.spec.privileged);
@@ -287,25 +294,12 @@ fn legacy_container_image_url_and_options_apply() {
 
 #[test]
 fn legacy_options_argv_after_double_slash_replaces_the_command() {
-    let command = CommandInfo {
-        container: Some(command_info::ContainerInfo {
-            image: "docker://busybox".into(),
-            options: vec![
-                "-w".into(),
-                "/tmp".into(),
-                "//".into(),
-                "ls".into(),
-                "-l".into(),
-            ],
-        }),
-        ..shell("ignored")
-    };
-    let plan = plan(
-        &command_task(command, None),
-        &TranslateSettings::default(),
-        &[],
-    )
-    .unwrap();
+    let command = legacy(
+        "docker://busybox",
+        &["-w", "/tmp", "//", "ls", "-l"],
+        "ignored",
+    );
+    let plan = plan_task(command).unwrap();
     assert_eq!(plan.spec.image, "busybox");
     assert_eq!(plan.spec.working_dir.as_deref(), Some("/tmp"));
     assert_eq!(
@@ -316,37 +310,15 @@ fn legacy_options_argv_after_double_slash_replaces_the_command() {
 
 #[test]
 fn unknown_docker_option_is_rejected_with_its_name() {
-    let command = CommandInfo {
-        container: Some(command_info::ContainerInfo {
-            image: "docker:///busybox".into(),
-            options: vec!["--frobnicate".into()],
-        }),
-        ..shell("true")
-    };
-    let error = plan(
-        &command_task(command, None),
-        &TranslateSettings::default(),
-        &[],
-    )
-    .unwrap_err();
+    let command = legacy("docker:///busybox", &["--frobnicate"], "true");
+    let error = plan_task(command).unwrap_err();
     assert!(error.to_string().contains("--frobnicate"), "{error}");
 }
 
 #[test]
 fn non_docker_image_url_is_rejected() {
-    let command = CommandInfo {
-        container: Some(command_info::ContainerInfo {
-            image: "appc://x".into(),
-            options: vec![],
-        }),
-        ..shell("true")
-    };
-    let error = plan(
-        &command_task(command, None),
-        &TranslateSettings::default(),
-        &[],
-    )
-    .unwrap_err();
+    let command = legacy("appc://x", &[], "true");
+    let error = plan_task(command).unwrap_err();
     assert_eq!(error, TranslateError::ImageUrl("appc://x".into()));
 }
 
