@@ -4,17 +4,21 @@
 //! task (an image, a command, resources), the scheduler queues it, runs it once in a container
 //! and keeps its status history.
 //!
-//! This part is the I/O-free layer, following "parse, then act":
 //! - [`task`]: the task model — states ([`task::TaskState`]) and the composite list filter
 //!   ([`task::StateFilter`]), status history, ids and generated names, the validated request
 //!   ([`task::NewTask`]) and the stored record ([`task::Task`]).
 //! - [`api`]: submit bodies (v1 and deprecated v0) parsed into a [`task::NewTask`] or a
 //!   [`api::ValidationErrors`] listing every problem; task documents ([`api::TaskV1`],
 //!   [`api::TaskV0`]) with secret environment values masked; Eremetic's error document.
+//! - [`service`]: the contract between the HTTP layer and the scheduler core.
+//! - [`metrics`]: the Prometheus metrics.
 //!
 //! Differences from Eremetic are deliberate fixes of its sharp edges (numbered E-n in the seed
 //! behaviour document): requests are validated (E-17), `TASK_ERROR` is terminal (E-8), unknown
 //! `state` filter tokens are errors, bodies over 1 MiB are rejected as too large (E-31).
 
 pub mod api;
+pub mod metrics;
+pub mod outbox;
+pub mod service;
 pub mod task;

@@ -1,0 +1,173 @@
+//! Prometheus metrics of the service, exposed at `/metrics` in the text exposition format.
+//!
+//! One [`Metrics`] value is created at start-up and shared (`Arc`) by the scheduler core, the
+//! callback worker and the HTTP layer. Besides our own `eremetic_*` families, Eremetic's
+//! `scheduler_*` names are kept so that existing dashboards keep working.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of the per-state task gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// The state name (`TASK_RUNNING`...).
+    pub state: String,
+}
+
+/// Labels of Eremetic's terminated counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TerminatedLabels {
+    /// The terminal state name.
+    pub status: String,
+    /// `retry` when the task is relaunched, `final` otherwise.
+    pub sequence: String,
+}
+
+/// Labels of the HTTP request histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route's name (`AddTask`, `Status`, `ListTasks`...), `NotFound` for unknown paths.
+    pub route: String,
+    /// The HTTP method.
+    pub method: String,
+    /// The response status code.
+    pub status: u16,
+}
+
+/// Labels of the callback counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `delivered`, `retried` or `abandoned`.
+    pub outcome: String,
+}
+
+/// All metrics of the service.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    /// Tasks by current state.
+    pub tasks: Family<StateLabels, Gauge>,
+    /// Tasks waiting in the queue.
+    pub queue_depth: Gauge,
+    /// Accepted submissions.
+    pub submissions: Counter,
+    /// Submissions refused because the queue was full.
+    pub submissions_queue_full: Counter,
+    /// Seconds from submission (or requeue) to the container running.
+    pub launch_latency: Histogram,
+    /// HTTP requests by route, method and status, in seconds.
+    pub http_requests: Family<HttpLabels, Histogram>,
+    /// Callback deliveries by outcome.
+    pub callbacks: Family<OutcomeLabels, Counter>,
+    /// Eremetic's `scheduler_tasks_launched`.
+    pub tasks_launched: Counter,
+    /// Eremetic's `scheduler_tasks_terminated{status,sequence}`.
+    pub tasks_terminated: Family<TerminatedLabels, Counter>,
+    /// Eremetic's `scheduler_tasks_running`.
+    pub tasks_running: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let metrics = Metrics {
+            registry: Mutex::new(Registry::default()),
+            tasks: Family::default(),
+            queue_depth: Gauge::default(),
+            submissions: Counter::default(),
+            submissions_queue_full: Counter::default(),
+            launch_latency: latency_histogram(),
+            http_requests: Family::new_with_constructor(latency_histogram),
+            callbacks: Family::default(),
+            tasks_launched: Counter::default(),
+            tasks_terminated: Family::default(),
+            tasks_running: Gauge::default(),
+        };
+        let ours = registry.sub_registry_with_prefix("eremetic");
+        ours.register("tasks", "Tasks by current state", metrics.tasks.clone());
+        ours.register("queue_depth", "Tasks waiting in the queue", metrics.queue_depth.clone());
+        ours.register("submissions", "Accepted task submissions", metrics.submissions.clone());
+        ours.register(
+            "submissions_queue_full",
+            "Submissions refused because the queue was full",
+            metrics.submissions_queue_full.clone(),
+        );
+        ours.register(
+            "launch_latency_seconds",
+            "Time from queueing to the container running",
+            metrics.launch_latency.clone(),
+        );
+        ours.register(
+            "http_request_duration_seconds",
+            "HTTP requests by route, method and status",
+            metrics.http_requests.clone(),
+        );
+        ours.register("callbacks", "Callback deliveries by outcome", metrics.callbacks.clone());
+        let compat = registry.sub_registry_with_prefix("scheduler");
+        compat.register("tasks_created", "Tasks enqueued", metrics.submissions.clone());
+        compat.register("tasks_launched", "Tasks launched", metrics.tasks_launched.clone());
+        compat.register(
+            "tasks_terminated",
+            "Tasks terminated",
+            metrics.tasks_terminated.clone(),
+        );
+        compat.register("tasks_running", "Tasks running", metrics.tasks_running.clone());
+        compat.register("queue_size", "Tasks waiting in the queue", metrics.queue_depth.clone());
+        *metrics.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = registry;
+        metrics
+    }
+
+    /// The gauge of tasks in `state`.
+    pub fn tasks_in(&self, state: crate::task::TaskState) -> Gauge {
+        self.tasks
+            .get_or_create(&StateLabels {
+                state: state.as_str().to_owned(),
+            })
+            .clone()
+    }
+
+    /// The text exposition (`text/plain; version=0.0.4` compatible OpenMetrics text).
+    pub fn render(&self) -> String {
+        let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::TaskState;
+
+    #[test]
+    fn render_includes_our_and_eremetic_families() {
+        let metrics = Metrics::new();
+        metrics.submissions.inc();
+        metrics.tasks_in(TaskState::Running).set(2);
+        let text = metrics.render();
+        assert!(text.contains("eremetic_submissions_total 1"), "{text}");
+        assert!(text.contains("scheduler_tasks_created_total 1"), "{text}");
+        assert!(text.contains("eremetic_tasks{state=\"TASK_RUNNING\"} 2"), "{text}");
+    }
+}
