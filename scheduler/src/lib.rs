@@ -18,7 +18,15 @@
 //! `state` filter tokens are errors, bodies over 1 MiB are rejected as too large (E-31).
 
 pub mod api;
+pub mod backend;
+pub mod callback;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod outbox;
+pub mod server;
 pub mod service;
+pub mod store;
 pub mod task;

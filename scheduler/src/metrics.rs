@@ -104,8 +104,16 @@ impl Metrics {
         };
         let ours = registry.sub_registry_with_prefix("eremetic");
         ours.register("tasks", "Tasks by current state", metrics.tasks.clone());
-        ours.register("queue_depth", "Tasks waiting in the queue", metrics.queue_depth.clone());
-        ours.register("submissions", "Accepted task submissions", metrics.submissions.clone());
+        ours.register(
+            "queue_depth",
+            "Tasks waiting in the queue",
+            metrics.queue_depth.clone(),
+        );
+        ours.register(
+            "submissions",
+            "Accepted task submissions",
+            metrics.submissions.clone(),
+        );
         ours.register(
             "submissions_queue_full",
             "Submissions refused because the queue was full",
@@ -121,18 +129,41 @@ impl Metrics {
             "HTTP requests by route, method and status",
             metrics.http_requests.clone(),
         );
-        ours.register("callbacks", "Callback deliveries by outcome", metrics.callbacks.clone());
+        ours.register(
+            "callbacks",
+            "Callback deliveries by outcome",
+            metrics.callbacks.clone(),
+        );
         let compat = registry.sub_registry_with_prefix("scheduler");
-        compat.register("tasks_created", "Tasks enqueued", metrics.submissions.clone());
-        compat.register("tasks_launched", "Tasks launched", metrics.tasks_launched.clone());
+        compat.register(
+            "tasks_created",
+            "Tasks enqueued",
+            metrics.submissions.clone(),
+        );
+        compat.register(
+            "tasks_launched",
+            "Tasks launched",
+            metrics.tasks_launched.clone(),
+        );
         compat.register(
             "tasks_terminated",
             "Tasks terminated",
             metrics.tasks_terminated.clone(),
         );
-        compat.register("tasks_running", "Tasks running", metrics.tasks_running.clone());
-        compat.register("queue_size", "Tasks waiting in the queue", metrics.queue_depth.clone());
-        *metrics.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = registry;
+        compat.register(
+            "tasks_running",
+            "Tasks running",
+            metrics.tasks_running.clone(),
+        );
+        compat.register(
+            "queue_size",
+            "Tasks waiting in the queue",
+            metrics.queue_depth.clone(),
+        );
+        *metrics
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = registry;
         metrics
     }
 
@@ -145,9 +176,31 @@ impl Metrics {
             .clone()
     }
 
+    /// Counts a task that ended for good in `state` (Eremetic's `sequence="final"`).
+    pub fn tasks_terminated_final(&self, state: crate::task::TaskState) {
+        self.terminated(state, "final");
+    }
+
+    /// Counts a failed attempt that is retried (Eremetic's `sequence="retry"`).
+    pub fn tasks_terminated_retry(&self, state: crate::task::TaskState) {
+        self.terminated(state, "retry");
+    }
+
+    fn terminated(&self, state: crate::task::TaskState, sequence: &str) {
+        self.tasks_terminated
+            .get_or_create(&TerminatedLabels {
+                status: state.as_str().to_owned(),
+                sequence: sequence.to_owned(),
+            })
+            .inc();
+    }
+
     /// The text exposition (`text/plain; version=0.0.4` compatible OpenMetrics text).
     pub fn render(&self) -> String {
-        let registry = self.registry.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &registry);
@@ -168,6 +221,9 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains("eremetic_submissions_total 1"), "{text}");
         assert!(text.contains("scheduler_tasks_created_total 1"), "{text}");
-        assert!(text.contains("eremetic_tasks{state=\"TASK_RUNNING\"} 2"), "{text}");
+        assert!(
+            text.contains("eremetic_tasks{state=\"TASK_RUNNING\"} 2"),
+            "{text}"
+        );
     }
 }

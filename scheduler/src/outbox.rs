@@ -56,8 +56,11 @@ pub trait Outbox: Send + Sync + 'static {
     /// Callbacks whose `next_attempt_at` is at or before `now`, at most `limit`, oldest first,
     /// and never a callback of a task that has an older callback still pending (so a receiver
     /// sees each task's changes in order).
-    async fn due(&self, now: OffsetDateTime, limit: usize)
-        -> Result<Vec<PendingCallback>, OutboxError>;
+    async fn due(
+        &self,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<PendingCallback>, OutboxError>;
 
     /// The earliest `next_attempt_at` of all pending callbacks, `None` when there are none.
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, OutboxError>;

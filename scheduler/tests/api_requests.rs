@@ -54,7 +54,7 @@ fn malformed_requests_name_the_offending_field() {
         (patched(json!({"network": "bridged"})), "network"),
         (patched(json!({"network": 1})), "network"),
         (
-            patched(json!({"ports": [{"container_port": 0}]})),
+            patched(json!({"ports": [{"container_port": -1}]})),
             "ports[0].container_port",
         ),
         (
@@ -178,7 +178,7 @@ fn malformed_requests_name_the_offending_field() {
 fn every_problem_is_reported_at_once() {
     let body = json!({
         "cpu": 0, "mem": 1, "network": "overlay",
-        "ports": [{"container_port": 0, "protocol": "icmp"}],
+        "ports": [{"container_port": 70000, "protocol": "icmp"}],
         "volumes": [{"container_path": "x", "host_path": "y"}],
         "callback_uri": "mailto:x", "timeout": -5, "retries": -1
     });
@@ -276,7 +276,7 @@ fn v1_and_v0_examples_parse_to_the_same_task() {
     assert_eq!(v1.ports[1].protocol, PortProtocol::Udp);
     assert_eq!(v1.masked_env["SECRET"].expose(), "do-not-show");
     assert_eq!(v1.timeout_secs, Some(600));
-    assert_eq!(v1.retries, 2);
+    assert_eq!(v1.retries, Some(2));
     assert_eq!(
         v1.fetch,
         [

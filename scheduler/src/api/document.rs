@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::task::{AgentConstraint, FetchUri, StatusEntry, Task, Volume, MASK};
+use crate::task::{
+    AgentConstraint, FetchUri, StatusEntry, Task, Volume, DEFAULT_MAX_RETRIES, MASK,
+};
 
 /// A port mapping as shown in a task document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,7 +165,7 @@ impl CommonDocument {
             privileged: request.privileged,
             fetch: request.fetch.clone(),
             timeout: request.timeout_secs,
-            retries: request.retries,
+            retries: request.retries.unwrap_or(DEFAULT_MAX_RETRIES),
             exit_code: task.exit_code,
             failure_reason: task.failure_reason.clone(),
         }

@@ -9,7 +9,6 @@ use super::error::{Problem, ValidationErrors};
 use super::json::{member, Collector};
 use crate::task::{
     AgentConstraint, FetchUri, Network, NewTask, PortProtocol, PortRequest, Secret, Volume,
-    DEFAULT_MAX_RETRIES,
 };
 
 /// Largest accepted body (1 MiB, Eremetic's read limit). Eremetic truncates longer bodies and
@@ -391,7 +390,9 @@ impl<'v> Reader<'v> {
                     self.out.push(field, Problem::Required);
                     None
                 }
-                Some(value) => self.out.integer_in(&field, value, 1, 65535),
+                // 0 means "the same as the host port" (Eremetic; hermit sends it when no port
+                // was asked for).
+                Some(value) => self.out.integer_in(&field, value, 0, 65535),
             };
             if let Some(value) = member(object, "host_port") {
                 // Accepted for compatibility and ignored: host ports are assigned at launch.
@@ -556,29 +557,25 @@ impl<'v> Reader<'v> {
         u64::try_from(seconds).ok().filter(|seconds| *seconds > 0)
     }
 
-    fn retries(&mut self) -> u32 {
-        let Some(value) = self.get("retries") else {
-            return DEFAULT_MAX_RETRIES;
-        };
-        match self.out.integer("retries", value) {
-            Some(count) if count < 0 => {
-                let count = i64::try_from(count).unwrap_or(i64::MIN);
-                self.out.push("retries", Problem::Negative(count));
-                DEFAULT_MAX_RETRIES
+    fn retries(&mut self) -> Option<u32> {
+        let value = self.get("retries")?;
+        let count = self.out.integer("retries", value)?;
+        if count < 0 {
+            let count = i64::try_from(count).unwrap_or(i64::MIN);
+            self.out.push("retries", Problem::Negative(count));
+            return None;
+        }
+        match u32::try_from(count) {
+            Ok(count) if i64::from(count) <= MAX_RETRIES => Some(count),
+            _ => {
+                let problem = Problem::OutOfRange {
+                    min: 0,
+                    max: MAX_RETRIES,
+                    value: count,
+                };
+                self.out.push("retries", problem);
+                None
             }
-            Some(count) => match u32::try_from(count) {
-                Ok(count) if i64::from(count) <= MAX_RETRIES => count,
-                _ => {
-                    let problem = Problem::OutOfRange {
-                        min: 0,
-                        max: MAX_RETRIES,
-                        value: count,
-                    };
-                    self.out.push("retries", problem);
-                    DEFAULT_MAX_RETRIES
-                }
-            },
-            None => DEFAULT_MAX_RETRIES,
         }
     }
 }
@@ -662,7 +659,7 @@ mod tests {
     fn minimal_request_gets_defaults() {
         let task = parse_v1(br#"{"image":"busybox","cpu":0.5,"mem":64}"#).unwrap();
         assert_eq!(task.network, Network::Bridge);
-        assert_eq!(task.retries, DEFAULT_MAX_RETRIES);
+        assert_eq!(task.retries, None);
         assert_eq!(task.timeout_secs, None);
         assert_eq!(task.name, None);
         assert_eq!(task.command, None);

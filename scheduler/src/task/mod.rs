@@ -200,8 +200,10 @@ pub struct NewTask {
     pub user: Option<String>,
     /// Wall-clock limit in seconds after which the task is killed; `None`: no limit.
     pub timeout_secs: Option<u64>,
-    /// How often a task that failed before running is relaunched.
-    pub retries: u32,
+    /// How often a task whose start failed or whose container was lost is relaunched; `None`
+    /// means the server's default (`default_retries`, [`DEFAULT_MAX_RETRIES`] unless
+    /// configured), which the scheduler fills in when it accepts the task.
+    pub retries: Option<u32>,
 }
 
 impl NewTask {
@@ -325,7 +327,7 @@ mod tests {
             privileged: false,
             user: None,
             timeout_secs: None,
-            retries: DEFAULT_MAX_RETRIES,
+            retries: None,
         }
     }
 

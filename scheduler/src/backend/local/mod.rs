@@ -1,0 +1,427 @@
+//! The embedded default backend: tasks run as containers on the local Docker engine, through
+//! the containerizer's runtime library (`deimos::runtime`), with resources accounted against
+//! the host's (or the configured) cpus, memory and host port range.
+//!
+//! Each task has a sandbox directory `<data_dir>/sandboxes/<task id>`, mounted at
+//! `/mnt/mesos/sandbox`, holding the fetched URIs and the container's `stdout` and `stderr`.
+//! Containers are named after the run (`<task id>.<attempt>`) and labelled with the task, the
+//! run, the owning scheduler instance and the host ports, so that a restarted scheduler finds
+//! them again ([`Backend::recover`]) and never adopts another instance's containers.
+
+mod host;
+mod recover;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deimos::fetch::{fetch_all, FetchOptions, UriSpec};
+use deimos::runtime::{
+    ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError, STDERR_FILE, STDOUT_FILE,
+};
+use deimos::spec::{labels, ContainerSpec};
+use time::OffsetDateTime;
+
+pub use host::host_capacity;
+
+use self::recover::{classify, identify, Found};
+use self::spec::{container_spec, run_id, MANAGED_BY};
+use super::{
+    Allocation, Backend, BackendError, Capacity, Placement, RecoveredRun, Resources, Run,
+    RunOutcome,
+};
+use crate::task::{Network, NewTask, Task, TaskId};
+
+/// The default host port range handed out to tasks (inclusive).
+pub const DEFAULT_PORT_RANGE: (u16, u16) = (31000, 32000);
+
+/// The directory under the data directory holding the task sandboxes.
+pub const SANDBOXES_DIR: &str = "sandboxes";
+
+/// Settings of the local backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalConfig {
+    /// The Docker engine (`unix:///var/run/docker.sock`, `tcp://host:2375`); `None` uses
+    /// `DOCKER_HOST` or the local socket.
+    pub docker_host: Option<String>,
+    /// The data directory; sandboxes live in `<data_dir>/sandboxes/<task id>`.
+    pub data_dir: PathBuf,
+    /// CPUs tasks may use in total.
+    pub cpus: f64,
+    /// Memory in MiB tasks may use in total.
+    pub mem_mib: f64,
+    /// Host ports handed out to tasks (inclusive); [`DEFAULT_PORT_RANGE`] by default.
+    pub port_range: (u16, u16),
+    /// This scheduler instance, in the owner label of its containers.
+    pub instance_id: String,
+    /// The Docker network tasks with network `USER` join; `USER` is refused without one.
+    pub user_network: Option<String>,
+}
+
+/// Runs tasks on the local Docker engine. See the [module documentation](self).
+pub struct LocalBackend {
+    config: LocalConfig,
+    runtime: Arc<dyn ContainerRuntime>,
+    capacity: Mutex<Capacity>,
+    hostname: String,
+    fetch: FetchOptions,
+}
+
+impl std::fmt::Debug for LocalBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalBackend")
+            .field("config", &self.config)
+            .field("hostname", &self.hostname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalBackend {
+    /// Connects to the Docker engine of `config` (negotiating the API version) and prepares the
+    /// sandbox directory.
+    pub async fn connect(config: LocalConfig) -> Result<LocalBackend, BackendError> {
+        let runtime = DockerRuntime::connect(config.docker_host.as_deref())
+            .await
+            .map_err(|error| BackendError::query("connecting", error))?;
+        let sandboxes = config.data_dir.join(SANDBOXES_DIR);
+        tokio::fs::create_dir_all(&sandboxes)
+            .await
+            .map_err(|source| BackendError::DataDir {
+                path: sandboxes,
+                source,
+            })?;
+        Ok(LocalBackend::with_runtime(config, Arc::new(runtime)))
+    }
+
+    /// A backend over a given runtime (a fake one in tests). The sandbox directory is created
+    /// when the first task starts.
+    pub fn with_runtime(config: LocalConfig, runtime: Arc<dyn ContainerRuntime>) -> LocalBackend {
+        LocalBackend {
+            capacity: Mutex::new(Capacity::new(
+                config.cpus,
+                config.mem_mib,
+                config.port_range,
+            )),
+            config,
+            runtime,
+            hostname: host::hostname(),
+            fetch: FetchOptions::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LocalConfig {
+        &self.config
+    }
+
+    fn capacity(&self) -> MutexGuard<'_, Capacity> {
+        // The accounting stays consistent even if a holder panicked: every update is a
+        // single assignment sequence without awaits.
+        self.capacity.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn prepare_sandbox(&self, task: &Task, sandbox: &Path) -> Result<(), BackendError> {
+        tokio::fs::create_dir_all(sandbox)
+            .await
+            .map_err(|source| BackendError::Sandbox {
+                target: format!("task {}", task.id),
+                action: "creating the sandbox",
+                path: sandbox.to_owned(),
+                source,
+            })?;
+        // A new attempt starts with empty output files (the previous attempt's output would
+        // otherwise be shown as this one's).
+        reset_output_files(&format!("task {}", task.id), sandbox).await
+    }
+
+    async fn fetch_uris(&self, task: &Task, sandbox: &Path) -> Result<(), BackendError> {
+        if task.request.fetch.is_empty() {
+            return Ok(());
+        }
+        let uris: Vec<UriSpec> = task
+            .request
+            .fetch
+            .iter()
+            .map(|uri| UriSpec {
+                value: uri.uri.clone(),
+                executable: uri.executable,
+                extract: uri.extract,
+                output_file: None,
+            })
+            .collect();
+        fetch_all(&uris, sandbox, &self.fetch)
+            .await
+            .map(|_| ())
+            .map_err(|source| BackendError::Fetch {
+                task: task.id.clone(),
+                source,
+            })
+    }
+
+    /// Creates and starts the container. A container already named after the run is a
+    /// leftover of a launch interrupted by a crash (the attempt never reported running):
+    /// it is removed and the launch repeated once.
+    async fn launch(&self, run: &str, spec: &ContainerSpec) -> Result<String, BackendError> {
+        match self.runtime.launch(spec).await {
+            Err(RuntimeError::NameConflict { .. }) => {
+                tracing::warn!(
+                    run,
+                    "removing a leftover container of an interrupted launch"
+                );
+                self.runtime
+                    .remove(run)
+                    .await
+                    .map_err(|error| BackendError::launch(run, error))?;
+                self.runtime
+                    .launch(spec)
+                    .await
+                    .map_err(|error| BackendError::launch(run, error))
+            }
+            launched => launched.map_err(|error| BackendError::launch(run, error)),
+        }
+    }
+
+    /// The run found in one listed container, or `None` when there is nothing to report.
+    async fn recover_one(
+        &self,
+        container: &str,
+        container_labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<RecoveredRun>, BackendError> {
+        let identity = match identify(container_labels) {
+            Ok(identity) => identity,
+            Err(reason) => {
+                tracing::warn!(container, "ignoring a container of this instance: {reason}");
+                return Ok(None);
+            }
+        };
+        let info = match self.runtime.inspect(container).await {
+            Ok(info) => info,
+            Err(error) if error.is_no_such_container() => return Ok(None),
+            Err(error) => {
+                return Err(BackendError::container(
+                    "inspect",
+                    &identity.run_id,
+                    container,
+                    error,
+                ))
+            }
+        };
+        let state = match classify(&info) {
+            Found::Report(state) => state,
+            Found::Ignore => return Ok(None),
+            Found::RemoveUnstarted => {
+                tracing::info!(run = %identity.run_id, "removing a container that never started");
+                self.runtime.remove(container).await.map_err(|error| {
+                    BackendError::container("destroy", &identity.run_id, container, error)
+                })?;
+                return Ok(None);
+            }
+        };
+        let run = Run {
+            run_id: identity.run_id,
+            container_id: info.id,
+            sandbox: self.sandbox_dir(&identity.task_id),
+            host_ports: identity.host_ports,
+            hostname: self.hostname.clone(),
+            started_at: info.started_at.unwrap_or_else(OffsetDateTime::now_utc),
+        };
+        Ok(Some(RecoveredRun {
+            task_id: identity.task_id,
+            attempt: identity.attempt,
+            run,
+            state,
+        }))
+    }
+}
+
+/// Empties (or creates) the `stdout` and `stderr` files of a sandbox.
+async fn reset_output_files(target: &str, sandbox: &Path) -> Result<(), BackendError> {
+    for name in [STDOUT_FILE, STDERR_FILE] {
+        let path = sandbox.join(name);
+        tokio::fs::write(&path, b"")
+            .await
+            .map_err(|source| BackendError::Sandbox {
+                target: target.to_owned(),
+                action: "emptying",
+                path,
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Backend for LocalBackend {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    fn admissible(&self, task: &NewTask) -> Result<(), String> {
+        let mut problems = self.capacity().exceeded(&Resources::of(task));
+        if task.network == Network::User && self.config.user_network.is_none() {
+            problems.push(
+                "network: USER needs a Docker network, and none is configured for this \
+                 backend (setting user_network)"
+                    .to_owned(),
+            );
+        }
+        // Constraints match agent attributes (Mesos); this host has none, so a constrained
+        // task would wait forever (Eremetic's head-of-line blocking, E-5): refuse it now.
+        for constraint in &task.agent_constraints {
+            problems.push(format!(
+                "agent_constraints: {}={} can never match: the local backend has no agent \
+                 attributes",
+                constraint.attribute_name, constraint.attribute_value
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    fn place(&self, needs: &Resources) -> Placement {
+        self.capacity().place(needs)
+    }
+
+    fn free(&self) -> Resources {
+        self.capacity().free()
+    }
+
+    fn adopt(&self, allocation: &Allocation) {
+        self.capacity().adopt(allocation);
+    }
+
+    fn release(&self, allocation: &Allocation) {
+        self.capacity().release(allocation);
+    }
+
+    async fn start(
+        &self,
+        task: &Task,
+        attempt: u32,
+        allocation: &Allocation,
+    ) -> Result<Run, BackendError> {
+        self.admissible(&task.request)
+            .map_err(|reason| BackendError::Inadmissible {
+                task: task.id.clone(),
+                reason,
+            })?;
+        if allocation.host_ports.len() != task.request.ports.len() {
+            return Err(BackendError::AllocationMismatch {
+                task: task.id.clone(),
+                reason: format!(
+                    "{} ports requested, but the allocation holds {} host ports",
+                    task.request.ports.len(),
+                    allocation.host_ports.len()
+                ),
+            });
+        }
+        let sandbox = self.sandbox_dir(&task.id);
+        self.prepare_sandbox(task, &sandbox).await?;
+        self.fetch_uris(task, &sandbox).await?;
+        let spec = container_spec(
+            task,
+            attempt,
+            allocation,
+            &sandbox,
+            &self.config.instance_id,
+            self.config.user_network.as_deref(),
+        );
+        let run = run_id(task, attempt);
+        let container_id = self.launch(&run, &spec).await?;
+        Ok(Run {
+            run_id: run,
+            container_id,
+            sandbox,
+            host_ports: allocation.host_ports.clone(),
+            hostname: self.hostname.clone(),
+            started_at: OffsetDateTime::now_utc(),
+        })
+    }
+
+    /// Saves the output by replaying the container's whole log into emptied `stdout` and
+    /// `stderr` files while waiting. Replaying from the start rather than resuming at
+    /// `started_at` or at the old files' end makes an adopted run's files exact: Docker's
+    /// `since` has whole-second resolution, so resuming would repeat or drop output.
+    async fn wait(&self, run: &Run) -> Result<RunOutcome, BackendError> {
+        reset_output_files(&format!("run {}", run.run_id), &run.sandbox).await?;
+        let container = run.container_id.as_str();
+        let (exited, saved) = tokio::join!(
+            self.runtime.wait(container),
+            self.runtime.stream_logs(container, &run.sandbox, None)
+        );
+        let status = exited
+            .map_err(|error| BackendError::container("wait", &run.run_id, container, error))?;
+        if let Err(error) = saved {
+            // The outcome matters more than the output: report it anyway.
+            tracing::warn!(run = %run.run_id, "saving the output of the run failed: {error}");
+        }
+        Ok(RunOutcome::from(status))
+    }
+
+    async fn stop(&self, run: &Run, grace: Duration) -> Result<(), BackendError> {
+        match self.runtime.stop(&run.container_id, grace).await {
+            Ok(()) => Ok(()),
+            // Nothing left to stop; `wait` reports the run as gone.
+            Err(error) if error.is_no_such_container() => Ok(()),
+            Err(error) => Err(BackendError::container(
+                "stop",
+                &run.run_id,
+                &run.container_id,
+                error,
+            )),
+        }
+    }
+
+    async fn destroy(&self, run: &Run) -> Result<(), BackendError> {
+        self.runtime
+            .remove(&run.container_id)
+            .await
+            .map_err(|error| {
+                BackendError::container("destroy", &run.run_id, &run.container_id, error)
+            })
+    }
+
+    async fn recover(&self) -> Result<Vec<RecoveredRun>, BackendError> {
+        let filters = [
+            LabelFilter::equals(labels::MANAGED_BY, MANAGED_BY),
+            LabelFilter::equals(labels::OWNER, self.config.instance_id.as_str()),
+        ];
+        let listed = self.runtime.list(&filters).await.map_err(|error| {
+            BackendError::query("listing the containers of this instance", error)
+        })?;
+        let mut recovered = Vec::new();
+        for container in listed {
+            if let Some(run) = self.recover_one(&container.id, &container.labels).await? {
+                recovered.push(run);
+            }
+        }
+        Ok(recovered)
+    }
+
+    fn sandbox_dir(&self, task: &TaskId) -> PathBuf {
+        // Task ids contain no `/` and are never `.` or `..`, so this stays inside.
+        self.config.data_dir.join(SANDBOXES_DIR).join(task.as_str())
+    }
+
+    async fn remove_sandbox(&self, task: &TaskId) -> Result<(), BackendError> {
+        let path = self.sandbox_dir(task);
+        match tokio::fs::remove_dir_all(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(BackendError::Sandbox {
+                target: format!("task {task}"),
+                action: "removing the sandbox",
+                path,
+                source,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

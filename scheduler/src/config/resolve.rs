@@ -1,0 +1,322 @@
+//! Merged raw settings → typed [`Config`], with defaults and cross-key rules.
+
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use super::host::HostFacts;
+use super::layers::{RawValue, Settings, Source};
+use super::values::{self as v, split_list};
+use super::{Config, ConfigError, MesosSettings, TlsFiles};
+use crate::task::DEFAULT_MAX_RETRIES;
+
+/// Default `port` (Eremetic's was random; E-25).
+pub(crate) const DEFAULT_PORT: u16 = 8080;
+/// Default `queue_size` (Eremetic's).
+pub(crate) const DEFAULT_QUEUE_SIZE: usize = 100;
+/// Default `port_range`.
+pub(crate) const DEFAULT_PORT_RANGE: v::PortRange = v::PortRange {
+    low: 31000,
+    high: 32000,
+};
+/// Default `kill_grace_period`.
+pub(crate) const DEFAULT_KILL_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// Default `callback_timeout`.
+pub(crate) const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `callback_retry_period`.
+pub(crate) const DEFAULT_CALLBACK_RETRY_PERIOD: Duration = Duration::from_secs(3600);
+/// The database file name inside `data_dir`.
+pub(crate) const DATABASE_FILE: &str = "eremetic.db";
+
+/// Typed access to the merged settings; every error names the key and the source.
+struct Lookup<'a> {
+    settings: &'a Settings,
+}
+
+impl Lookup<'_> {
+    fn source(&self, key: &'static str) -> Option<&Source> {
+        self.settings.get(key).map(|setting| &setting.source)
+    }
+
+    fn invalid(&self, key: &'static str, reason: String) -> ConfigError {
+        ConfigError::InvalidValue {
+            key,
+            origin: self.source(key).cloned().unwrap_or(Source::Default),
+            reason,
+        }
+    }
+
+    /// The key's single value parsed by `parse`, `None` when unset.
+    fn get<T>(
+        &self,
+        key: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(setting) = self.settings.get(key) else {
+            return Ok(None);
+        };
+        match &setting.value {
+            RawValue::Scalar(text) => parse(text).map(Some).map_err(|r| self.invalid(key, r)),
+            RawValue::List(_) => {
+                Err(self.invalid(key, "expected a single value, not a list".into()))
+            }
+        }
+    }
+
+    /// The key's items (a YAML list, or a comma-separated value) parsed by `parse`, which is
+    /// given the 1-based position for its messages; empty when unset.
+    fn list<T>(
+        &self,
+        key: &'static str,
+        parse: impl Fn(&str, usize) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
+        let items = match self.settings.get(key).map(|setting| &setting.value) {
+            None => return Ok(Vec::new()),
+            Some(RawValue::Scalar(text)) => split_list(text),
+            Some(RawValue::List(items)) => items.clone(),
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| parse(item, index + 1).map_err(|r| self.invalid(key, r)))
+            .collect()
+    }
+}
+
+/// Builds the configuration from merged settings. `env` is read for the `data_dir` default
+/// (`STATE_DIRECTORY`, `XDG_DATA_HOME`, `HOME`).
+pub(crate) fn resolve(
+    settings: &Settings,
+    host: &HostFacts,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let lookup = Lookup { settings };
+    if let Some(source) = lookup.source("master") {
+        return Err(ConfigError::MesosBackendUnavailable {
+            origin: source.clone(),
+        });
+    }
+    let http_credentials = lookup.get("http_credentials", v::parse_credentials)?;
+    let bearer_tokens = lookup.list("bearer_tokens", v::parse_bearer_token)?;
+    let open = http_credentials.is_none() && bearer_tokens.is_empty();
+    let data_dir = match lookup.get("data_dir", v::parse_absolute_path)? {
+        Some(dir) => dir,
+        None => default_data_dir(host.uid, env)?,
+    };
+    let database = lookup
+        .get("database", parse_database_path)?
+        .map_or_else(|| data_dir.join(DATABASE_FILE), |path| data_dir.join(path));
+    Ok(Config {
+        config_file: None,
+        address: lookup
+            .get("address", v::parse_address)?
+            .unwrap_or_else(|| default_address(open)),
+        port: lookup.get("port", v::parse_port)?.unwrap_or(DEFAULT_PORT),
+        url_prefix: lookup
+            .get("url_prefix", v::parse_url_prefix)?
+            .unwrap_or_default(),
+        http_credentials,
+        bearer_tokens,
+        tls: resolve_tls(&lookup)?,
+        loglevel: lookup
+            .get("loglevel", v::parse_log_level)?
+            .unwrap_or(v::LogLevel::Info),
+        logformat: lookup
+            .get("logformat", v::parse_log_format)?
+            .unwrap_or(v::LogFormat::Text),
+        instance_id: lookup
+            .get("instance_id", parse_instance_id)?
+            .unwrap_or_else(|| format!("eremetic:{}", data_dir.display())),
+        data_dir,
+        database_driver: lookup
+            .get("database_driver", v::parse_database_driver)?
+            .unwrap_or(v::DatabaseDriver::Sqlite),
+        database,
+        retention: lookup.get("retention", v::parse_positive_duration)?,
+        queue_size: lookup
+            .get("queue_size", |t| v::parse_integer_at_least(t, 1))?
+            .unwrap_or(DEFAULT_QUEUE_SIZE),
+        docker_host: lookup.get("docker_host", v::parse_docker_host)?,
+        cpus: match lookup.get("cpus", v::parse_cpus)? {
+            Some(cpus) => cpus,
+            None => default_from_host("cpus", host.cpus.map(|n| n as f64), "no CPU count")?,
+        },
+        mem: match lookup.get("mem", |t| v::parse_integer_at_least(t, 0))? {
+            Some(mem) => mem,
+            None => default_from_host("mem", host.mem_mib, "/proc/meminfo has no MemTotal")?,
+        },
+        port_range: lookup
+            .get("port_range", v::parse_port_range)?
+            .unwrap_or(DEFAULT_PORT_RANGE),
+        user_network: lookup.get("user_network", parse_network_name)?,
+        default_retries: lookup
+            .get("default_retries", |t| v::parse_integer_at_least(t, 0))?
+            .unwrap_or(DEFAULT_MAX_RETRIES),
+        kill_grace_period: lookup
+            .get("kill_grace_period", v::parse_duration)?
+            .unwrap_or(DEFAULT_KILL_GRACE_PERIOD),
+        allowed_host_paths: lookup.list("allowed_host_paths", |t, _| parse_host_path(t))?,
+        allow_privileged: lookup
+            .get("allow_privileged", v::parse_bool)?
+            .unwrap_or(false),
+        callback_secret: lookup.get("callback_secret", |t| {
+            v::parse_non_empty(t).map(v::SecretString::new)
+        })?,
+        callback_timeout: lookup
+            .get("callback_timeout", v::parse_positive_duration)?
+            .unwrap_or(DEFAULT_CALLBACK_TIMEOUT),
+        callback_retry_period: lookup
+            .get("callback_retry_period", v::parse_duration)?
+            .unwrap_or(DEFAULT_CALLBACK_RETRY_PERIOD),
+        mesos: resolve_mesos(&lookup)?,
+    })
+}
+
+/// 127.0.0.1 when nothing protects the API, else every interface.
+fn default_address(open: bool) -> IpAddr {
+    if open {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        IpAddr::from([0, 0, 0, 0])
+    }
+}
+
+fn default_from_host<T>(key: &'static str, value: Option<T>, why: &str) -> Result<T, ConfigError> {
+    value.ok_or_else(|| ConfigError::NoDefault {
+        key,
+        why: why.to_owned(),
+    })
+}
+
+/// `$STATE_DIRECTORY` (systemd; the first of its colon-separated paths), else
+/// `/var/lib/eremetic` for root, else `$XDG_DATA_HOME/eremetic`, else
+/// `$HOME/.local/share/eremetic`.
+pub(crate) fn default_data_dir(
+    uid: u32,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PathBuf, ConfigError> {
+    let absolute = |name: &str| {
+        env(name)
+            .and_then(|value| value.split(':').next().map(PathBuf::from))
+            .filter(|path| path.is_absolute())
+    };
+    if let Some(dir) = absolute("STATE_DIRECTORY") {
+        return Ok(dir);
+    }
+    if uid == 0 {
+        return Ok(PathBuf::from("/var/lib/eremetic"));
+    }
+    if let Some(dir) = absolute("XDG_DATA_HOME") {
+        return Ok(dir.join("eremetic"));
+    }
+    if let Some(home) = absolute("HOME") {
+        return Ok(home.join(".local/share/eremetic"));
+    }
+    Err(ConfigError::NoDefault {
+        key: "data_dir",
+        why: "neither STATE_DIRECTORY, XDG_DATA_HOME nor HOME is set to an absolute path, and \
+              the process is not root"
+            .to_owned(),
+    })
+}
+
+/// A database path; Eremetic's ZooKeeper URLs are refused.
+fn parse_database_path(text: &str) -> Result<PathBuf, String> {
+    if text.starts_with("zk://") {
+        return Err(format!(
+            "{text:?} is a ZooKeeper URL for Eremetic's zk driver; this server stores tasks in \
+             an SQLite file: give a file path"
+        ));
+    }
+    Ok(PathBuf::from(text))
+}
+
+fn parse_instance_id(text: &str) -> Result<String, String> {
+    let id = v::parse_non_empty(text)?;
+    if id.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    Ok(id)
+}
+
+/// A Docker network name: `[A-Za-z0-9][A-Za-z0-9_.-]*`.
+fn parse_network_name(text: &str) -> Result<String, String> {
+    let valid = text
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !valid {
+        return Err(format!(
+            "{text:?} is not a Docker network name (letters, digits, '_', '.', '-')"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// An absolute host directory without `..` (which would escape the allowed tree).
+fn parse_host_path(text: &str) -> Result<PathBuf, String> {
+    let path = v::parse_absolute_path(text)?;
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(format!("{text:?} must not contain '..'"));
+    }
+    Ok(path.components().collect())
+}
+
+fn resolve_tls(lookup: &Lookup<'_>) -> Result<Option<TlsFiles>, ConfigError> {
+    let existing_file = |text: &str| {
+        let path = PathBuf::from(text);
+        if Path::new(text).is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{text:?} does not exist or is not a file"))
+        }
+    };
+    let cert = lookup.get("tls_cert", existing_file)?;
+    let key = lookup.get("tls_key", existing_file)?;
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(half_tls(lookup, "tls_cert", "tls_key")),
+        (None, Some(_)) => Err(half_tls(lookup, "tls_key", "tls_cert")),
+    }
+}
+
+fn half_tls(lookup: &Lookup<'_>, set: &'static str, missing: &'static str) -> ConfigError {
+    ConfigError::TlsHalfConfigured {
+        set,
+        origin: lookup.source(set).cloned().unwrap_or(Source::Default),
+        missing,
+    }
+}
+
+fn resolve_mesos(lookup: &Lookup<'_>) -> Result<MesosSettings, ConfigError> {
+    Ok(MesosSettings {
+        name: lookup.get("name", v::parse_non_empty)?,
+        user: lookup.get("user", v::parse_non_empty)?,
+        checkpoint: lookup.get("checkpoint", v::parse_bool)?,
+        failover_timeout: lookup.get("failover_timeout", parse_seconds)?,
+        framework_id: lookup.get("framework_id", v::parse_non_empty)?,
+        credential_file: lookup.get("credential_file", |t| Ok(PathBuf::from(t)))?,
+        messenger_address: lookup.get("messenger_address", v::parse_non_empty)?,
+        messenger_port: lookup.get("messenger_port", v::parse_port)?,
+    })
+}
+
+/// Eremetic's `failover_timeout` is a number of seconds, possibly fractional; our duration
+/// syntax is accepted too.
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    v::parse_duration(text).or_else(|reason| {
+        text.trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+            .ok_or(reason)
+    })
+}
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+pub(super) mod tests;

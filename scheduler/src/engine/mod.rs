@@ -1,0 +1,531 @@
+//! The scheduler core: accepts tasks, keeps them durably, queues them, launches them on a
+//! [`Backend`] when resources allow, follows them to their end and records every state change
+//! (store, events, metrics, callbacks). It implements [`TaskService`] for the HTTP layer.
+//!
+//! Concurrency: every change of a task's record happens under that task's lock (a striped
+//! async mutex) as read-modify-write against the store, so status updates, kills and deletes
+//! never lose each other's writes (Eremetic's E-26). The queue and the table of runs live
+//! behind one short-lived std mutex that is never held across an `.await`.
+
+mod outcome;
+mod policy;
+mod queue;
+mod recover;
+mod run;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::{broadcast, watch, Notify};
+
+pub use outcome::{verdict, StopCause, Verdict};
+pub use policy::Policy;
+pub use queue::{Queue, QueueEntry};
+
+use crate::backend::{Allocation, Backend, Resources};
+use crate::callback;
+use crate::metrics::Metrics;
+use crate::service::{
+    Accepted, DeleteError, KillError, LogLocation, LogStream, ReadError, Submission, SubmitError,
+    TaskEvent, TaskService,
+};
+use crate::store::{InsertOutcome, Store};
+use crate::task::{generate_name, StateFilter, Task, TaskId, TaskState};
+
+/// Settings of the core.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Most tasks waiting in the queue; further submissions get HTTP 503.
+    pub queue_size: usize,
+    /// How long a stopped container gets between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// What tasks may ask of the host.
+    pub policy: Policy,
+    /// How long a callback is retried before it is abandoned.
+    pub callback_retry_period: Duration,
+    /// How long ended tasks are kept; `None`: until deleted.
+    pub retention: Option<Duration>,
+    /// Relaunch attempts for tasks whose request does not say (`default_retries`).
+    pub default_retries: u32,
+}
+
+/// Why the core could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The backend could not list the containers of the previous run.
+    #[error("finding the containers of the previous run: {0}")]
+    Backend(String),
+}
+
+/// Number of stripes of the per-task lock.
+const LOCK_STRIPES: usize = 64;
+
+/// Capacity of the event broadcast: subscribers further behind get a "lagged" notice.
+const EVENT_BUFFER: usize = 4096;
+
+/// The scheduler core. Cheap to clone.
+#[derive(Clone)]
+pub struct Scheduler {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+    events: broadcast::Sender<TaskEvent>,
+    callbacks: Arc<Notify>,
+    config: EngineConfig,
+    core: Mutex<Core>,
+    wake: Notify,
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Default)]
+struct Core {
+    queue: Queue,
+    /// Submissions accepted into the queue's capacity but not yet queued (being stored).
+    admitting: usize,
+    runs: HashMap<TaskId, RunSlot>,
+}
+
+/// A task holding backend resources: launching, running or being stopped.
+struct RunSlot {
+    allocation: Allocation,
+    kill: watch::Sender<bool>,
+}
+
+/// A status change to record.
+struct Change {
+    state: TaskState,
+    exit_code: Option<i32>,
+    reason: Option<String>,
+}
+
+impl Change {
+    fn to(state: TaskState) -> Change {
+        Change {
+            state,
+            exit_code: None,
+            reason: None,
+        }
+    }
+
+    fn because(state: TaskState, reason: impl Into<String>) -> Change {
+        Change {
+            state,
+            exit_code: None,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+impl Scheduler {
+    /// A core over `store` and `backend`. `callbacks` is woken after callbacks are enqueued
+    /// (the callback worker's notifier). Call [`Scheduler::start`] to recover and dispatch.
+    pub fn new(
+        store: Store,
+        backend: Arc<dyn Backend>,
+        metrics: Arc<Metrics>,
+        callbacks: Arc<Notify>,
+        config: EngineConfig,
+    ) -> Scheduler {
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let locks = (0..LOCK_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        Scheduler {
+            inner: Arc::new(Inner {
+                store,
+                backend,
+                metrics,
+                events,
+                callbacks,
+                config,
+                core: Mutex::new(Core::default()),
+                wake: Notify::new(),
+                locks,
+            }),
+        }
+    }
+
+    /// Recovers the tasks of a previous run (queued tasks back into the queue, running
+    /// containers followed again, vanished ones lost and retried), then starts the dispatcher
+    /// and the retention sweeper in the background.
+    pub async fn start(&self) -> Result<(), StartError> {
+        self.init_metrics().await?;
+        recover::recover(self).await?;
+        let dispatcher = self.clone();
+        tokio::spawn(async move { dispatcher.dispatch_loop().await });
+        if let Some(retention) = self.inner.config.retention {
+            let sweeper = self.clone();
+            tokio::spawn(async move { sweeper.retention_loop(retention).await });
+        }
+        Ok(())
+    }
+
+    async fn init_metrics(&self) -> Result<(), crate::store::StoreError> {
+        for state in TaskState::ALL {
+            self.inner.metrics.tasks_in(state).set(0);
+        }
+        for (state, count) in self.inner.store.count_by_state().await? {
+            let count = i64::try_from(count).unwrap_or(i64::MAX);
+            self.inner.metrics.tasks_in(state).set(count);
+            if state == TaskState::Running {
+                self.inner.metrics.tasks_running.set(count);
+            }
+        }
+        Ok(())
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock leaves plain data behind; keep going with it.
+        self.inner
+            .core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn lock_task(&self, id: &TaskId) -> tokio::sync::MutexGuard<'_, ()> {
+        let stripe = fnv1a(id.as_str().as_bytes()) as usize % LOCK_STRIPES;
+        self.inner.locks[stripe].lock().await
+    }
+
+    /// Records a status change of `task` (whose lock the caller holds): history, store (with
+    /// the callback in the same transaction), metrics, event. Returns `false` when the task was
+    /// deleted meanwhile.
+    async fn record(&self, task: &mut Task, change: Change) -> Result<bool, String> {
+        let now = OffsetDateTime::now_utc();
+        let previous = task.current_state();
+        task.push_status(change.state, now);
+        if change.exit_code.is_some() {
+            task.exit_code = change.exit_code;
+        }
+        if change.reason.is_some() {
+            task.failure_reason.clone_from(&change.reason);
+        }
+        let callbacks = match &task.request.callback_uri {
+            Some(url) => vec![callback::new_callback(
+                url,
+                &task.id,
+                change.state,
+                now,
+                task.exit_code,
+                change.reason.as_deref(),
+                self.inner.config.callback_retry_period,
+            )],
+            None => Vec::new(),
+        };
+        let has_callbacks = !callbacks.is_empty();
+        let saved = self
+            .inner
+            .store
+            .save(task, callbacks)
+            .await
+            .map_err(|error| error.to_string())?;
+        if !saved {
+            return Ok(false);
+        }
+        if has_callbacks {
+            self.inner.callbacks.notify_one();
+        }
+        self.count_transition(previous, change.state);
+        let _ = self.inner.events.send(TaskEvent {
+            task_id: task.id.clone(),
+            name: task.name.clone(),
+            status: change.state,
+            time: now,
+            exit_code: task.exit_code,
+            reason: change.reason,
+        });
+        Ok(true)
+    }
+
+    fn count_transition(&self, from: Option<TaskState>, to: TaskState) {
+        let metrics = &self.inner.metrics;
+        if let Some(from) = from {
+            metrics.tasks_in(from).dec();
+            if from == TaskState::Running {
+                metrics.tasks_running.dec();
+            }
+        }
+        metrics.tasks_in(to).inc();
+        if to == TaskState::Running {
+            metrics.tasks_running.inc();
+        }
+    }
+
+    fn queue_entry(&self, seq: u64, task: &Task, not_before: Option<Instant>) -> QueueEntry {
+        QueueEntry {
+            seq,
+            id: task.id.clone(),
+            needs: Resources::of(&task.request),
+            queued_at: Instant::now(),
+            not_before,
+        }
+    }
+
+    fn enqueue(&self, entry: QueueEntry) {
+        let depth = {
+            let mut core = self.core();
+            core.queue.push(entry);
+            core.queue.len()
+        };
+        self.inner.metrics.queue_depth.set(depth as i64);
+        self.inner.wake.notify_one();
+    }
+
+    async fn read(&self, id: &TaskId) -> Result<Option<Task>, ReadError> {
+        self.inner
+            .store
+            .get(id)
+            .await
+            .map_err(|error| ReadError(error.to_string()))
+    }
+}
+
+/// FNV-1a: a stable, dependency-free hash for lock striping and request fingerprints.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
+    let mut bytes = [0u8; N];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|error| format!("reading random bytes for a task id: {error}"))?;
+    Ok(bytes)
+}
+
+#[async_trait]
+impl TaskService for Scheduler {
+    async fn submit(&self, submission: Submission) -> Result<Accepted, SubmitError> {
+        let request = submission.task;
+        self.inner
+            .config
+            .policy
+            .check(&request)
+            .map_err(SubmitError::Forbidden)?;
+        self.inner
+            .backend
+            .admissible(&request)
+            .map_err(SubmitError::Unsatisfiable)?;
+        {
+            let mut core = self.core();
+            let capacity = self.inner.config.queue_size;
+            if core.queue.len() + core.admitting >= capacity {
+                drop(core);
+                self.inner.metrics.submissions_queue_full.inc();
+                return Err(SubmitError::QueueFull { capacity });
+            }
+            core.admitting += 1;
+        }
+        let result = self.store_new(request, submission.idempotency_key).await;
+        let mut core = self.core();
+        core.admitting -= 1;
+        match result {
+            Ok((accepted, Some(entry))) => {
+                core.queue.push(entry);
+                let depth = core.queue.len();
+                drop(core);
+                self.inner.metrics.queue_depth.set(depth as i64);
+                self.inner.metrics.submissions.inc();
+                self.inner.metrics.tasks_in(TaskState::Queued).inc();
+                self.inner.wake.notify_one();
+                Ok(accepted)
+            }
+            Ok((accepted, None)) => Ok(accepted),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn get(&self, id: &TaskId) -> Result<Option<Task>, ReadError> {
+        self.read(id).await
+    }
+
+    async fn list(&self, filter: StateFilter, name: Option<&str>) -> Result<Vec<Task>, ReadError> {
+        self.inner
+            .store
+            .list(filter, name)
+            .await
+            .map_err(|error| ReadError(error.to_string()))
+    }
+
+    async fn kill(&self, id: &TaskId) -> Result<(), KillError> {
+        let _guard = self.lock_task(id).await;
+        let mut task = self
+            .read(id)
+            .await
+            .map_err(|error| KillError::Internal(error.0))?
+            .ok_or_else(|| KillError::NotFound(id.clone()))?;
+        let state = task.current_state().unwrap_or(TaskState::Lost);
+        if task.is_terminal() {
+            return Err(KillError::AlreadyTerminal {
+                id: id.clone(),
+                state,
+            });
+        }
+        let was_queued = {
+            let mut core = self.core();
+            let removed = core.queue.remove(id);
+            self.inner.metrics.queue_depth.set(core.queue.len() as i64);
+            removed
+        };
+        if was_queued || state == TaskState::Queued {
+            // Never launched: it ends now (Eremetic waited for the next offer, E-9).
+            let change = Change::because(TaskState::Killed, "killed on request before it started");
+            self.record(&mut task, change)
+                .await
+                .map_err(KillError::Internal)?;
+            self.inner.metrics.tasks_terminated_final(TaskState::Killed);
+            return Ok(());
+        }
+        if state != TaskState::Terminating {
+            self.record(&mut task, Change::to(TaskState::Terminating))
+                .await
+                .map_err(KillError::Internal)?;
+        }
+        if let Some(slot) = self.core().runs.get(id) {
+            slot.kill.send_replace(true);
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, id: &TaskId) -> Result<(), DeleteError> {
+        let _guard = self.lock_task(id).await;
+        let task = self
+            .read(id)
+            .await
+            .map_err(|error| DeleteError::Internal(error.0))?
+            .ok_or_else(|| DeleteError::NotFound(id.clone()))?;
+        if !task.is_terminal() {
+            return Err(DeleteError::NotTerminal {
+                id: id.clone(),
+                state: task.current_state().unwrap_or(TaskState::Queued),
+            });
+        }
+        let deleted = self
+            .inner
+            .store
+            .delete(id)
+            .await
+            .map_err(|error| DeleteError::Internal(error.to_string()))?;
+        if !deleted {
+            return Err(DeleteError::NotFound(id.clone()));
+        }
+        if let Some(state) = task.current_state() {
+            self.inner.metrics.tasks_in(state).dec();
+        }
+        if let Err(error) = self.inner.backend.remove_sandbox(id).await {
+            tracing::warn!(task = %id, "removing the sandbox of a deleted task: {error}");
+        }
+        Ok(())
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<TaskEvent> {
+        self.inner.events.subscribe()
+    }
+
+    async fn log_location(
+        &self,
+        id: &TaskId,
+        stream: LogStream,
+    ) -> Result<Option<LogLocation>, ReadError> {
+        let Some(task) = self.read(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(match &task.sandbox_path {
+            None => LogLocation::NotStarted,
+            Some(sandbox) => LogLocation::File {
+                path: std::path::Path::new(sandbox).join(stream.file_name()),
+                active: !task.is_terminal(),
+            },
+        }))
+    }
+}
+
+impl Scheduler {
+    /// Stores a new task (or finds the one an earlier submission with the same idempotency key
+    /// created) and returns the queue entry to add, if any.
+    async fn store_new(
+        &self,
+        mut request: crate::task::NewTask,
+        idempotency_key: Option<String>,
+    ) -> Result<(Accepted, Option<QueueEntry>), SubmitError> {
+        // Fingerprint the request as the client sent it, before defaults are filled in.
+        let fingerprint = serde_json::to_vec(&request)
+            .map(|bytes| format!("{:016x}", fnv1a(&bytes)))
+            .map_err(|error| {
+                SubmitError::Internal(format!("fingerprinting the request: {error}"))
+            })?;
+        request
+            .retries
+            .get_or_insert(self.inner.config.default_retries);
+        let id = TaskId::generate(random_bytes().map_err(SubmitError::Internal)?);
+        let name = match &request.name {
+            Some(name) => name.clone(),
+            None => generate_name(random_bytes().map_err(SubmitError::Internal)?),
+        };
+        let task = Task::new(id, name, request, OffsetDateTime::now_utc());
+        let idempotency = idempotency_key.map(|key| (key, fingerprint.clone()));
+        let key = idempotency.as_ref().map(|(key, _)| key.clone());
+        match self.inner.store.insert(&task, idempotency).await {
+            Ok(InsertOutcome::Inserted { seq }) => {
+                let entry = self.queue_entry(seq, &task, None);
+                let accepted = Accepted {
+                    id: task.id,
+                    created: true,
+                };
+                Ok((accepted, Some(entry)))
+            }
+            Ok(InsertOutcome::Existing {
+                task_id,
+                fingerprint: existing,
+            }) => {
+                if existing == fingerprint {
+                    Ok((
+                        Accepted {
+                            id: task_id,
+                            created: false,
+                        },
+                        None,
+                    ))
+                } else {
+                    Err(SubmitError::IdempotencyConflict {
+                        key: key.unwrap_or_default(),
+                        existing: task_id,
+                    })
+                }
+            }
+            Err(error) => Err(SubmitError::Internal(error.to_string())),
+        }
+    }
+
+    async fn retention_loop(&self, retention: Duration) {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            let cutoff = OffsetDateTime::now_utc() - retention;
+            match self.inner.store.purge_ended_before(cutoff).await {
+                Ok(0) => {}
+                Ok(purged) => {
+                    tracing::info!(
+                        purged,
+                        "deleted ended tasks older than the retention period"
+                    );
+                    if let Err(error) = self.init_metrics().await {
+                        tracing::warn!("recounting tasks after retention: {error}");
+                    }
+                }
+                Err(error) => tracing::warn!("applying the retention period: {error}"),
+            }
+        }
+    }
+}

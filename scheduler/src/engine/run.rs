@@ -1,0 +1,307 @@
+//! Launching queued tasks and following runs to their end: the dispatcher loop, start
+//! failures and retries, timeouts, kills, and the final state of each run.
+
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::{verdict, Change, QueueEntry, RunSlot, Scheduler, StopCause};
+use crate::backend::{Allocation, Placement, Run, RunOutcome};
+use crate::task::{Task, TaskId, TaskState, DEFAULT_MAX_RETRIES};
+
+/// How long the dispatcher sleeps when nothing wakes it (a safety net; every event that can
+/// free resources or add work wakes it at once).
+const IDLE_RECHECK: Duration = Duration::from_secs(5);
+
+/// Back-off before relaunching a task whose start failed: 1 s, doubling, at most 60 s.
+pub(super) fn retry_backoff(retry: u32) -> Duration {
+    let exponent = retry.saturating_sub(1).min(6);
+    Duration::from_secs(1u64 << exponent).min(Duration::from_secs(60))
+}
+
+impl Scheduler {
+    pub(super) async fn dispatch_loop(&self) {
+        loop {
+            for (entry, allocation) in self.select_launches() {
+                let this = self.clone();
+                tokio::spawn(async move { this.launch(entry, allocation).await });
+            }
+            let now = Instant::now();
+            let sleep = self
+                .core()
+                .queue
+                .next_wakeup(now)
+                .map_or(IDLE_RECHECK, |at| at - now)
+                .min(IDLE_RECHECK);
+            tokio::select! {
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+
+    fn select_launches(&self) -> Vec<(QueueEntry, Allocation)> {
+        let backend = &self.inner.backend;
+        let mut core = self.core();
+        if core.queue.is_empty() {
+            return Vec::new();
+        }
+        let free = backend.free();
+        let chosen = core
+            .queue
+            .select(Instant::now(), free, |needs| match backend.place(needs) {
+                Placement::Placed(allocation) => Some(allocation),
+                Placement::Wait => None,
+            });
+        for (entry, allocation) in &chosen {
+            let (kill, _) = watch::channel(false);
+            let slot = RunSlot {
+                allocation: allocation.clone(),
+                kill,
+            };
+            core.runs.insert(entry.id.clone(), slot);
+        }
+        self.inner.metrics.queue_depth.set(core.queue.len() as i64);
+        chosen
+    }
+
+    /// Gives the resources of a task back and wakes the dispatcher.
+    pub(super) fn release(&self, id: &TaskId) {
+        if let Some(slot) = self.core().runs.remove(id) {
+            self.inner.backend.release(&slot.allocation);
+        }
+        self.inner.wake.notify_one();
+    }
+
+    fn kill_receiver(&self, id: &TaskId) -> Option<watch::Receiver<bool>> {
+        self.core().runs.get(id).map(|slot| slot.kill.subscribe())
+    }
+
+    async fn launch(&self, entry: QueueEntry, allocation: Allocation) {
+        let id = entry.id.clone();
+        let Some(task) = self.stage(&id, &allocation).await else {
+            self.release(&id);
+            return;
+        };
+        let Some(kill) = self.kill_receiver(&id) else {
+            return;
+        };
+        let started = self
+            .inner
+            .backend
+            .start(&task, task.retry, &allocation)
+            .await;
+        match started {
+            Err(error) => {
+                self.release(&id);
+                let reason = format!("the container could not be started: {error}");
+                self.fail_or_retry(&id, entry.seq, TaskState::Failed, reason)
+                    .await;
+            }
+            Ok(run) => {
+                self.mark_running(&id, &run).await;
+                let metrics = &self.inner.metrics;
+                metrics
+                    .launch_latency
+                    .observe(entry.queued_at.elapsed().as_secs_f64());
+                metrics.tasks_launched.inc();
+                self.supervise(entry.seq, task, run, kill).await;
+            }
+        }
+    }
+
+    /// Records `TASK_STAGING` with the placement; `None` when the task must not run (killed or
+    /// deleted meanwhile).
+    async fn stage(&self, id: &TaskId, allocation: &Allocation) -> Option<Task> {
+        let _guard = self.lock_task(id).await;
+        let mut task = match self.read(id).await {
+            Ok(Some(task)) if !task.is_terminal() => task,
+            Ok(_) => return None,
+            Err(error) => {
+                tracing::error!(task = %id, "reading a task to launch it: {}", error.0);
+                return None;
+            }
+        };
+        let backend = &self.inner.backend;
+        task.agent_id = Some(backend.name().to_owned());
+        task.hostname = Some(hostname());
+        task.host_ports.clone_from(&allocation.host_ports);
+        task.sandbox_path = Some(backend.sandbox_dir(id).display().to_string());
+        match self.record(&mut task, Change::to(TaskState::Staging)).await {
+            Ok(true) => Some(task),
+            Ok(false) => None,
+            Err(error) => {
+                tracing::error!(task = %id, "recording TASK_STAGING: {error}");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn mark_running(&self, id: &TaskId, run: &Run) {
+        let _guard = self.lock_task(id).await;
+        let Ok(Some(mut task)) = self.read(id).await else {
+            return;
+        };
+        // A kill that came while the container started keeps the task TERMINATING.
+        if matches!(
+            task.current_state(),
+            Some(TaskState::Running | TaskState::Terminating)
+        ) {
+            return;
+        }
+        task.sandbox_path = Some(run.sandbox.display().to_string());
+        task.host_ports.clone_from(&run.host_ports);
+        if let Err(error) = self.record(&mut task, Change::to(TaskState::Running)).await {
+            tracing::error!(task = %id, "recording TASK_RUNNING: {error}");
+        }
+    }
+
+    /// Follows a run to its end, stopping it on a kill or when its timeout expires, records
+    /// the final state, removes the container and gives the resources back.
+    pub(super) async fn supervise(
+        &self,
+        seq: u64,
+        task: Task,
+        run: Run,
+        mut kill: watch::Receiver<bool>,
+    ) {
+        let deadline = task.request.timeout_secs.map(|seconds| {
+            let ran_for = (OffsetDateTime::now_utc() - run.started_at)
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            let left = Duration::from_secs(seconds).saturating_sub(ran_for);
+            (tokio::time::Instant::now() + left, seconds)
+        });
+        let mut wait = pin!(self.inner.backend.wait(&run));
+        let mut cause = StopCause::None;
+        let mut kill_open = true;
+        let result = loop {
+            let timer = async {
+                match deadline {
+                    Some((at, _)) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = &mut wait => break result,
+                () = timer, if cause == StopCause::None => {
+                    let seconds = deadline.map_or(0, |(_, seconds)| seconds);
+                    cause = StopCause::TimedOut { seconds };
+                    self.stop_in_background(&run);
+                }
+                changed = kill.wait_for(|killed| *killed), if cause == StopCause::None && kill_open => {
+                    match changed {
+                        Ok(_) => {
+                            cause = StopCause::Killed;
+                            self.stop_in_background(&run);
+                        }
+                        Err(_) => kill_open = false,
+                    }
+                }
+            }
+        };
+        let id = task.id.clone();
+        match result {
+            Ok(outcome) => self.finish(&task, &outcome, cause).await,
+            Err(error) => {
+                let reason = format!("lost track of the container: {error}");
+                self.fail_or_retry(&id, seq, TaskState::Lost, reason).await;
+            }
+        }
+        if let Err(error) = self.inner.backend.destroy(&run).await {
+            tracing::warn!(task = %id, container = %run.container_id, "removing the container: {error}");
+        }
+        self.release(&id);
+    }
+
+    fn stop_in_background(&self, run: &Run) {
+        let backend = self.inner.backend.clone();
+        let run = run.clone();
+        let grace = self.inner.config.kill_grace;
+        tokio::spawn(async move {
+            if let Err(error) = backend.stop(&run, grace).await {
+                tracing::warn!(container = %run.container_id, "stopping the container: {error}");
+            }
+        });
+    }
+
+    async fn finish(&self, task: &Task, outcome: &RunOutcome, cause: StopCause) {
+        let id = &task.id;
+        let verdict = verdict(outcome, cause, task.request.mem);
+        let _guard = self.lock_task(id).await;
+        let Ok(Some(mut current)) = self.read(id).await else {
+            tracing::warn!(task = %id, "the task's record is gone; its end is not recorded");
+            return;
+        };
+        let state = verdict.state;
+        let change = Change {
+            state,
+            exit_code: verdict.exit_code,
+            reason: verdict.reason,
+        };
+        match self.record(&mut current, change).await {
+            Ok(_) => self.inner.metrics.tasks_terminated_final(state),
+            Err(error) => tracing::error!(task = %id, "recording {state}: {error}"),
+        }
+    }
+
+    /// Records a failure to start or a lost container, and requeues the task (with back-off)
+    /// while it has retries left.
+    pub(super) async fn fail_or_retry(
+        &self,
+        id: &TaskId,
+        seq: u64,
+        state: TaskState,
+        reason: String,
+    ) {
+        let _guard = self.lock_task(id).await;
+        let Ok(Some(mut task)) = self.read(id).await else {
+            return;
+        };
+        if task.is_terminal() {
+            return;
+        }
+        let killed = task.current_state() == Some(TaskState::Terminating);
+        let retries = task.request.retries.unwrap_or(DEFAULT_MAX_RETRIES);
+        let retry = !killed && task.retry < retries;
+        tracing::warn!(task = %id, retry, "{state}: {reason}");
+        if let Err(error) = self.record(&mut task, Change::because(state, reason)).await {
+            tracing::error!(task = %id, "recording {state}: {error}");
+            return;
+        }
+        if !retry {
+            self.inner.metrics.tasks_terminated_final(state);
+            return;
+        }
+        self.inner.metrics.tasks_terminated_retry(state);
+        task.retry += 1;
+        let not_before = Instant::now() + retry_backoff(task.retry);
+        match self.record(&mut task, Change::to(TaskState::Queued)).await {
+            Ok(true) => {
+                let entry = self.queue_entry(seq, &task, Some(not_before));
+                self.enqueue(entry);
+            }
+            Ok(false) => {}
+            Err(error) => tracing::error!(task = %id, "requeueing for a retry: {error}"),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_backoff_doubles_from_one_second_up_to_a_minute() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_backoff(n).as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 32, 60, 60]);
+    }
+}

@@ -1,0 +1,322 @@
+//! The HTTP layer: Eremetic's REST API (v1 and the deprecated v0) over a [`TaskService`],
+//! plus server-sent events, followed logs, Prometheus metrics, authentication and TLS.
+//!
+//! [`router`] builds the axum router; [`serve`] runs it on a listener (plain or TLS) until a
+//! shutdown signal. Differences from Eremetic, all deliberate:
+//! - bad requests are 400 with an error document naming every invalid field (Eremetic: 422
+//!   without validation, E-17); bodies over 1 MiB are 413 (E-31);
+//! - unknown task ids are 404 everywhere (E-3); kill of a dead task and delete of a live one
+//!   are 409 (Eremetic: 500 and, for delete, only exact `TASK_RUNNING`, E-24);
+//! - with credentials configured every route but the version routes needs them, unknown paths
+//!   included; 401s carry `WWW-Authenticate` (E-19);
+//! - unknown paths answer a JSON error document (E-20); a known path with another method
+//!   answers 405 (Eremetic: 404);
+//! - the log endpoints read the task's output files and can follow them (E-21).
+
+mod auth;
+mod events;
+mod logs;
+mod response;
+mod routes;
+mod serve;
+mod tasks;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::{Extension, Request, State};
+use axum::http::header::{HeaderValue, LOCATION};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+pub use serve::{load_tls, serve, TlsFiles};
+
+use crate::metrics::Metrics;
+use crate::service::TaskService;
+use crate::task::MASK;
+use response::{with_content_type, TEXT_CONTENT_TYPE};
+use serve::ConnectionInfo;
+
+/// `Content-Type` of `/metrics` (the OpenMetrics text `Metrics::render` produces).
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Settings of the HTTP layer. Its `Debug` output masks the password and the tokens.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Eremetic's `url_prefix`: prepended to generated URLs (`Location`, redirects), not to
+    /// routes; a proxy in front strips it.
+    pub url_prefix: String,
+    /// Basic credentials (`user`, `password`), Eremetic's `http_credentials`.
+    pub basic: Option<(String, String)>,
+    /// Accepted bearer tokens (empty strings are ignored).
+    pub bearer_tokens: Vec<String>,
+    /// The version `/api/v1/version` reports.
+    pub version: String,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("url_prefix", &self.url_prefix)
+            .field("basic", &self.basic.as_ref().map(|(user, _)| (user, MASK)))
+            .field("bearer_tokens", &vec![MASK; self.bearer_tokens.len()])
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// Why the server could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// A TLS file could not be read.
+    #[error("cannot read TLS file {}: {source}", path.display())]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS file is not valid PEM.
+    #[error("TLS file {} is not valid PEM: {reason}", path.display())]
+    InvalidPem {
+        /// The file.
+        path: PathBuf,
+        /// The parser's description.
+        reason: String,
+    },
+    /// The certificate file holds no certificate.
+    #[error("TLS certificate file {} contains no CERTIFICATE block", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key file holds no private key.
+    #[error(
+        "TLS key file {} contains no private key (expected PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)",
+        path.display()
+    )]
+    NoPrivateKey {
+        /// The file.
+        path: PathBuf,
+    },
+    /// rustls refused the certificate and key (e.g. they do not match).
+    #[error("TLS certificate {} and key {} are not usable: {source}", cert.display(), key.display())]
+    TlsConfig {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// The rustls error.
+        #[source]
+        source: tokio_rustls::rustls::Error,
+    },
+}
+
+/// Which API a route belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ApiVersion {
+    /// `/api/v1/...`.
+    V1,
+    /// The deprecated root routes (`/task...`).
+    V0,
+}
+
+impl ApiVersion {
+    /// The path of the task collection (`/api/v1/task`, `/task`).
+    pub(crate) fn task_collection(self) -> &'static str {
+        match self {
+            ApiVersion::V1 => "/api/v1/task",
+            ApiVersion::V0 => "/task",
+        }
+    }
+}
+
+/// Fixed settings the handlers read.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// Normalized `url_prefix`: empty, or `/` followed by segments, without a trailing `/`.
+    pub(crate) url_prefix: String,
+    /// The reported version.
+    pub(crate) version: String,
+}
+
+/// The state every handler gets.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) service: Arc<dyn TaskService>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) settings: Arc<Settings>,
+}
+
+/// `url_prefix` as a path prefix: `eremetic/` → `/eremetic`, `/` → ``.
+pub(crate) fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
+}
+
+/// The API router: Eremetic's v1 and v0 routes, `/`, `/metrics`, `/api/v1/events`, with
+/// authentication (when configured) and request metrics applied to every request.
+pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: HttpConfig) -> Router {
+    let authenticator = auth::Authenticator::new(config.basic.as_ref(), &config.bearer_tokens);
+    let state = AppState {
+        service,
+        metrics: Arc::clone(&metrics),
+        settings: Arc::new(Settings {
+            url_prefix: normalize_prefix(&config.url_prefix),
+            version: config.version,
+        }),
+    };
+    let top = Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(render_metrics))
+        .route("/api/v1/events", get(events::events))
+        .method_not_allowed_fallback(method_not_allowed);
+    let router = top
+        .nest("/api/v1", api_routes(ApiVersion::V1))
+        .merge(api_routes(ApiVersion::V0).layer(map_response(deprecated)))
+        .fallback(not_found)
+        .with_state(state);
+    let router = match authenticator {
+        Some(authenticator) => router.layer(from_fn_with_state(
+            Arc::new(authenticator),
+            auth::require_credentials,
+        )),
+        None => router,
+    };
+    router.layer(from_fn_with_state(metrics, routes::observe))
+}
+
+/// The routes v1 (nested under `/api/v1`) and v0 share.
+fn api_routes(version: ApiVersion) -> Router<AppState> {
+    Router::new()
+        .route("/task", get(tasks::list).post(tasks::submit))
+        .route("/task/{id}", get(tasks::get_task).delete(tasks::delete))
+        .route("/task/{id}/kill", axum::routing::post(tasks::kill))
+        .route("/task/{id}/stdout", get(logs::stdout))
+        .route("/task/{id}/stderr", get(logs::stderr))
+        .route("/version", get(version_text))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(version))
+}
+
+/// Marks a v0 response as deprecated.
+async fn deprecated(response: Response) -> Response {
+    response::mark_deprecated(response)
+}
+
+/// `GET /api/v1/version`, `GET /version`: the version JSON-quoted in a `text/plain` body, as
+/// Eremetic (E-23, kept for `hermit version` and scripts).
+async fn version_text(State(state): State<AppState>) -> Response {
+    let mut body = serde_json::Value::from(state.settings.version.as_str()).to_string();
+    body.push('\n');
+    with_content_type(StatusCode::OK, TEXT_CONTENT_TYPE, body.into())
+}
+
+/// `GET /`: 204, Eremetic's answer to non-browser clients (the web UI is not served yet).
+async fn index() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+/// `GET /metrics`.
+async fn render_metrics(State(state): State<AppState>) -> Response {
+    with_content_type(
+        StatusCode::OK,
+        METRICS_CONTENT_TYPE,
+        state.metrics.render().into(),
+    )
+}
+
+/// A known path with a method it does not serve.
+async fn method_not_allowed(method: Method) -> Response {
+    response::error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method {method} is not allowed on this path"),
+        "Method not allowed",
+    )
+}
+
+/// Unknown paths: a trailing slash is redirected to the path without it (Eremetic's
+/// `StrictSlash`), anything else is a 404 error document.
+async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    if let Some(target) = slashless(request.uri().path()) {
+        let query = request
+            .uri()
+            .query()
+            .map(|query| format!("?{query}"))
+            .unwrap_or_default();
+        let location = format!("{}{target}{query}", state.settings.url_prefix);
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            // 308 keeps the method and body of a POST; gorilla's 301 would turn it into a GET.
+            let status = match *request.method() {
+                Method::GET | Method::HEAD => StatusCode::MOVED_PERMANENTLY,
+                _ => StatusCode::PERMANENT_REDIRECT,
+            };
+            return (status, [(LOCATION, value)]).into_response();
+        }
+    }
+    response::error(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", request.method(), request.uri().path()),
+        "Not found",
+    )
+}
+
+/// The redirect target of a path with trailing slashes, `None` for other paths. A target that
+/// would start with `//` (a protocol-relative URL, i.e. another host) is never produced.
+pub(crate) fn slashless(path: &str) -> Option<&str> {
+    if path.len() <= 1 || !path.ends_with('/') {
+        return None;
+    }
+    let target = path.trim_end_matches('/');
+    if target.is_empty() || target.starts_with("//") || target.contains('\\') {
+        return None;
+    }
+    Some(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_masks_credentials() {
+        let config = HttpConfig {
+            basic: Some(("admin".into(), "p4ssw0rd".into())),
+            bearer_tokens: vec!["t0ken".into()],
+            ..HttpConfig::default()
+        };
+        let text = format!("{config:?}");
+        assert!(text.contains("admin"), "{text}");
+        assert!(
+            !text.contains("p4ssw0rd") && !text.contains("t0ken"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn url_prefix_is_normalized_to_a_path_prefix() {
+        assert_eq!(normalize_prefix(""), "");
+        assert_eq!(normalize_prefix("/"), "");
+        assert_eq!(normalize_prefix("eremetic/"), "/eremetic");
+        assert_eq!(normalize_prefix("/a/b"), "/a/b");
+    }
+
+    #[test]
+    fn trailing_slashes_redirect_to_the_slashless_path_only() {
+        assert_eq!(slashless("/api/v1/task/"), Some("/api/v1/task"));
+        assert_eq!(slashless("/task//"), Some("/task"));
+        assert_eq!(slashless("/"), None);
+        assert_eq!(slashless("/task"), None);
+        assert_eq!(slashless("//evil.example/"), None);
+        assert_eq!(slashless("///"), None);
+    }
+}

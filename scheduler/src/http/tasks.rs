@@ -1,0 +1,461 @@
+//! Task handlers: submit, get, list, kill, delete (v1 and v0).
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::header::{CONTENT_LENGTH, HOST, LOCATION, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::Response;
+
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use super::response;
+use super::{ApiVersion, AppState, ConnectionInfo};
+use crate::api::{
+    ErrorDocument, TaskV0, TaskV1, ValidationErrors, MAX_BODY_BYTES, MSG_BAD_QUERY,
+    MSG_CANNOT_SCHEDULE, MSG_INVALID_REQUEST, MSG_LIST_FAILED, MSG_UNREADABLE,
+};
+use crate::service::{DeleteError, KillError, Submission, SubmitError};
+use crate::task::{StateFilter, Task, TaskId};
+
+/// The `Idempotency-Key` request header.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
+/// Longest accepted `Idempotency-Key`, in characters.
+pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Message of a 404 for a task.
+const MSG_TASK_NOT_FOUND: &str = "Task not found";
+
+/// Message of a 500 when a task could not be read.
+const MSG_READ_FAILED: &str = "Unable to read the task";
+
+/// `POST /api/v1/task`, `POST /task`.
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    connection: Option<Extension<ConnectionInfo>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let idempotency_key = match idempotency_key(&headers) {
+        Ok(key) => key,
+        Err(reason) => {
+            return response::error(StatusCode::BAD_REQUEST, reason, MSG_INVALID_REQUEST)
+        }
+    };
+    let bytes = match read_body(&headers, body).await {
+        Ok(bytes) => bytes,
+        Err(refusal) => return refusal,
+    };
+    let parsed = match version {
+        ApiVersion::V1 => crate::api::parse_v1(&bytes),
+        ApiVersion::V0 => crate::api::parse_v0(&bytes),
+    };
+    let task = match parsed {
+        Ok(task) => task,
+        Err(errors) => return invalid(&errors),
+    };
+    let submission = Submission {
+        task,
+        idempotency_key,
+    };
+    match state.service.submit(submission).await {
+        Ok(accepted) => {
+            let tls = connection.is_some_and(|Extension(info)| info.tls);
+            let target = LocationTarget {
+                headers: &headers,
+                uri: &uri,
+                tls,
+                url_prefix: &state.settings.url_prefix,
+            };
+            accepted_response(&target.location(version, &accepted.id), &accepted.id)
+        }
+        Err(error) => submit_refused(&error),
+    }
+}
+
+fn invalid(errors: &ValidationErrors) -> Response {
+    response::json(
+        StatusCode::BAD_REQUEST,
+        &ErrorDocument::invalid_request(errors),
+    )
+}
+
+/// The `Idempotency-Key` header: absent is fine; present, it must be 1 to 255 visible ASCII
+/// characters.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, String> {
+    let Some(value) = headers.get(&IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| "Idempotency-Key header must be visible ASCII".to_owned())?
+        .trim();
+    if text.is_empty() {
+        return Err("Idempotency-Key header is empty".to_owned());
+    }
+    if text.len() > MAX_IDEMPOTENCY_KEY_LEN {
+        return Err(format!(
+            "Idempotency-Key header is {} characters long, at most {MAX_IDEMPOTENCY_KEY_LEN} allowed",
+            text.len()
+        ));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// Reads the body up to [`MAX_BODY_BYTES`]; a larger one is refused with 413 (E-31: Eremetic
+/// truncated it and then failed to parse it).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(error) => Err(response::error(
+            StatusCode::BAD_REQUEST,
+            format!("the request body could not be read: {error}"),
+            MSG_UNREADABLE,
+        )),
+    }
+}
+
+fn too_large() -> Response {
+    let errors = ValidationErrors::single(
+        "body",
+        crate::api::Problem::Invalid(format!(
+            "is larger than {MAX_BODY_BYTES} bytes (1 MiB), the limit"
+        )),
+    );
+    response::json(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &ErrorDocument::invalid_request(&errors),
+    )
+}
+
+/// What the `Location` of an accepted task is built from.
+pub(crate) struct LocationTarget<'a> {
+    /// The request headers (`X-Forwarded-Proto`, `Host`).
+    pub(crate) headers: &'a HeaderMap,
+    /// The request URI (its authority, for HTTP/2 requests without `Host`).
+    pub(crate) uri: &'a Uri,
+    /// Whether the connection is TLS.
+    pub(crate) tls: bool,
+    /// The configured `url_prefix`, normalized.
+    pub(crate) url_prefix: &'a str,
+}
+
+impl LocationTarget<'_> {
+    /// Eremetic's absolute URL of a task: scheme from `X-Forwarded-Proto` (else `https` on TLS,
+    /// `http` otherwise), host from `Host`, then `url_prefix` and the task path. Without any
+    /// host the URL is relative.
+    pub(crate) fn location(&self, version: ApiVersion, id: &TaskId) -> String {
+        let forwarded = self
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.split(',').next())
+            .map(|proto| proto.trim().to_ascii_lowercase())
+            .filter(|proto| proto == "http" || proto == "https");
+        let scheme = forwarded.unwrap_or_else(|| if self.tls { "https" } else { "http" }.into());
+        let host = self
+            .headers
+            .get(HOST)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| self.uri.authority().map(|authority| authority.to_string()));
+        let path = format!("{}{}/{id}", self.url_prefix, version.task_collection());
+        match host {
+            Some(host) if !host.is_empty() => format!("{scheme}://{host}{path}"),
+            _ => path,
+        }
+    }
+}
+
+fn accepted_response(location: &str, id: &TaskId) -> Response {
+    let mut response = response::json(StatusCode::ACCEPTED, id.as_str());
+    // The location is built from header values and a validated id, so it is a valid value;
+    // should it ever not be, the task is still accepted, only without the header.
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+fn submit_refused(error: &SubmitError) -> Response {
+    match error {
+        SubmitError::QueueFull { .. } => {
+            let mut response = response::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &ErrorDocument::queue_full(),
+            );
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+        SubmitError::Forbidden(reason) => response::error(
+            StatusCode::FORBIDDEN,
+            reason.as_str(),
+            "The task is not allowed by the server's policy",
+        ),
+        SubmitError::Unsatisfiable(reason) => response::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            reason.as_str(),
+            MSG_CANNOT_SCHEDULE,
+        ),
+        SubmitError::IdempotencyConflict { .. } => response::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            error.to_string(),
+            "The Idempotency-Key was already used for a different request",
+        ),
+        SubmitError::Internal(reason) => response::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            reason.as_str(),
+            MSG_CANNOT_SCHEDULE,
+        ),
+    }
+}
+
+/// The id in the path, or the 404 answer for a segment that cannot be a task id.
+fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, String> {
+    let Path(raw) = path.map_err(|rejection| rejection.body_text())?;
+    TaskId::parse(&raw).map_err(|error| format!("no task with id {raw:?}: {error}"))
+}
+
+/// The 404 error document for an unknown task (fix of E-3).
+pub(crate) fn task_not_found(error: impl Into<String>) -> Response {
+    response::error(StatusCode::NOT_FOUND, error, MSG_TASK_NOT_FOUND)
+}
+
+/// `GET /api/v1/task/{id}`, `GET /task/{id}`.
+pub(crate) async fn get_task(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let id = match task_id(path) {
+        Ok(id) => id,
+        Err(error) => return task_not_found(error),
+    };
+    match state.service.get(&id).await {
+        Ok(Some(task)) => match version {
+            ApiVersion::V1 => response::json(StatusCode::OK, &TaskV1::from_task(&task)),
+            ApiVersion::V0 => response::json(StatusCode::OK, &TaskV0::from_task(&task)),
+        },
+        Ok(None) => task_not_found(format!("no task with id {id}")),
+        Err(error) => response::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error.to_string(),
+            MSG_READ_FAILED,
+        ),
+    }
+}
+
+/// The list query: `name` (exact, empty = any) and `state`; the last value of a repeated key
+/// wins, as in Eremetic; any other key is an error.
+pub(crate) fn list_query(
+    pairs: &[(String, String)],
+) -> Result<(StateFilter, Option<String>), String> {
+    let mut name = None;
+    let mut state = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "name" => name = Some(value.clone()).filter(|name| !name.is_empty()),
+            "state" => state = Some(value.as_str()),
+            other => return Err(format!("unknown query parameter {other:?}")),
+        }
+    }
+    let filter = StateFilter::parse(state).map_err(|error| error.to_string())?;
+    Ok((filter, name))
+}
+
+/// `GET /api/v1/task`, `GET /task`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    let parsed = query
+        .map_err(|rejection| rejection.body_text())
+        .and_then(|Query(pairs)| list_query(&pairs));
+    let (filter, name) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return response::error(StatusCode::UNPROCESSABLE_ENTITY, error, MSG_BAD_QUERY)
+        }
+    };
+    match state.service.list(filter, name.as_deref()).await {
+        Ok(tasks) => list_response(version, &tasks),
+        Err(error) => response::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error.to_string(),
+            MSG_LIST_FAILED,
+        ),
+    }
+}
+
+fn list_response(version: ApiVersion, tasks: &[Task]) -> Response {
+    match version {
+        ApiVersion::V1 => {
+            let documents: Vec<TaskV1> = tasks.iter().map(TaskV1::from_task).collect();
+            response::json(StatusCode::OK, &documents)
+        }
+        ApiVersion::V0 => {
+            let documents: Vec<TaskV0> = tasks.iter().map(TaskV0::from_task).collect();
+            response::json(StatusCode::OK, &documents)
+        }
+    }
+}
+
+/// `POST /api/v1/task/{id}/kill`, `POST /task/{id}/kill`: 202 `""`; errors are bare JSON
+/// strings, as in Eremetic.
+pub(crate) async fn kill(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let id = match task_id(path) {
+        Ok(id) => id,
+        Err(error) => return response::json(StatusCode::NOT_FOUND, &error),
+    };
+    match state.service.kill(&id).await {
+        Ok(()) => response::json(StatusCode::ACCEPTED, ""),
+        Err(error) => {
+            let status = match error {
+                KillError::NotFound(_) => StatusCode::NOT_FOUND,
+                KillError::AlreadyTerminal { .. } => StatusCode::CONFLICT,
+                KillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            response::json(status, &error.to_string())
+        }
+    }
+}
+
+/// `DELETE /api/v1/task/{id}`, `DELETE /task/{id}`: 202 `""`; errors are bare JSON strings.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let id = match task_id(path) {
+        Ok(id) => id,
+        Err(error) => return response::json(StatusCode::NOT_FOUND, &error),
+    };
+    match state.service.delete(&id).await {
+        Ok(()) => response::json(StatusCode::ACCEPTED, ""),
+        Err(error) => {
+            let status = match error {
+                DeleteError::NotFound(_) => StatusCode::NOT_FOUND,
+                DeleteError::NotTerminal { .. } => StatusCode::CONFLICT,
+                DeleteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            response::json(status, &error.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn list_query_defaults_to_active_and_queued() {
+        let (filter, name) = list_query(&[]).unwrap();
+        assert_eq!(filter, StateFilter::default());
+        assert_eq!(name, None);
+    }
+
+    #[test]
+    fn list_query_uses_the_last_state_and_a_non_empty_name() {
+        let (filter, name) = list_query(&pairs(&[
+            ("state", "queued"),
+            ("state", "terminated"),
+            ("name", "x"),
+        ]))
+        .unwrap();
+        assert!(filter.terminated && !filter.queued && !filter.active);
+        assert_eq!(name.as_deref(), Some("x"));
+        let (_, name) = list_query(&pairs(&[("name", "")])).unwrap();
+        assert_eq!(name, None);
+    }
+
+    #[test]
+    fn list_query_rejects_unknown_keys_and_tokens() {
+        let error = list_query(&pairs(&[("limit", "3")])).unwrap_err();
+        assert!(error.contains("\"limit\""), "{error}");
+        let error = list_query(&pairs(&[("state", "running")])).unwrap_err();
+        assert!(error.contains("running"), "{error}");
+    }
+
+    #[test]
+    fn idempotency_key_is_optional_but_bounded() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(idempotency_key(&headers), Ok(None));
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("abc"));
+        assert_eq!(idempotency_key(&headers), Ok(Some("abc".to_owned())));
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static(""));
+        assert!(idempotency_key(&headers).is_err());
+        let long = "k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1);
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_str(&long).unwrap());
+        assert!(idempotency_key(&headers).unwrap_err().contains("256"));
+    }
+
+    fn location(headers: &HeaderMap, tls: bool, prefix: &str, version: ApiVersion) -> String {
+        let uri = Uri::from_static("/api/v1/task");
+        let target = LocationTarget {
+            headers,
+            uri: &uri,
+            tls,
+            url_prefix: prefix,
+        };
+        target.location(version, &TaskId::parse("eremetic-task.abc").unwrap())
+    }
+
+    #[test]
+    fn location_uses_forwarded_proto_host_and_prefix() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("example.org:8080"));
+        assert_eq!(
+            location(&headers, false, "", ApiVersion::V1),
+            "http://example.org:8080/api/v1/task/eremetic-task.abc"
+        );
+        assert_eq!(
+            location(&headers, true, "/eremetic", ApiVersion::V0),
+            "https://example.org:8080/eremetic/task/eremetic-task.abc"
+        );
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS, http"));
+        assert_eq!(
+            location(&headers, false, "", ApiVersion::V1),
+            "https://example.org:8080/api/v1/task/eremetic-task.abc"
+        );
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("javascript"));
+        assert!(location(&headers, false, "", ApiVersion::V1).starts_with("http://"));
+    }
+
+    #[test]
+    fn location_without_host_is_relative() {
+        assert_eq!(
+            location(&HeaderMap::new(), false, "", ApiVersion::V1),
+            "/api/v1/task/eremetic-task.abc"
+        );
+    }
+
+    #[test]
+    fn queue_full_answers_503_with_retry_after() {
+        let response = submit_refused(&SubmitError::QueueFull { capacity: 3 });
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+}

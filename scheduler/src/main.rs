@@ -1,0 +1,46 @@
+//! `eremetic`: the Eremetic-compatible task service. Parses arguments, loads the
+//! configuration and runs [`eremetic::server::run`].
+//!
+//! Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT) or a valid `--check-config`;
+//! 1 when the service cannot start or fails (store, Docker engine, listening socket);
+//! 2 for an invalid configuration.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use eremetic::config::{self, Cli, CONFIG_ERROR_EXIT_CODE};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = |name: &str| std::env::var(name).ok();
+    if cli.check_config {
+        let code = config::check_config(&cli, &env, &mut std::io::stdout(), &mut std::io::stderr());
+        return ExitCode::from(code);
+    }
+    let config = match config::load(&cli, &env) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("eremetic: invalid configuration: {error}");
+            return ExitCode::from(CONFIG_ERROR_EXIT_CODE);
+        }
+    };
+    if let Err(error) = eremetic::logging::init(config.loglevel, config.logformat) {
+        eprintln!("eremetic: {error}");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("eremetic: starting the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(eremetic::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            eprintln!("eremetic: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

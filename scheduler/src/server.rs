@@ -1,0 +1,175 @@
+//! The whole service wired together: store, local Docker backend, scheduler core, callback
+//! worker and HTTP server, from a loaded [`Config`] until SIGTERM or SIGINT.
+//!
+//! Shutdown stops accepting requests and lets open ones finish; running containers are left
+//! running: the next start adopts them by their labels.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::backend::{LocalBackend, LocalConfig};
+use crate::callback::CallbackWorker;
+use crate::config::Config;
+use crate::engine::{EngineConfig, Policy, Scheduler};
+use crate::http::{self, HttpConfig, TlsFiles};
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::service::TaskService;
+use crate::store::Store;
+
+/// Why the service could not start or stopped with an error (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The task store could not be opened.
+    #[error("opening the task store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The Docker engine could not be reached.
+    #[error("connecting to the Docker engine: {0}")]
+    Backend(#[from] crate::backend::BackendError),
+    /// Recovering the previous run failed.
+    #[error("recovering the tasks of the previous run: {0}")]
+    Recover(#[from] crate::engine::StartError),
+    /// The callback worker could not be built.
+    #[error("setting up callbacks: {0}")]
+    Callback(#[from] crate::callback::CallbackError),
+    /// The listening socket could not be bound.
+    #[error("listening on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
+    /// Signal handlers could not be installed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs the service until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    for warning in config.startup_warnings() {
+        tracing::warn!("{warning}");
+    }
+    let metrics = Arc::new(Metrics::new());
+    let store = Store::open(&config.database)?;
+    let backend = LocalBackend::connect(local_config(&config)).await?;
+    let outbox: Arc<dyn Outbox> = Arc::new(store.clone());
+    let secret = config
+        .callback_secret
+        .as_ref()
+        .map(|secret| secret.expose().as_bytes().to_vec());
+    let worker = CallbackWorker::new(outbox, secret, config.callback_timeout, metrics.clone())?;
+    let scheduler = Scheduler::new(
+        store.clone(),
+        Arc::new(backend),
+        metrics.clone(),
+        worker.notifier(),
+        engine_config(&config),
+    );
+    scheduler.start().await?;
+    let (stop, stopped) = watch::channel(false);
+    let worker_stopped = wait_for(stopped.clone());
+    let callbacks = tokio::spawn(worker.run(worker_stopped));
+    let address = SocketAddr::new(config.address, config.port);
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|source| ServerError::Bind { address, source })?;
+    let bound = listener.local_addr().unwrap_or(address);
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(
+        address = %bound,
+        database = %config.database.display(),
+        data_dir = %config.data_dir.display(),
+        "eremetic {} listening on {scheme}://{bound}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let service: Arc<dyn TaskService> = Arc::new(scheduler);
+    let router = http::router(service, metrics, http_config(&config));
+    let tls = config.tls.as_ref().map(|files| TlsFiles {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+    });
+    let signals = shutdown_signal().map_err(ServerError::Signals)?;
+    let served = http::serve(listener, router, tls, async move {
+        signals.await;
+        tracing::info!(
+            "shutting down: running containers keep running and are adopted on the next start"
+        );
+        let _ = stop.send(true);
+    })
+    .await;
+    let _ = callbacks.await;
+    store.close().await;
+    served.map_err(ServerError::from)
+}
+
+async fn wait_for(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
+fn local_config(config: &Config) -> LocalConfig {
+    LocalConfig {
+        docker_host: config.docker_host.clone(),
+        data_dir: config.data_dir.clone(),
+        cpus: config.cpus,
+        mem_mib: config.mem as f64,
+        port_range: (config.port_range.low, config.port_range.high),
+        instance_id: config.instance_id.clone(),
+        user_network: config.user_network.clone(),
+    }
+}
+
+fn engine_config(config: &Config) -> EngineConfig {
+    EngineConfig {
+        queue_size: config.queue_size,
+        kill_grace: config.kill_grace_period,
+        policy: Policy {
+            allowed_host_paths: config.allowed_host_paths.clone(),
+            allow_privileged: config.allow_privileged,
+        },
+        callback_retry_period: config.callback_retry_period,
+        retention: config.retention,
+        default_retries: config.default_retries,
+    }
+}
+
+fn http_config(config: &Config) -> HttpConfig {
+    HttpConfig {
+        url_prefix: config.url_prefix.clone(),
+        basic: config.http_credentials.as_ref().map(|credentials| {
+            (
+                credentials.user.clone(),
+                credentials.password.expose().to_owned(),
+            )
+        }),
+        bearer_tokens: config
+            .bearer_tokens
+            .iter()
+            .map(|token| token.expose().to_owned())
+            .collect(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}

@@ -1,0 +1,155 @@
+//! End to end: with HTTP Basic credentials and bearer tokens configured, every route except
+//! the version requires one of them (E-19: also `/metrics` and the events stream, and a 401
+//! always carries `WWW-Authenticate`); wrong credentials are refused; right ones accepted.
+
+// A panic is the failure report of a test.
+#![allow(clippy::unwrap_used)]
+
+mod e2e_support;
+
+use e2e_support::{basic, shell_task, Service, Settings};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+async fn protected_service() -> Service {
+    let settings = Settings::new()
+        .set("http_credentials", "operator:s3cret-pw")
+        .set("bearer_tokens", "token-one,token-two");
+    Service::start(settings).await
+}
+
+/// Every protected route (method, path), v1 and v0.
+fn protected_routes() -> Vec<(Method, String)> {
+    let task = "/api/v1/task/eremetic-task.00000000-0000-4000-8000-000000000000";
+    let v0_task = "/task/eremetic-task.00000000-0000-4000-8000-000000000000";
+    vec![
+        (Method::GET, "/api/v1/task".to_owned()),
+        (Method::POST, "/api/v1/task".to_owned()),
+        (Method::GET, task.to_owned()),
+        (Method::DELETE, task.to_owned()),
+        (Method::POST, format!("{task}/kill")),
+        (Method::GET, format!("{task}/stdout")),
+        (Method::GET, format!("{task}/stderr")),
+        (Method::GET, "/api/v1/events".to_owned()),
+        (Method::GET, "/metrics".to_owned()),
+        (Method::GET, "/task".to_owned()),
+        (Method::POST, "/task".to_owned()),
+        (Method::GET, v0_task.to_owned()),
+    ]
+}
+
+/// Sends `method path` with `authorization` (none when `None`) and expects a 401 with a
+/// `WWW-Authenticate` challenge.
+async fn expect_401(service: &Service, method: Method, path: &str, authorization: Option<&str>) {
+    let mut request = service.raw(method.clone(), path);
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    if method == Method::POST {
+        request = request.json(&shell_task("echo unauthorised"));
+    }
+    let response = service.send(request).await;
+    let status = response.status();
+    let challenge = response
+        .headers()
+        .get("www-authenticate")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "{method} {path} with {authorization:?}"
+    );
+    assert!(
+        challenge.to_ascii_lowercase().contains("basic"),
+        "{method} {path}: the 401 carries WWW-Authenticate naming Basic, got {challenge:?}"
+    );
+}
+
+#[tokio::test]
+async fn e19_requests_without_credentials_get_401_with_www_authenticate() {
+    let service = protected_service().await;
+    for (method, path) in protected_routes() {
+        expect_401(&service, method, &path, None).await;
+    }
+}
+
+#[tokio::test]
+async fn wrong_credentials_get_401() {
+    let service = protected_service().await;
+    let wrong = [
+        basic("operator", "wrong-pw"),
+        basic("intruder", "s3cret-pw"),
+        basic("operator", ""),
+        "Bearer token-three".to_owned(),
+        "Bearer ".to_owned(),
+        "Basic not-base64!".to_owned(),
+        "token-one".to_owned(),
+    ];
+    for authorization in &wrong {
+        for (method, path) in [
+            (Method::GET, "/api/v1/task"),
+            (Method::POST, "/api/v1/task"),
+        ] {
+            expect_401(&service, method, path, Some(authorization)).await;
+        }
+    }
+    let mut service = service;
+    service.use_authorization(basic("operator", "s3cret-pw"));
+    let all = service.list("?state=queued,active,terminated").await;
+    assert!(
+        all.is_empty(),
+        "no refused submission created a task: {all:?}"
+    );
+}
+
+#[tokio::test]
+async fn right_basic_credentials_or_bearer_tokens_are_accepted() {
+    let mut service = protected_service().await;
+    let accepted = [
+        basic("operator", "s3cret-pw"),
+        "Bearer token-one".to_owned(),
+        "Bearer token-two".to_owned(),
+    ];
+    let mut ids = Vec::new();
+    for authorization in &accepted {
+        service.use_authorization(authorization.clone());
+        let response = service.get("/api/v1/task").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "list with {authorization}"
+        );
+        let response = service.get("/metrics").await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "metrics with {authorization}"
+        );
+        ids.push(service.submit(&shell_task("echo authorised")).await);
+    }
+    for id in &ids {
+        service.wait_end(id, "TASK_FINISHED").await;
+        assert_eq!(service.output(id, "stdout").await, "authorised\n");
+    }
+}
+
+#[tokio::test]
+async fn version_is_open_without_credentials() {
+    let service = protected_service().await;
+    for path in ["/api/v1/version", "/version"] {
+        let response = service.send(service.raw(Method::GET, path)).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "GET {path} without credentials"
+        );
+        let text = response.text().await.unwrap();
+        let version: Value = serde_json::from_str(&text).unwrap();
+        assert!(
+            version.is_string(),
+            "{path} answers the version as a JSON string: {text}"
+        );
+    }
+}
