@@ -15,6 +15,9 @@ use crate::task::{Task, TaskId, TaskState, DEFAULT_MAX_RETRIES};
 /// free resources or add work wakes it at once).
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
+/// How long a task waits before it is launched again when the backend could not be reached.
+const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(5);
+
 /// Back-off before relaunching a task whose start failed: 1 s, doubling, at most 60 s.
 pub(super) fn retry_backoff(retry: u32) -> Duration {
     let exponent = retry.saturating_sub(1).min(6);
@@ -94,6 +97,13 @@ impl Scheduler {
             .start(&task, task.retry, &allocation)
             .await;
         match started {
+            Err(error) if error.is_unreachable() => {
+                // Nothing is wrong with the task: it waits for the engine without using up a
+                // retry.
+                self.release(&id);
+                self.requeue_unchanged(&id, entry.seq, &error.to_string())
+                    .await;
+            }
             Err(error) => {
                 self.release(&id);
                 let reason = format!("the container could not be started: {error}");
@@ -247,6 +257,36 @@ impl Scheduler {
         }
     }
 
+    /// Puts a task whose launch could not reach the backend back into the queue (after
+    /// [`UNREACHABLE_BACKOFF`]) as `TASK_QUEUED`, keeping its retry count.
+    async fn requeue_unchanged(&self, id: &TaskId, seq: u64, error: &str) {
+        let _guard = self.lock_task(id).await;
+        let Ok(Some(mut task)) = self.read(id).await else {
+            return;
+        };
+        if task.is_terminal() {
+            return;
+        }
+        if task.current_state() == Some(TaskState::Terminating) {
+            let change = Change::because(TaskState::Killed, "killed on request before it started");
+            if self.record(&mut task, change).await.is_ok() {
+                self.inner.metrics.tasks_terminated_final(TaskState::Killed);
+            }
+            return;
+        }
+        tracing::warn!(task = %id, "the backend is unreachable, the task waits: {error}");
+        let change = Change::because(TaskState::Queued, format!("waiting for the backend: {error}"));
+        match self.record(&mut task, change).await {
+            Ok(true) => {
+                let not_before = Instant::now() + UNREACHABLE_BACKOFF;
+                let entry = self.queue_entry(seq, &task, Some(not_before));
+                self.enqueue(entry);
+            }
+            Ok(false) => {}
+            Err(error) => tracing::error!(task = %id, "requeueing: {error}"),
+        }
+    }
+
     /// Records a failure to start or a lost container, and requeues the task (with back-off)
     /// while it has retries left.
     pub(super) async fn fail_or_retry(
@@ -263,9 +303,14 @@ impl Scheduler {
         if task.is_terminal() {
             return;
         }
-        let killed = task.current_state() == Some(TaskState::Terminating);
+        // A task killed while it was being launched or recovered ends as killed.
+        let (state, reason) = if task.current_state() == Some(TaskState::Terminating) {
+            (TaskState::Killed, format!("killed on request ({reason})"))
+        } else {
+            (state, reason)
+        };
         let retries = task.request.retries.unwrap_or(DEFAULT_MAX_RETRIES);
-        let retry = !killed && task.retry < retries;
+        let retry = state != TaskState::Killed && task.retry < retries;
         tracing::warn!(task = %id, retry, "{state}: {reason}");
         if let Err(error) = self.record(&mut task, Change::because(state, reason)).await {
             tracing::error!(task = %id, "recording {state}: {error}");
