@@ -290,7 +290,7 @@ impl Scheduler {
     }
 }
 
-/// FNV-1a: a stable, dependency-free hash for lock striping and request fingerprints.
+/// FNV-1a: a stable, dependency-free hash for lock striping.
 fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
@@ -459,12 +459,17 @@ impl Scheduler {
         mut request: crate::task::NewTask,
         idempotency_key: Option<String>,
     ) -> Result<(Accepted, Option<QueueEntry>), SubmitError> {
-        // Fingerprint the request as the client sent it, before defaults are filled in.
-        let fingerprint = serde_json::to_vec(&request)
-            .map(|bytes| format!("{:016x}", fnv1a(&bytes)))
-            .map_err(|error| {
-                SubmitError::Internal(format!("fingerprinting the request: {error}"))
-            })?;
+        // Fingerprint the request as the client sent it, before defaults are filled in; only
+        // needed to compare with an earlier request under the same idempotency key.
+        let idempotency = match idempotency_key {
+            Some(key) => {
+                let bytes = serde_json::to_vec(&request).map_err(|error| {
+                    SubmitError::Internal(format!("fingerprinting the request: {error}"))
+                })?;
+                Some((key, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))))
+            }
+            None => None,
+        };
         request
             .retries
             .get_or_insert(self.inner.config.default_retries);
@@ -474,8 +479,7 @@ impl Scheduler {
             None => generate_name(random_bytes().map_err(SubmitError::Internal)?),
         };
         let task = Task::new(id, name, request, OffsetDateTime::now_utc());
-        let idempotency = idempotency_key.map(|key| (key, fingerprint.clone()));
-        let key = idempotency.as_ref().map(|(key, _)| key.clone());
+        let (key, fingerprint) = idempotency.clone().unzip();
         match self.inner.store.insert(&task, idempotency).await {
             Ok(InsertOutcome::Inserted { seq }) => {
                 let entry = self.queue_entry(seq, &task, None);
@@ -489,7 +493,7 @@ impl Scheduler {
                 task_id,
                 fingerprint: existing,
             }) => {
-                if existing == fingerprint {
+                if Some(&existing) == fingerprint.as_ref() {
                     Ok((
                         Accepted {
                             id: task_id,
