@@ -7,7 +7,10 @@
 
 mod e2e_support;
 
-use e2e_support::{basic, shell_task, Service, Settings};
+use std::net::{IpAddr, TcpStream};
+use std::time::Duration;
+
+use e2e_support::{basic, docker, shell_task, Service, Settings};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -152,4 +155,79 @@ async fn version_is_open_without_credentials() {
             "{path} answers the version as a JSON string: {text}"
         );
     }
+}
+
+/// An address of this host other than loopback: the gateway of Docker's default bridge.
+fn non_loopback_address() -> IpAddr {
+    let gateway = docker::docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    gateway
+        .trim()
+        .parse()
+        .unwrap_or_else(|error| panic!("Docker bridge gateway {gateway:?}: {error}"))
+}
+
+fn reachable(address: IpAddr, port: u16) -> bool {
+    TcpStream::connect_timeout(&(address, port).into(), Duration::from_secs(2)).is_ok()
+}
+
+#[tokio::test]
+async fn without_credentials_the_default_address_is_loopback_only() {
+    let address = non_loopback_address();
+    let open = Service::start(Settings::new().unset("address")).await;
+    assert!(
+        !reachable(address, open.port()),
+        "an open server must not listen on {address} unless its address is set"
+    );
+    let explicit = Service::start(Settings::new().set("address", "0.0.0.0")).await;
+    assert!(
+        reachable(address, explicit.port()),
+        "an explicit address 0.0.0.0 listens on {address}"
+    );
+    let protected = Service::start(
+        Settings::new()
+            .unset("address")
+            .set("http_credentials", "operator:s3cret-pw"),
+    )
+    .await;
+    assert!(
+        reachable(address, protected.port()),
+        "with credentials the default address covers {address}"
+    );
+}
+
+#[tokio::test]
+async fn tls_with_credentials_serves_the_api_over_https() {
+    let certificate = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert, certificate.cert.pem()).unwrap();
+    std::fs::write(&key, certificate.signing_key.serialize_pem()).unwrap();
+    let settings = Settings::new()
+        .set("tls_cert", cert.to_str().unwrap())
+        .set("tls_key", key.to_str().unwrap())
+        .set("http_credentials", "operator:s3cret-pw");
+    let mut service = Service::start(settings).await;
+    assert!(service.url("/").starts_with("https://"));
+    expect_401(&service, Method::GET, "/api/v1/task", None).await;
+    service.use_authorization(basic("operator", "s3cret-pw"));
+    let id = service.submit(&shell_task("echo over tls")).await;
+    service.wait_end(&id, "TASK_FINISHED").await;
+    assert_eq!(service.output(&id, "stdout").await, "over tls\n");
+    let plain = reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{}/api/v1/version",
+            service.port()
+        ))
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |response| !response.status().is_success()),
+        "plain HTTP is not served on the TLS port"
+    );
 }

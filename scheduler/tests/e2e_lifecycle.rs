@@ -291,3 +291,65 @@ async fn e8_task_that_cannot_start_is_retried_then_ends_terminal_with_a_reason()
         "kill of an ended task"
     );
 }
+
+/// Label pairs of a metric sample.
+type Labels<'a> = &'a [(&'a str, &'a str)];
+
+/// The value of the sample of `name` whose labels include every pair of `labels`.
+fn metric(text: &str, name: &str, labels: Labels<'_>) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(key, value)| line.contains(&format!("{key}=\"{value}\"")))
+        })
+        .find_map(|line| line.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_submissions_states_and_requests() {
+    let service = Service::start(Settings::new()).await;
+    let finished = service.submit(&shell_task("true")).await;
+    let failed = service.submit(&shell_task("exit 1")).await;
+    service.wait_end(&finished, "TASK_FINISHED").await;
+    service.wait_end(&failed, "TASK_FAILED").await;
+
+    let response = service.get("/metrics").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    let expectations: [(&str, Labels<'_>, f64); 7] = [
+        ("eremetic_submissions_total", &[], 2.0),
+        ("scheduler_tasks_created_total", &[], 2.0),
+        ("eremetic_tasks", &[("state", "TASK_FINISHED")], 1.0),
+        ("eremetic_tasks", &[("state", "TASK_FAILED")], 1.0),
+        ("eremetic_tasks", &[("state", "TASK_RUNNING")], 0.0),
+        ("eremetic_queue_depth", &[], 0.0),
+        (
+            "scheduler_tasks_terminated_total",
+            &[("status", "TASK_FINISHED"), ("sequence", "final")],
+            1.0,
+        ),
+    ];
+    for (name, labels, expected) in expectations {
+        assert_eq!(
+            metric(&text, name, labels),
+            Some(expected),
+            "{name}{labels:?} in /metrics:\n{text}"
+        );
+    }
+    let submits = metric(
+        &text,
+        "eremetic_http_request_duration_seconds_count",
+        &[("route", "AddTask"), ("method", "POST"), ("status", "202")],
+    );
+    assert_eq!(
+        submits,
+        Some(2.0),
+        "the HTTP histogram counts the submissions:\n{text}"
+    );
+}

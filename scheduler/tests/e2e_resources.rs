@@ -79,6 +79,28 @@ async fn e7_ports_are_reachable_and_port0_is_the_first_requested_port() {
 }
 
 #[tokio::test]
+async fn container_port_zero_means_the_same_port_as_the_host_port() {
+    let service = Service::start(Settings::new()).await;
+    let command = "mkdir -p /w; echo same-port > /w/index.html; exec httpd -f -p $PORT0 -h /w";
+    let body = with(
+        shell_task(command),
+        json!({"ports": [{"container_port": 0}]}),
+    );
+    let id = service.submit(&body).await;
+    let task = service.wait_state(&id, "TASK_RUNNING").await;
+    let port = host_port(&task, 0);
+    if port == 0 {
+        service.fail("a host port is assigned", &task);
+    }
+    assert_eq!(
+        fetch_from_task(&service, &id, port).await.trim(),
+        "same-port"
+    );
+    service.kill_task(&id).await;
+    service.wait_end(&id, "TASK_KILLED").await;
+}
+
+#[tokio::test]
 async fn host_paths_are_mounted_only_when_the_operator_allows_them() {
     let shared = tempfile::tempdir().unwrap();
     let allowed = shared.path().join("allowed");

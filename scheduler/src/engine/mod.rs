@@ -466,7 +466,10 @@ impl Scheduler {
                 let bytes = serde_json::to_vec(&request).map_err(|error| {
                     SubmitError::Internal(format!("fingerprinting the request: {error}"))
                 })?;
-                Some((key, hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))))
+                Some((
+                    key,
+                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+                ))
             }
             None => None,
         };
@@ -483,6 +486,17 @@ impl Scheduler {
         match self.inner.store.insert(&task, idempotency).await {
             Ok(InsertOutcome::Inserted { seq }) => {
                 let entry = self.queue_entry(seq, &task, None);
+                let _ = self.inner.events.send(TaskEvent {
+                    task_id: task.id.clone(),
+                    name: task.name.clone(),
+                    status: TaskState::Queued,
+                    time: task
+                        .status
+                        .last()
+                        .map_or_else(OffsetDateTime::now_utc, |entry| entry.time),
+                    exit_code: None,
+                    reason: None,
+                });
                 let accepted = Accepted {
                     id: task.id,
                     created: true,

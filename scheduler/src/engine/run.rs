@@ -275,7 +275,10 @@ impl Scheduler {
             return;
         }
         tracing::warn!(task = %id, "the backend is unreachable, the task waits: {error}");
-        let change = Change::because(TaskState::Queued, format!("waiting for the backend: {error}"));
+        let change = Change::because(
+            TaskState::Queued,
+            format!("waiting for the backend: {error}"),
+        );
         match self.record(&mut task, change).await {
             Ok(true) => {
                 let not_before = Instant::now() + UNREACHABLE_BACKOFF;

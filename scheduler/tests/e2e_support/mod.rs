@@ -69,11 +69,13 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Quick kills, JSON debug logs; everything else at the service's defaults.
+    /// Listening on 127.0.0.1, quick kills, JSON debug logs; everything else at the service's
+    /// defaults.
     pub fn new() -> Settings {
         Settings {
             vars: BTreeMap::new(),
         }
+        .set("address", "127.0.0.1")
         .set("kill_grace_period", "1s")
         .set("logformat", "json")
         .set("loglevel", "debug")
@@ -83,6 +85,13 @@ impl Settings {
     pub fn set(mut self, key: &str, value: impl Into<String>) -> Settings {
         let name = format!("EREMETIC_{}", key.to_ascii_uppercase());
         self.vars.insert(name, value.into());
+        self
+    }
+
+    /// Leaves `key` at the service's default.
+    pub fn unset(mut self, key: &str) -> Settings {
+        self.vars
+            .remove(&format!("EREMETIC_{}", key.to_ascii_uppercase()));
         self
     }
 }
@@ -124,6 +133,8 @@ pub struct Service {
     starts: usize,
     port: u16,
     auth: Option<String>,
+    scheme: &'static str,
+    host: &'static str,
     client: reqwest::Client,
 }
 
@@ -137,10 +148,19 @@ impl Service {
             .expect("create the service's temporary directory");
         fs::write(dir.path().join("eremetic.yml"), "").expect("write an empty eremetic.yml");
         fs::create_dir_all(dir.path().join("data")).expect("create the data directory");
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .build()
-            .expect("build the HTTP client");
+        let mut client = reqwest::Client::builder().timeout(Duration::from_secs(15));
+        let tls = settings.vars.get("EREMETIC_TLS_CERT").map(|cert| {
+            let pem = fs::read(cert).expect("read the TLS certificate of the settings");
+            reqwest::Certificate::from_pem(&pem).expect("parse the TLS certificate")
+        });
+        let (scheme, host) = match tls {
+            Some(root) => {
+                client = client.add_root_certificate(root);
+                ("https", "localhost")
+            }
+            None => ("http", "127.0.0.1"),
+        };
+        let client = client.build().expect("build the HTTP client");
         let mut service = Service {
             dir,
             instance_id: unique_name("e2e"),
@@ -149,6 +169,8 @@ impl Service {
             starts: 0,
             port: 0,
             auth: None,
+            scheme,
+            host,
             client,
         };
         service.launch().await;
@@ -211,7 +233,6 @@ impl Service {
             .env("RUST_BACKTRACE", "1")
             .env("EREMETIC_DATA_DIR", self.data_dir())
             .env("EREMETIC_PORT", self.port.to_string())
-            .env("EREMETIC_ADDRESS", "127.0.0.1")
             .env("EREMETIC_INSTANCE_ID", &self.instance_id)
             .envs(&self.settings.vars)
             .stdin(Stdio::null())
@@ -326,9 +347,14 @@ impl Service {
         )
     }
 
-    /// `http://127.0.0.1:<port><path>`.
+    /// `http://127.0.0.1:<port><path>` (`https://localhost:...` with TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("{}://{}:{}{path}", self.scheme, self.host, self.port)
+    }
+
+    /// The HTTP client of the helpers (it trusts the service's TLS certificate, if any).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
     }
 
     /// A request carrying the configured `Authorization` header.
