@@ -207,7 +207,11 @@ impl Scheduler {
         if change.exit_code.is_some() {
             task.exit_code = change.exit_code;
         }
-        if change.reason.is_some() {
+        // A reason explains the current state; a task that runs or finishes after an earlier
+        // failed attempt no longer has one.
+        if change.reason.is_some()
+            || matches!(change.state, TaskState::Running | TaskState::Finished)
+        {
             task.failure_reason.clone_from(&change.reason);
         }
         let callbacks = match &task.request.callback_uri {
@@ -317,33 +321,31 @@ impl TaskService for Scheduler {
             .backend
             .admissible(&request)
             .map_err(SubmitError::Unsatisfiable)?;
-        {
+        let capacity = self.inner.config.queue_size;
+        let reserved = {
             let mut core = self.core();
-            let capacity = self.inner.config.queue_size;
-            if core.queue.len() + core.admitting >= capacity {
-                drop(core);
-                self.inner.metrics.submissions_queue_full.inc();
-                return Err(SubmitError::QueueFull { capacity });
+            let free = core.queue.len() + core.admitting < capacity;
+            if free {
+                core.admitting += 1;
             }
-            core.admitting += 1;
-        }
-        let result = self.store_new(request, submission.idempotency_key).await;
-        let mut core = self.core();
-        core.admitting -= 1;
-        match result {
-            Ok((accepted, Some(entry))) => {
-                core.queue.push(entry);
-                let depth = core.queue.len();
-                drop(core);
-                self.inner.metrics.queue_depth.set(depth as i64);
-                self.inner.metrics.submissions.inc();
-                self.inner.metrics.tasks_in(TaskState::Queued).inc();
-                self.inner.wake.notify_one();
-                Ok(accepted)
+            free
+        };
+        if !reserved {
+            // A client retrying with its idempotency key gets its task, full queue or not.
+            if let Some(accepted) = self.earlier_submission(&submission.idempotency_key).await {
+                return Ok(accepted);
             }
-            Ok((accepted, None)) => Ok(accepted),
-            Err(error) => Err(error),
+            self.inner.metrics.submissions_queue_full.inc();
+            return Err(SubmitError::QueueFull { capacity });
         }
+        // Storing and queueing run to completion even when the client goes away meanwhile
+        // (the HTTP server drops the handler): a committed task must reach the queue, and the
+        // slot reserved above must be given back.
+        let this = self.clone();
+        let key = submission.idempotency_key;
+        tokio::spawn(async move { this.admit(request, key).await })
+            .await
+            .map_err(|error| SubmitError::Internal(format!("admitting the task: {error}")))?
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>, ReadError> {
@@ -452,6 +454,44 @@ impl TaskService for Scheduler {
 }
 
 impl Scheduler {
+    /// Stores a new task and queues it, giving back the queue slot reserved by `submit`.
+    async fn admit(
+        &self,
+        request: crate::task::NewTask,
+        idempotency_key: Option<String>,
+    ) -> Result<Accepted, SubmitError> {
+        let result = self.store_new(request, idempotency_key).await;
+        let mut core = self.core();
+        core.admitting -= 1;
+        let (accepted, entry) = result?;
+        if let Some(entry) = entry {
+            core.queue.push(entry);
+            let depth = core.queue.len();
+            drop(core);
+            self.inner.metrics.queue_depth.set(depth as i64);
+            self.inner.metrics.submissions.inc();
+            self.inner.metrics.tasks_in(TaskState::Queued).inc();
+            self.inner.wake.notify_one();
+        }
+        Ok(accepted)
+    }
+
+    /// The task an earlier submission with this idempotency key created, if any.
+    async fn earlier_submission(&self, key: &Option<String>) -> Option<Accepted> {
+        let key = key.as_deref()?;
+        match self.inner.store.find_idempotency_key(key).await {
+            Ok(Some(InsertOutcome::Existing { task_id, .. })) => Some(Accepted {
+                id: task_id,
+                created: false,
+            }),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!("looking up idempotency key {key:?}: {error}");
+                None
+            }
+        }
+    }
+
     /// Stores a new task (or finds the one an earlier submission with the same idempotency key
     /// created) and returns the queue entry to add, if any.
     async fn store_new(

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::{verdict, Change, QueueEntry, RunSlot, Scheduler, StopCause};
-use crate::backend::{Allocation, Placement, Run, RunOutcome};
+use crate::backend::{Allocation, BackendError, Placement, Run, RunOutcome};
 use crate::task::{Task, TaskId, TaskState, DEFAULT_MAX_RETRIES};
 
 /// How long the dispatcher sleeps when nothing wakes it (a safety net; every event that can
@@ -184,10 +184,58 @@ impl Scheduler {
             let left = Duration::from_secs(seconds).saturating_sub(ran_for);
             (tokio::time::Instant::now() + left, seconds)
         });
-        let mut wait = pin!(self.inner.backend.wait(&run));
         let mut cause = StopCause::None;
         let mut kill_open = true;
         let result = loop {
+            let result = self
+                .follow(&run, deadline, &mut cause, &mut kill, &mut kill_open)
+                .await;
+            match result {
+                // The engine is restarting or unreachable: the container may well still run,
+                // so wait for it again rather than declaring it lost.
+                Err(error) if error.is_unreachable() => {
+                    tracing::warn!(task = %task.id, "waiting for the Docker engine: {error}");
+                    tokio::time::sleep(UNREACHABLE_BACKOFF).await;
+                }
+                other => break other,
+            }
+        };
+        let id = task.id.clone();
+        match result {
+            Ok(outcome) => {
+                // Recorded first, so that a crash right after loses nothing.
+                self.finish(&task, &outcome, cause).await;
+                self.remove_run(&id, &run).await;
+            }
+            Err(error) => {
+                // The container goes and its resources come back before a retry can be
+                // queued: the new run must not meet the old one.
+                self.remove_run(&id, &run).await;
+                let reason = format!("lost track of the container: {error}");
+                self.fail_or_retry(&id, seq, TaskState::Lost, reason).await;
+            }
+        }
+    }
+
+    async fn remove_run(&self, id: &TaskId, run: &Run) {
+        if let Err(error) = self.inner.backend.destroy(run).await {
+            tracing::warn!(task = %id, container = %run.container_id, "removing the container: {error}");
+        }
+        self.release(id);
+    }
+
+    /// Waits for the run to end, stopping it when the kill switch flips or the deadline
+    /// passes (recorded in `cause`).
+    async fn follow(
+        &self,
+        run: &Run,
+        deadline: Option<(tokio::time::Instant, u64)>,
+        cause: &mut StopCause,
+        kill: &mut watch::Receiver<bool>,
+        kill_open: &mut bool,
+    ) -> Result<RunOutcome, BackendError> {
+        let mut wait = pin!(self.inner.backend.wait(run));
+        loop {
             let timer = async {
                 match deadline {
                     Some((at, _)) => tokio::time::sleep_until(at).await,
@@ -195,35 +243,23 @@ impl Scheduler {
                 }
             };
             tokio::select! {
-                result = &mut wait => break result,
-                () = timer, if cause == StopCause::None => {
+                result = &mut wait => return result,
+                () = timer, if *cause == StopCause::None => {
                     let seconds = deadline.map_or(0, |(_, seconds)| seconds);
-                    cause = StopCause::TimedOut { seconds };
-                    self.stop_in_background(&run);
+                    *cause = StopCause::TimedOut { seconds };
+                    self.stop_in_background(run);
                 }
-                changed = kill.wait_for(|killed| *killed), if cause == StopCause::None && kill_open => {
+                changed = kill.wait_for(|killed| *killed), if *cause == StopCause::None && *kill_open => {
                     match changed {
                         Ok(_) => {
-                            cause = StopCause::Killed;
-                            self.stop_in_background(&run);
+                            *cause = StopCause::Killed;
+                            self.stop_in_background(run);
                         }
-                        Err(_) => kill_open = false,
+                        Err(_) => *kill_open = false,
                     }
                 }
             }
-        };
-        let id = task.id.clone();
-        match result {
-            Ok(outcome) => self.finish(&task, &outcome, cause).await,
-            Err(error) => {
-                let reason = format!("lost track of the container: {error}");
-                self.fail_or_retry(&id, seq, TaskState::Lost, reason).await;
-            }
         }
-        if let Err(error) = self.inner.backend.destroy(&run).await {
-            tracing::warn!(task = %id, container = %run.container_id, "removing the container: {error}");
-        }
-        self.release(&id);
     }
 
     fn stop_in_background(&self, run: &Run) {

@@ -145,6 +145,19 @@ impl Store {
         .await
     }
 
+    /// The task an idempotency key was first used for, as [`InsertOutcome::Existing`]; `None`
+    /// when the key is unused.
+    pub async fn find_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<InsertOutcome>, StoreError> {
+        let key = key.to_owned();
+        self.read("looking up an idempotency key", move |conn, path| {
+            queries::find_key(conn, path, &key)
+        })
+        .await
+    }
+
     /// The tasks whose current state is in `filter` and, when given, whose name is `name`,
     /// in submission order. A damaged record is skipped with a warning in the log.
     pub async fn list(

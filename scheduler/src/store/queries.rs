@@ -50,7 +50,7 @@ pub(crate) fn insert(
 }
 
 /// The task an idempotency key was first used for.
-fn find_key(
+pub(crate) fn find_key(
     conn: &Connection,
     path: &Path,
     key: &str,

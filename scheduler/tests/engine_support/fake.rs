@@ -84,6 +84,8 @@ pub(crate) struct FakeBackend {
     state: Mutex<State>,
     /// `start` waits while this is `false` (see [`FakeBackend::gate_starts`]).
     starts_open: watch::Sender<bool>,
+    /// `destroy` waits while this is `false` (see [`FakeBackend::gate_destroys`]).
+    destroys_open: watch::Sender<bool>,
     sandboxes: PathBuf,
 }
 
@@ -111,6 +113,7 @@ impl FakeBackend {
                 starts_waiting: 0,
             }),
             starts_open: watch::channel(true).0,
+            destroys_open: watch::channel(true).0,
             sandboxes: sandboxes.to_path_buf(),
         }
     }
@@ -118,6 +121,11 @@ impl FakeBackend {
     /// While closed, every `start` waits (the task stays in TASK_STAGING) until it is opened.
     pub(crate) fn gate_starts(&self, open: bool) {
         self.starts_open.send_replace(open);
+    }
+
+    /// While closed, every `destroy` waits (a slow container removal) until it is opened.
+    pub(crate) fn gate_destroys(&self, open: bool) {
+        self.destroys_open.send_replace(open);
     }
 
     /// How many `start` calls are waiting at the closed gate.
@@ -418,6 +426,9 @@ impl Backend for FakeBackend {
     }
 
     async fn destroy(&self, run: &Run) -> Result<(), BackendError> {
+        let mut gate = self.destroys_open.subscribe();
+        // The sender lives as long as the backend, so this only returns once opened.
+        let _ = gate.wait_for(|open| *open).await;
         self.state().calls.push(Call::Destroy {
             run_id: run.run_id.clone(),
         });

@@ -146,8 +146,19 @@ impl Harness {
         what: &str,
         done: impl Fn(&Task) -> bool,
     ) -> Task {
+        self.wait_until_within(id, what, DEADLINE, done).await
+    }
+
+    /// Polls the task until `done` holds; fails with its history after `deadline`.
+    pub(crate) async fn wait_until_within(
+        &self,
+        id: &TaskId,
+        what: &str,
+        deadline: Duration,
+        done: impl Fn(&Task) -> bool,
+    ) -> Task {
         let mut last = None;
-        let reached = tokio::time::timeout(DEADLINE, async {
+        let reached = tokio::time::timeout(deadline, async {
             loop {
                 let task = self.task(id).await;
                 if done(&task) {
@@ -160,7 +171,7 @@ impl Harness {
         .await;
         reached.unwrap_or_else(|_| {
             let seen = last.map(|task| (history(&task), task.failure_reason));
-            panic!("task {id} did not reach {what} within {DEADLINE:?}; last seen: {seen:?}")
+            panic!("task {id} did not reach {what} within {deadline:?}; last seen: {seen:?}")
         })
     }
 
