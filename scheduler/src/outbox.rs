@@ -62,7 +62,8 @@ pub trait Outbox: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<PendingCallback>, OutboxError>;
 
-    /// The earliest `next_attempt_at` of all pending callbacks, `None` when there are none.
+    /// The earliest `next_attempt_at` among the callbacks [`Outbox::due`] can return (the
+    /// oldest pending one of each task), `None` when there are none.
     async fn next_due(&self) -> Result<Option<OffsetDateTime>, OutboxError>;
 
     /// The callback was delivered: remove it.

@@ -8,6 +8,9 @@
 
 mod e2e_support;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use e2e_support::{current_state, history, shell_task, with, Service, Settings, IMAGE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -352,4 +355,28 @@ async fn metrics_count_submissions_states_and_requests() {
         Some(2.0),
         "the HTTP histogram counts the submissions:\n{text}"
     );
+}
+
+#[tokio::test]
+async fn ended_tasks_and_their_sandboxes_are_deleted_after_the_retention_period() {
+    let service = Service::start(Settings::new().set("retention", "1s")).await;
+    let id = service.submit(&shell_task("echo kept for a second")).await;
+    let task = service.wait_end(&id, "TASK_FINISHED").await;
+    let sandbox = PathBuf::from(task["sandbox_path"].as_str().unwrap_or_default());
+    assert!(sandbox.is_dir(), "sandbox {sandbox:?} of a finished task");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = service.get(&format!("/api/v1/task/{id}")).await.status();
+        if status == 404 && !sandbox.exists() {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!(
+                "task {id} still there (HTTP {status}) or sandbox {sandbox:?} left 30 s after it \
+                 ended with retention 1s\n{}",
+                service.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

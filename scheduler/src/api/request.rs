@@ -581,17 +581,43 @@ impl<'v> Reader<'v> {
 }
 
 /// Checks that `uri` is an absolute `http` or `https` URL with a host.
+/// `uri` with the password of its user information (if any) replaced by the mask, for error
+/// messages: a callback or fetch URL may carry credentials.
+fn without_password(uri: &str) -> String {
+    let Some(scheme_end) = uri.find("://").map(|at| at + 3) else {
+        return uri.to_owned();
+    };
+    let rest = &uri[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return uri.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return uri.to_owned();
+    };
+    format!(
+        "{}{}:{}{}",
+        &uri[..scheme_end],
+        &userinfo[..colon],
+        crate::task::MASK,
+        &uri[scheme_end + at..]
+    )
+}
+
 fn check_http_url(uri: &str) -> Result<(), String> {
+    let shown = without_password(uri);
     let lower = uri.to_ascii_lowercase();
     let Some(scheme_len) = ["http://", "https://"]
         .iter()
         .find(|scheme| lower.starts_with(*scheme))
         .map(|scheme| scheme.len())
     else {
-        return Err(format!("{uri:?} is not an http:// or https:// URL"));
+        return Err(format!("{shown:?} is not an http:// or https:// URL"));
     };
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{uri:?} contains blanks or control characters"));
+        return Err(format!("{shown:?} contains blanks or control characters"));
     }
     let authority = uri[scheme_len..]
         .split(['/', '?', '#'])
@@ -605,11 +631,11 @@ fn check_http_url(uri: &str) -> Result<(), String> {
         _ => (host_port, None),
     };
     if host.is_empty() {
-        return Err(format!("{uri:?} has no host"));
+        return Err(format!("{shown:?} has no host"));
     }
     if let Some(port) = port {
         if port.parse::<u16>().map_or(true, |port| port == 0) {
-            return Err(format!("{uri:?} has an invalid port {port:?}"));
+            return Err(format!("{shown:?} has an invalid port {port:?}"));
         }
     }
     Ok(())
@@ -621,8 +647,9 @@ fn check_fetch_uri(uri: &str) -> Result<(), Problem> {
         return Err(Problem::Required);
     }
     if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let shown = without_password(uri);
         return Err(Problem::Invalid(format!(
-            "{uri:?} contains blanks or control characters"
+            "{shown:?} contains blanks or control characters"
         )));
     }
     Ok(())
@@ -631,6 +658,21 @@ fn check_fetch_uri(uri: &str) -> Result<(), Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_messages_never_repeat_a_url_password() {
+        let error = check_http_url("ftp://user:hunter2@example.com/x").unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(error.contains("user:*******@example.com"), "{error}");
+        assert_eq!(
+            without_password("http://example.com/a@b"),
+            "http://example.com/a@b"
+        );
+        assert_eq!(
+            without_password("http://user@example.com"),
+            "http://user@example.com"
+        );
+    }
 
     #[test]
     fn http_urls_are_checked() {

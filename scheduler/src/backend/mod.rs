@@ -198,6 +198,12 @@ pub trait Backend: Send + Sync + 'static {
     /// The task's sandbox directory.
     fn sandbox_dir(&self, task: &TaskId) -> PathBuf;
 
+    /// The tasks that have a sandbox directory (to remove those of purged tasks). Backends
+    /// without local sandboxes have none.
+    async fn sandboxes(&self) -> Result<Vec<TaskId>, BackendError> {
+        Ok(Vec::new())
+    }
+
     /// Deletes the task's sandbox directory (success when it does not exist).
     async fn remove_sandbox(&self, task: &TaskId) -> Result<(), BackendError>;
 }

@@ -566,8 +566,29 @@ impl Scheduler {
         }
     }
 
+    /// Removes the sandboxes of tasks that are no longer stored.
+    async fn remove_orphan_sandboxes(&self) {
+        let backend = &self.inner.backend;
+        let tasks = match backend.sandboxes().await {
+            Ok(tasks) => tasks,
+            Err(error) => {
+                tracing::warn!("{error}");
+                return;
+            }
+        };
+        for id in tasks {
+            if let Ok(None) = self.inner.store.get(&id).await {
+                if let Err(error) = backend.remove_sandbox(&id).await {
+                    tracing::warn!(task = %id, "{error}");
+                }
+            }
+        }
+    }
+
     async fn retention_loop(&self, retention: Duration) {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        // Sweep often enough for short retention periods, at most every ten minutes.
+        let period = retention.clamp(Duration::from_secs(1), Duration::from_secs(600));
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
             let cutoff = OffsetDateTime::now_utc() - retention;
@@ -581,6 +602,7 @@ impl Scheduler {
                     if let Err(error) = self.init_metrics().await {
                         tracing::warn!("recounting tasks after retention: {error}");
                     }
+                    self.remove_orphan_sandboxes().await;
                 }
                 Err(error) => tracing::warn!("applying the retention period: {error}"),
             }

@@ -408,6 +408,29 @@ impl Backend for LocalBackend {
         self.config.data_dir.join(SANDBOXES_DIR).join(task.as_str())
     }
 
+    async fn sandboxes(&self) -> Result<Vec<TaskId>, BackendError> {
+        let dir = self.config.data_dir.join(SANDBOXES_DIR);
+        let listing_error = |source| BackendError::Sandbox {
+            target: "every task".to_owned(),
+            action: "listing the sandboxes",
+            path: dir.clone(),
+            source,
+        };
+        let mut entries = tokio::fs::read_dir(&dir).await.map_err(listing_error)?;
+        let mut tasks = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(listing_error)? {
+            // Anything that is not named like a task is not ours to judge.
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| TaskId::parse(name).ok())
+            {
+                tasks.push(id);
+            }
+        }
+        Ok(tasks)
+    }
+
     async fn remove_sandbox(&self, task: &TaskId) -> Result<(), BackendError> {
         let path = self.sandbox_dir(task);
         match tokio::fs::remove_dir_all(&path).await {
