@@ -153,6 +153,32 @@ pub enum LogLocation {
     },
 }
 
+/// The backend's resources and the queue, for the cluster overview.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterStatus {
+    /// The backend's name (`local`).
+    pub backend: String,
+    /// Everything the backend has.
+    pub total: crate::backend::Resources,
+    /// What is free now.
+    pub free: crate::backend::Resources,
+    /// Tasks waiting in the queue.
+    pub queued: usize,
+    /// Tasks holding resources (launching, running or stopping).
+    pub running: usize,
+}
+
+/// Resource usage of a running task.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TaskUsage {
+    /// CPU time used so far, in seconds.
+    pub cpu_seconds: f64,
+    /// Memory in use, in bytes.
+    pub memory_bytes: u64,
+    /// The memory limit, in bytes.
+    pub memory_limit_bytes: u64,
+}
+
 /// What the REST API needs from the scheduler core.
 #[async_trait]
 pub trait TaskService: Send + Sync + 'static {
@@ -177,6 +203,12 @@ pub trait TaskService: Send + Sync + 'static {
     /// State changes from now on. A receiver that falls behind gets
     /// [`broadcast::error::RecvError::Lagged`].
     fn subscribe(&self) -> broadcast::Receiver<TaskEvent>;
+
+    /// The backend's capacity and usage and the queue depth.
+    fn cluster(&self) -> ClusterStatus;
+
+    /// Resource usage of a task while it runs; `None` when it is not running (or unknown).
+    async fn usage(&self, id: &TaskId) -> Result<Option<TaskUsage>, ReadError>;
 
     /// Where a task's output stream is; `None` when there is no such task.
     async fn log_location(

@@ -367,3 +367,19 @@ async fn engine_gone_after_connecting_fails_the_start_as_unreachable() {
     let error = backend.recover().await.unwrap_err();
     assert!(error.is_unreachable(), "{error}");
 }
+
+#[tokio::test]
+async fn usage_is_reported_while_the_container_exists_and_none_after_it_is_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance_id("usage");
+    let _cleanup = Cleanup(vec![instance.clone()]);
+    let backend = connect(dir.path(), &instance, (38100, 38109)).await;
+    let run = start(&backend, &task(request("sleep 30"))).await;
+    let usage = backend.usage(&run.run_id).await.unwrap();
+    let usage = usage.expect("a running container has usage statistics");
+    assert!(usage.memory_limit_bytes > 0, "{usage:?}");
+    backend.destroy(&run).await.unwrap();
+    assert_eq!(backend.usage(&run.run_id).await.unwrap(), None);
+    let total = backend.total();
+    assert!(total.cpus > 0.0 && total.ports == 10, "{total:?}");
+}

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deimos::runtime::ExitStatus;
+use deimos::runtime::{ExitStatus, UsageStats};
 use time::OffsetDateTime;
 
 pub use capacity::Capacity;
@@ -161,6 +161,15 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Reserves `needs` if they are free now.
     fn place(&self, needs: &Resources) -> Placement;
+
+    /// Everything the backend has (free or not), for the cluster overview.
+    fn total(&self) -> Resources;
+
+    /// Resource usage of a task's run while its container exists; `None` when it has none
+    /// (or the backend cannot tell).
+    async fn usage(&self, _run_id: &str) -> Result<Option<UsageStats>, BackendError> {
+        Ok(None)
+    }
 
     /// What is free now (for the scheduler's view of which queued tasks could start).
     fn free(&self) -> Resources;

@@ -29,8 +29,8 @@ use crate::backend::{Allocation, Backend, Resources};
 use crate::callback;
 use crate::metrics::Metrics;
 use crate::service::{
-    Accepted, DeleteError, KillError, LogLocation, LogStream, ReadError, Submission, SubmitError,
-    TaskEvent, TaskService,
+    Accepted, ClusterStatus, DeleteError, KillError, LogLocation, LogStream, ReadError, Submission,
+    SubmitError, TaskEvent, TaskService, TaskUsage,
 };
 use crate::store::{InsertOutcome, Store};
 use crate::task::{generate_name, StateFilter, Task, TaskId, TaskState};
@@ -433,6 +433,42 @@ impl TaskService for Scheduler {
 
     fn subscribe(&self) -> broadcast::Receiver<TaskEvent> {
         self.inner.events.subscribe()
+    }
+
+    fn cluster(&self) -> ClusterStatus {
+        let backend = &self.inner.backend;
+        let (queued, running) = {
+            let core = self.core();
+            (core.queue.len(), core.runs.len())
+        };
+        ClusterStatus {
+            backend: backend.name().to_owned(),
+            total: backend.total(),
+            free: backend.free(),
+            queued,
+            running,
+        }
+    }
+
+    async fn usage(&self, id: &TaskId) -> Result<Option<TaskUsage>, ReadError> {
+        let Some(task) = self.read(id).await? else {
+            return Ok(None);
+        };
+        if !matches!(
+            task.current_state(),
+            Some(TaskState::Running | TaskState::Terminating)
+        ) {
+            return Ok(None);
+        }
+        let run_id = crate::backend::local::spec::run_id(&task, task.retry);
+        match self.inner.backend.usage(&run_id).await {
+            Ok(stats) => Ok(stats.map(|stats| TaskUsage {
+                cpu_seconds: stats.cpu_total_ns as f64 / 1e9,
+                memory_bytes: stats.memory_usage_bytes,
+                memory_limit_bytes: stats.memory_limit_bytes,
+            })),
+            Err(error) => Err(ReadError(error.to_string())),
+        }
     }
 
     async fn log_location(

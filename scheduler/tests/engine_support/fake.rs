@@ -319,6 +319,15 @@ impl Backend for FakeBackend {
         self.state().capacity.free()
     }
 
+    fn total(&self) -> Resources {
+        let state = self.state();
+        Resources {
+            cpus: state.capacity.total_cpus(),
+            mem_mib: state.capacity.total_mem_mib(),
+            ports: state.capacity.total_ports(),
+        }
+    }
+
     fn adopt(&self, allocation: &Allocation) {
         self.state().capacity.adopt(allocation);
     }

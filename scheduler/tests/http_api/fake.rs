@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use eremetic::backend::Resources;
 use eremetic::service::{
-    Accepted, DeleteError, KillError, LogLocation, LogStream, ReadError, Submission, SubmitError,
-    TaskEvent, TaskService,
+    Accepted, ClusterStatus, DeleteError, KillError, LogLocation, LogStream, ReadError, Submission,
+    SubmitError, TaskEvent, TaskService, TaskUsage,
 };
 use eremetic::task::{StateFilter, Task, TaskId, TaskState};
 use serde_json::Value;
@@ -151,6 +152,25 @@ impl TaskService for Fake {
 
     fn subscribe(&self) -> broadcast::Receiver<TaskEvent> {
         self.events.subscribe()
+    }
+
+    fn cluster(&self) -> ClusterStatus {
+        let nothing = Resources {
+            cpus: 0.0,
+            mem_mib: 0.0,
+            ports: 0,
+        };
+        ClusterStatus {
+            backend: "fake".to_owned(),
+            total: nothing,
+            free: nothing,
+            queued: 0,
+            running: 0,
+        }
+    }
+
+    async fn usage(&self, _id: &TaskId) -> Result<Option<TaskUsage>, ReadError> {
+        Ok(None)
     }
 
     async fn log_location(

@@ -19,7 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deimos::fetch::{fetch_all, FetchOptions, UriSpec};
 use deimos::runtime::{
-    ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError, STDERR_FILE, STDOUT_FILE,
+    ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError, UsageStats, STDERR_FILE,
+    STDOUT_FILE,
 };
 use deimos::spec::{labels, ContainerSpec};
 use time::OffsetDateTime;
@@ -289,6 +290,23 @@ impl Backend for LocalBackend {
 
     fn free(&self) -> Resources {
         self.capacity().free()
+    }
+
+    fn total(&self) -> Resources {
+        let capacity = self.capacity();
+        Resources {
+            cpus: capacity.total_cpus(),
+            mem_mib: capacity.total_mem_mib(),
+            ports: capacity.total_ports(),
+        }
+    }
+
+    async fn usage(&self, run_id: &str) -> Result<Option<UsageStats>, BackendError> {
+        match self.runtime.stats(run_id).await {
+            Ok(stats) => Ok(Some(stats)),
+            Err(error) if error.is_no_such_container() => Ok(None),
+            Err(error) => Err(BackendError::container("usage", run_id, run_id, error)),
+        }
     }
 
     fn adopt(&self, allocation: &Allocation) {
