@@ -108,6 +108,19 @@ pub(crate) async fn bench() -> Result<(Vec<Row>, Vec<String>)> {
         eprintln!("bench: topping up to {STORED_TASKS} stored tasks ({missing} more) ...");
         let topped = load::run(addr, CLIENTS, &submit, Stop::Count(missing)).await?;
         note_errors(&mut notes, "POST /api/v1/task (top-up)", &topped);
+        // For information: how the rate holds up as the queue grows.
+        rows.push(
+            Row::value(
+                format!(
+                    "POST /api/v1/task top-up, queue {queued}->{}",
+                    queued + topped.succeeded
+                ),
+                topped.measured,
+                topped.rate(),
+                "/s",
+            )
+            .percentiles(&topped.latencies),
+        );
         queued += topped.succeeded;
     }
     memory_rows(&server, &mut connection, queued, &mut rows, &mut notes).await?;

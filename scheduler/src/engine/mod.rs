@@ -552,10 +552,13 @@ impl Scheduler {
         request
             .retries
             .get_or_insert(self.inner.config.default_retries);
-        let id = TaskId::generate(random_bytes().map_err(SubmitError::Internal)?);
+        // One read of the system's random source for both the id and a generated name.
+        let random: [u8; 24] = random_bytes().map_err(SubmitError::Internal)?;
+        let (id_bytes, name_bytes) = random.split_at(16);
+        let id = TaskId::generate(id_bytes.try_into().unwrap_or_default());
         let name = match &request.name {
             Some(name) => name.clone(),
-            None => generate_name(random_bytes().map_err(SubmitError::Internal)?),
+            None => generate_name(name_bytes.try_into().unwrap_or_default()),
         };
         let task = Task::new(id, name, request, OffsetDateTime::now_utc());
         let (key, fingerprint) = idempotency.clone().unzip();

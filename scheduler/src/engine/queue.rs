@@ -7,7 +7,7 @@
 //! blocking (E-5) came from tasks that could never run; those are refused at submission
 //! ([`crate::backend::Backend::admissible`]), and tasks in retry back-off hold nobody up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use crate::backend::{Allocation, Resources};
@@ -33,6 +33,9 @@ pub struct QueueEntry {
 pub struct Queue {
     entries: BTreeMap<u64, QueueEntry>,
     seq_of: HashMap<TaskId, u64>,
+    /// Back-off deadlines of the entries that have one, so that finding the next one does not
+    /// walk the whole queue (the dispatcher asks after every submission).
+    backing_off: BTreeSet<(Instant, u64)>,
 }
 
 impl Queue {
@@ -40,13 +43,24 @@ impl Queue {
     pub fn push(&mut self, entry: QueueEntry) {
         self.remove(&entry.id);
         self.seq_of.insert(entry.id.clone(), entry.seq);
+        if let Some(at) = entry.not_before {
+            self.backing_off.insert((at, entry.seq));
+        }
         self.entries.insert(entry.seq, entry);
     }
 
     /// Removes a task; `false` when it was not queued.
     pub fn remove(&mut self, id: &TaskId) -> bool {
-        match self.seq_of.remove(id) {
-            Some(seq) => self.entries.remove(&seq).is_some(),
+        let Some(seq) = self.seq_of.remove(id) else {
+            return false;
+        };
+        match self.entries.remove(&seq) {
+            Some(entry) => {
+                if let Some(at) = entry.not_before {
+                    self.backing_off.remove(&(at, seq));
+                }
+                true
+            }
             None => false,
         }
     }
@@ -68,11 +82,10 @@ impl Queue {
 
     /// The earliest back-off deadline still in the future, to know when to look again.
     pub fn next_wakeup(&self, now: Instant) -> Option<Instant> {
-        self.entries
-            .values()
-            .filter_map(|entry| entry.not_before)
-            .filter(|at| *at > now)
-            .min()
+        self.backing_off
+            .iter()
+            .map(|(at, _)| *at)
+            .find(|at| *at > now)
     }
 
     /// Takes the tasks to launch now, oldest first, given the backend's `free` capacity and a
@@ -99,7 +112,9 @@ impl Queue {
             }
             // It waits, and what it needs is reserved for it.
             unclaimed = subtract(&unclaimed, &entry.needs);
-            if unclaimed.cpus <= 0.0 && unclaimed.mem_mib <= 0.0 {
+            // Every task needs some CPU and memory: once either is all claimed, nothing behind
+            // can start (entries in back-off before that point were already skipped).
+            if unclaimed.cpus <= EPSILON || unclaimed.mem_mib <= EPSILON {
                 break;
             }
         }
