@@ -59,6 +59,17 @@ fn hold_in_other_process(path: &Path, mode: &str) -> ChildGuard {
     guard
 }
 
+fn wait_until_free(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while held_by_someone(path) {
+        assert!(
+            Instant::now() < deadline,
+            "{path:?} still locked 10 s after its holder was killed"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn held_by_someone(path: &Path) -> bool {
     acquire(path, LockMode::Exclusive, Acquire::NonBlocking).is_err()
 }
@@ -201,6 +212,9 @@ fn read_holder_names_the_exclusive_holder_of_another_process_only() {
     let mut exclusive = hold_in_other_process(&path, "-x");
     assert_eq!(read_holder(&path).unwrap().pid, exclusive.0.id());
     exclusive.kill_and_wait();
+    // flock(1) shares its lock with the `sleep` it forks; the lock goes when that one is gone
+    // too, which can be a moment after flock itself was reaped.
+    wait_until_free(&path);
     let _shared = hold_in_other_process(&path, "-s");
     assert_eq!(read_holder(&path), None);
     assert_eq!(read_holder(&dir.path().join("missing")), None);

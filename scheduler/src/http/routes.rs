@@ -35,6 +35,11 @@ pub(crate) fn route_name(matched: Option<&str>, method: &Method) -> &'static str
         "/events" if pattern != api_path && is(&Method::GET) => "Events",
         "/" if is(&Method::GET) => "Index",
         "/metrics" if is(&Method::GET) => "Metrics",
+        "/openapi.yaml" if pattern != api_path && is(&Method::GET) => "OpenAPI",
+        "/cluster" if is(&Method::GET) => "Cluster",
+        "/web/task/{id}" if is(&Method::GET) => "TaskPage",
+        "/web/task/{id}/usage" if is(&Method::GET) => "Usage",
+        "/static/{file}" if is(&Method::GET) => "Static",
         _ => "MethodNotAllowed",
     }
 }
@@ -81,6 +86,16 @@ pub(crate) async fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ui_and_description_routes_have_their_own_names() {
+        let name = |path: &str| route_name(Some(path), &Method::GET);
+        assert_eq!(name("/api/v1/openapi.yaml"), "OpenAPI");
+        assert_eq!(name("/cluster"), "Cluster");
+        assert_eq!(name("/web/task/{id}"), "TaskPage");
+        assert_eq!(name("/web/task/{id}/usage"), "Usage");
+        assert_eq!(name("/static/{file}"), "Static");
+    }
 
     #[test]
     fn v0_and_v1_routes_share_eremetic_names() {
