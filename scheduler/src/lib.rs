@@ -11,7 +11,14 @@
 //!   [`api::ValidationErrors`] listing every problem; task documents ([`api::TaskV1`],
 //!   [`api::TaskV0`]) with secret environment values masked; Eremetic's error document.
 //! - [`service`]: the contract between the HTTP layer and the scheduler core.
-//! - [`metrics`]: the Prometheus metrics.
+//! - [`engine`]: the scheduler core (queue, dispatch, supervision, retries, recovery).
+//! - [`store`]: the durable SQLite task store and callback outbox ([`outbox`]).
+//! - [`backend`]: where tasks run; the local Docker backend through `deimos::runtime`.
+//! - [`callback`]: signed, retried callback delivery.
+//! - [`http`]: the REST API, server-sent events, web UI and OpenAPI description.
+//! - [`config`], [`logging`], [`metrics`], [`server`]: configuration, logs, Prometheus metrics
+//!   and the wiring of the `eremetic` binary.
+//! - [`hermit`]: the command-line client (`hermit` binary).
 //!
 //! Differences from Eremetic are deliberate fixes of its sharp edges (numbered E-n in the seed
 //! behaviour document): requests are validated (E-17), `TASK_ERROR` is terminal (E-8), unknown
@@ -22,6 +29,7 @@ pub mod backend;
 pub mod callback;
 pub mod config;
 pub mod engine;
+pub mod hermit;
 pub mod http;
 pub mod logging;
 pub mod metrics;

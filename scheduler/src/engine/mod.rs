@@ -301,6 +301,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// SHA-256 of the request as the client sent it (before defaults are filled in), to tell a
+/// retried request from a different one under the same idempotency key.
+fn request_fingerprint(request: &crate::task::NewTask) -> Result<String, SubmitError> {
+    let bytes = serde_json::to_vec(request)
+        .map_err(|error| SubmitError::Internal(format!("fingerprinting the request: {error}")))?;
+    Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+}
+
 fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
     let mut bytes = [0u8; N];
     getrandom::getrandom(&mut bytes)
@@ -332,8 +340,11 @@ impl TaskService for Scheduler {
         };
         if !reserved {
             // A client retrying with its idempotency key gets its task, full queue or not.
-            if let Some(accepted) = self.earlier_submission(&submission.idempotency_key).await {
-                return Ok(accepted);
+            if let Some(earlier) = self
+                .earlier_submission(&submission.idempotency_key, &request)
+                .await
+            {
+                return earlier;
             }
             self.inner.metrics.submissions_queue_full.inc();
             return Err(SubmitError::QueueFull { capacity });
@@ -512,13 +523,28 @@ impl Scheduler {
         Ok(accepted)
     }
 
-    /// The task an earlier submission with this idempotency key created, if any.
-    async fn earlier_submission(&self, key: &Option<String>) -> Option<Accepted> {
+    /// The answer to a submission whose idempotency key was used before: the task the first
+    /// request created, or a conflict when this request differs; `None` when the key is new.
+    async fn earlier_submission(
+        &self,
+        key: &Option<String>,
+        request: &crate::task::NewTask,
+    ) -> Option<Result<Accepted, SubmitError>> {
         let key = key.as_deref()?;
         match self.inner.store.find_idempotency_key(key).await {
-            Ok(Some(InsertOutcome::Existing { task_id, .. })) => Some(Accepted {
-                id: task_id,
-                created: false,
+            Ok(Some(InsertOutcome::Existing {
+                task_id,
+                fingerprint,
+            })) => Some(match request_fingerprint(request) {
+                Ok(current) if current == fingerprint => Ok(Accepted {
+                    id: task_id,
+                    created: false,
+                }),
+                Ok(_) => Err(SubmitError::IdempotencyConflict {
+                    key: key.to_owned(),
+                    existing: task_id,
+                }),
+                Err(error) => Err(error),
             }),
             Ok(_) => None,
             Err(error) => {
@@ -538,15 +564,7 @@ impl Scheduler {
         // Fingerprint the request as the client sent it, before defaults are filled in; only
         // needed to compare with an earlier request under the same idempotency key.
         let idempotency = match idempotency_key {
-            Some(key) => {
-                let bytes = serde_json::to_vec(&request).map_err(|error| {
-                    SubmitError::Internal(format!("fingerprinting the request: {error}"))
-                })?;
-                Some((
-                    key,
-                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-                ))
-            }
+            Some(key) => Some((key, request_fingerprint(&request)?)),
             None => None,
         };
         request

@@ -117,11 +117,12 @@ impl Authenticator {
     }
 }
 
-/// Whether a request may pass without credentials: only the version routes, Eremetic's health
-/// check.
+/// Whether a request may pass without credentials: the version routes, Eremetic's health
+/// check, and the OpenAPI description, which describes the API and holds no data (clients and
+/// tools read it before they are given credentials).
 pub(crate) fn is_open(method: &Method, path: &str) -> bool {
     (method == Method::GET || method == Method::HEAD)
-        && (path == "/api/v1/version" || path == "/version")
+        && (path == "/api/v1/version" || path == "/version" || path == super::openapi::OPENAPI_PATH)
 }
 
 /// Middleware: lets authenticated (or open) requests through, answers 401 otherwise.
@@ -218,12 +219,14 @@ mod tests {
     }
 
     #[test]
-    fn only_the_version_routes_are_open() {
+    fn only_the_version_routes_and_the_description_are_open() {
         assert!(is_open(&Method::GET, "/api/v1/version"));
         assert!(is_open(&Method::GET, "/version"));
         assert!(!is_open(&Method::POST, "/version"));
         assert!(!is_open(&Method::GET, "/metrics"));
         assert!(!is_open(&Method::GET, "/version/"));
         assert!(!is_open(&Method::GET, "/nope"));
+        assert!(is_open(&Method::GET, "/api/v1/openapi.yaml"));
+        assert!(!is_open(&Method::POST, "/api/v1/openapi.yaml"));
     }
 }

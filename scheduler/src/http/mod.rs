@@ -9,17 +9,19 @@
 //!   are 409 (Eremetic: 500 and, for delete, only exact `TASK_RUNNING`, E-24);
 //! - with credentials configured every route but the version routes needs them, unknown paths
 //!   included; 401s carry `WWW-Authenticate` (E-19);
-//! - unknown paths answer a JSON error document (E-20); a known path with another method
+//! - unknown paths answer a JSON error document, or an HTML page for browsers (E-20); a known path with another method
 //!   answers 405 (Eremetic: 404);
 //! - the log endpoints read the task's output files and can follow them (E-21).
 
 mod auth;
 mod events;
 mod logs;
+mod openapi;
 mod response;
 mod routes;
 mod serve;
 mod tasks;
+mod ui;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -176,9 +178,11 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
         }),
     };
     let top = Router::new()
-        .route("/", get(index))
+        .route("/", get(ui::index))
         .route("/metrics", get(render_metrics))
         .route("/api/v1/events", get(events::events))
+        .route(openapi::OPENAPI_PATH, get(openapi::openapi_yaml))
+        .merge(ui::routes())
         .method_not_allowed_fallback(method_not_allowed);
     let router = top
         .nest("/api/v1", api_routes(ApiVersion::V1))
@@ -192,6 +196,8 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
         )),
         None => router,
     };
+    // Outside authentication, so that a browser's 401 becomes an HTML page.
+    let router = router.layer(axum::middleware::from_fn(ui::html_unauthorized));
     router.layer(from_fn_with_state(metrics, routes::observe))
 }
 
@@ -199,7 +205,7 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
 fn api_routes(version: ApiVersion) -> Router<AppState> {
     Router::new()
         .route("/task", get(tasks::list).post(tasks::submit))
-        .route("/task/{id}", get(tasks::get_task).delete(tasks::delete))
+        .route("/task/{id}", get(ui::get_task).delete(tasks::delete))
         .route("/task/{id}/kill", axum::routing::post(tasks::kill))
         .route("/task/{id}/stdout", get(logs::stdout))
         .route("/task/{id}/stderr", get(logs::stderr))
@@ -219,11 +225,6 @@ async fn version_text(State(state): State<AppState>) -> Response {
     let mut body = serde_json::Value::from(state.settings.version.as_str()).to_string();
     body.push('\n');
     with_content_type(StatusCode::OK, TEXT_CONTENT_TYPE, body.into())
-}
-
-/// `GET /`: 204, Eremetic's answer to non-browser clients (the web UI is not served yet).
-async fn index() -> StatusCode {
-    StatusCode::NO_CONTENT
 }
 
 /// `GET /metrics`.
@@ -262,6 +263,10 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
             };
             return (status, [(LOCATION, value)]).into_response();
         }
+    }
+    if ui::wants_html(request.headers()) {
+        let what = format!("There is no page at {}.", request.uri().path());
+        return ui::not_found_page(&state, &what);
     }
     response::error(
         StatusCode::NOT_FOUND,

@@ -208,6 +208,27 @@ async fn retried_submission_gets_its_task_even_when_the_queue_is_full() {
 }
 
 #[tokio::test]
+async fn reused_idempotency_key_with_another_request_is_a_conflict_even_when_the_queue_is_full() {
+    let mut settings = config();
+    settings.queue_size = 1;
+    let harness = Harness::start(4.0, settings).await;
+    harness.fake.hold(true);
+    let first = harness
+        .try_submit(&body("first", 1.0, ""), Some("key-4"))
+        .await
+        .unwrap();
+    assert_eq!(
+        harness
+            .try_submit(&body("different", 1.0, ""), Some("key-4"))
+            .await,
+        Err(SubmitError::IdempotencyConflict {
+            key: "key-4".to_owned(),
+            existing: first.id,
+        })
+    );
+}
+
+#[tokio::test]
 async fn same_idempotency_key_with_another_request_is_a_conflict() {
     let harness = Harness::start(4.0, config()).await;
     harness.fake.hold(true);

@@ -1,0 +1,413 @@
+//! The web UI, served by the scheduler itself (issue #5): server-rendered pages built with an
+//! escaping HTML builder ([`html`]), embedded assets ([`assets`]) and a little plain
+//! JavaScript for the form, live updates from `/api/v1/events` and log follow.
+//!
+//! Routes (all behind the API's authentication):
+//! - `GET /` with `Accept: text/html`: launch form and task list (`?state=&name=` filter);
+//!   other clients keep Eremetic's 204.
+//! - `GET /task/{id}` with `Accept: text/html` (v0, as Eremetic) and `GET /web/task/{id}`:
+//!   the task page; an unknown id is an HTML 404 naming it (E-20).
+//! - `GET /web/task/{id}/usage`: the task's resource usage as JSON, for the task page.
+//! - `GET /cluster`: backend, capacity, free resources, queue depth.
+//! - `GET /static/{file}`: the embedded stylesheet, scripts and logo.
+//!
+//! Every generated link and fetch URL starts with `url_prefix` (E-30: Eremetic's logo ignored
+//! it); times are UTC (E-30: Eremetic used the server's zone).
+
+mod ansi;
+mod assets;
+mod format;
+mod html;
+mod pages;
+
+use std::io::SeekFrom;
+use std::path::Path as FilePath;
+
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::header::{
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use time::OffsetDateTime;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::tasks::{self, task_not_found};
+use super::{response, ApiVersion, AppState};
+use crate::service::{LogLocation, LogStream, ReadError, TaskService};
+use crate::task::{StateFilter, TaskId};
+use pages::index::{option_for, ListFilter};
+use pages::layout::{self, Site};
+use pages::task::{LogView, TaskView};
+
+/// `Content-Type` of every page.
+const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
+
+/// The pages load scripts and styles from `/static/` only and talk to this server only.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// How much of a log file the task page includes (the end of it).
+const LOG_PAGE_BYTES: u64 = 512 * 1024;
+
+/// Why part of a page could not be built.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UiError {
+    /// The service could not read a task or the list.
+    #[error("cannot read {what}: {source}")]
+    Read {
+        /// What was being read (`task eremetic-task.…`, `the task list`).
+        what: String,
+        /// The service's error.
+        #[source]
+        source: ReadError,
+    },
+    /// A log file exists but could not be read.
+    #[error("cannot read the {stream} of task {id} from {}: {source}", path.display())]
+    LogFile {
+        /// The task.
+        id: TaskId,
+        /// `stdout` or `stderr`.
+        stream: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The UI routes that are not shared with the API (`/` and `/task/{id}` negotiate instead).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/web/task/{id}", get(web_task))
+        .route("/web/task/{id}/usage", get(task_usage))
+        .route("/cluster", get(cluster))
+        .route("/static/{file}", get(assets::serve))
+}
+
+/// Whether the client asked for HTML (`Accept` contains `text/html`), as Eremetic decides.
+pub(crate) fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.to_ascii_lowercase().contains("text/html"))
+}
+
+fn site(state: &AppState) -> Site<'_> {
+    Site {
+        prefix: &state.settings.url_prefix,
+        version: &state.settings.version,
+    }
+}
+
+/// An HTML page response with the security headers every page carries.
+fn page(status: StatusCode, body: String) -> Response {
+    let mut response = response::with_content_type(status, HTML_CONTENT_TYPE, Body::from(body));
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    headers.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// The HTML 404 page for browsers (`what` says what is missing).
+pub(crate) fn not_found_page(state: &AppState, what: &str) -> Response {
+    page(StatusCode::NOT_FOUND, layout::not_found(site(state), what))
+}
+
+/// A 404 for a path under `/static/`: HTML for browsers, an error document otherwise.
+fn not_found_response(headers: &HeaderMap, what: String) -> Response {
+    if wants_html(headers) {
+        let site = Site {
+            prefix: "",
+            version: "",
+        };
+        return page(StatusCode::NOT_FOUND, layout::not_found(site, &what));
+    }
+    response::error(StatusCode::NOT_FOUND, what, "Not found")
+}
+
+fn server_error_page(state: &AppState, error: &UiError) -> Response {
+    tracing::error!(%error, "web UI page failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        layout::server_error(site(state), &error.to_string()),
+    )
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `GET /`: the index page for browsers, 204 for other clients (Eremetic's answer).
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Response {
+    if !wants_html(&headers) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let parsed = query
+        .map_err(|rejection| rejection.body_text())
+        .and_then(|Query(pairs)| tasks::list_query(&pairs));
+    let (status, state_filter, filter) = match parsed {
+        Ok((state_filter, name)) => {
+            let state_value = option_for(state_filter);
+            let filter = ListFilter {
+                state: state_value,
+                name,
+                error: None,
+            };
+            (StatusCode::OK, state_filter, filter)
+        }
+        Err(error) => {
+            let filter = ListFilter {
+                state: option_for(StateFilter::default()),
+                name: None,
+                error: Some(format!("The filter was ignored: {error}")),
+            };
+            (StatusCode::BAD_REQUEST, StateFilter::default(), filter)
+        }
+    };
+    match state
+        .service
+        .list(state_filter, filter.name.as_deref())
+        .await
+    {
+        Ok(list) => page(
+            status,
+            pages::index::render(site(&state), &list, &filter, now()),
+        ),
+        Err(source) => server_error_page(
+            &state,
+            &UiError::Read {
+                what: "the task list".into(),
+                source,
+            },
+        ),
+    }
+}
+
+/// `GET /api/v1/task/{id}` and `GET /task/{id}`: the v0 route renders the task page for
+/// browsers (as Eremetic); everything else is the JSON document.
+pub(crate) async fn get_task(
+    State(state): State<AppState>,
+    Extension(version): Extension<ApiVersion>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    if version == ApiVersion::V0 && wants_html(&headers) {
+        return task_page(&state, path).await;
+    }
+    tasks::get_task(State(state), Extension(version), path).await
+}
+
+/// `GET /web/task/{id}`: the task page whatever the `Accept` header.
+async fn web_task(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    task_page(&state, path).await
+}
+
+/// The id in the path, or the text of the 404 that names it.
+fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, String> {
+    let Path(raw) = path.map_err(|rejection| rejection.body_text())?;
+    TaskId::parse(&raw).map_err(|error| format!("No task with id {raw}: {error}."))
+}
+
+async fn task_page(state: &AppState, path: Result<Path<String>, PathRejection>) -> Response {
+    let id = match parse_id(path) {
+        Ok(id) => id,
+        Err(what) => return not_found_page(state, &what),
+    };
+    let task = match state.service.get(&id).await {
+        Ok(Some(task)) => task,
+        Ok(None) => return not_found_page(state, &format!("No task with id {id}.")),
+        Err(source) => {
+            let what = format!("task {id}");
+            return server_error_page(state, &UiError::Read { what, source });
+        }
+    };
+    // Usage is a nicety: a failure to read it only leaves the section empty.
+    let usage = if task.is_running() {
+        state.service.usage(&id).await.ok().flatten()
+    } else {
+        None
+    };
+    let view = TaskView {
+        task: &task,
+        usage,
+        stdout: log_view(state.service.as_ref(), &id, LogStream::Stdout).await,
+        stderr: log_view(state.service.as_ref(), &id, LogStream::Stderr).await,
+    };
+    page(StatusCode::OK, pages::task::render(site(state), &view))
+}
+
+/// The output so far, or a note saying why it is not shown.
+async fn log_view(service: &dyn TaskService, id: &TaskId, stream: LogStream) -> LogView {
+    let path = match service.log_location(id, stream).await {
+        Ok(Some(LogLocation::File { path, .. })) => path,
+        Ok(Some(LogLocation::NotStarted)) | Ok(None) => return LogView::default(),
+        Err(source) => {
+            let what = format!("the {} location of task {id}", stream.file_name());
+            return log_note(&UiError::Read { what, source });
+        }
+    };
+    match read_tail(&path, LOG_PAGE_BYTES).await {
+        Ok((text, total)) => LogView {
+            content: ansi::render(&text),
+            note: (total > LOG_PAGE_BYTES).then(|| {
+                format!(
+                    "Showing the last {} KiB of {total} bytes; the API has it all.",
+                    LOG_PAGE_BYTES / 1024
+                )
+            }),
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => LogView::default(),
+        Err(source) => log_note(&UiError::LogFile {
+            id: id.clone(),
+            stream: stream.file_name(),
+            path,
+            source,
+        }),
+    }
+}
+
+fn log_note(error: &UiError) -> LogView {
+    tracing::warn!(%error, "task page shows no output");
+    LogView {
+        content: html::Html::new(),
+        note: Some(error.to_string()),
+    }
+}
+
+/// The last `limit` bytes of a file (lossily decoded) and its full size.
+async fn read_tail(path: &FilePath, limit: u64) -> std::io::Result<(String, u64)> {
+    let mut file = tokio::fs::File::open(path).await?;
+    let total = file.metadata().await?.len();
+    if total > limit {
+        file.seek(SeekFrom::Start(total - limit)).await?;
+    }
+    let mut bytes = Vec::new();
+    file.take(limit).read_to_end(&mut bytes).await?;
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), total))
+}
+
+/// `GET /web/task/{id}/usage`: `{"task_id", "state", "usage": {...} | null}` (usage only while
+/// the task runs).
+async fn task_usage(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let id = match parse_id(path) {
+        Ok(id) => id,
+        Err(error) => return task_not_found(error),
+    };
+    let task = match state.service.get(&id).await {
+        Ok(Some(task)) => task,
+        Ok(None) => return task_not_found(format!("no task with id {id}")),
+        Err(error) => return read_failed(&error),
+    };
+    let usage = if task.is_running() {
+        match state.service.usage(&id).await {
+            Ok(usage) => usage,
+            Err(error) => return read_failed(&error),
+        }
+    } else {
+        None
+    };
+    let usage = usage.map(|usage| {
+        json!({
+            "cpu_seconds": usage.cpu_seconds,
+            "memory_bytes": usage.memory_bytes,
+            "memory_limit_bytes": usage.memory_limit_bytes,
+        })
+    });
+    let state_name = task.current_state().map(|state| state.as_str());
+    response::json(
+        StatusCode::OK,
+        &json!({"task_id": id.as_str(), "state": state_name, "usage": usage}),
+    )
+}
+
+fn read_failed(error: &ReadError) -> Response {
+    response::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        error.to_string(),
+        "Unable to read the task",
+    )
+}
+
+/// `GET /cluster`.
+async fn cluster(State(state): State<AppState>) -> Response {
+    let status = state.service.cluster();
+    page(
+        StatusCode::OK,
+        pages::cluster::render(site(&state), &status),
+    )
+}
+
+/// Middleware: a 401 for a browser gets a small HTML page instead of the error document; the
+/// `WWW-Authenticate` challenge is kept, so that the browser asks for credentials.
+pub(crate) async fn html_unauthorized(request: Request, next: Next) -> Response {
+    let browser = wants_html(request.headers());
+    let response = next.run(request).await;
+    if !browser || response.status() != StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let (mut parts, _json) = response.into_parts();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static(HTML_CONTENT_TYPE));
+    Response::from_parts(parts, Body::from(layout::unauthorized()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_is_wanted_only_when_accept_names_it() {
+        let mut headers = HeaderMap::new();
+        assert!(!wants_html(&headers));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json, */*"));
+        assert!(!wants_html(&headers));
+        headers.append(
+            ACCEPT,
+            HeaderValue::from_static("Text/HTML,application/xhtml+xml;q=0.9"),
+        );
+        assert!(wants_html(&headers));
+    }
+
+    #[tokio::test]
+    async fn read_tail_returns_the_end_and_the_full_size() {
+        let dir = std::env::temp_dir().join(format!("eremetic-ui-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("stdout");
+        std::fs::write(&file, "0123456789").unwrap();
+        assert_eq!(read_tail(&file, 4).await.unwrap(), ("6789".into(), 10));
+        assert_eq!(
+            read_tail(&file, 40).await.unwrap(),
+            ("0123456789".into(), 10)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
