@@ -292,7 +292,7 @@ pub(crate) async fn list(
         }
     };
     match state.service.list(filter, name.as_deref()).await {
-        Ok(tasks) => list_response(version, &tasks),
+        Ok(tasks) => list_response(version, tasks),
         Err(error) => response::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             error.to_string(),
@@ -301,17 +301,33 @@ pub(crate) async fn list(
     }
 }
 
-fn list_response(version: ApiVersion, tasks: &[Task]) -> Response {
-    match version {
-        ApiVersion::V1 => {
-            let documents: Vec<TaskV1> = tasks.iter().map(TaskV1::from_task).collect();
-            response::json(StatusCode::OK, &documents)
+/// The JSON array of task documents, written one document at a time while the tasks are
+/// consumed, so that a large list never exists as records, documents and text all at once.
+fn list_response(version: ApiVersion, tasks: Vec<Task>) -> Response {
+    let mut body = Vec::with_capacity(tasks.len().saturating_mul(768).saturating_add(3));
+    body.push(b'[');
+    for (index, task) in tasks.into_iter().enumerate() {
+        if index > 0 {
+            body.push(b',');
         }
-        ApiVersion::V0 => {
-            let documents: Vec<TaskV0> = tasks.iter().map(TaskV0::from_task).collect();
-            response::json(StatusCode::OK, &documents)
+        let written = match version {
+            ApiVersion::V1 => serde_json::to_writer(&mut body, &TaskV1::from_task(&task)),
+            ApiVersion::V0 => serde_json::to_writer(&mut body, &TaskV0::from_task(&task)),
+        };
+        if let Err(error) = written {
+            return response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("encoding task {}: {error}", task.id),
+                MSG_LIST_FAILED,
+            );
         }
     }
+    body.extend_from_slice(b"]\n");
+    response::with_content_type(
+        StatusCode::OK,
+        response::JSON_CONTENT_TYPE,
+        Body::from(body),
+    )
 }
 
 /// `POST /api/v1/task/{id}/kill`, `POST /task/{id}/kill`: 202 `""`; errors are bare JSON
