@@ -149,6 +149,7 @@ fn engine_config(config: &Config) -> EngineConfig {
         policy: Policy {
             allowed_host_paths: config.allowed_host_paths.clone(),
             allow_privileged: config.allow_privileged,
+            allow_volumes_from: config.allow_volumes_from,
         },
         callback_retry_period: config.callback_retry_period,
         retention: config.retention,

@@ -119,6 +119,12 @@ impl Capacity {
     /// Reserves `needs` if they are free now; host ports are the lowest free ones of the
     /// range, in ascending order.
     pub fn place(&mut self, needs: &Resources) -> Placement {
+        self.place_with(needs, |_| true)
+    }
+
+    /// As [`Capacity::place`], skipping host ports for which `usable` says no (a port that
+    /// something outside this accounting holds: another service, another scheduler instance).
+    pub fn place_with(&mut self, needs: &Resources, usable: impl Fn(u16) -> bool) -> Placement {
         let cpus = milli_cpus(needs.cpus);
         let mem = whole_mib(needs.mem_mib);
         let fits = self.used_milli_cpus.saturating_add(cpus) <= self.total_milli_cpus
@@ -126,7 +132,11 @@ impl Capacity {
         if !fits {
             return Placement::Wait;
         }
-        let host_ports: Vec<u16> = self.free_ports().take(needs.ports).collect();
+        let host_ports: Vec<u16> = self
+            .free_ports()
+            .filter(|port| usable(*port))
+            .take(needs.ports)
+            .collect();
         if host_ports.len() < needs.ports {
             return Placement::Wait;
         }
@@ -225,6 +235,21 @@ mod tests {
         placed(capacity.place(&needs(0.1, 60.0, 0)));
         assert_eq!(capacity.place(&needs(0.1, 41.0, 0)), Placement::Wait);
         assert_eq!(capacity.free(), needs(3.9, 40.0, 11));
+    }
+
+    #[test]
+    fn ports_held_outside_the_accounting_are_skipped() {
+        let mut capacity = Capacity::new(4.0, 1024.0, (31000, 31003));
+        let Placement::Placed(placed) =
+            capacity.place_with(&needs(1.0, 1.0, 2), |port| port != 31000)
+        else {
+            panic!("two usable ports are free");
+        };
+        assert_eq!(placed.host_ports, vec![31001, 31002]);
+        assert_eq!(
+            capacity.place_with(&needs(1.0, 1.0, 2), |port| port != 31003),
+            Placement::Wait
+        );
     }
 
     #[test]

@@ -95,6 +95,9 @@ pub struct Cli {
     /// Allow privileged tasks (`--allow-privileged` alone means true).
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub allow_privileged: Option<String>,
+    /// Allow tasks to use `volumes_from` (`--allow-volumes-from` alone means true).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_volumes_from: Option<String>,
     /// Timeout of one callback request.
     #[arg(long, value_name = "DURATION")]
     pub callback_timeout: Option<String>,
@@ -129,6 +132,7 @@ impl Cli {
             ("instance_id", &self.instance_id),
             ("allowed_host_paths", &self.allowed_host_paths),
             ("allow_privileged", &self.allow_privileged),
+            ("allow_volumes_from", &self.allow_volumes_from),
             ("callback_timeout", &self.callback_timeout),
             ("callback_retry_period", &self.callback_retry_period),
         ]

@@ -82,6 +82,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
         ..key("allowed_host_paths")
     },
     key("allow_privileged"),
+    key("allow_volumes_from"),
     // callbacks
     KeySpec {
         secret: true,

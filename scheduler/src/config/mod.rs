@@ -101,6 +101,8 @@ pub struct Config {
     pub allowed_host_paths: Vec<PathBuf>,
     /// `allow_privileged`: whether tasks may ask for privileged containers.
     pub allow_privileged: bool,
+    /// `allow_volumes_from`: whether tasks may mount other containers' volumes.
+    pub allow_volumes_from: bool,
     /// `callback_secret`: HMAC-SHA256 key signing callbacks; `None`: unsigned.
     pub callback_secret: Option<SecretString>,
     /// `callback_timeout`: timeout of one callback request.

@@ -75,6 +75,7 @@ impl Config {
                 list(self.allowed_host_paths.iter().map(|p| path(p))),
             ),
             ("allow_privileged", plain(self.allow_privileged)),
+            ("allow_volumes_from", plain(self.allow_volumes_from)),
             (
                 "callback_secret",
                 optional(self.callback_secret.as_ref(), |_| quoted(MASK)),

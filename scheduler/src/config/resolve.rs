@@ -159,6 +159,9 @@ pub(crate) fn resolve(
         allow_privileged: lookup
             .get("allow_privileged", v::parse_bool)?
             .unwrap_or(false),
+        allow_volumes_from: lookup
+            .get("allow_volumes_from", v::parse_bool)?
+            .unwrap_or(false),
         callback_secret: lookup.get("callback_secret", |t| {
             v::parse_non_empty(t).map(v::SecretString::new)
         })?,

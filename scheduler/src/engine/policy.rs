@@ -12,6 +12,9 @@ pub struct Policy {
     pub allowed_host_paths: Vec<PathBuf>,
     /// Whether `privileged: true` is allowed (no by default).
     pub allow_privileged: bool,
+    /// Whether `volumes_from` is allowed (no by default: another container's volumes may be
+    /// host directories outside `allowed_host_paths`).
+    pub allow_volumes_from: bool,
 }
 
 impl Policy {
@@ -24,6 +27,13 @@ impl Policy {
                  (the operator can set allow_privileged: true)"
                     .to_owned(),
             );
+        }
+        if !task.volumes_from.is_empty() && !self.allow_volumes_from {
+            return Err(format!(
+                "volumes_from: mounting the volumes of other containers ({}) is not allowed on \
+                 this server (the operator can set allow_volumes_from: true)",
+                task.volumes_from.join(", ")
+            ));
         }
         for (index, volume) in task.volumes.iter().enumerate() {
             let host_path = Path::new(&volume.host_path);
@@ -92,10 +102,25 @@ mod tests {
     }
 
     #[test]
+    fn volumes_from_needs_the_operator_s_consent() {
+        let request =
+            request(r#"{"image":"busybox","cpu":1,"mem":64,"volumes_from":["data-container"]}"#);
+        let error = Policy::default().check(&request).unwrap_err();
+        assert!(error.starts_with("volumes_from:"), "{error}");
+        assert!(error.contains("data-container"), "{error}");
+        let allowing = Policy {
+            allow_volumes_from: true,
+            ..Policy::default()
+        };
+        assert_eq!(allowing.check(&request), Ok(()));
+    }
+
+    #[test]
     fn allowed_directory_admits_paths_below_it_but_not_siblings_or_climbs() {
         let policy = Policy {
             allowed_host_paths: vec![PathBuf::from("/srv/data")],
             allow_privileged: true,
+            allow_volumes_from: false,
         };
         let mount = |path: &str| {
             request(&format!(

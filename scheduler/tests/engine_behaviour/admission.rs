@@ -119,6 +119,7 @@ async fn policy_forbids_privileged_tasks_and_host_paths() {
     permissive.policy = Policy {
         allowed_host_paths: vec!["/srv".into()],
         allow_privileged: true,
+        allow_volumes_from: true,
     };
     let allowed = Harness::start(4.0, permissive).await;
     let mount = r#""privileged":true,"volumes":[{"host_path":"/srv/x","container_path":"/x"}]"#;

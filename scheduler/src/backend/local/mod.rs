@@ -253,6 +253,14 @@ async fn reset_output_files(target: &str, sandbox: &Path) -> Result<(), BackendE
     Ok(())
 }
 
+/// Whether nothing on this host listens on `port` (TCP) or holds it (UDP): probed by binding
+/// it on all interfaces for a moment.
+fn host_port_is_free(port: u16) -> bool {
+    let any = std::net::Ipv4Addr::UNSPECIFIED;
+    std::net::TcpListener::bind((any, port)).is_ok()
+        && std::net::UdpSocket::bind((any, port)).is_ok()
+}
+
 #[async_trait]
 impl Backend for LocalBackend {
     fn name(&self) -> &'static str {
@@ -285,7 +293,9 @@ impl Backend for LocalBackend {
     }
 
     fn place(&self, needs: &Resources) -> Placement {
-        self.capacity().place(needs)
+        // A port of the range may be held by something else on this host (another service,
+        // another eremetic instance): Docker would refuse to publish it at start.
+        self.capacity().place_with(needs, host_port_is_free)
     }
 
     fn free(&self) -> Resources {
