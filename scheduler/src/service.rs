@@ -193,6 +193,21 @@ pub trait TaskService: Send + Sync + 'static {
     /// oldest submission first.
     async fn list(&self, filter: StateFilter, name: Option<&str>) -> Result<Vec<Task>, ReadError>;
 
+    /// One page of [`TaskService::list`]: the matching tasks submitted after position `after`
+    /// (0: from the start), at most `limit`, each with its position (pass the last one as the
+    /// next `after`). Lets a long list be sent without holding it in memory.
+    async fn list_page(
+        &self,
+        filter: StateFilter,
+        name: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Task)>, ReadError> {
+        let tasks = self.list(filter, name).await?;
+        let skip = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok((1u64..).zip(tasks).skip(skip).take(limit).collect())
+    }
+
     /// Kills a task: a queued task ends as `TASK_KILLED` at once; a running one is stopped with
     /// the grace period and ends as `TASK_KILLED` when its container has stopped.
     async fn kill(&self, id: &TaskId) -> Result<(), KillError>;

@@ -238,6 +238,29 @@ async fn get_returns_the_v1_document() {
 }
 
 #[tokio::test]
+async fn lists_longer_than_a_page_arrive_whole_and_in_order() {
+    let server = Server::start(config()).await;
+    // 500 tasks make a page: cross two page boundaries, and hit one exactly.
+    for count in [1001usize, 499] {
+        let ids: Vec<String> = (0..count)
+            .map(|_| server.fake.insert(valid_v1(), &[]).to_string())
+            .collect();
+        let listed = body_json(server.get("/api/v1/task?state=queued").await).await;
+        let listed: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap())
+            .collect();
+        let tail = &listed[listed.len() - count..];
+        assert_eq!(tail, ids.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+    let listed = body_json(server.get("/task?state=queued").await).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1500);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn list_defaults_to_active_and_queued_and_filters_by_state_and_name() {
     let server = Server::start(config()).await;
     let empty = server.get("/api/v1/task").await;

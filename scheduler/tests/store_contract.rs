@@ -145,6 +145,33 @@ async fn concurrent_inserts_with_one_key_create_one_task() {
 }
 
 #[tokio::test]
+async fn list_pages_continue_after_the_last_position_until_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let tasks: Vec<Task> = (0..5).map(|n| queued("paged", 100 + n)).collect();
+    for task in &tasks {
+        insert(&store, task).await;
+    }
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .list_page(StateFilter::default(), Some("paged"), after, 2)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        assert!(page.iter().all(|(seq, _)| *seq > after));
+        after = page.last().unwrap().0;
+        seen.extend(page.into_iter().map(|(_, task)| task.id.to_string()));
+    }
+    let expected: Vec<String> = tasks.iter().map(|task| task.id.to_string()).collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
 async fn list_filters_by_group_and_name_in_submission_order() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

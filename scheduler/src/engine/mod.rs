@@ -371,6 +371,20 @@ impl TaskService for Scheduler {
             .map_err(|error| ReadError(error.to_string()))
     }
 
+    async fn list_page(
+        &self,
+        filter: StateFilter,
+        name: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Task)>, ReadError> {
+        self.inner
+            .store
+            .list_page(filter, name, after, limit)
+            .await
+            .map_err(|error| ReadError(error.to_string()))
+    }
+
     async fn kill(&self, id: &TaskId) -> Result<(), KillError> {
         let _guard = self.lock_task(id).await;
         let mut task = self

@@ -15,7 +15,9 @@ use crate::api::{
     ErrorDocument, TaskV0, TaskV1, ValidationErrors, MAX_BODY_BYTES, MSG_BAD_QUERY,
     MSG_CANNOT_SCHEDULE, MSG_INVALID_REQUEST, MSG_LIST_FAILED, MSG_UNREADABLE,
 };
-use crate::service::{DeleteError, KillError, Submission, SubmitError};
+use std::sync::Arc;
+
+use crate::service::{DeleteError, KillError, Submission, SubmitError, TaskService};
 use crate::task::{StateFilter, Task, TaskId};
 
 /// The `Idempotency-Key` request header.
@@ -291,8 +293,14 @@ pub(crate) async fn list(
             return response::error(StatusCode::UNPROCESSABLE_ENTITY, error, MSG_BAD_QUERY)
         }
     };
-    match state.service.list(filter, name.as_deref()).await {
-        Ok(tasks) => list_response(version, tasks),
+    // The first page decides the status; later pages are fetched while the body is sent, so
+    // a long list never sits in memory whole.
+    match state
+        .service
+        .list_page(filter, name.as_deref(), 0, LIST_PAGE)
+        .await
+    {
+        Ok(first) => list_response(state.service.clone(), version, filter, name, first),
         Err(error) => response::error(
             StatusCode::INTERNAL_SERVER_ERROR,
             error.to_string(),
@@ -301,33 +309,93 @@ pub(crate) async fn list(
     }
 }
 
-/// The JSON array of task documents, written one document at a time while the tasks are
-/// consumed, so that a large list never exists as records, documents and text all at once.
-fn list_response(version: ApiVersion, tasks: Vec<Task>) -> Response {
-    let mut body = Vec::with_capacity(tasks.len().saturating_mul(768).saturating_add(3));
-    body.push(b'[');
-    for (index, task) in tasks.into_iter().enumerate() {
-        if index > 0 {
-            body.push(b',');
+/// Tasks per page of a streamed list answer.
+const LIST_PAGE: usize = 500;
+
+/// Where a streamed list answer is.
+enum ListCursor {
+    /// A page to send; `first` when nothing has been sent yet.
+    Page {
+        tasks: Vec<(u64, Task)>,
+        first: bool,
+    },
+    /// Everything was sent.
+    Done,
+}
+
+/// The JSON array of task documents, sent page by page: each page is encoded while its records
+/// are consumed, and the next one is read from the service only when the client has taken the
+/// previous one. A failure after the first page ends the body early (the status was sent).
+fn list_response(
+    service: Arc<dyn TaskService>,
+    version: ApiVersion,
+    filter: StateFilter,
+    name: Option<String>,
+    first: Vec<(u64, Task)>,
+) -> Response {
+    let cursor = ListCursor::Page {
+        tasks: first,
+        first: true,
+    };
+    let body = futures::stream::unfold(cursor, move |cursor| {
+        let service = service.clone();
+        let name = name.clone();
+        async move {
+            let ListCursor::Page { tasks, first } = cursor else {
+                return None;
+            };
+            let complete = tasks.len() < LIST_PAGE;
+            let last_seq = tasks.last().map(|(seq, _)| *seq);
+            let mut chunk = encode_page(version, tasks, first);
+            let next = match last_seq {
+                Some(after) if !complete => {
+                    match service
+                        .list_page(filter, name.as_deref(), after, LIST_PAGE)
+                        .await
+                    {
+                        Ok(tasks) => ListCursor::Page {
+                            tasks,
+                            first: false,
+                        },
+                        Err(error) => {
+                            tracing::error!("listing tasks after position {after}: {error}");
+                            let failure = std::io::Error::other(error.to_string());
+                            return Some((Err(failure), ListCursor::Done));
+                        }
+                    }
+                }
+                _ => ListCursor::Done,
+            };
+            if matches!(next, ListCursor::Done) {
+                chunk.extend_from_slice(b"]\n");
+            }
+            Some((Ok::<_, std::io::Error>(Bytes::from(chunk)), next))
         }
-        let written = match version {
-            ApiVersion::V1 => serde_json::to_writer(&mut body, &TaskV1::from_task(&task)),
-            ApiVersion::V0 => serde_json::to_writer(&mut body, &TaskV0::from_task(&task)),
-        };
-        if let Err(error) = written {
-            return response::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("encoding task {}: {error}", task.id),
-                MSG_LIST_FAILED,
-            );
-        }
-    }
-    body.extend_from_slice(b"]\n");
+    });
     response::with_content_type(
         StatusCode::OK,
         response::JSON_CONTENT_TYPE,
-        Body::from(body),
+        Body::from_stream(body),
     )
+}
+
+/// The documents of one page, comma-separated, preceded by `[` on the first page.
+fn encode_page(version: ApiVersion, tasks: Vec<(u64, Task)>, first: bool) -> Vec<u8> {
+    let mut chunk = Vec::with_capacity(tasks.len().saturating_mul(768).saturating_add(1));
+    if first {
+        chunk.push(b'[');
+    }
+    for (index, (_, task)) in tasks.into_iter().enumerate() {
+        if index > 0 || !first {
+            chunk.push(b',');
+        }
+        // Documents are plain data: encoding them into memory cannot fail.
+        let _ = match version {
+            ApiVersion::V1 => serde_json::to_writer(&mut chunk, &TaskV1::from_task(&task)),
+            ApiVersion::V0 => serde_json::to_writer(&mut chunk, &TaskV0::from_task(&task)),
+        };
+    }
+    chunk
 }
 
 /// `POST /api/v1/task/{id}/kill`, `POST /task/{id}/kill`: 202 `""`; errors are bare JSON

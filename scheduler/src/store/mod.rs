@@ -158,6 +158,25 @@ impl Store {
         .await
     }
 
+    /// One page of [`Store::list`]: the tasks after submission number `after` (0: from the
+    /// start), at most `limit`, each with its submission number (pass the last one as the next
+    /// `after`).
+    pub async fn list_page(
+        &self,
+        filter: StateFilter,
+        name: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Task)>, StoreError> {
+        let groups = rows::groups_of(filter);
+        let name = name.map(str::to_owned);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read("listing tasks", move |conn, path| {
+            queries::list_page(conn, path, &groups, name.as_deref(), after, limit)
+        })
+        .await
+    }
+
     /// The tasks whose current state is in `filter` and, when given, whose name is `name`,
     /// in submission order. A damaged record is skipped with a warning in the log.
     pub async fn list(

@@ -166,15 +166,35 @@ pub(crate) fn list(
     groups: &[&str],
     name: Option<&str>,
 ) -> Result<Vec<(u64, Task)>, StoreError> {
+    list_page(conn, path, groups, name, 0, i64::MAX)
+}
+
+/// As [`list`], only tasks whose seq is greater than `after`, at most `limit` of them.
+pub(crate) fn list_page(
+    conn: &Connection,
+    path: &Path,
+    groups: &[&str],
+    name: Option<&str>,
+    after: u64,
+    limit: i64,
+) -> Result<Vec<(u64, Task)>, StoreError> {
+    use rusqlite::types::Value;
     if groups.is_empty() {
         return Ok(Vec::new());
     }
     let placeholders = vec!["?"; groups.len()].join(", ");
     let name_clause = if name.is_some() { " AND name = ?" } else { "" };
     let sql = format!(
-        "SELECT seq, id, record FROM tasks WHERE grp IN ({placeholders}){name_clause} ORDER BY seq"
+        "SELECT seq, id, record FROM tasks WHERE grp IN ({placeholders}){name_clause} \
+         AND seq > ? ORDER BY seq LIMIT ?"
     );
-    let values = groups.iter().copied().chain(name);
+    let mut values: Vec<Value> = groups
+        .iter()
+        .map(|group| Value::Text((*group).to_owned()))
+        .collect();
+    values.extend(name.map(|name| Value::Text(name.to_owned())));
+    values.push(Value::Integer(i64::try_from(after).unwrap_or(i64::MAX)));
+    values.push(Value::Integer(limit));
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(sqlite(path, "listing tasks"))?;
