@@ -1,0 +1,109 @@
+//! A task's container through the deimos runtime: fetch, launch, follow (output into the
+//! sandbox, exit status), stop, remove.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deimos::ecp::ports::pair_with_exposed;
+use deimos::fetch::{fetch_all, FetchOptions};
+use deimos::runtime::{ContainerRuntime, RuntimeError};
+use deimos::spec::Protocol;
+
+use crate::error::Error;
+use crate::protocol::ContainerOutcome;
+use crate::task::TaskPlan;
+
+/// Fetches the task's URIs into `sandbox`, completes the port mapping and creates and starts
+/// the container. Returns its Docker id.
+pub(super) async fn launch(
+    runtime: &Arc<dyn ContainerRuntime>,
+    plan: &mut TaskPlan,
+    sandbox: &Path,
+) -> Result<String, Error> {
+    if !plan.uris.is_empty() {
+        fetch_all(&plan.uris, sandbox, &FetchOptions::default())
+            .await
+            .map_err(|source| Error::Fetch {
+                task_id: plan.task_id.clone(),
+                source,
+            })?;
+    }
+    if plan.pair_with_exposed {
+        // Pairing needs the image's exposed ports, so the image must be present first.
+        let spec = &mut plan.spec;
+        runtime
+            .ensure_image(&spec.image, spec.force_pull, spec.registry_auth.as_ref())
+            .await?;
+        spec.force_pull = false;
+        let info = runtime.inspect_image(&spec.image).await?;
+        let exposed: Vec<(u16, Protocol)> = info
+            .exposed_ports
+            .iter()
+            .map(|p| (p.port, p.protocol))
+            .collect();
+        spec.ports = pair_with_exposed(&plan.allocated_ports, &exposed);
+    }
+    match runtime.launch(&plan.spec).await {
+        Err(RuntimeError::NameConflict { name, .. }) => {
+            // A container of an earlier executor run with the same container id and task id
+            // (it cannot be ours: we launch a task once). Nobody follows it any more.
+            log::warn!(
+                "removing the leftover container {name} of task {}",
+                plan.task_id
+            );
+            runtime.remove(&name).await?;
+            Ok(runtime.launch(&plan.spec).await?)
+        }
+        launched => Ok(launched?),
+    }
+}
+
+/// Waits for the container to stop while appending its output to `sandbox/stdout` and
+/// `sandbox/stderr`, then removes it. A failed wait removes the container (killing it) and
+/// reports it lost.
+pub(super) async fn follow(
+    runtime: &Arc<dyn ContainerRuntime>,
+    task_id: &str,
+    container: &str,
+    sandbox: &Path,
+) -> ContainerOutcome {
+    let (exited, logged) = tokio::join!(
+        runtime.wait(container),
+        runtime.stream_logs(container, sandbox, None)
+    );
+    if let Err(error) = logged {
+        // The outcome matters more than the output: report it anyway.
+        log::warn!("saving the output of task {task_id} (container {container}) failed: {error}");
+    }
+    let outcome = match exited {
+        Ok(status) => ContainerOutcome::Exited(status),
+        Err(error) => ContainerOutcome::Lost {
+            reason: error.to_string(),
+        },
+    };
+    remove(runtime, task_id, container).await;
+    outcome
+}
+
+/// Stops a container (SIGTERM, SIGKILL after `grace`). A container already gone is fine.
+pub(super) async fn stop(
+    runtime: &Arc<dyn ContainerRuntime>,
+    task_id: &str,
+    container: &str,
+    grace: Duration,
+) {
+    log::info!("stopping task {task_id} (container {container}) with a grace period of {grace:?}");
+    match runtime.stop(container, grace).await {
+        Ok(()) => {}
+        Err(error) if error.is_no_such_container() => {}
+        Err(error) => log::error!("stopping task {task_id} (container {container}): {error}"),
+    }
+}
+
+/// Removes a container, killing it if it still runs; failures are logged.
+pub(super) async fn remove(runtime: &Arc<dyn ContainerRuntime>, task_id: &str, container: &str) {
+    if let Err(error) = runtime.remove(container).await {
+        log::warn!("removing the container {container} of task {task_id}: {error}");
+    }
+}

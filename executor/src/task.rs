@@ -1,0 +1,195 @@
+//! A launched `TaskInfo` as a container: pure, through the containerizer's one translation.
+//!
+//! The containerizer already turns a Mesos task into a [`ContainerSpec`]
+//! ([`deimos::ecp::translate::plan_launch`]: image, network, port mappings, docker
+//! parameters, volumes, force pull, privileged, command, cpus/mem, environment, URIs). It reads
+//! the unversioned `mesos` package, whose field numbers are those of `mesos.v1`, so a v1
+//! `TaskInfo` is carried over by re-encoding it, and the result is then given the executor's
+//! identity: container name, labels and `MESOS_EXECUTOR_ID`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use deimos::ecp::translate::{plan_launch, LaunchContext, TranslateSettings};
+use deimos::fetch::UriSpec;
+use deimos::spec::{labels, ContainerSpec};
+use mesos_proto::{containerizer, mesos, v1};
+use prost::Message;
+
+use crate::error::Error;
+
+/// The value of the [`labels::MANAGED_BY`] label on the executor's containers.
+pub const MANAGED_BY: &str = "deimos-executor";
+
+/// Who runs the task: the identity given to its container.
+#[derive(Debug, Clone, Copy)]
+pub struct TaskContext<'a> {
+    /// The framework id (`MESOS_FRAMEWORK_ID`).
+    pub framework_id: &'a str,
+    /// This executor's id (`MESOS_EXECUTOR_ID`).
+    pub executor_id: &'a str,
+    /// The agent id, when known.
+    pub agent_id: Option<&'a str>,
+    /// The executor's Mesos container id (`SUBSCRIBED.container_id`), when the agent sent one.
+    pub container_id: Option<&'a str>,
+    /// The sandbox on the host (`MESOS_DIRECTORY`), mounted into the container.
+    pub directory: &'a Path,
+}
+
+/// Everything needed to start a task's container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPlan {
+    /// The task id.
+    pub task_id: String,
+    /// The container to create.
+    pub spec: ContainerSpec,
+    /// URIs of the task's command, to fetch into the sandbox first.
+    pub uris: Vec<UriSpec>,
+    /// Host ports allocated to the task (its `ports` resources).
+    pub allocated_ports: Vec<u16>,
+    /// No explicit port mapping was given on a bridge or user network: publish the allocated
+    /// ports paired with the image's exposed ports once the image is present.
+    pub pair_with_exposed: bool,
+    /// The task's own kill policy grace period, when it has one.
+    pub kill_grace: Option<Duration>,
+}
+
+/// Translates a launched task into a container plan. Pure.
+///
+/// The task must name a Docker image (`ContainerInfo.docker.image`, or a Docker image of a
+/// `MESOS` container). A task without `command` runs the image's default command: a
+/// real master refuses tasks that carry both an executor and a command.
+pub fn plan_task(task: &v1::TaskInfo, ctx: &TaskContext<'_>) -> Result<TaskPlan, Error> {
+    let task_id = task.task_id.value.clone();
+    let invalid = |reason: String| Error::InvalidTask {
+        task_id: task_id.clone(),
+        reason,
+    };
+    if task_id.is_empty() {
+        return Err(invalid("task_id is empty".into()));
+    }
+    if docker_image(task).is_none() {
+        return Err(invalid(
+            "no Docker image: set ContainerInfo.docker.image (container type DOCKER)".into(),
+        ));
+    }
+    let mut unversioned = mesos::TaskInfo::decode(task.encode_to_vec().as_slice())
+        .map_err(|error| invalid(format!("re-encoding the TaskInfo failed: {error}")))?;
+    unversioned
+        .command
+        .get_or_insert_with(mesos::CommandInfo::default);
+    let container_id = ctx.container_id.unwrap_or(ctx.executor_id);
+    let launch = containerizer::Launch {
+        container_id: mesos::ContainerId {
+            value: container_id.to_owned(),
+        },
+        task_info: Some(unversioned),
+        directory: Some(ctx.directory.display().to_string()),
+        ..Default::default()
+    };
+    let settings = TranslateSettings::default();
+    let env = translation_env(ctx);
+    let plan = plan_launch(
+        &launch,
+        LaunchContext {
+            settings: &settings,
+            env: &env,
+            cwd: ctx.directory,
+        },
+    )
+    .map_err(|error| invalid(error.to_string()))?;
+
+    let mut spec = plan.spec;
+    spec.name = Some(container_name(container_id, &task_id));
+    set_identity_labels(&mut spec, ctx, &task_id);
+    if let Some(var) = spec.env.iter_mut().find(|v| v.name == "MESOS_EXECUTOR_ID") {
+        var.value = ctx.executor_id.to_owned();
+    }
+    Ok(TaskPlan {
+        task_id,
+        spec,
+        uris: plan.uris,
+        allocated_ports: plan.allocated_ports,
+        pair_with_exposed: plan.pair_with_exposed,
+        kill_grace: task
+            .kill_policy
+            .as_ref()
+            .and_then(|policy| policy.grace_period.as_ref())
+            .map(duration_of),
+    })
+}
+
+/// A `DurationInfo` as a duration; negative values are zero.
+pub fn duration_of(info: &v1::DurationInfo) -> Duration {
+    Duration::from_nanos(u64::try_from(info.nanoseconds).unwrap_or(0))
+}
+
+fn docker_image(task: &v1::TaskInfo) -> Option<&str> {
+    let container = task.container.as_ref()?;
+    let from_docker = container.docker.as_ref().map(|d| d.image.as_str());
+    let from_mesos = container
+        .mesos
+        .as_ref()
+        .and_then(|m| m.image.as_ref())
+        .and_then(|i| i.docker.as_ref())
+        .map(|d| d.name.as_str());
+    from_docker
+        .into_iter()
+        .chain(from_mesos)
+        .find(|image| !image.is_empty())
+}
+
+/// The process environment the translation sees: only what the container should inherit.
+fn translation_env(ctx: &TaskContext<'_>) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([
+        ("MESOS_FRAMEWORK_ID".to_owned(), ctx.framework_id.to_owned()),
+        (
+            "MESOS_DIRECTORY".to_owned(),
+            ctx.directory.display().to_string(),
+        ),
+    ]);
+    if let Some(agent) = ctx.agent_id {
+        env.insert("MESOS_SLAVE_ID".into(), agent.to_owned());
+        env.insert("MESOS_AGENT_ID".into(), agent.to_owned());
+    }
+    env
+}
+
+/// Ours win over anything the task's labels or parameters set: a task must not pass for
+/// another executor's container.
+fn set_identity_labels(spec: &mut ContainerSpec, ctx: &TaskContext<'_>, task_id: &str) {
+    spec.labels.remove(labels::OWNER);
+    spec.labels.remove(labels::CONTAINER_ID);
+    let mut ours = vec![
+        (labels::MANAGED_BY, MANAGED_BY),
+        (labels::TASK_ID, task_id),
+        (labels::EXECUTOR_ID, ctx.executor_id),
+        (labels::FRAMEWORK_ID, ctx.framework_id),
+    ];
+    if let Some(container) = ctx.container_id {
+        ours.push((labels::CONTAINER_ID, container));
+    }
+    for (key, value) in ours {
+        spec.labels.insert(key.to_owned(), value.to_owned());
+    }
+}
+
+/// `mesos-<container id>.<task id>`, with every character Docker refuses in a name (outside
+/// `[a-zA-Z0-9_.-]`) replaced by `_`.
+pub fn container_name(container_id: &str, task_id: &str) -> String {
+    let raw = format!("mesos-{container_id}.{task_id}");
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[path = "task_tests.rs"]
+mod tests;

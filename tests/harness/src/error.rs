@@ -1,0 +1,59 @@
+//! Errors of the harness API (test-side misuse or I/O failures of the fake agent).
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// What went wrong when driving the fake agent from a test.
+#[derive(Debug, Error)]
+pub enum HarnessError {
+    /// Binding the listening socket failed.
+    #[error("fake agent could not listen on {address}: {source}")]
+    Bind {
+        /// The address tried.
+        address: std::net::SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An event could not be encoded or framed.
+    #[error("fake agent could not encode the {event_type} event: {reason}")]
+    EncodeEvent {
+        /// Event type name (e.g. `LAUNCH`).
+        event_type: String,
+        /// Why encoding failed.
+        reason: String,
+    },
+    /// The operation needs a subscribed executor and there is none.
+    #[error("cannot send the {event_type} event: the executor has no open subscription")]
+    NotSubscribed {
+        /// Event type name.
+        event_type: String,
+    },
+    /// `acknowledge` named an update the agent never received.
+    #[error(
+        "cannot acknowledge task {task_id}: the agent received no update with uuid {uuid_hex}"
+    )]
+    UnknownUpdate {
+        /// Task id given.
+        task_id: String,
+        /// The uuid given, hex-encoded.
+        uuid_hex: String,
+    },
+    /// A waiting method gave up.
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// The timeout used.
+        timeout: Duration,
+    },
+    /// `restart` was called while the agent was up, or `disconnect` while down.
+    #[error("cannot {operation}: the fake agent is {state}")]
+    WrongState {
+        /// The operation attempted.
+        operation: &'static str,
+        /// The agent's current state.
+        state: &'static str,
+    },
+}

@@ -1,0 +1,29 @@
+//! Test harness: a protocol-faithful fake Mesos agent for executor tests.
+//!
+//! [`agent::FakeAgent`] serves the executor side of the agent's v1 HTTP API
+//! on `127.0.0.1:<ephemeral port>` exactly as a real agent answers it
+//! (status codes, Content-Type and Accept rules, RecordIO event streams in
+//! JSON or protobuf, call validation, agent restart and executor
+//! re-subscription). Tests push events (LAUNCH, KILL, ACKNOWLEDGED,
+//! MESSAGE, SHUTDOWN, ERROR, ...) and inspect the decoded calls the executor
+//! sent.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mesos_harness::HarnessError> {
+//! use std::time::Duration;
+//! use mesos_harness::agent::{AgentSetup, FakeAgent};
+//!
+//! let agent = FakeAgent::start(AgentSetup::new("fw-1", "exec-1", "agent-1", "cont-1")).await?;
+//! let env = agent.executor_env(std::path::Path::new("/tmp/sandbox"));
+//! // ... spawn the executor with `env` ...
+//! let subscribe = agent.wait_subscribed(Duration::from_secs(10)).await?;
+//! assert!(subscribe.unacknowledged_updates.is_empty());
+//! # let _ = env;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod agent;
+mod error;
+
+pub use error::HarnessError;
