@@ -32,6 +32,7 @@ pub mod engine;
 pub mod hermit;
 pub mod http;
 pub mod logging;
+pub mod mesos;
 pub mod metrics;
 pub mod outbox;
 pub mod server;

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-/// What went wrong when driving the fake agent from a test.
+/// What went wrong when driving the fake agent or master from a test.
 #[derive(Debug, Error)]
 pub enum HarnessError {
     /// Binding the listening socket failed.
-    #[error("fake agent could not listen on {address}: {source}")]
+    #[error("fake server could not listen on {address}: {source}")]
     Bind {
         /// The address tried.
         address: std::net::SocketAddr,
@@ -55,5 +55,31 @@ pub enum HarnessError {
         operation: &'static str,
         /// The agent's current state.
         state: &'static str,
+    },
+    /// `add_agent` was given an agent id the master already has.
+    #[error("cannot add agent {agent_id}: the fake master already has an agent with that id")]
+    DuplicateAgent {
+        /// The agent id given.
+        agent_id: String,
+    },
+    /// `rescind` named an offer that is not outstanding.
+    #[error("cannot rescind offer {offer_id}: it is not outstanding")]
+    UnknownOffer {
+        /// The offer id given.
+        offer_id: String,
+    },
+    /// A status update for a task could not be generated.
+    #[error("cannot send a status update for task {task_id}: {reason}")]
+    InvalidTaskUpdate {
+        /// The task id given.
+        task_id: String,
+        /// Why the agent would not send it.
+        reason: String,
+    },
+    /// The operation needs a framework with an open subscription stream.
+    #[error("framework {framework_id} has no open subscription stream")]
+    FrameworkNotConnected {
+        /// The framework id concerned (`<any>` when none is connected).
+        framework_id: String,
     },
 }

@@ -24,6 +24,8 @@
 //! ```
 
 pub mod agent;
+mod common;
 mod error;
+pub mod master;
 
 pub use error::HarnessError;

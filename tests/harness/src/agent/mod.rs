@@ -51,7 +51,7 @@ pub use rules::Rejection;
 pub use setup::{stout_duration, AgentSetup};
 
 use crate::error::HarnessError;
-use server::ServerHandle;
+use crate::common::http::ServerHandle;
 use state::AgentState;
 
 /// State shared by the server tasks and the test-facing handle.

@@ -8,24 +8,8 @@ use mesos_proto::v1::executor::{call, Call};
 use mesos_proto::v1::{task_status, TaskState};
 
 use super::codec::{decode_call, ContentType, APPLICATION_JSON, APPLICATION_PROTOBUF};
-
-/// A non-2xx answer of the agent: status code and the agent's message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// HTTP status code.
-    pub status: StatusCode,
-    /// Response body (the agent's reason text).
-    pub message: String,
-}
-
-impl Rejection {
-    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Rejection {
-            status,
-            message: message.into(),
-        }
-    }
-}
+pub use crate::common::http::Rejection;
+use crate::common::http::{check_uuid_bytes, negotiate_stream_type};
 
 /// The request head as far as the rules care.
 #[derive(Debug, Clone, Copy)]
@@ -185,74 +169,6 @@ fn validate_update(call: &Call) -> Result<(), String> {
     }
 }
 
-/// stout `id::UUID::fromBytes`: exactly 16 bytes with a known version (1–5).
-pub(crate) fn check_uuid_bytes(uuid: &[u8]) -> Result<(), String> {
-    if uuid.len() != 16 {
-        return Err(format!(
-            "Not a valid UUID: expecting 16 bytes, got {}",
-            uuid.len()
-        ));
-    }
-    let version = uuid[6] >> 4;
-    if !(1..=5).contains(&version) {
-        return Err(format!("Not a valid UUID: unknown version {version}"));
-    }
-    Ok(())
-}
-
-/// The agent's choice of stream encoding: JSON if acceptable (a missing
-/// `Accept` accepts everything), else protobuf if acceptable, else none.
-pub(crate) fn negotiate_stream_type(accept: Option<&[u8]>) -> Option<ContentType> {
-    [ContentType::Json, ContentType::Protobuf]
-        .into_iter()
-        .find(|ct| accepts_media_type(accept, ct.mime()))
-}
-
-/// libprocess `Request::acceptsMediaType`: the most specific matching range
-/// (exact, then `type/*`, then `*/*`) decides, and accepts iff its `q` > 0.
-pub(crate) fn accepts_media_type(accept: Option<&[u8]>, media_type: &str) -> bool {
-    let Some(accept) = accept else {
-        return true;
-    };
-    let Ok(accept) = std::str::from_utf8(accept) else {
-        return false;
-    };
-    let Some((main_type, _)) = media_type.split_once('/') else {
-        return false;
-    };
-    let ranges: Vec<(String, f64)> = accept.split(',').filter_map(parse_media_range).collect();
-    let candidates = [
-        media_type.to_owned(),
-        format!("{main_type}/*"),
-        "*/*".to_owned(),
-    ];
-    for candidate in candidates {
-        if let Some((_, q)) = ranges
-            .iter()
-            .find(|(range, _)| range.eq_ignore_ascii_case(&candidate))
-        {
-            return *q > 0.0;
-        }
-    }
-    false
-}
-
-/// `"application/json; q=0.5"` → `("application/json", 0.5)`; a malformed
-/// `q` makes the range unusable.
-fn parse_media_range(item: &str) -> Option<(String, f64)> {
-    let mut parts = item.split(';').map(str::trim);
-    let range = parts.next().filter(|r| !r.is_empty())?.to_owned();
-    let mut q = 1.0;
-    for parameter in parts {
-        if let Some((name, value)) = parameter.split_once('=') {
-            if name.trim().eq_ignore_ascii_case("q") {
-                q = value.trim().parse::<f64>().ok()?;
-            }
-        }
-    }
-    Some((range, q))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,37 +292,5 @@ mod tests {
             validate_call(&call).unwrap_err(),
             "Expecting 'type' to be present"
         );
-    }
-
-    #[test]
-    fn missing_accept_and_wildcards_choose_json() {
-        assert_eq!(negotiate_stream_type(None), Some(ContentType::Json));
-        assert_eq!(negotiate_stream_type(Some(b"*/*")), Some(ContentType::Json));
-        assert_eq!(
-            negotiate_stream_type(Some(b"application/*")),
-            Some(ContentType::Json)
-        );
-    }
-
-    #[test]
-    fn protobuf_is_chosen_only_when_json_is_not_acceptable() {
-        let accept = b"application/x-protobuf";
-        assert_eq!(
-            negotiate_stream_type(Some(accept)),
-            Some(ContentType::Protobuf)
-        );
-        let accept = b"application/json;q=0, */*";
-        assert_eq!(
-            negotiate_stream_type(Some(accept)),
-            Some(ContentType::Protobuf)
-        );
-        let accept = b"application/x-protobuf, application/json";
-        assert_eq!(negotiate_stream_type(Some(accept)), Some(ContentType::Json));
-    }
-
-    #[test]
-    fn accept_allowing_neither_type_negotiates_nothing() {
-        assert_eq!(negotiate_stream_type(Some(b"text/plain")), None);
-        assert_eq!(negotiate_stream_type(Some(b"application/*;q=0")), None);
     }
 }
