@@ -14,6 +14,8 @@
 //! - [`engine`]: the scheduler core (queue, dispatch, supervision, retries, recovery).
 //! - [`store`]: the durable SQLite task store and callback outbox ([`outbox`]).
 //! - [`backend`]: where tasks run; the local Docker backend through `deimos::runtime`.
+//! - [`mesos`]: the Mesos scheduler protocol (master URLs, offer matching, `TaskInfo`s, calls,
+//!   status updates, the v1 scheduler API client) for the coming Mesos backend.
 //! - [`callback`]: signed, retried callback delivery.
 //! - [`http`]: the REST API, server-sent events, web UI and OpenAPI description.
 //! - [`config`], [`logging`], [`metrics`], [`server`]: configuration, logs, Prometheus metrics

@@ -1,4 +1,14 @@
-//! Test harness: a protocol-faithful fake Mesos agent for executor tests.
+//! Test harness: a protocol-faithful fake Mesos agent for executor tests and
+//! a fake Mesos master for scheduler tests.
+//!
+//! [`master::FakeMaster`] serves the scheduler side of the master's v1 HTTP
+//! API (`POST /api/v1/scheduler`): the master's status codes, Content-Type,
+//! Accept and `Mesos-Stream-Id` rules, SUBSCRIBED / HEARTBEAT / OFFERS /
+//! UPDATE / RESCIND / ERROR streams in JSON or protobuf, offers from scripted
+//! agents, ACCEPT/LAUNCH validation, DECLINE filters, reliable status updates
+//! with acknowledgement and retry, KILL, reconciliation, framework failover
+//! and leader redirects. Tests play the agents and executors
+//! (`update_task`) and inspect the decoded calls.
 //!
 //! [`agent::FakeAgent`] serves the executor side of the agent's v1 HTTP API
 //! on `127.0.0.1:<ephemeral port>` exactly as a real agent answers it

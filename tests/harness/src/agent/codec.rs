@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use mesos_proto::v1::executor::{Call, Event};
 
-pub use crate::common::codec::{ContentType, APPLICATION_JSON, APPLICATION_PROTOBUF};
 use crate::common::codec::{encode_payload, frame_payload};
+pub use crate::common::codec::{ContentType, APPLICATION_JSON, APPLICATION_PROTOBUF};
 use crate::error::HarnessError;
 
 /// Decodes a request body into a `Call`, failing with the agent's 400 message.
@@ -43,10 +43,10 @@ pub(crate) fn event_type_name(event: &Event) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prost::Message as _;
-    use serde_json::Value as JsonValue;
     use mesos_proto::v1::executor::{call, event};
     use mesos_proto::v1::{AgentInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo};
+    use prost::Message as _;
+    use serde_json::Value as JsonValue;
 
     fn subscribed_event() -> Event {
         Event {

@@ -50,8 +50,8 @@ pub use codec::{encode_event, frame_event, ContentType, APPLICATION_JSON, APPLIC
 pub use rules::Rejection;
 pub use setup::{stout_duration, AgentSetup};
 
-use crate::error::HarnessError;
 use crate::common::http::ServerHandle;
+use crate::error::HarnessError;
 use state::AgentState;
 
 /// State shared by the server tasks and the test-facing handle.

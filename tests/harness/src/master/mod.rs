@@ -1,0 +1,417 @@
+//! [`FakeMaster`]: the scheduler side of a Mesos master's v1 HTTP API
+//! (`POST /api/v1/scheduler`, also `/master/api/v1/scheduler`), faithful to
+//! `Master::Http::scheduler` and the master's framework, offer and task
+//! handling (protocol reference §2 and §3).
+//!
+//! Request rules, in the master's order: 404 for other paths; 307 to the
+//! leader (`Location: //<ip>:<port><path>[?query]`) or 503 `No leader
+//! elected` when this master does not lead ([`FakeMaster::set_leader`]); 405
+//! (with `Allow: POST`) for other methods; 400 without `Content-Type`; 415
+//! unless it is exactly `application/json` or `application/x-protobuf`; 400
+//! for an undecodable body or missing required fields; 400 for
+//! `validation::scheduler::call::validate` failures; for SUBSCRIBE 406 when
+//! `Accept` allows neither type and 400 when it carries `Mesos-Stream-Id`;
+//! for other calls 400 `Framework cannot be found`, 403 `Framework is not
+//! subscribed` (disconnected), 400 without or with another `Mesos-Stream-Id`,
+//! 501 for UNKNOWN, else 202.
+//!
+//! SUBSCRIBE answers 200 with `Mesos-Stream-Id` and a RecordIO stream (JSON
+//! if acceptable, else protobuf): SUBSCRIBED (new framework id
+//! `<master id>-NNNN`, or the given one on re-subscription), a HEARTBEAT at
+//! once and every [`MasterSetup::heartbeat_interval`], OFFERS for the free
+//! resources of the agents added with [`FakeMaster::add_agent`]. A second
+//! SUBSCRIBE with the same id fails the old stream over (`ERROR "Framework
+//! failed over"`); a removed framework gets `ERROR "Framework has been
+//! removed"`. When the stream drops ([`FakeMaster::disconnect_framework`] or
+//! the client closes it) the framework's offers go and its
+//! `failover_timeout` starts; re-subscribing in time keeps its tasks,
+//! otherwise it is removed and its tasks killed.
+//!
+//! Tasks launched by ACCEPT are TASK_STAGING; the test plays the agent and
+//! executor with [`FakeMaster::update_task`]: updates carry a uuid, are
+//! delivered one at a time per task and retried with doubling backoff until
+//! ACKNOWLEDGEd. Master-made updates (invalid offers, invalid tasks,
+//! reconciliation) have no uuid.
+
+mod http;
+mod offers;
+mod resources;
+mod rules;
+mod setup;
+mod state;
+mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use mesos_proto::v1::scheduler::{call, Call, Event};
+use mesos_proto::v1::{task_status, Offer, TaskState, TaskStatus};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+pub use crate::common::codec::{ContentType, APPLICATION_JSON, APPLICATION_PROTOBUF};
+pub use crate::common::http::Rejection;
+pub use http::MESOS_STREAM_ID;
+pub use setup::{Acknowledgement, AgentSpec, KillRequest, MasterSetup, TaskView};
+
+use crate::common::http::ServerHandle;
+use crate::error::HarnessError;
+use setup::Leadership;
+use state::MasterState;
+
+/// How often timers (heartbeats, retries, failover timeouts, allocation)
+/// and closed streams are checked.
+const TICK: Duration = Duration::from_millis(10);
+
+/// State shared by the server tasks, the ticker and the test-facing handle.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<MasterState>,
+    changed: watch::Sender<()>,
+}
+
+impl Shared {
+    /// Locks the state; poisoning is ignored (see the agent's `Shared`).
+    fn lock(&self) -> MutexGuard<'_, MasterState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.send_replace(());
+    }
+}
+
+/// A fake Mesos master serving the v1 scheduler API on
+/// `127.0.0.1:<ephemeral port>`.
+#[derive(Debug)]
+pub struct FakeMaster {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    server: Option<ServerHandle>,
+    ticker: JoinHandle<()>,
+}
+
+impl FakeMaster {
+    /// Starts a leading master.
+    pub async fn start(setup: MasterSetup) -> Result<FakeMaster, HarnessError> {
+        let wildcard = SocketAddr::from(([127, 0, 0, 1], 0));
+        let listener = crate::common::http::bind(wildcard)?;
+        let address = listener.local_addr().map_err(|source| HarnessError::Bind {
+            address: wildcard,
+            source,
+        })?;
+        let (changed, _) = watch::channel(());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(MasterState::new(setup, address, Instant::now())),
+            changed,
+        });
+        let for_server = Arc::clone(&shared);
+        let server = crate::common::http::serve(listener, move |request| {
+            http::handle(request, Arc::clone(&for_server))
+        });
+        let ticker = tokio::spawn(tick_loop(Arc::downgrade(&shared)));
+        Ok(FakeMaster {
+            shared,
+            address,
+            server: Some(server),
+            ticker,
+        })
+    }
+
+    /// `ip:port` of the master.
+    pub fn endpoint(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://ip:port/api/v1/scheduler`.
+    pub fn scheduler_url(&self) -> String {
+        format!("http://{}/api/v1/scheduler", self.address)
+    }
+
+    /// `MasterInfo.id`, the prefix of framework and offer ids.
+    pub fn master_id(&self) -> String {
+        self.shared.lock().master_id.clone()
+    }
+
+    /// Who leads: `Some(self.endpoint())` = this master (the default);
+    /// `Some(other)` = requests are redirected (307) there; `None` = no
+    /// leader (503). Losing leadership drops every subscription stream, as a
+    /// real master's process ends.
+    pub fn set_leader(&self, leader: Option<SocketAddr>) {
+        let mut state = self.shared.lock();
+        state.leadership = match leader {
+            Some(address) if address == self.address => Leadership::Leading,
+            Some(address) => Leadership::Other(address),
+            None => Leadership::None,
+        };
+        if state.leadership != Leadership::Leading {
+            state.drop_all_connections(Instant::now());
+        }
+        drop(state);
+        self.shared.notify();
+    }
+
+    /// Registers a scripted agent; its resources are offered at once.
+    pub fn add_agent(&self, spec: AgentSpec) -> Result<(), HarnessError> {
+        let mut state = self.shared.lock();
+        if state.agents.iter().any(|a| a.agent_id == spec.agent_id) {
+            return Err(HarnessError::DuplicateAgent {
+                agent_id: spec.agent_id,
+            });
+        }
+        state.add_agent(spec, Instant::now());
+        drop(state);
+        self.shared.notify();
+        Ok(())
+    }
+
+    /// Rescinds an outstanding offer (RESCIND event to its framework).
+    pub fn rescind(&self, offer_id: &str) -> Result<(), HarnessError> {
+        let rescinded = self.shared.lock().rescind(offer_id);
+        self.shared.notify();
+        if rescinded {
+            Ok(())
+        } else {
+            Err(HarnessError::UnknownOffer {
+                offer_id: offer_id.to_owned(),
+            })
+        }
+    }
+
+    /// Plays the task's executor: a status update (SOURCE_EXECUTOR) in
+    /// `state`, delivered reliably. Returns its uuid.
+    pub fn update_task(
+        &self,
+        task_id: &str,
+        state: TaskState,
+        reason: Option<task_status::Reason>,
+        message: Option<&str>,
+    ) -> Result<Vec<u8>, HarnessError> {
+        self.send_status(
+            task_id,
+            TaskStatus {
+                state: state as i32,
+                source: Some(task_status::Source::Executor as i32),
+                reason: reason.map(|r| r as i32),
+                message: message.map(str::to_owned),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// A status update as the agent forwards it, with any source, data,
+    /// health or container status; `task_id`, `agent_id`, `executor_id`,
+    /// `timestamp` and `uuid` are filled in when unset. Returns the uuid.
+    pub fn send_status(&self, task_id: &str, status: TaskStatus) -> Result<Vec<u8>, HarnessError> {
+        let result = self
+            .shared
+            .lock()
+            .agent_update(task_id, status, Instant::now());
+        self.shared.notify();
+        result.map_err(|reason| HarnessError::InvalidTaskUpdate {
+            task_id: task_id.to_owned(),
+            reason,
+        })
+    }
+
+    /// Sends any event to a connected framework.
+    pub fn send_event(&self, framework_id: &str, event: Event) -> Result<(), HarnessError> {
+        let sent = self.shared.lock().send_event(framework_id, event);
+        self.shared.notify();
+        if sent {
+            Ok(())
+        } else {
+            Err(HarnessError::FrameworkNotConnected {
+                framework_id: framework_id.to_owned(),
+            })
+        }
+    }
+
+    /// Drops the subscription stream of every connected framework (as a
+    /// broken connection): offers go, failover timeouts start. Returns the
+    /// framework ids disconnected.
+    pub fn disconnect_framework(&self) -> Result<Vec<String>, HarnessError> {
+        let mut state = self.shared.lock();
+        let connected: Vec<String> = state
+            .frameworks
+            .iter()
+            .filter(|f| f.connection.is_some())
+            .map(|f| f.id.clone())
+            .collect();
+        if connected.is_empty() {
+            return Err(HarnessError::FrameworkNotConnected {
+                framework_id: "<any>".to_owned(),
+            });
+        }
+        let now = Instant::now();
+        for id in &connected {
+            state.disconnect(id, now);
+        }
+        drop(state);
+        self.shared.notify();
+        Ok(connected)
+    }
+
+    /// Ids of the frameworks with an open subscription stream.
+    pub fn connected_frameworks(&self) -> Vec<String> {
+        let state = self.shared.lock();
+        let connected = state.frameworks.iter().filter(|f| f.connection.is_some());
+        connected.map(|f| f.id.clone()).collect()
+    }
+
+    /// Every call that decoded, in arrival order, including rejected ones.
+    pub fn calls(&self) -> Vec<Call> {
+        self.shared.lock().calls.clone()
+    }
+
+    /// Every non-2xx answer given, in order.
+    pub fn rejections(&self) -> Vec<Rejection> {
+        self.shared.lock().rejections.clone()
+    }
+
+    /// Every event sent, with the framework id it went to.
+    pub fn events(&self) -> Vec<(String, Event)> {
+        self.shared.lock().events.clone()
+    }
+
+    /// Offers made and not yet accepted, declined, rescinded or removed.
+    pub fn offers_outstanding(&self) -> Vec<Offer> {
+        self.shared.lock().offers.clone()
+    }
+
+    /// Every task launched, with its latest state.
+    pub fn tasks(&self) -> Vec<TaskView> {
+        self.shared
+            .lock()
+            .tasks
+            .iter()
+            .map(tasks::Task::view)
+            .collect()
+    }
+
+    /// The most recent task with this id.
+    pub fn task(&self, task_id: &str) -> Option<TaskView> {
+        self.tasks()
+            .into_iter()
+            .rev()
+            .find(|t| t.task_id == task_id)
+    }
+
+    /// KILLs forwarded to agents.
+    pub fn kills(&self) -> Vec<KillRequest> {
+        self.shared.lock().kills.clone()
+    }
+
+    /// ACKNOWLEDGEs received (matched or ignored).
+    pub fn acknowledgements(&self) -> Vec<Acknowledgement> {
+        self.shared.lock().acknowledgements.clone()
+    }
+
+    /// MESSAGE calls' payloads (framework → executor).
+    pub fn framework_messages(&self) -> Vec<call::Message> {
+        self.shared.lock().messages.clone()
+    }
+
+    /// SHUTDOWN calls received.
+    pub fn shutdowns(&self) -> Vec<call::Shutdown> {
+        self.shared.lock().shutdowns.clone()
+    }
+
+    /// The first call (received so far or within `timeout`) for which
+    /// `predicate` holds.
+    pub async fn wait_for_call<P>(
+        &self,
+        predicate: P,
+        timeout: Duration,
+    ) -> Result<Call, HarnessError>
+    where
+        P: Fn(&Call) -> bool,
+    {
+        self.wait_until("a matching scheduler call", timeout, |state| {
+            state.calls.iter().find(|c| predicate(c)).cloned()
+        })
+        .await
+    }
+
+    /// Waits until task `task_id` exists in `state`.
+    pub async fn wait_for_task_state(
+        &self,
+        task_id: &str,
+        state: TaskState,
+        timeout: Duration,
+    ) -> Result<TaskView, HarnessError> {
+        let what = format!("task {task_id} in {}", state.as_str_name());
+        self.wait_until(&what, timeout, |master| {
+            let task = master
+                .tasks
+                .iter()
+                .rev()
+                .find(|t| t.info.task_id.value == task_id)?;
+            (task.state == state).then(|| task.view())
+        })
+        .await
+    }
+
+    /// Waits until some framework has an open subscription; returns its id.
+    pub async fn wait_subscribed(&self, timeout: Duration) -> Result<String, HarnessError> {
+        self.wait_until("a subscribed framework", timeout, |state| {
+            let framework = state.frameworks.iter().find(|f| f.connection.is_some())?;
+            Some(framework.id.clone())
+        })
+        .await
+    }
+
+    /// Stops serving: the listener, every connection and the timers end.
+    pub async fn stop(mut self) {
+        self.ticker.abort();
+        if let Some(server) = self.server.take() {
+            server.stop().await;
+        }
+    }
+
+    async fn wait_until<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&MasterState) -> Option<T>,
+    ) -> Result<T, HarnessError> {
+        let mut changed = self.shared.changed.subscribe();
+        let wait = async {
+            loop {
+                if let Some(found) = check(&self.shared.lock()) {
+                    return found;
+                }
+                // The sender lives as long as `self`.
+                let _ = changed.changed().await;
+            }
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| HarnessError::Timeout {
+                what: what.to_owned(),
+                timeout,
+            })
+    }
+}
+
+impl Drop for FakeMaster {
+    fn drop(&mut self) {
+        self.ticker.abort();
+    }
+}
+
+/// Runs the state's timers every [`TICK`] while the master exists.
+async fn tick_loop(shared: Weak<Shared>) {
+    loop {
+        tokio::time::sleep(TICK).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.lock().tick(Instant::now());
+        shared.notify();
+    }
+}

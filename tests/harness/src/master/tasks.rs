@@ -1,0 +1,567 @@
+//! Tasks: LAUNCH validation, reliable status updates (one outstanding
+//! update per task, retried with doubling backoff until acknowledged, as the
+//! agent's status update manager does), ACKNOWLEDGE, KILL, RECONCILE
+//! (§3.6) and master-generated updates (no uuid).
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mesos_proto::v1::scheduler::{call, event, Event};
+use mesos_proto::v1::{
+    executor_info, framework_info, task_status, AgentId, FrameworkId, TaskId, TaskInfo, TaskState,
+    TaskStatus,
+};
+use tokio::time::Instant;
+
+use super::resources::Resources;
+use super::setup::{Acknowledgement, KillRequest, TaskView};
+use super::state::{random_uuid, MasterState};
+
+/// `NAME_MAX`: ids become directory names.
+const NAME_MAX: usize = 255;
+
+/// A task the master knows.
+#[derive(Debug, Clone)]
+pub(crate) struct Task {
+    pub(crate) info: TaskInfo,
+    pub(crate) framework_id: String,
+    pub(crate) agent_id: String,
+    /// Latest state the agent reported.
+    pub(crate) state: TaskState,
+    /// State of the update last forwarded to the framework (what
+    /// reconciliation reports, `status_update_state` in Mesos).
+    forwarded_state: Option<TaskState>,
+    pub(crate) statuses: Vec<TaskStatus>,
+    /// Reliable updates not yet acknowledged; the front one is in delivery.
+    pending: VecDeque<TaskStatus>,
+    next_retry: Option<Instant>,
+    backoff: Duration,
+    pub(crate) removed: bool,
+}
+
+impl Task {
+    /// Not forgotten and not in a terminal state: holds resources.
+    pub(crate) fn is_live(&self) -> bool {
+        !self.removed && !is_terminal(self.state)
+    }
+
+    pub(crate) fn view(&self) -> TaskView {
+        TaskView {
+            task_id: self.info.task_id.value.clone(),
+            framework_id: self.framework_id.clone(),
+            agent_id: self.agent_id.clone(),
+            state: self.state,
+            info: self.info.clone(),
+            statuses: self.statuses.clone(),
+            unacknowledged: self.pending.iter().cloned().collect(),
+            removed: self.removed,
+        }
+    }
+}
+
+impl MasterState {
+    /// Resources held by live tasks on `agent_id`, executors counted once.
+    pub(crate) fn resources_in_use(&self, agent_id: &str) -> Resources {
+        let mut used = Resources::default();
+        let mut executors = Vec::new();
+        for task in self
+            .tasks
+            .iter()
+            .filter(|t| t.agent_id == agent_id && t.is_live())
+        {
+            used.add(&Resources::from_proto(&task.info.resources).unwrap_or_default());
+            if let Some(executor) = &task.info.executor {
+                if !executors.contains(&executor.executor_id) {
+                    executors.push(executor.executor_id.clone());
+                    used.add(&Resources::from_proto(&executor.resources).unwrap_or_default());
+                }
+            }
+        }
+        used
+    }
+
+    /// One task of a LAUNCH: TASK_ERROR if invalid, else TASK_STAGING (the
+    /// master sends no update for STAGING) and its resources are taken.
+    pub(crate) fn launch(
+        &mut self,
+        framework_id: &str,
+        agent_id: &str,
+        task: TaskInfo,
+        remaining: &mut Resources,
+    ) {
+        match self.validate_task(framework_id, agent_id, task.clone(), remaining) {
+            Err(message) => {
+                let reason = task_status::Reason::TaskInvalid;
+                let state = TaskState::TaskError;
+                self.master_update(
+                    framework_id,
+                    &task.task_id,
+                    Some(&task.agent_id),
+                    state,
+                    reason,
+                    &message,
+                );
+            }
+            Ok((info, used)) => {
+                remaining.subtract(&used);
+                self.tasks.push(Task {
+                    info,
+                    framework_id: framework_id.to_owned(),
+                    agent_id: agent_id.to_owned(),
+                    state: TaskState::TaskStaging,
+                    forwarded_state: None,
+                    statuses: Vec::new(),
+                    pending: VecDeque::new(),
+                    next_retry: None,
+                    backoff: self.setup.status_update_retry_min,
+                    removed: false,
+                });
+            }
+        }
+    }
+
+    /// `validation::task::validate` as far as offers and ids go; returns the
+    /// TaskInfo with the executor's `framework_id` filled in and the
+    /// resources it takes.
+    fn validate_task(
+        &self,
+        framework_id: &str,
+        agent_id: &str,
+        mut task: TaskInfo,
+        remaining: &Resources,
+    ) -> Result<(TaskInfo, Resources), String> {
+        let task_id = task.task_id.value.clone();
+        validate_id(&task_id).map_err(|reason| format!("Task ID is invalid: {reason}"))?;
+        let duplicate = self.tasks.iter().any(|t| {
+            !t.removed && t.framework_id == framework_id && t.info.task_id.value == task_id
+        });
+        if duplicate {
+            return Err(format!("Task has duplicate ID: {task_id}"));
+        }
+        if task.agent_id.value != agent_id {
+            return Err(format!("Task uses invalid agent: {}", task.agent_id.value));
+        }
+        if task.executor.is_some() == task.command.is_some() {
+            return Err(
+                "Task should have at least one (but not both) of CommandInfo or \
+                        ExecutorInfo present"
+                    .to_owned(),
+            );
+        }
+        if task.resources.is_empty() {
+            return Err("Task uses no resources".to_owned());
+        }
+        let mut needed = Resources::from_proto(&task.resources)
+            .map_err(|reason| format!("Task uses invalid resources: {reason}"))?;
+        if let Some(executor) = &mut task.executor {
+            let running = self.validate_executor(framework_id, agent_id, executor)?;
+            if !running {
+                let executor_resources = Resources::from_proto(&executor.resources)
+                    .map_err(|reason| format!("Executor uses invalid resources: {reason}"))?;
+                needed.add(&executor_resources);
+            }
+        }
+        if !remaining.contains(&needed) {
+            return Err(format!(
+                "Total resources {needed} required by task and its executor is more than \
+                 available {remaining}"
+            ));
+        }
+        Ok((task, needed))
+    }
+
+    /// ExecutorInfo checks; fills `framework_id`. True when the executor is
+    /// already running on the agent (its resources are then not needed).
+    fn validate_executor(
+        &self,
+        framework_id: &str,
+        agent_id: &str,
+        executor: &mut mesos_proto::v1::ExecutorInfo,
+    ) -> Result<bool, String> {
+        validate_id(&executor.executor_id.value)
+            .map_err(|reason| format!("Executor ID is invalid: {reason}"))?;
+        if executor
+            .r#type
+            .is_some_and(|t| t != executor_info::Type::Custom as i32)
+        {
+            return Err("'ExecutorInfo.type' must be 'CUSTOM'".to_owned());
+        }
+        if executor.command.is_none() {
+            return Err("'ExecutorInfo.command' must be set".to_owned());
+        }
+        match &executor.framework_id {
+            Some(id) if id.value != framework_id => {
+                return Err(format!(
+                    "ExecutorInfo has an invalid FrameworkID (Actual: {} vs Expected: {framework_id})",
+                    id.value
+                ));
+            }
+            Some(_) => {}
+            None => {
+                executor.framework_id = Some(FrameworkId {
+                    value: framework_id.to_owned(),
+                });
+            }
+        }
+        let existing = self.tasks.iter().find_map(|t| {
+            let info = t.info.executor.as_ref()?;
+            let same = t.is_live()
+                && t.agent_id == agent_id
+                && t.framework_id == framework_id
+                && info.executor_id == executor.executor_id;
+            same.then_some(info)
+        });
+        match existing {
+            Some(info) if info != executor => Err(format!(
+                "ExecutorInfo is not compatible with ExecutorInfo of the running executor {}",
+                executor.executor_id.value
+            )),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
+    /// A status update generated by the master (no uuid, not retried).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn master_update(
+        &mut self,
+        framework_id: &str,
+        task_id: &TaskId,
+        agent_id: Option<&AgentId>,
+        state: TaskState,
+        reason: task_status::Reason,
+        message: &str,
+    ) {
+        let status = TaskStatus {
+            task_id: task_id.clone(),
+            state: state as i32,
+            message: Some(message.to_owned()),
+            source: Some(task_status::Source::Master as i32),
+            reason: Some(reason as i32),
+            agent_id: agent_id.cloned(),
+            timestamp: Some(unix_seconds()),
+            ..Default::default()
+        };
+        self.send_event(framework_id, update_event(status));
+    }
+
+    /// A status update from the agent or executor of task `task_id`:
+    /// queued, and delivered (then retried) once every earlier update is
+    /// acknowledged. Returns the update's uuid.
+    pub(crate) fn agent_update(
+        &mut self,
+        task_id: &str,
+        mut status: TaskStatus,
+        now: Instant,
+    ) -> Result<Vec<u8>, String> {
+        let index = self
+            .tasks
+            .iter()
+            .position(|t| !t.removed && t.info.task_id.value == task_id)
+            .ok_or_else(|| format!("the master knows no live task {task_id}"))?;
+        let task = &mut self.tasks[index];
+        let state = TaskState::try_from(status.state)
+            .map_err(|_| format!("{} is not a TaskState number", status.state))?;
+        if state == TaskState::TaskStaging {
+            return Err("TASK_STAGING is set by the master, agents never send it".to_owned());
+        }
+        if is_terminal(task.state) {
+            return Err(format!(
+                "task {task_id} is already {}: no update follows a terminal one",
+                task.state.as_str_name()
+            ));
+        }
+        status.task_id = task.info.task_id.clone();
+        status.agent_id = Some(AgentId {
+            value: task.agent_id.clone(),
+        });
+        if status.executor_id.is_none() {
+            status.executor_id = task.info.executor.as_ref().map(|e| e.executor_id.clone());
+        }
+        status.timestamp = status.timestamp.or(Some(unix_seconds()));
+        let uuid = status
+            .uuid
+            .get_or_insert_with(|| random_uuid().to_vec())
+            .clone();
+        task.state = state;
+        task.statuses.push(status.clone());
+        task.pending.push_back(status);
+        if task.pending.len() == 1 {
+            self.forward_head(index, now);
+        }
+        Ok(uuid)
+    }
+
+    /// Sends the front pending update of task `index` and schedules a retry.
+    fn forward_head(&mut self, index: usize, now: Instant) {
+        let task = &mut self.tasks[index];
+        let Some(head) = task.pending.front().cloned() else {
+            return;
+        };
+        task.forwarded_state = TaskState::try_from(head.state).ok();
+        task.next_retry = Some(now + task.backoff);
+        let framework_id = task.framework_id.clone();
+        self.send_event(&framework_id, update_event(head));
+    }
+
+    /// Re-sends updates whose retry is due, doubling the interval up to the
+    /// maximum.
+    pub(crate) fn retry_updates(&mut self, now: Instant) {
+        let max = self.setup.status_update_retry_max;
+        for index in 0..self.tasks.len() {
+            let task = &mut self.tasks[index];
+            if task.removed || task.next_retry.is_none_or(|at| at > now) {
+                continue;
+            }
+            task.backoff = (task.backoff * 2).min(max);
+            self.forward_head(index, now);
+        }
+    }
+
+    /// ACKNOWLEDGE: forwarded to the agent, which pops the update if the
+    /// uuid is the one in delivery (and ignores it otherwise); the master
+    /// forgets a task once its terminal update is acknowledged.
+    pub(crate) fn acknowledge(
+        &mut self,
+        framework_id: &str,
+        ack: &call::Acknowledge,
+        now: Instant,
+    ) {
+        let index = self.tasks.iter().position(|t| {
+            !t.removed
+                && t.framework_id == framework_id
+                && t.info.task_id == ack.task_id
+                && t.agent_id == ack.agent_id.value
+                && t.pending.front().and_then(|s| s.uuid.as_ref()) == Some(&ack.uuid)
+        });
+        self.acknowledgements.push(Acknowledgement {
+            task_id: ack.task_id.value.clone(),
+            agent_id: ack.agent_id.value.clone(),
+            uuid: ack.uuid.clone(),
+            matched: index.is_some(),
+        });
+        let Some(index) = index else {
+            return;
+        };
+        let task = &mut self.tasks[index];
+        let acked = task.pending.pop_front();
+        task.next_retry = None;
+        task.backoff = self.setup.status_update_retry_min;
+        let terminal = acked
+            .and_then(|s| TaskState::try_from(s.state).ok())
+            .is_some_and(is_terminal);
+        if terminal {
+            task.removed = true;
+        } else if !task.pending.is_empty() {
+            self.forward_head(index, now);
+        }
+    }
+
+    /// `Master::kill`: unknown tasks are reconciled instead; a kill naming
+    /// another agent is ignored; otherwise it goes to the agent.
+    pub(crate) fn kill(&mut self, framework_id: &str, kill: &call::Kill, now: Instant) {
+        let known = self.tasks.iter().find(|t| {
+            !t.removed && t.framework_id == framework_id && t.info.task_id == kill.task_id
+        });
+        let Some(task) = known else {
+            let reconcile = call::Reconcile {
+                tasks: vec![call::reconcile::Task {
+                    task_id: kill.task_id.clone(),
+                    agent_id: kill.agent_id.clone(),
+                }],
+            };
+            self.reconcile(framework_id, &reconcile);
+            return;
+        };
+        if kill
+            .agent_id
+            .as_ref()
+            .is_some_and(|a| a.value != task.agent_id)
+        {
+            return;
+        }
+        let live = !is_terminal(task.state);
+        self.kills.push(KillRequest {
+            task_id: kill.task_id.value.clone(),
+            agent_id: task.agent_id.clone(),
+            kill_policy: kill.kill_policy,
+        });
+        if !(self.setup.auto_complete_kills && live) {
+            return;
+        }
+        let killing_state = self
+            .framework(framework_id)
+            .is_some_and(|f| f.has_capability(framework_info::capability::Type::TaskKillingState));
+        let task_id = kill.task_id.value.clone();
+        if killing_state {
+            let _ = self.agent_update(&task_id, executor_status(TaskState::TaskKilling), now);
+        }
+        let _ = self.agent_update(&task_id, executor_status(TaskState::TaskKilled), now);
+    }
+
+    /// `Master::reconcile` (§3.6): implicit for an empty list, else one
+    /// answer per listed task.
+    pub(crate) fn reconcile(&mut self, framework_id: &str, reconcile: &call::Reconcile) {
+        let partition_aware = self
+            .framework(framework_id)
+            .is_some_and(|f| f.has_capability(framework_info::capability::Type::PartitionAware));
+        let mut answers = Vec::new();
+        if reconcile.tasks.is_empty() {
+            for task in self
+                .tasks
+                .iter()
+                .filter(|t| !t.removed && t.framework_id == framework_id)
+            {
+                answers.push(latest_state_status(task));
+            }
+        }
+        for wanted in &reconcile.tasks {
+            let known = self.tasks.iter().find(|t| {
+                !t.removed && t.framework_id == framework_id && t.info.task_id == wanted.task_id
+            });
+            if let Some(task) = known {
+                answers.push(latest_state_status(task));
+                continue;
+            }
+            let agent_registered = wanted
+                .agent_id
+                .as_ref()
+                .is_some_and(|id| self.agents.iter().any(|a| a.agent_id == id.value));
+            let (state, message) = match (agent_registered, partition_aware) {
+                (_, false) => (TaskState::TaskLost, "Reconciliation: Task is unknown"),
+                (true, true) => (
+                    TaskState::TaskGone,
+                    "Reconciliation: Task is unknown to the agent",
+                ),
+                (false, true) => (TaskState::TaskUnknown, "Reconciliation: Task is unknown"),
+            };
+            answers.push(TaskStatus {
+                task_id: wanted.task_id.clone(),
+                state: state as i32,
+                message: Some(message.to_owned()),
+                source: Some(task_status::Source::Master as i32),
+                reason: Some(task_status::Reason::Reconciliation as i32),
+                agent_id: wanted.agent_id.clone(),
+                timestamp: Some(unix_seconds()),
+                ..Default::default()
+            });
+        }
+        for status in answers {
+            self.send_event(framework_id, update_event(status));
+        }
+    }
+
+    /// The framework is removed: its agents kill its tasks and the master
+    /// forgets them (nothing is delivered any more).
+    pub(crate) fn kill_tasks_of_removed_framework(&mut self, framework_id: &str) {
+        for task in self
+            .tasks
+            .iter_mut()
+            .filter(|t| t.framework_id == framework_id)
+        {
+            if !is_terminal(task.state) {
+                task.state = TaskState::TaskKilled;
+            }
+            task.pending.clear();
+            task.next_retry = None;
+            task.removed = true;
+        }
+    }
+}
+
+/// The reconciliation answer for a known task: the state of the update
+/// last forwarded (else the task's state), from the master, no uuid.
+fn latest_state_status(task: &Task) -> TaskStatus {
+    let latest = task.statuses.last();
+    TaskStatus {
+        task_id: task.info.task_id.clone(),
+        state: task.forwarded_state.unwrap_or(task.state) as i32,
+        message: Some("Reconciliation: Latest task state".to_owned()),
+        source: Some(task_status::Source::Master as i32),
+        reason: Some(task_status::Reason::Reconciliation as i32),
+        agent_id: Some(AgentId {
+            value: task.agent_id.clone(),
+        }),
+        executor_id: task.info.executor.as_ref().map(|e| e.executor_id.clone()),
+        timestamp: Some(unix_seconds()),
+        healthy: latest.and_then(|s| s.healthy),
+        labels: latest.and_then(|s| s.labels.clone()),
+        container_status: latest.and_then(|s| s.container_status.clone()),
+        ..Default::default()
+    }
+}
+
+fn executor_status(state: TaskState) -> TaskStatus {
+    TaskStatus {
+        state: state as i32,
+        source: Some(task_status::Source::Executor as i32),
+        ..Default::default()
+    }
+}
+
+fn update_event(status: TaskStatus) -> Event {
+    Event {
+        r#type: Some(event::Type::Update as i32),
+        update: Some(event::Update { status }),
+        ..Default::default()
+    }
+}
+
+fn unix_seconds() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// `protobuf::isTerminalState`.
+pub(crate) fn is_terminal(state: TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::TaskFinished
+            | TaskState::TaskFailed
+            | TaskState::TaskKilled
+            | TaskState::TaskError
+            | TaskState::TaskLost
+            | TaskState::TaskDropped
+            | TaskState::TaskGone
+            | TaskState::TaskGoneByOperator
+    )
+}
+
+/// `common::validation::validateID`: ids become directory names.
+pub(crate) fn validate_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("ID must not be empty".to_owned());
+    }
+    if id.len() > NAME_MAX {
+        return Err(format!("ID must not be greater than {NAME_MAX} characters"));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("'{id}' is disallowed"));
+    }
+    if id.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+        return Err(format!("'{id}' contains invalid characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_cannot_be_directory_names_are_invalid() {
+        assert!(validate_id("task-1").is_ok());
+        for bad in ["", ".", "..", "a/b", "a\\b", "a\nb"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_id(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn lost_is_terminal_and_unreachable_is_not() {
+        assert!(is_terminal(TaskState::TaskLost));
+        assert!(!is_terminal(TaskState::TaskUnreachable));
+        assert!(!is_terminal(TaskState::TaskStaging));
+    }
+}
