@@ -61,8 +61,10 @@ fn install(subscriber: Box<dyn Subscriber + Send + Sync>) -> Result<(), LoggingE
 
 /// The filter for `level`: everything at `level`, noisy libraries at most `info`.
 pub fn filter_directives(level: LogLevel) -> String {
+    // The Docker client logs request bodies (with the container environment, masked values
+    // included) at debug and trace: those libraries stay at info whatever the level.
     let mut directives = level.as_str().to_owned();
-    if matches!(level, LogLevel::Debug) {
+    if matches!(level, LogLevel::Debug | LogLevel::Trace) {
         for target in NOISY_TARGETS {
             directives.push_str(&format!(",{target}=info"));
         }
@@ -163,13 +165,17 @@ mod tests {
     }
 
     #[test]
-    fn debug_holds_noisy_libraries_at_info_and_trace_shows_everything() {
+    fn debug_and_trace_hold_libraries_that_log_request_bodies_at_info() {
         let debug = filter_directives(LogLevel::Debug);
         assert!(
             debug.starts_with("debug,") && debug.contains("hyper=info"),
             "{debug}"
         );
-        assert_eq!(filter_directives(LogLevel::Trace), "trace");
+        let trace = filter_directives(LogLevel::Trace);
+        assert!(
+            trace.starts_with("trace,") && trace.contains("bollard=info"),
+            "{trace}"
+        );
         for level in [
             LogLevel::Trace,
             LogLevel::Debug,

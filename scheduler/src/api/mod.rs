@@ -14,4 +14,6 @@ pub use error::{
     ErrorDocument, FieldError, FieldErrorDocument, Problem, ValidationErrors, ERR_QUEUE_FULL,
     MSG_BAD_QUERY, MSG_CANNOT_SCHEDULE, MSG_INVALID_REQUEST, MSG_LIST_FAILED, MSG_UNREADABLE,
 };
-pub use request::{parse_v0, parse_v1, MAX_BODY_BYTES, MAX_NAME_LEN, MAX_RETRIES, MIN_MEM_MIB};
+pub use request::{
+    parse_v0, parse_v1, MAX_BODY_BYTES, MAX_NAME_LEN, MAX_RETRIES, MAX_TIMEOUT_SECS, MIN_MEM_MIB,
+};

@@ -18,6 +18,9 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Smallest accepted memory request in MiB: Docker refuses memory limits below 6 MiB.
 pub const MIN_MEM_MIB: f64 = 6.0;
 
+/// Largest accepted `timeout`: one year, in seconds.
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 60 * 60;
+
 /// Largest accepted `retries`.
 pub const MAX_RETRIES: i64 = 100;
 
@@ -552,6 +555,15 @@ impl<'v> Reader<'v> {
         if seconds < 0 {
             let seconds = i64::try_from(seconds).unwrap_or(i64::MIN);
             self.out.push("timeout", Problem::Negative(seconds));
+            return None;
+        }
+        if seconds > MAX_TIMEOUT_SECS as i128 {
+            let problem = Problem::OutOfRange {
+                min: 0,
+                max: MAX_TIMEOUT_SECS as i64,
+                value: seconds,
+            };
+            self.out.push("timeout", problem);
             return None;
         }
         u64::try_from(seconds).ok().filter(|seconds| *seconds > 0)

@@ -35,7 +35,7 @@ pub struct Cli {
     /// TCP port to listen on.
     #[arg(long)]
     pub port: Option<String>,
-    /// Path prefix of every route (`/x`).
+    /// Path prefix of generated URLs behind a prefix-stripping proxy (`/x`).
     #[arg(long, value_name = "PATH")]
     pub url_prefix: Option<String>,
     /// PEM certificate chain for HTTPS.

@@ -55,7 +55,8 @@ pub struct Config {
     pub address: IpAddr,
     /// `port`: TCP port to listen on (0: the system picks one).
     pub port: u16,
-    /// `url_prefix`: path prefix of every route and generated URL (`""` or `/x`, no trailing `/`).
+    /// `url_prefix`: path prefix of generated URLs (`Location`, UI links) for a reverse proxy
+    /// that strips it before forwarding; routes are not prefixed (`""` or `/x`).
     pub url_prefix: String,
     /// `http_credentials`: HTTP Basic auth.
     pub http_credentials: Option<HttpCredentials>,
@@ -81,7 +82,7 @@ pub struct Config {
     /// `docker_host`: Docker Engine endpoint; `None` is the Docker client default
     /// (`DOCKER_HOST`, else `unix:///var/run/docker.sock`).
     pub docker_host: Option<String>,
-    /// `cpus`: CPUs the local backend may hand to tasks (0: launch nothing).
+    /// `cpus`: CPUs the local backend may hand to tasks (a task asking for more is refused).
     pub cpus: f64,
     /// `mem`: MiB of memory the local backend may hand to tasks (0: launch nothing).
     pub mem: u64,

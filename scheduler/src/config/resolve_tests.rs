@@ -239,7 +239,7 @@ fn lists_accept_yaml_sequences_and_comma_separated_text() {
 }
 
 #[test]
-fn zero_capacity_is_allowed_to_pause_launching() {
+fn zero_capacity_is_accepted() {
     let config = resolved(&[("cpus", "0"), ("mem", "0")]).unwrap();
     assert_eq!((config.cpus, config.mem), (0.0, 0));
 }

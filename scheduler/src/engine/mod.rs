@@ -201,31 +201,41 @@ impl Scheduler {
     /// the callback in the same transaction), metrics, event. Returns `false` when the task was
     /// deleted meanwhile.
     async fn record(&self, task: &mut Task, change: Change) -> Result<bool, String> {
+        self.record_all(task, vec![change]).await
+    }
+
+    /// Records several status changes of `task` in one store transaction (a failed attempt
+    /// and its requeue must not be split by a crash).
+    async fn record_all(&self, task: &mut Task, changes: Vec<Change>) -> Result<bool, String> {
         let now = OffsetDateTime::now_utc();
-        let previous = task.current_state();
-        task.push_status(change.state, now);
-        if change.exit_code.is_some() {
-            task.exit_code = change.exit_code;
+        let mut callbacks = Vec::new();
+        let mut applied = Vec::with_capacity(changes.len());
+        for change in changes {
+            let previous = task.current_state();
+            task.push_status(change.state, now);
+            if change.exit_code.is_some() {
+                task.exit_code = change.exit_code;
+            }
+            // A reason explains the current state; a task that runs or finishes after an
+            // earlier failed attempt no longer has one.
+            if change.reason.is_some()
+                || matches!(change.state, TaskState::Running | TaskState::Finished)
+            {
+                task.failure_reason.clone_from(&change.reason);
+            }
+            if let Some(url) = &task.request.callback_uri {
+                callbacks.push(callback::new_callback(
+                    url,
+                    &task.id,
+                    change.state,
+                    now,
+                    task.exit_code,
+                    change.reason.as_deref(),
+                    self.inner.config.callback_retry_period,
+                ));
+            }
+            applied.push((previous, change.state, task.exit_code, change.reason));
         }
-        // A reason explains the current state; a task that runs or finishes after an earlier
-        // failed attempt no longer has one.
-        if change.reason.is_some()
-            || matches!(change.state, TaskState::Running | TaskState::Finished)
-        {
-            task.failure_reason.clone_from(&change.reason);
-        }
-        let callbacks = match &task.request.callback_uri {
-            Some(url) => vec![callback::new_callback(
-                url,
-                &task.id,
-                change.state,
-                now,
-                task.exit_code,
-                change.reason.as_deref(),
-                self.inner.config.callback_retry_period,
-            )],
-            None => Vec::new(),
-        };
         let has_callbacks = !callbacks.is_empty();
         let saved = self
             .inner
@@ -239,15 +249,17 @@ impl Scheduler {
         if has_callbacks {
             self.inner.callbacks.notify_one();
         }
-        self.count_transition(previous, change.state);
-        let _ = self.inner.events.send(TaskEvent {
-            task_id: task.id.clone(),
-            name: task.name.clone(),
-            status: change.state,
-            time: now,
-            exit_code: task.exit_code,
-            reason: change.reason,
-        });
+        for (previous, state, exit_code, reason) in applied {
+            self.count_transition(previous, state);
+            let _ = self.inner.events.send(TaskEvent {
+                task_id: task.id.clone(),
+                name: task.name.clone(),
+                status: state,
+                time: now,
+                exit_code,
+                reason,
+            });
+        }
         Ok(true)
     }
 

@@ -26,6 +26,12 @@ pub(super) async fn recover(scheduler: &Scheduler) -> Result<(), StartError> {
     for (seq, task) in unfinished {
         match task.current_state() {
             None | Some(TaskState::Queued) => {
+                // The operator may have shrunk the server since: a task that can no longer
+                // ever run would hold the head of the queue forever.
+                if let Err(why) = scheduler.inner.backend.admissible(&task.request) {
+                    scheduler.refuse_after_restart(&task.id, why).await;
+                    continue;
+                }
                 let entry = scheduler.queue_entry(seq, &task, None);
                 scheduler.enqueue(entry);
                 queued += 1;
@@ -34,6 +40,18 @@ pub(super) async fn recover(scheduler: &Scheduler) -> Result<(), StartError> {
                 Some(run) if run.attempt == task.retry => {
                     adopt(scheduler, seq, task, run).await;
                     adopted += 1;
+                }
+                None if task.current_state() == Some(TaskState::Staging) => {
+                    // Stopped while pulling the image or fetching URIs: no container was
+                    // started, nothing ran; it waits again without using up a retry.
+                    scheduler
+                        .requeue_unchanged(
+                            &task.id,
+                            seq,
+                            "eremetic restarted while launching it".to_owned(),
+                        )
+                        .await;
+                    queued += 1;
                 }
                 stale => {
                     if let Some(stale) = stale {

@@ -15,8 +15,22 @@ use crate::task::{Task, TaskId, TaskState, DEFAULT_MAX_RETRIES};
 /// free resources or add work wakes it at once).
 const IDLE_RECHECK: Duration = Duration::from_secs(5);
 
+/// How often the end of a run is tried to be stored before giving up (about five minutes of
+/// back-off in all).
+const FINISH_ATTEMPTS: u32 = 15;
+
 /// How long a task waits before it is launched again when the backend could not be reached.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The outcome of recording `TASK_STAGING` before a launch.
+enum Staged {
+    /// Recorded: launch it.
+    Ready(Box<Task>),
+    /// Ended or deleted meanwhile: do not launch.
+    Gone,
+    /// The store failed: the task stays queued.
+    StoreFailed,
+}
 
 /// Back-off before relaunching a task whose start failed: 1 s, doubling, at most 60 s.
 pub(super) fn retry_backoff(retry: u32) -> Duration {
@@ -84,9 +98,20 @@ impl Scheduler {
 
     async fn launch(&self, entry: QueueEntry, allocation: Allocation) {
         let id = entry.id.clone();
-        let Some(task) = self.stage(&id, &allocation).await else {
-            self.release(&id);
-            return;
+        let task = match self.stage(&id, &allocation).await {
+            Staged::Ready(task) => *task,
+            Staged::Gone => {
+                self.release(&id);
+                return;
+            }
+            Staged::StoreFailed => {
+                // The task is still queued in the store: keep it queued here too.
+                self.release(&id);
+                let mut entry = entry;
+                entry.not_before = Some(Instant::now() + UNREACHABLE_BACKOFF);
+                self.enqueue(entry);
+                return;
+            }
         };
         let Some(kill) = self.kill_receiver(&id) else {
             return;
@@ -101,8 +126,8 @@ impl Scheduler {
                 // Nothing is wrong with the task: it waits for the engine without using up a
                 // retry.
                 self.release(&id);
-                self.requeue_unchanged(&id, entry.seq, &error.to_string())
-                    .await;
+                let reason = format!("waiting for the backend: {error}");
+                self.requeue_unchanged(&id, entry.seq, reason).await;
             }
             Err(error) => {
                 self.release(&id);
@@ -124,14 +149,14 @@ impl Scheduler {
 
     /// Records `TASK_STAGING` with the placement; `None` when the task must not run (killed or
     /// deleted meanwhile).
-    async fn stage(&self, id: &TaskId, allocation: &Allocation) -> Option<Task> {
+    async fn stage(&self, id: &TaskId, allocation: &Allocation) -> Staged {
         let _guard = self.lock_task(id).await;
         let mut task = match self.read(id).await {
             Ok(Some(task)) if !task.is_terminal() => task,
-            Ok(_) => return None,
+            Ok(_) => return Staged::Gone,
             Err(error) => {
                 tracing::error!(task = %id, "reading a task to launch it: {}", error.0);
-                return None;
+                return Staged::StoreFailed;
             }
         };
         let backend = &self.inner.backend;
@@ -140,11 +165,11 @@ impl Scheduler {
         task.host_ports.clone_from(&allocation.host_ports);
         task.sandbox_path = Some(backend.sandbox_dir(id).display().to_string());
         match self.record(&mut task, Change::to(TaskState::Staging)).await {
-            Ok(true) => Some(task),
-            Ok(false) => None,
+            Ok(true) => Staged::Ready(Box::new(task)),
+            Ok(false) => Staged::Gone,
             Err(error) => {
                 tracing::error!(task = %id, "recording TASK_STAGING: {error}");
-                None
+                Staged::StoreFailed
             }
         }
     }
@@ -177,13 +202,19 @@ impl Scheduler {
         run: Run,
         mut kill: watch::Receiver<bool>,
     ) {
-        let deadline = task.request.timeout_secs.map(|seconds| {
-            let ran_for = (OffsetDateTime::now_utc() - run.started_at)
-                .try_into()
-                .unwrap_or(Duration::ZERO);
-            let left = Duration::from_secs(seconds).saturating_sub(ran_for);
-            (tokio::time::Instant::now() + left, seconds)
-        });
+        let deadline = task
+            .request
+            .timeout_secs
+            .and_then(|seconds| {
+                let ran_for = (OffsetDateTime::now_utc() - run.started_at)
+                    .try_into()
+                    .unwrap_or(Duration::ZERO);
+                let left = Duration::from_secs(seconds).saturating_sub(ran_for);
+                // A deadline beyond what the clock can hold is no deadline.
+                tokio::time::Instant::now()
+                    .checked_add(left)
+                    .map(|at| (at, seconds))
+            });
         let mut cause = StopCause::None;
         let mut kill_open = true;
         let result = loop {
@@ -204,8 +235,12 @@ impl Scheduler {
         match result {
             Ok(outcome) => {
                 // Recorded first, so that a crash right after loses nothing.
-                self.finish(&task, &outcome, cause).await;
-                self.remove_run(&id, &run).await;
+                if self.finish(&task, &outcome, cause).await {
+                    self.remove_run(&id, &run).await;
+                } else {
+                    tracing::error!(task = %id, container = %run.container_id, "the end of the task could not be stored; its container is kept for the next start to read");
+                    self.release(&id);
+                }
             }
             Err(error) => {
                 // The container goes and its resources come back before a retry can be
@@ -267,35 +302,69 @@ impl Scheduler {
         let run = run.clone();
         let grace = self.inner.config.kill_grace;
         tokio::spawn(async move {
-            if let Err(error) = backend.stop(&run, grace).await {
-                tracing::warn!(container = %run.container_id, "stopping the container: {error}");
+            // A kill or timeout must not be forgotten because one stop call failed: retry
+            // until the container has stopped or is gone.
+            let mut delay = Duration::from_secs(1);
+            loop {
+                match backend.stop(&run, grace).await {
+                    Ok(()) => return,
+                    Err(error) if error.is_gone() => return,
+                    Err(error) => {
+                        tracing::warn!(container = %run.container_id, "stopping the container (trying again in {delay:?}): {error}");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(30));
+                    }
+                }
             }
         });
     }
 
-    async fn finish(&self, task: &Task, outcome: &RunOutcome, cause: StopCause) {
+    /// Records the end of a run; `false` when it could not be stored (the store keeps failing
+    /// or is closed): then the exited container must stay, so that the next start reads its
+    /// outcome again instead of declaring the task lost.
+    async fn finish(&self, task: &Task, outcome: &RunOutcome, cause: StopCause) -> bool {
         let id = &task.id;
         let verdict = verdict(outcome, cause, task.request.mem);
-        let _guard = self.lock_task(id).await;
-        let Ok(Some(mut current)) = self.read(id).await else {
-            tracing::warn!(task = %id, "the task's record is gone; its end is not recorded");
-            return;
-        };
         let state = verdict.state;
-        let change = Change {
-            state,
-            exit_code: verdict.exit_code,
-            reason: verdict.reason,
-        };
-        match self.record(&mut current, change).await {
-            Ok(_) => self.inner.metrics.tasks_terminated_final(state),
-            Err(error) => tracing::error!(task = %id, "recording {state}: {error}"),
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=FINISH_ATTEMPTS {
+            let recorded = {
+                let _guard = self.lock_task(id).await;
+                match self.read(id).await {
+                    Ok(Some(mut current)) => {
+                        let change = Change {
+                            state,
+                            exit_code: verdict.exit_code,
+                            reason: verdict.reason.clone(),
+                        };
+                        self.record(&mut current, change).await.map(|_| ())
+                    }
+                    Ok(None) => {
+                        tracing::warn!(task = %id, "the task's record is gone; its end is not recorded");
+                        return true;
+                    }
+                    Err(error) => Err(error.0),
+                }
+            };
+            match recorded {
+                Ok(()) => {
+                    self.inner.metrics.tasks_terminated_final(state);
+                    return true;
+                }
+                Err(error) => {
+                    tracing::error!(task = %id, attempt, "recording {state}: {error}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
         }
+        false
     }
 
-    /// Puts a task whose launch could not reach the backend back into the queue (after
-    /// [`UNREACHABLE_BACKOFF`]) as `TASK_QUEUED`, keeping its retry count.
-    async fn requeue_unchanged(&self, id: &TaskId, seq: u64, error: &str) {
+    /// Puts a task whose launch did not happen (the backend was unreachable, or eremetic
+    /// stopped while launching it) back into the queue (after [`UNREACHABLE_BACKOFF`]) as
+    /// `TASK_QUEUED` with `reason`, keeping its retry count.
+    pub(super) async fn requeue_unchanged(&self, id: &TaskId, seq: u64, reason: String) {
         let _guard = self.lock_task(id).await;
         let Ok(Some(mut task)) = self.read(id).await else {
             return;
@@ -310,11 +379,8 @@ impl Scheduler {
             }
             return;
         }
-        tracing::warn!(task = %id, "the backend is unreachable, the task waits: {error}");
-        let change = Change::because(
-            TaskState::Queued,
-            format!("waiting for the backend: {error}"),
-        );
+        tracing::warn!(task = %id, "the task waits again: {reason}");
+        let change = Change::because(TaskState::Queued, reason);
         match self.record(&mut task, change).await {
             Ok(true) => {
                 let not_before = Instant::now() + UNREACHABLE_BACKOFF;
@@ -323,6 +389,23 @@ impl Scheduler {
             }
             Ok(false) => {}
             Err(error) => tracing::error!(task = %id, "requeueing: {error}"),
+        }
+    }
+
+    /// Ends a queued task found after a restart that this server can no longer ever run.
+    pub(super) async fn refuse_after_restart(&self, id: &TaskId, why: String) {
+        let _guard = self.lock_task(id).await;
+        let Ok(Some(mut task)) = self.read(id).await else {
+            return;
+        };
+        let reason = format!("can no longer run on this server after a restart: {why}");
+        tracing::warn!(task = %id, "{reason}");
+        match self
+            .record(&mut task, Change::because(TaskState::Error, reason))
+            .await
+        {
+            Ok(_) => self.inner.metrics.tasks_terminated_final(TaskState::Error),
+            Err(error) => tracing::error!(task = %id, "recording TASK_ERROR: {error}"),
         }
     }
 
@@ -351,24 +434,21 @@ impl Scheduler {
         let retries = task.request.retries.unwrap_or(DEFAULT_MAX_RETRIES);
         let retry = state != TaskState::Killed && task.retry < retries;
         tracing::warn!(task = %id, retry, "{state}: {reason}");
-        if let Err(error) = self.record(&mut task, Change::because(state, reason)).await {
-            tracing::error!(task = %id, "recording {state}: {error}");
-            return;
+        let mut changes = vec![Change::because(state, reason)];
+        if retry {
+            task.retry += 1;
+            changes.push(Change::to(TaskState::Queued));
         }
-        if !retry {
-            self.inner.metrics.tasks_terminated_final(state);
-            return;
-        }
-        self.inner.metrics.tasks_terminated_retry(state);
-        task.retry += 1;
-        let not_before = Instant::now() + retry_backoff(task.retry);
-        match self.record(&mut task, Change::to(TaskState::Queued)).await {
-            Ok(true) => {
+        match self.record_all(&mut task, changes).await {
+            Ok(true) if retry => {
+                self.inner.metrics.tasks_terminated_retry(state);
+                let not_before = Instant::now() + retry_backoff(task.retry);
                 let entry = self.queue_entry(seq, &task, Some(not_before));
                 self.enqueue(entry);
             }
+            Ok(true) => self.inner.metrics.tasks_terminated_final(state),
             Ok(false) => {}
-            Err(error) => tracing::error!(task = %id, "requeueing for a retry: {error}"),
+            Err(error) => tracing::error!(task = %id, "recording {state}: {error}"),
         }
     }
 }
