@@ -115,6 +115,10 @@ fn malformed_requests_name_the_offending_field() {
         ),
         (patched(json!({"timeout": -1})), "timeout"),
         (patched(json!({"timeout": 1.5})), "timeout"),
+        (
+            patched(json!({"timeout": 9_223_372_036_854_775_807_i64})),
+            "timeout",
+        ),
         (patched(json!({"retries": -2})), "retries"),
         (patched(json!({"retries": 1000})), "retries"),
         (patched(json!({"dns": "dns.example.com"})), "dns"),

@@ -106,6 +106,8 @@ async fn host_paths_are_mounted_only_when_the_operator_allows_them() {
     let allowed = shared.path().join("allowed");
     std::fs::create_dir_all(&allowed).unwrap();
     std::fs::write(allowed.join("in.txt"), "from the host\n").unwrap();
+    // A link planted in an allowed directory must not lead outside it.
+    std::os::unix::fs::symlink("/etc", allowed.join("escape")).unwrap();
     let settings = Settings::new().set("allowed_host_paths", allowed.to_str().unwrap());
     let service = Service::start(settings).await;
 
@@ -113,6 +115,7 @@ async fn host_paths_are_mounted_only_when_the_operator_allows_them() {
         "/etc".to_owned(),
         shared.path().to_str().unwrap().to_owned(),
         format!("{}/../", allowed.to_str().unwrap()),
+        format!("{}/escape", allowed.to_str().unwrap()),
     ];
     for host_path in forbidden {
         let body = with(

@@ -331,8 +331,10 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], String> {
 #[async_trait]
 impl TaskService for Scheduler {
     async fn submit(&self, submission: Submission) -> Result<Accepted, SubmitError> {
-        let request = submission.task;
-        self.inner
+        let mut request = submission.task;
+        // What gets stored (and mounted) are the resolved host paths.
+        request.volumes = self
+            .inner
             .config
             .policy
             .check(&request)

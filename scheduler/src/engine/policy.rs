@@ -1,9 +1,14 @@
 //! The operator's policy on what a task may ask of the host: which host paths it may
-//! bind-mount and whether it may run privileged. Pure; checked at submission (HTTP 403).
+//! bind-mount and whether it may run privileged. Checked at submission (HTTP 403) and again
+//! right before a launch.
+//!
+//! Host paths are resolved (symbolic links followed) before they are compared with the allowed
+//! directories, and the resolved path is what gets mounted: otherwise a task able to write into
+//! an allowed directory could plant a link to `/etc` there and have a later task mount it.
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::task::NewTask;
+use crate::task::{NewTask, Volume};
 
 /// What tasks may ask of the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,9 +23,10 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// `Ok` when the request is within the policy, else the first violation, naming the field,
-    /// the value and the rule.
-    pub fn check(&self, task: &NewTask) -> Result<(), String> {
+    /// The task's volumes with their host paths resolved when the request is within the
+    /// policy, else the first violation, naming the field, the value and the rule. Reads the
+    /// file system only for requests that mount host paths.
+    pub fn check(&self, task: &NewTask) -> Result<Vec<Volume>, String> {
         if task.privileged && !self.allow_privileged {
             return Err(
                 "privileged: privileged containers are not allowed on this server \
@@ -35,18 +41,43 @@ impl Policy {
                 task.volumes_from.join(", ")
             ));
         }
+        let mut resolved = Vec::with_capacity(task.volumes.len());
         for (index, volume) in task.volumes.iter().enumerate() {
-            let host_path = Path::new(&volume.host_path);
-            if !self.allows(host_path) {
-                return Err(format!(
+            let refused = || {
+                format!(
                     "volumes[{index}].host_path: {} is not under a directory the operator allows \
                      to mount ({})",
                     volume.host_path,
                     self.allowed_list()
-                ));
+                )
+            };
+            let host_path = Path::new(&volume.host_path);
+            if !self.allows(host_path) {
+                return Err(refused());
             }
+            let real = std::fs::canonicalize(host_path).map_err(|error| {
+                format!(
+                    "volumes[{index}].host_path: {} cannot be resolved on this host: {error}",
+                    volume.host_path
+                )
+            })?;
+            if !self.allows_resolved(&real) {
+                return Err(refused());
+            }
+            resolved.push(Volume {
+                container_path: volume.container_path.clone(),
+                host_path: real.display().to_string(),
+            });
         }
-        Ok(())
+        Ok(resolved)
+    }
+
+    /// Whether a resolved path is under a resolved allowed directory.
+    fn allows_resolved(&self, real: &Path) -> bool {
+        self.allowed_host_paths.iter().any(|allowed| {
+            let allowed = std::fs::canonicalize(allowed).unwrap_or_else(|_| allowed.clone());
+            real.starts_with(allowed)
+        })
     }
 
     fn allows(&self, host_path: &Path) -> bool {
@@ -84,6 +115,14 @@ mod tests {
         parse_v1(body.as_bytes()).expect("valid request")
     }
 
+    fn mount(path: &Path) -> NewTask {
+        request(&format!(
+            r#"{{"image":"busybox","cpu":1,"mem":64,
+                "volumes":[{{"host_path":"{}","container_path":"/x"}}]}}"#,
+            path.display()
+        ))
+    }
+
     #[test]
     fn default_policy_refuses_privileged_and_every_host_path() {
         let policy = Policy::default();
@@ -92,11 +131,7 @@ mod tests {
             .check(&privileged)
             .unwrap_err()
             .starts_with("privileged:"));
-        let mount = request(
-            r#"{"image":"busybox","cpu":1,"mem":64,
-                "volumes":[{"host_path":"/etc","container_path":"/x"}]}"#,
-        );
-        let error = policy.check(&mount).unwrap_err();
+        let error = policy.check(&mount(Path::new("/etc"))).unwrap_err();
         assert!(error.contains("volumes[0].host_path: /etc"), "{error}");
         assert!(error.contains("allowed_host_paths is empty"), "{error}");
     }
@@ -112,27 +147,45 @@ mod tests {
             allow_volumes_from: true,
             ..Policy::default()
         };
-        assert_eq!(allowing.check(&request), Ok(()));
+        assert_eq!(allowing.check(&request), Ok(Vec::new()));
     }
 
     #[test]
     fn allowed_directory_admits_paths_below_it_but_not_siblings_or_climbs() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(data.join("in")).unwrap();
+        std::fs::create_dir_all(root.path().join("database")).unwrap();
         let policy = Policy {
-            allowed_host_paths: vec![PathBuf::from("/srv/data")],
+            allowed_host_paths: vec![data.clone()],
             allow_privileged: true,
             allow_volumes_from: false,
         };
-        let mount = |path: &str| {
-            request(&format!(
-                r#"{{"image":"busybox","cpu":1,"mem":64,
-                    "volumes":[{{"host_path":"{path}","container_path":"/x"}}]}}"#
-            ))
-        };
-        assert_eq!(policy.check(&mount("/srv/data")), Ok(()));
-        assert_eq!(policy.check(&mount("/srv/data/in")), Ok(()));
-        assert!(policy.check(&mount("/srv/database")).is_err());
-        assert!(policy.check(&mount("/srv/data/../../etc")).is_err());
+        let real = std::fs::canonicalize(&data).unwrap();
+        let resolved = policy.check(&mount(&data)).unwrap();
+        assert_eq!(resolved[0].host_path, real.display().to_string());
+        assert!(policy.check(&mount(&data.join("in"))).is_ok());
+        assert!(policy.check(&mount(&root.path().join("database"))).is_err());
+        assert!(policy.check(&mount(&data.join("../database"))).is_err());
+        assert!(policy
+            .check(&mount(&data.join("missing")))
+            .unwrap_err()
+            .contains("cannot be resolved"));
         let privileged = request(r#"{"image":"busybox","cpu":1,"mem":64,"privileged":true}"#);
-        assert_eq!(policy.check(&privileged), Ok(()));
+        assert_eq!(policy.check(&privileged), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_link_inside_an_allowed_directory_to_outside_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let share = root.path().join("share");
+        std::fs::create_dir_all(&share).unwrap();
+        std::os::unix::fs::symlink("/etc", share.join("escape")).unwrap();
+        let policy = Policy {
+            allowed_host_paths: vec![share.clone()],
+            ..Policy::default()
+        };
+        let error = policy.check(&mount(&share.join("escape"))).unwrap_err();
+        assert!(error.contains("is not under a directory"), "{error}");
     }
 }

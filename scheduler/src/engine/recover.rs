@@ -29,7 +29,10 @@ pub(super) async fn recover(scheduler: &Scheduler) -> Result<(), StartError> {
                 // The operator may have shrunk the server since: a task that can no longer
                 // ever run would hold the head of the queue forever.
                 if let Err(why) = scheduler.inner.backend.admissible(&task.request) {
-                    scheduler.refuse_after_restart(&task.id, why).await;
+                    let reason = format!("can no longer run on this server after a restart: {why}");
+                    scheduler
+                        .end_for_good(&task.id, TaskState::Error, reason)
+                        .await;
                     continue;
                 }
                 let entry = scheduler.queue_entry(seq, &task, None);

@@ -116,6 +116,18 @@ impl Scheduler {
         let Some(kill) = self.kill_receiver(&id) else {
             return;
         };
+        // The host paths are resolved again right before the launch: a link planted in an
+        // allowed directory since the submission must not widen what is mounted.
+        let mut task = task;
+        match self.inner.config.policy.check(&task.request) {
+            Ok(volumes) => task.request.volumes = volumes,
+            Err(why) => {
+                self.release(&id);
+                let reason = format!("refused at launch by the operator's policy: {why}");
+                self.end_for_good(&id, TaskState::Failed, reason).await;
+                return;
+            }
+        }
         let started = self
             .inner
             .backend
@@ -202,19 +214,16 @@ impl Scheduler {
         run: Run,
         mut kill: watch::Receiver<bool>,
     ) {
-        let deadline = task
-            .request
-            .timeout_secs
-            .and_then(|seconds| {
-                let ran_for = (OffsetDateTime::now_utc() - run.started_at)
-                    .try_into()
-                    .unwrap_or(Duration::ZERO);
-                let left = Duration::from_secs(seconds).saturating_sub(ran_for);
-                // A deadline beyond what the clock can hold is no deadline.
-                tokio::time::Instant::now()
-                    .checked_add(left)
-                    .map(|at| (at, seconds))
-            });
+        let deadline = task.request.timeout_secs.and_then(|seconds| {
+            let ran_for = (OffsetDateTime::now_utc() - run.started_at)
+                .try_into()
+                .unwrap_or(Duration::ZERO);
+            let left = Duration::from_secs(seconds).saturating_sub(ran_for);
+            // A deadline beyond what the clock can hold is no deadline.
+            tokio::time::Instant::now()
+                .checked_add(left)
+                .map(|at| (at, seconds))
+        });
         let mut cause = StopCause::None;
         let mut kill_open = true;
         let result = loop {
@@ -392,20 +401,20 @@ impl Scheduler {
         }
     }
 
-    /// Ends a queued task found after a restart that this server can no longer ever run.
-    pub(super) async fn refuse_after_restart(&self, id: &TaskId, why: String) {
+    /// Ends a task that must not run (it can no longer fit after a restart, or the policy
+    /// refuses it at launch) in `state` with `reason`, without a retry.
+    pub(super) async fn end_for_good(&self, id: &TaskId, state: TaskState, reason: String) {
         let _guard = self.lock_task(id).await;
         let Ok(Some(mut task)) = self.read(id).await else {
             return;
         };
-        let reason = format!("can no longer run on this server after a restart: {why}");
-        tracing::warn!(task = %id, "{reason}");
-        match self
-            .record(&mut task, Change::because(TaskState::Error, reason))
-            .await
-        {
-            Ok(_) => self.inner.metrics.tasks_terminated_final(TaskState::Error),
-            Err(error) => tracing::error!(task = %id, "recording TASK_ERROR: {error}"),
+        if task.is_terminal() {
+            return;
+        }
+        tracing::warn!(task = %id, "{state}: {reason}");
+        match self.record(&mut task, Change::because(state, reason)).await {
+            Ok(_) => self.inner.metrics.tasks_terminated_final(state),
+            Err(error) => tracing::error!(task = %id, "recording {state}: {error}"),
         }
     }
 

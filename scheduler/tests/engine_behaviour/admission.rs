@@ -115,15 +115,21 @@ async fn policy_forbids_privileged_tasks_and_host_paths() {
         other => panic!("expected Forbidden, got {other:?}"),
     }
 
+    let shared = tempfile::tempdir().unwrap();
+    let inside = shared.path().join("x");
+    std::fs::create_dir(&inside).unwrap();
     let mut permissive = config();
     permissive.policy = Policy {
-        allowed_host_paths: vec!["/srv".into()],
+        allowed_host_paths: vec![shared.path().to_path_buf()],
         allow_privileged: true,
         allow_volumes_from: true,
     };
     let allowed = Harness::start(4.0, permissive).await;
-    let mount = r#""privileged":true,"volumes":[{"host_path":"/srv/x","container_path":"/x"}]"#;
-    allowed.submit(&body("allowed", 1.0, mount)).await;
+    let mount = format!(
+        r#""privileged":true,"volumes":[{{"host_path":"{}","container_path":"/x"}}]"#,
+        inside.display()
+    );
+    allowed.submit(&body("allowed", 1.0, &mount)).await;
 }
 
 // ---------------------------------------------------------------------------------------------
