@@ -231,3 +231,43 @@ async fn tls_with_credentials_serves_the_api_over_https() {
         "plain HTTP is not served on the TLS port"
     );
 }
+
+#[tokio::test]
+async fn other_web_sites_cannot_submit_tasks_through_a_browser() {
+    let mut service = Service::start(Settings::new().set("http_credentials", "admin:s3cret")).await;
+    service.use_authorization(basic("admin", "s3cret"));
+    // What a form on another site makes a browser send, cached credentials included.
+    let forged = service
+        .request(Method::POST, "/api/v1/task")
+        .header("Origin", "http://evil.example")
+        .header("Content-Type", "text/plain")
+        .body(shell_task("echo pwned").to_string());
+    let response = service.send(forged).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let listed: Value = service
+        .send(service.request(Method::GET, "/api/v1/task?state=queued,active,terminated"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(0), "{listed}");
+    // The server's own pages (same origin) and clients without Origin still submit.
+    let own_origin = format!("http://127.0.0.1:{}", service.port());
+    let same = service
+        .request(Method::POST, "/api/v1/task")
+        .header("Origin", own_origin)
+        .json(&shell_task("true"));
+    assert_eq!(service.send(same).await.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_server_without_credentials_refuses_requests_addressed_to_other_names() {
+    let service = Service::start(Settings::new()).await;
+    // DNS rebinding: a page on attacker.example whose name now resolves to 127.0.0.1.
+    let rebound = service
+        .raw(Method::GET, "/api/v1/task")
+        .header("Host", format!("attacker.example:{}", service.port()));
+    assert_eq!(service.send(rebound).await.status(), StatusCode::FORBIDDEN);
+    let direct = service.raw(Method::GET, "/api/v1/task");
+    assert_eq!(service.send(direct).await.status(), StatusCode::OK);
+}

@@ -17,6 +17,7 @@ mod auth;
 mod events;
 mod logs;
 mod openapi;
+mod origin;
 mod response;
 mod routes;
 mod serve;
@@ -169,6 +170,7 @@ pub(crate) fn normalize_prefix(prefix: &str) -> String {
 /// authentication (when configured) and request metrics applied to every request.
 pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: HttpConfig) -> Router {
     let authenticator = auth::Authenticator::new(config.basic.as_ref(), &config.bearer_tokens);
+    let open = authenticator.is_none();
     let state = AppState {
         service,
         metrics: Arc::clone(&metrics),
@@ -198,6 +200,7 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
     };
     // Outside authentication, so that a browser's 401 becomes an HTML page.
     let router = router.layer(axum::middleware::from_fn(ui::html_unauthorized));
+    let router = router.layer(from_fn_with_state(open, origin::guard));
     router.layer(from_fn_with_state(metrics, routes::observe))
 }
 
