@@ -29,6 +29,9 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Most connections served at once; further clients wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 4096;
+
 /// How long shutdown waits for open requests to finish before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -130,7 +133,15 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let builder = connection_builder();
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, _peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -149,7 +160,11 @@ pub async fn serve(
             watcher: graceful.watcher(),
             info,
         };
-        tokio::spawn(connection.run(stream, acceptor.clone()));
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            connection.run(stream, acceptor).await;
+            drop(slot);
+        });
     }
     drop(listener);
     // Receivers may all be gone already; nothing to tell then.
@@ -188,6 +203,17 @@ struct Connection {
 
 impl Connection {
     async fn run(self, stream: TcpStream, acceptor: Option<TlsAcceptor>) {
+        // hyper's protocol detection has no timer: a client that connects and sends nothing
+        // would hold the connection forever.
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)).await {
+            Ok(Ok(read)) if read > 0 => {}
+            Ok(_) => return,
+            Err(_) => {
+                tracing::debug!("client sent nothing within the header read timeout");
+                return;
+            }
+        }
         let Some(acceptor) = acceptor else {
             self.serve_io(stream).await;
             return;

@@ -109,6 +109,9 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Str
 
 /// Reads the body up to [`MAX_BODY_BYTES`]; a larger one is refused with 413 (E-31: Eremetic
 /// truncated it and then failed to parse it).
+/// How long a request body may take to arrive.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     let declared = headers
         .get(CONTENT_LENGTH)
@@ -117,7 +120,22 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    // A client that announces a body and then trickles it must not hold the request forever.
+    let collected = tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, MAX_BODY_BYTES).collect(),
+    );
+    let Ok(collected) = collected.await else {
+        return Err(response::error(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body was not received within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+            MSG_UNREADABLE,
+        ));
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(error) => Err(response::error(
