@@ -112,12 +112,18 @@ fn causes(error: &reqwest::Error) -> String {
 /// that does not parse as a URL is returned as is: nothing could be sent to it either.
 pub(super) fn loggable_url(url: &str) -> String {
     match Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            // Setting a password only fails for URLs that cannot have one, and this one has.
-            let _ = parsed.set_password(Some("REDACTED"));
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Setting a password only fails for URLs that cannot have one, and this one has.
+                let _ = parsed.set_password(Some("REDACTED"));
+            }
+            // Receivers often authenticate callbacks with a token in the query string.
+            if parsed.query().is_some() {
+                parsed.set_query(Some("REDACTED"));
+            }
             parsed.to_string()
         }
-        _ => url.to_owned(),
+        Err(_) => url.to_owned(),
     }
 }
 
@@ -126,10 +132,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loggable_url_redacts_the_password_only() {
+    fn loggable_url_redacts_the_password_and_the_query() {
         assert_eq!(
-            loggable_url("https://user:hunter2@example.com/hook?x=1"),
-            "https://user:REDACTED@example.com/hook?x=1"
+            loggable_url("https://user:hunter2@example.com/hook?token=abc"),
+            "https://user:REDACTED@example.com/hook?REDACTED"
         );
         assert_eq!(
             loggable_url("http://example.com/hook"),

@@ -154,6 +154,9 @@ fn now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// Most tasks the index page lists; use the filters to narrow a longer list.
+const UI_LIST_LIMIT: usize = 1000;
+
 /// `GET /`: the index page for browsers, 204 for other clients (Eremetic's answer).
 pub(crate) async fn index(
     State(state): State<AppState>,
@@ -185,11 +188,23 @@ pub(crate) async fn index(
             (StatusCode::BAD_REQUEST, StateFilter::default(), filter)
         }
     };
-    match state
+    // A page shows at most UI_LIST_LIMIT tasks (the oldest first, as the API lists them):
+    // rendering every stored task would hold them all in memory.
+    let listed = state
         .service
-        .list(state_filter, filter.name.as_deref())
+        .list_page(state_filter, filter.name.as_deref(), 0, UI_LIST_LIMIT)
         .await
+        .map(|page| page.into_iter().map(|(_, task)| task).collect::<Vec<_>>());
+    let mut filter = filter;
+    if listed
+        .as_ref()
+        .is_ok_and(|list| list.len() >= UI_LIST_LIMIT)
     {
+        filter.error.get_or_insert_with(|| {
+            format!("Showing the first {UI_LIST_LIMIT} tasks: narrow the list with the filters.")
+        });
+    }
+    match listed {
         Ok(list) => page(
             status,
             pages::index::render(site(&state), &list, &filter, now()),
