@@ -623,3 +623,44 @@ async fn unusable_url_is_abandoned_without_retrying() {
     assert_eq!(harness.count("abandoned"), 1);
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn a_receiver_that_hangs_does_not_hold_up_other_receivers() {
+    // A receiver that accepts and never answers, with a long attempt timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_address = listener.local_addr().unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            held.push(stream);
+        }
+    });
+    let harness = Harness::start_with_timeout(None, Duration::from_secs(3600));
+    harness.enqueue(callback(
+        &format!("http://{silent_address}/"),
+        &task("hanging"),
+        TaskState::Finished,
+    ));
+    // Let the worker start the hanging attempt, then queue a callback to a healthy receiver.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (address, mut requests) = receiver(&[200]).await;
+    let healthy = harness.enqueue(callback(
+        &format!("http://{address}/"),
+        &task("healthy"),
+        TaskState::Finished,
+    ));
+    next_request(&mut requests).await;
+    harness
+        .wait_for("the healthy callback delivered", |o, _| {
+            o.delivered.contains(&healthy)
+        })
+        .await;
+    // The hanging attempt is still open: it neither succeeded nor failed.
+    harness.outbox.with_outcomes(|o, pending| {
+        assert!(o.retried.is_empty() && o.abandoned.is_empty(), "{o:?}");
+        assert_eq!(pending, 1);
+    });
+    harness.stop().await;
+    silent.abort();
+}

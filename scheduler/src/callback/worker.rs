@@ -1,11 +1,11 @@
 //! The delivery worker: drains the outbox, retries with backoff, abandons at `give_up_at`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::stream::{self, StreamExt};
+use futures::stream::{FuturesUnordered, StreamExt};
 use reqwest::Client;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -31,6 +31,9 @@ const OUTBOX_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// The longest sleep without looking at the outbox, so that rows written without a
 /// notification (by another process, or before a restart) are still found.
 const MAX_IDLE: Duration = Duration::from_secs(60);
+
+/// One task's deliveries in flight: the task and whether the outbox recorded every outcome.
+type Delivery<'a> = std::pin::Pin<Box<dyn Future<Output = (TaskId, bool)> + Send + 'a>>;
 
 /// What to do with a callback after a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,43 +153,73 @@ impl CallbackWorker {
 
     /// Delivers callbacks until `shutdown` completes. Work in flight at shutdown is dropped;
     /// those callbacks stay in the outbox and are sent again after the restart.
+    ///
+    /// Deliveries form a continuous pipeline of up to [`MAX_IN_FLIGHT`] tasks: as soon as one
+    /// finishes, the next due callbacks are fetched, so a receiver that hangs until the
+    /// attempt timeout holds one slot, not everyone's callbacks.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut in_flight = FuturesUnordered::new();
+        let mut busy: HashSet<TaskId> = HashSet::new();
         loop {
-            let pause = tokio::select! {
-                () = &mut shutdown => return,
-                pause = self.pass() => pause,
-            };
+            let (added, mut pause) = self.fill(&mut in_flight, &mut busy).await;
+            if added == 0 && !in_flight.is_empty() {
+                // Everything due is being delivered: a finished delivery wakes the loop.
+                pause = pause.max(OUTBOX_ERROR_PAUSE);
+            }
             tokio::select! {
                 () = &mut shutdown => return,
+                Some((task, outbox_ok)) = in_flight.next(), if !in_flight.is_empty() => {
+                    busy.remove(&task);
+                    if !outbox_ok {
+                        tokio::select! {
+                            () = &mut shutdown => return,
+                            () = tokio::time::sleep(OUTBOX_ERROR_PAUSE) => {}
+                        }
+                    }
+                }
                 () = self.notify.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
     }
 
-    /// Delivers one batch of due callbacks and returns how long to wait before the next pass.
-    async fn pass(&self) -> Duration {
+    /// Starts the deliveries of due callbacks of tasks not already being delivered, while
+    /// slots are free; returns how many tasks were added and how long the loop may sleep.
+    async fn fill<'a>(
+        &'a self,
+        in_flight: &mut FuturesUnordered<Delivery<'a>>,
+        busy: &mut HashSet<TaskId>,
+    ) -> (usize, Duration) {
+        if in_flight.len() >= MAX_IN_FLIGHT {
+            return (0, MAX_IDLE);
+        }
         let due = match self.outbox.due(OffsetDateTime::now_utc(), BATCH_SIZE).await {
             Ok(due) => due,
-            Err(error) => return self.outbox_failed("fetch due callbacks", &error),
+            Err(error) => return (0, self.outbox_failed("fetch due callbacks", &error)),
         };
-        let full_batch = due.len() >= BATCH_SIZE;
-        let outbox_ok = stream::iter(group_by_task(due))
-            .map(|group| self.deliver_in_order(group))
-            .buffer_unordered(MAX_IN_FLIGHT)
-            .fold(true, |all_ok, ok| async move { all_ok && ok })
-            .await;
-        if !outbox_ok {
-            return OUTBOX_ERROR_PAUSE;
+        let mut added = 0;
+        for group in group_by_task(due) {
+            if in_flight.len() >= MAX_IN_FLIGHT {
+                return (added, MAX_IDLE);
+            }
+            let Some(task) = group.first().map(|callback| callback.task_id.clone()) else {
+                continue;
+            };
+            if !busy.insert(task.clone()) {
+                continue;
+            }
+            in_flight.push(Box::pin(async move {
+                let outbox_ok = self.deliver_in_order(group).await;
+                (task, outbox_ok)
+            }));
+            added += 1;
         }
-        if full_batch {
-            return Duration::ZERO;
-        }
-        match self.outbox.next_due().await {
+        let pause = match self.outbox.next_due().await {
             Ok(next_due) => idle_time(OffsetDateTime::now_utc(), next_due),
             Err(error) => self.outbox_failed("find the next due callback", &error),
-        }
+        };
+        (added, pause)
     }
 
     /// Delivers one task's callbacks one after the other, stopping at the first that is not
