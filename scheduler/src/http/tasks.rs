@@ -426,17 +426,12 @@ pub(crate) async fn kill(
         Ok(id) => id,
         Err(error) => return response::json(StatusCode::NOT_FOUND, &error),
     };
-    match state.service.kill(&id).await {
-        Ok(()) => response::json(StatusCode::ACCEPTED, ""),
-        Err(error) => {
-            let status = match error {
-                KillError::NotFound(_) => StatusCode::NOT_FOUND,
-                KillError::AlreadyTerminal { .. } => StatusCode::CONFLICT,
-                KillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            response::json(status, &error.to_string())
-        }
-    }
+    let result = state.service.kill(&id).await;
+    bare_answer(result, |error| match error {
+        KillError::NotFound(_) => StatusCode::NOT_FOUND,
+        KillError::AlreadyTerminal { .. } => StatusCode::CONFLICT,
+        KillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    })
 }
 
 /// `DELETE /api/v1/task/{id}`, `DELETE /task/{id}`: 202 `""`; errors are bare JSON strings.
@@ -448,16 +443,23 @@ pub(crate) async fn delete(
         Ok(id) => id,
         Err(error) => return response::json(StatusCode::NOT_FOUND, &error),
     };
-    match state.service.delete(&id).await {
+    let result = state.service.delete(&id).await;
+    bare_answer(result, |error| match error {
+        DeleteError::NotFound(_) => StatusCode::NOT_FOUND,
+        DeleteError::NotTerminal { .. } => StatusCode::CONFLICT,
+        DeleteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    })
+}
+
+/// Eremetic's kill/delete answers: 202 with `""`, or the error text as a bare JSON string with
+/// the status `status_of` gives it.
+fn bare_answer<E: std::fmt::Display>(
+    result: Result<(), E>,
+    status_of: impl FnOnce(&E) -> StatusCode,
+) -> Response {
+    match result {
         Ok(()) => response::json(StatusCode::ACCEPTED, ""),
-        Err(error) => {
-            let status = match error {
-                DeleteError::NotFound(_) => StatusCode::NOT_FOUND,
-                DeleteError::NotTerminal { .. } => StatusCode::CONFLICT,
-                DeleteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            response::json(status, &error.to_string())
-        }
+        Err(error) => response::json(status_of(&error), &error.to_string()),
     }
 }
 

@@ -19,29 +19,8 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) accept: Option<&'a [u8]>,
 }
 
-/// A refused request: the answer, and the call when decoding got that far
-/// (so it can still be recorded).
-#[derive(Debug)]
-pub(crate) struct Refusal {
-    pub(crate) call: Option<Box<Call>>,
-    pub(crate) rejection: Rejection,
-}
-
-impl Refusal {
-    fn before_decoding(status: StatusCode, message: impl Into<String>) -> Self {
-        Refusal {
-            call: None,
-            rejection: Rejection::new(status, message),
-        }
-    }
-
-    fn of_call(call: Call, status: StatusCode, message: impl Into<String>) -> Self {
-        Refusal {
-            call: Some(Box::new(call)),
-            rejection: Rejection::new(status, message),
-        }
-    }
-}
+/// A refused executor-API request.
+pub(crate) type Refusal = crate::common::http::Refusal<Call>;
 
 /// What a valid call asks for, with the call itself.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,6 +23,32 @@ use crate::error::HarnessError;
 /// Response body type of the fake servers.
 pub(crate) type Body = UnsyncBoxBody<Bytes, Infallible>;
 
+/// A refused request: the answer, and the call when decoding got that far (so that it can
+/// still be recorded). `C` is the API's `Call` type.
+#[derive(Debug)]
+pub(crate) struct Refusal<C> {
+    pub(crate) call: Option<Box<C>>,
+    pub(crate) rejection: Rejection,
+}
+
+impl<C> Refusal<C> {
+    /// Refused before the body was decoded.
+    pub(crate) fn before_decoding(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal {
+            call: None,
+            rejection: Rejection::new(status, message),
+        }
+    }
+
+    /// Refused after decoding `call`.
+    pub(crate) fn of_call(call: C, status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal {
+            call: Some(Box::new(call)),
+            rejection: Rejection::new(status, message),
+        }
+    }
+}
+
 /// A non-2xx answer of a fake server: status code and Mesos' message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {

@@ -9,7 +9,7 @@ use hyper::{Method, StatusCode};
 use mesos_proto::v1::scheduler::{call, Call};
 
 use crate::common::codec::{decode_call, ContentType, APPLICATION_JSON, APPLICATION_PROTOBUF};
-use crate::common::http::{check_uuid_bytes, negotiate_stream_type, Rejection};
+use crate::common::http::{check_uuid_bytes, negotiate_stream_type};
 
 /// The request head as far as the rules care.
 #[derive(Debug, Clone, Copy)]
@@ -20,28 +20,8 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) stream_id: Option<&'a [u8]>,
 }
 
-/// A refused request: the answer, and the call when decoding got that far.
-#[derive(Debug)]
-pub(crate) struct Refusal {
-    pub(crate) call: Option<Box<Call>>,
-    pub(crate) rejection: Rejection,
-}
-
-impl Refusal {
-    fn before_decoding(status: StatusCode, message: impl Into<String>) -> Self {
-        Refusal {
-            call: None,
-            rejection: Rejection::new(status, message),
-        }
-    }
-
-    fn of_call(call: Call, status: StatusCode, message: impl Into<String>) -> Self {
-        Refusal {
-            call: Some(Box::new(call)),
-            rejection: Rejection::new(status, message),
-        }
-    }
-}
+/// A refused scheduler-API request.
+pub(crate) type Refusal = crate::common::http::Refusal<Call>;
 
 /// A call that passed the state-independent checks.
 #[derive(Debug, Clone, PartialEq)]
