@@ -7,10 +7,10 @@
 
 mod e2e_support;
 
-use std::net::{IpAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::Duration;
 
-use e2e_support::{basic, docker, shell_task, Service, Settings};
+use e2e_support::{basic, shell_task, Service, Settings};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
@@ -157,19 +157,31 @@ async fn version_is_open_without_credentials() {
     }
 }
 
-/// An address of this host other than loopback: the gateway of Docker's default bridge.
+/// An IPv4 address of one of this host's own interfaces other than loopback.
+///
+/// Read from the interfaces themselves (getifaddrs), not from Docker's network layout: the
+/// default bridge's IPAM configuration has no gateway on some installations. The address is
+/// local, so connecting to it never leaves the machine.
 fn non_loopback_address() -> IpAddr {
-    let gateway = docker::docker(&[
-        "network",
-        "inspect",
-        "bridge",
-        "--format",
-        "{{(index .IPAM.Config 0).Gateway}}",
-    ]);
-    gateway
-        .trim()
-        .parse()
-        .unwrap_or_else(|error| panic!("Docker bridge gateway {gateway:?}: {error}"))
+    let interfaces: Vec<_> = nix::ifaddrs::getifaddrs()
+        .expect("list the host's network interfaces")
+        .collect();
+    let candidates: Vec<(String, Ipv4Addr)> = interfaces
+        .iter()
+        .filter_map(|interface| {
+            let address = interface.address.as_ref()?.as_sockaddr_in()?.ip();
+            Some((interface.interface_name.clone(), address))
+        })
+        .filter(|(_, address)| !address.is_loopback() && !address.is_unspecified())
+        .collect();
+    let names: Vec<&str> = interfaces
+        .iter()
+        .map(|i| i.interface_name.as_str())
+        .collect();
+    let (_, address) = candidates.first().unwrap_or_else(|| {
+        panic!("this test needs an IPv4 address on a non-loopback interface; interfaces: {names:?}")
+    });
+    IpAddr::V4(*address)
 }
 
 fn reachable(address: IpAddr, port: u16) -> bool {
