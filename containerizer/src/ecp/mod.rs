@@ -11,6 +11,8 @@
 //!   `lock.wait` (shared) knows the container has exited and its exit is recorded.
 //! - A `wait` that finds no exit record once it holds `lock.wait` knows the watcher died: it
 //!   takes `lock.launch` exclusively, starts a new watcher the same way, and waits again.
+//! - A watcher that cannot get ready says why on the pipe (`failed: <cause>`), and `launch`
+//!   then removes the container and the state directory.
 
 mod admin;
 mod context;
