@@ -1,5 +1,5 @@
 //! End-to-end: the containerizer under faults: a state root that is full for real while a
-//! watcher starts.
+//! watcher starts or records an exit.
 //!
 //! "State root full" is a real full file system: a small tmpfs mounted for the test and
 //! filled to its last block. Mounting needs root, which these tests have locally and in CI;
@@ -20,7 +20,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ecp_support::{docker_inspect, wait_until, HttpServer, Reply, Setup, CALL_TIMEOUT};
+use ecp_support::{
+    docker_inspect, wait_until, Agent, HttpServer, Reply, Setup, TestContainer, CALL_TIMEOUT,
+};
+use mesos_proto::containerizer::Termination;
+use nix::sys::signal::Signal;
 
 /// How long a call may take to reach the point a test waits for.
 const REACH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -79,6 +83,10 @@ impl SmallTmpfs {
             }
         }
     }
+
+    fn free(&self) {
+        fs::remove_file(self.filler()).unwrap();
+    }
 }
 
 impl Drop for SmallTmpfs {
@@ -91,6 +99,21 @@ impl Drop for SmallTmpfs {
             eprintln!("cleanup: umount -l {} failed", self.dir.path().display());
         }
     }
+}
+
+/// A command that prints `started`, waits for the `go` file, then exits `code`.
+fn until_go(code: i32) -> String {
+    format!("echo started; while [ ! -e /mnt/mesos/sandbox/go ]; do sleep 0.05; done; exit {code}")
+}
+
+fn go(c: &TestContainer) {
+    fs::write(c.sandbox.join("go"), "").unwrap();
+}
+
+fn wait_started(c: &TestContainer) {
+    wait_until(REACH_TIMEOUT, "the container to start", || {
+        c.sandbox_file("stdout").contains("started")
+    });
 }
 
 /// Takes a flock(2) lock on an existing lock file, as another process would; released when
@@ -111,6 +134,9 @@ fn lock_file(path: &Path, exclusive: bool) -> File {
 fn docker_state(docker_id: &str) -> Option<String> {
     docker_inspect(docker_id, "{{.State.Status}} {{.State.ExitCode}}")
 }
+
+// ------------------------------------------------------------------------------------------
+// The state root is full.
 
 #[test]
 fn launch_whose_watcher_cannot_start_removes_its_container_and_names_the_cause() {
@@ -155,4 +181,83 @@ fn launch_whose_watcher_cannot_start_removes_its_container_and_names_the_cause()
     );
     assert_eq!(docker_state(&docker_id), None, "the container was left");
     agent.assert_nothing_left(&c.id);
+}
+
+/// With `c` (running `until_go(3)`) launched: fills the state root, lets the container exit,
+/// and returns once the watcher has failed to write the exit record (its Docker id).
+fn exit_unrecordable(agent: &Agent, root: &SmallTmpfs, c: &TestContainer) -> String {
+    wait_started(c);
+    let docker_id = agent.docker_id(&c.id);
+    let log = agent.state_dir(&c.id).join("watcher.log");
+    // Gives the watcher's log a block (see `SmallTmpfs::fill`), so that it can still say
+    // what fails once everything else is full.
+    let mut appending = OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(appending, "test: filling the state root").unwrap();
+    root.fill();
+    go(c);
+    wait_until(
+        CALL_TIMEOUT,
+        "the watcher to fail to record the exit",
+        || {
+            fs::read_to_string(&log)
+                .unwrap()
+                .contains("No space left on device")
+        },
+    );
+    assert_eq!(
+        docker_state(&docker_id).as_deref(),
+        Some("exited 3"),
+        "the exited container must be kept until its exit is recorded"
+    );
+    assert!(agent.exit_record(&c.id).is_none());
+    docker_id
+}
+
+#[test]
+fn exit_that_cannot_be_recorded_is_retried_and_the_pending_wait_gets_its_status() {
+    let root = SmallTmpfs::mount();
+    let agent = Setup::new("exit-full")
+        .state_root_at(root.path())
+        .set("log", "console", "error")
+        .start();
+    let c = agent.executor(&until_go(3)).build();
+    agent.launch_ok(&c);
+    // The agent waits from the start.
+    let mut waiting = agent.wait_call(&c).spawn();
+    let docker_id = exit_unrecordable(&agent, &root, &c);
+    assert!(
+        !waiting.has_exited(),
+        "`wait` must not answer before the exit is recorded"
+    );
+
+    root.free();
+    let termination: Termination = waiting.finish(CALL_TIMEOUT).success().record();
+    assert_eq!(termination.status, Some(3 << 8));
+    assert_eq!(agent.exit_record(&c.id).unwrap()["exit_code"], 3);
+    assert_eq!(
+        docker_state(&docker_id),
+        None,
+        "removed once the exit is recorded"
+    );
+}
+
+#[test]
+fn exit_kept_in_the_container_is_recovered_after_the_watcher_dies() {
+    let root = SmallTmpfs::mount();
+    let agent = Setup::new("exit-full-recover")
+        .state_root_at(root.path())
+        .set("log", "console", "error")
+        .start();
+    let c = agent.executor(&until_go(3)).build();
+    agent.launch_ok(&c);
+    let docker_id = exit_unrecordable(&agent, &root, &c);
+    agent.kill_watcher(&c.id, Signal::SIGKILL);
+    assert_eq!(docker_state(&docker_id).as_deref(), Some("exited 3"));
+
+    // The agent restarts once the disk has room again.
+    root.free();
+    agent.recover().assert_success();
+    assert_eq!(agent.exit_record(&c.id).unwrap()["exit_code"], 3);
+    assert_eq!(agent.wait(&c).status, Some(3 << 8));
+    assert_eq!(docker_state(&docker_id), None);
 }

@@ -12,7 +12,8 @@
 //! - A `wait` that finds no exit record once it holds `lock.wait` knows the watcher died: it
 //!   takes `lock.launch` exclusively, starts a new watcher the same way, and waits again.
 //! - A watcher that cannot get ready says why on the pipe (`failed: <cause>`), and `launch`
-//!   then removes the container and the state directory.
+//!   then removes the container and the state directory. A watcher that cannot write the exit
+//!   record retries until it can, keeping the stopped container (and `lock.wait`) meanwhile.
 
 mod admin;
 mod context;

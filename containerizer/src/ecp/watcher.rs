@@ -3,7 +3,8 @@
 //! It takes the `observe` and `wait` locks exclusively, says `ready` on its stdout (the pipe
 //! to whoever started it, who holds the `launch` lock until then), starts the observer
 //! executor of a command task, streams the container's output into `<sandbox>/stdout` and
-//! `<sandbox>/stderr`, waits for the exit, records it, removes the container and releases
+//! `<sandbox>/stderr`, waits for the exit, records it (retrying until it is written, e.g. on a
+//! full state root, the stopped container kept meanwhile), removes the container and releases
 //! `wait`; then it waits for the observer (so its final status update reaches the agent
 //! before `wait` answers), releases `observe` and runs the `ondestroy` hook. When it cannot
 //! get ready it answers `failed: <cause>` instead of `ready`.
@@ -43,6 +44,10 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 const OBSERVER_GRACE: Duration = Duration::from_secs(10);
 /// How long the log stream may lag behind the exit.
 const LOG_DRAIN: Duration = Duration::from_secs(10);
+/// The first pause between attempts to write the exit record (state root full...).
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest pause between attempts to write the exit record.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// The watcher's answer on its stdout once it holds its locks.
 const READY: &str = "ready";
@@ -313,7 +318,6 @@ pub(super) fn follow(
         .build()
         .map_err(Error::io("start the async runtime"))?;
     let exit = runtime.block_on(watch_container(ctx, dir, order))?;
-    dir.record_exit(&exit)?;
     log::info!(
         "container {} ended: {}",
         dir.id(),
@@ -340,6 +344,7 @@ pub(super) fn follow(
     Ok(())
 }
 
+/// Follows the container to its exit, records the exit and removes the container.
 async fn watch_container(
     ctx: &Context,
     dir: &ContainerDir,
@@ -347,9 +352,9 @@ async fn watch_container(
 ) -> Result<ExitRecord> {
     let runtime = ctx.runtime().await?;
     let Some(docker_id) = resolve_docker_id(&runtime, dir).await? else {
-        return Ok(unknown_exit(
-            "the launch did not complete: no container was created",
-        ));
+        let exit = unknown_exit("the launch did not complete: no container was created");
+        record_exit_durably(dir, &exit).await?;
+        return Ok(exit);
     };
     let logs = {
         let runtime = runtime.clone();
@@ -366,10 +371,36 @@ async fn watch_container(
         Ok(Err(error)) => log::warn!("log stream task of {docker_id}: {error}"),
         Err(_) => log::warn!("log stream of {docker_id} still open {LOG_DRAIN:?} after the exit"),
     }
+    // Removed only once the exit is recorded: until then the stopped container is where the
+    // exit can be read again (by a new watcher or `recover`) if this watcher dies.
+    record_exit_durably(dir, &exit).await?;
     if let Err(error) = runtime.remove(&docker_id).await {
         log::warn!("removing container {docker_id}: {error}");
     }
     Ok(exit)
+}
+
+/// Writes the exit record, retrying with back-off (each failure logged) until it is written:
+/// meanwhile `wait` stays locked, so no waiter sees the container end without its status.
+/// Gives up only when the state directory is gone (removed behind our back: nobody can wait
+/// for the container any more).
+async fn record_exit_durably(dir: &ContainerDir, exit: &ExitRecord) -> Result<()> {
+    let mut pause = RECORD_RETRY_FIRST;
+    loop {
+        match dir.record_exit(exit) {
+            Ok(()) => return Ok(()),
+            Err(error) if !dir.path().is_dir() => return Err(error.into()),
+            Err(error) => {
+                log::error!(
+                    "cannot record the exit of container {}: {error}; the container is kept, \
+                     retrying in {pause:?}",
+                    dir.id()
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RECORD_RETRY_MAX);
+            }
+        }
+    }
 }
 
 /// Waits for the exit, riding out Docker restarts (the container may survive them).
