@@ -252,9 +252,11 @@ fn watch_container_process(
             return Err(error);
         }
     };
-    writeln!(ready, "{READY}")
-        .and_then(|()| ready.flush())
-        .map_err(Error::io("report readiness"))?;
+    if let Err(error) = writeln!(ready, "{READY}").and_then(|()| ready.flush()) {
+        // Whoever started us died after we took the locks (the agent kills the process tree
+        // of a `wait`): the container still needs its watcher.
+        log::warn!("cannot report readiness: {error}; watching anyway");
+    }
     follow(ctx, &dir, &order, guards)
 }
 
