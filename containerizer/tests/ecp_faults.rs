@@ -1,5 +1,6 @@
-//! End-to-end: the containerizer under faults: a state root that is full for real while a
-//! watcher starts or records an exit.
+//! End-to-end: the containerizer under faults. A state root that is full for real while a
+//! watcher starts or records an exit, and `deimos state --rm` running while agent calls or
+//! the observer executor still need a container's state.
 //!
 //! "State root full" is a real full file system: a small tmpfs mounted for the test and
 //! filled to its last block. Mounting needs root, which these tests have locally and in CI;
@@ -16,10 +17,12 @@ mod ecp_support;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use deimos::state::{parse_proc_locks, LockAccess};
 use ecp_support::{
     docker_inspect, wait_until, Agent, HttpServer, Reply, Setup, TestContainer, CALL_TIMEOUT,
 };
@@ -129,6 +132,37 @@ fn lock_file(path: &Path, exclusive: bool) -> File {
         false => fs2::FileExt::lock_shared(&file).unwrap(),
     }
     file
+}
+
+/// Whether `/proc/locks` shows `pid` holding (or, with `blocked`, waiting for) a lock on the
+/// file with inode `inode`, in mode `access`.
+fn proc_lock(pid: i32, inode: u64, access: LockAccess, blocked: bool) -> bool {
+    let text = fs::read_to_string("/proc/locks").unwrap();
+    parse_proc_locks(&text).iter().any(|l| {
+        l.pid == u32::try_from(pid).ok()
+            && l.inode == inode
+            && l.access == access
+            && l.blocked == blocked
+    })
+}
+
+/// Whether process `pid` has `path` open (a call that has reached a lock it polls for).
+fn has_open(pid: i32, path: &Path) -> bool {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten()
+        .any(|fd| fs::read_link(fd.path()).is_ok_and(|target| target == path))
+}
+
+fn inode(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().ino()
+}
+
+/// Whether some process holds the lock file exclusively (a shared attempt fails).
+fn held_exclusively(path: &Path) -> bool {
+    let file = File::open(path).unwrap();
+    fs2::FileExt::try_lock_shared(&file).is_err()
 }
 
 fn docker_state(docker_id: &str) -> Option<String> {
@@ -260,4 +294,115 @@ fn exit_kept_in_the_container_is_recovered_after_the_watcher_dies() {
     assert_eq!(agent.exit_record(&c.id).unwrap()["exit_code"], 3);
     assert_eq!(agent.wait(&c).status, Some(3 << 8));
     assert_eq!(docker_state(&docker_id), None);
+}
+
+// ------------------------------------------------------------------------------------------
+// `state --rm` meets agent calls.
+
+#[test]
+fn destroy_succeeds_when_state_rm_removes_the_directory_while_it_waits_for_it() {
+    let agent = Agent::new("destroy-removed");
+    let c = agent.executor("exit 0").build();
+    agent.launch_ok(&c);
+    assert_eq!(agent.wait(&c).status, Some(0));
+    let dir = agent.state_dir(&c.id);
+    let launch_lock = dir.join("lock.launch");
+    let launch_inode = inode(&launch_lock);
+
+    // `state --rm` holds `lock.launch` exclusively while it removes a directory; the destroy
+    // arrives in between and waits for the lock.
+    let cleanup = lock_file(&launch_lock, true);
+    let destroying = agent.destroy_call(&c).spawn();
+    wait_until(REACH_TIMEOUT, "destroy to wait for lock.launch", || {
+        proc_lock(destroying.pid(), launch_inode, LockAccess::Read, true)
+    });
+    fs::remove_dir_all(&dir).unwrap();
+    drop(cleanup);
+
+    let finished = destroying.finish(CALL_TIMEOUT);
+    finished.assert_success();
+    finished.assert_no_output();
+    assert!(!dir.exists());
+    // And once the state is gone altogether.
+    agent.destroy(&c).assert_success();
+}
+
+#[test]
+fn destroy_waiting_for_another_destroy_succeeds_when_state_rm_removes_the_directory() {
+    let agent = Agent::new("destroy-after-cleanup");
+    let c = agent.executor("exit 0").build();
+    agent.launch_ok(&c);
+    assert_eq!(agent.wait(&c).status, Some(0));
+    let dir = agent.state_dir(&c.id);
+    let destroy_lock = dir.join("lock.destroy");
+
+    // Another destroy of the same container holds `lock.destroy`; ours waits for it.
+    let other_destroy = lock_file(&destroy_lock, true);
+    let destroying = agent.destroy_call(&c).spawn();
+    wait_until(REACH_TIMEOUT, "destroy to open lock.destroy", || {
+        has_open(destroying.pid(), &destroy_lock)
+    });
+    // Meanwhile cron cleans up: the container exited and nobody else uses its state.
+    agent
+        .call(&["state", "--rm"])
+        .env_remove("MESOS_WORK_DIRECTORY")
+        .run()
+        .assert_success();
+    assert!(!dir.exists());
+    drop(other_destroy);
+
+    let finished = destroying.finish(CALL_TIMEOUT);
+    finished.assert_success();
+    finished.assert_no_output();
+    assert!(!dir.exists(), "destroy recreated part of the removed state");
+}
+
+/// A fake Mesos command executor: runs the command line it was given after `--override`
+/// (`deimos observe <id>`), says so in `<out>/observed`, and exits with its code once the test
+/// creates `<out>/release` (an executor still reporting the task's end to the agent).
+fn slow_reporting_executor(out: &Path) -> String {
+    let out = out.display();
+    format!(
+        "#!/bin/sh\n\
+         [ \"$1\" = --override ] && shift\n\
+         \"$@\"\n\
+         code=$?\n\
+         touch {out}/observed\n\
+         while [ ! -e {out}/release ]; do sleep 0.05; done\n\
+         exit $code\n"
+    )
+}
+
+#[test]
+fn state_rm_keeps_the_state_while_the_observer_reports_and_the_pending_wait_answers() {
+    let agent = Agent::new("observer-cleanup");
+    let out = agent.scratch("observer");
+    agent.install_executor(&slow_reporting_executor(&out));
+    let c = agent.command_task("exit 3").build();
+    agent.launch_ok(&c);
+    let waiting = agent.wait_call(&c).spawn();
+    let dir = agent.state_dir(&c.id);
+    wait_until(CALL_TIMEOUT, "the observer to see the exit", || {
+        out.join("observed").exists()
+    });
+
+    // From cron, while the observer still reports (the exit is recorded, `wait` released).
+    agent
+        .call(&["state", "--rm"])
+        .env_remove("MESOS_WORK_DIRECTORY")
+        .run()
+        .assert_success();
+    assert!(
+        dir.join("exit").exists(),
+        "state --rm removed the state while the observer executor was still reporting"
+    );
+    // The situation of the issue held: the watcher still waited for the observer (it gives
+    // it 10 s, far more than the steps above take).
+    assert!(held_exclusively(&dir.join("lock.observe")));
+
+    fs::write(out.join("release"), "").unwrap();
+    let termination: Termination = waiting.finish(CALL_TIMEOUT).success().record();
+    assert_eq!(termination.status, Some(3 << 8));
+    agent.call(&["state", "--rm"]).run().assert_success();
+    assert!(!dir.exists());
 }
