@@ -406,3 +406,30 @@ fn state_rm_keeps_the_state_while_the_observer_reports_and_the_pending_wait_answ
     agent.call(&["state", "--rm"]).run().assert_success();
     assert!(!dir.exists());
 }
+
+#[test]
+fn destroys_waiting_for_each_other_let_the_first_restart_a_dead_watcher() {
+    let agent = Agent::new("destroy-pair");
+    let c = agent.executor(&until_go(0)).build();
+    agent.launch_ok(&c);
+    wait_started(&c);
+    let dir = agent.state_dir(&c.id);
+    let destroy_lock = dir.join("lock.destroy");
+    agent.kill_watcher(&c.id, Signal::SIGKILL);
+
+    // Both destroys wait for `lock.destroy`; whichever gets it first must restart the watcher
+    // (`lock.launch` exclusively) while the other still waits for `lock.destroy`.
+    let held = lock_file(&destroy_lock, true);
+    let first = agent.destroy_call(&c).spawn();
+    let second = agent.destroy_call(&c).spawn();
+    wait_until(REACH_TIMEOUT, "both destroys to open lock.destroy", || {
+        has_open(first.pid(), &destroy_lock) && has_open(second.pid(), &destroy_lock)
+    });
+    drop(held);
+
+    for destroying in [first, second] {
+        destroying.finish(CALL_TIMEOUT).assert_success();
+    }
+    assert_eq!(agent.exit_record(&c.id).unwrap()["destroyed"], true);
+    assert_eq!(agent.docker_containers(), Vec::<String>::new());
+}
