@@ -56,7 +56,9 @@ fn run() -> i32 {
             if log_errors {
                 log::error!("{name}: {line}");
             }
-            eprintln!("deimos {name}: {line}");
+            // Not eprintln!, which panics when stderr cannot be written: a watcher's stderr
+            // is its log in the state root, which may be full.
+            let _ = writeln!(io::stderr(), "deimos {name}: {line}");
             error.exit_code()
         }
     }

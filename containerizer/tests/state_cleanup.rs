@@ -145,6 +145,83 @@ fn remove_never_touches_running_or_watched_containers() {
 }
 
 #[test]
+fn remove_leaves_exited_containers_alone_while_a_call_or_the_observer_needs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    // An agent call (`wait`, `destroy`) using the directory holds `launch` shared.
+    let in_use = container(&root, "in-use", None, true);
+    let _call = in_use.hold().unwrap().expect("the directory exists");
+    // The watcher waits for the observer executor to report: `observe` held exclusively.
+    let observed = container(&root, "observed", None, true);
+    let _watcher = observed
+        .lock(LockName::Observe, LockMode::Exclusive, Acquire::NonBlocking)
+        .unwrap();
+    container(&root, "done", None, true);
+    let report = root.remove_exited_before(later(), &Scope::All).unwrap();
+    assert_eq!(ids(&report.removed), ["done"]);
+    let skipped: Vec<(String, SkipReason)> = report
+        .skipped
+        .iter()
+        .map(|s| (s.entry.id.to_string(), s.reason))
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            ("in-use".to_owned(), SkipReason::LaunchLockHeld),
+            ("observed".to_owned(), SkipReason::ObserveLockHeld)
+        ]
+    );
+    for kept in [in_use.path(), observed.path()] {
+        assert!(kept.join("exit").exists(), "{kept:?}");
+    }
+}
+
+#[test]
+fn hold_finds_a_directory_removed_while_it_waited_for_it_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = root(&dir);
+    let exited = container(&root, "exited", None, true);
+    // What `state --rm` holds while it removes the directory.
+    let cleanup = exited
+        .lock(LockName::Launch, LockMode::Exclusive, Acquire::NonBlocking)
+        .unwrap();
+    let lock_inode = std::os::unix::fs::MetadataExt::ino(
+        &fs::metadata(exited.path().join("lock.launch")).unwrap(),
+    );
+    let waiter = {
+        let exited = exited.clone();
+        std::thread::spawn(move || exited.hold().unwrap().is_none())
+    };
+    // Until /proc/locks shows this process blocked on the lock (a condition, not a delay).
+    let blocked = || {
+        let text = fs::read_to_string("/proc/locks").unwrap();
+        deimos::state::parse_proc_locks(&text)
+            .iter()
+            .any(|l| l.blocked && l.inode == lock_inode && l.pid == Some(std::process::id()))
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !blocked() {
+        assert!(
+            Instant::now() < deadline,
+            "hold() never waited for the lock"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    fs::remove_dir_all(exited.path()).unwrap();
+    drop(cleanup);
+    assert!(waiter.join().unwrap(), "hold() on a removed directory");
+    // Arriving later: the directory is gone; half removed (no lock file): gone too.
+    assert!(exited.hold().unwrap().is_none());
+    let half = container(&root, "half", None, true);
+    fs::remove_file(half.path().join("lock.launch")).unwrap();
+    assert!(half.hold().unwrap().is_none());
+    assert!(
+        !half.path().join("lock.launch").exists(),
+        "hold() recreated a lock file"
+    );
+}
+
+#[test]
 fn remove_clears_dangling_links_left_by_older_runs() {
     let dir = tempfile::tempdir().unwrap();
     let root = root(&dir);

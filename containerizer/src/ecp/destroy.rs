@@ -34,37 +34,53 @@ fn destroy_container(ctx: &Context, id: &str) -> Result<()> {
         }
         Err(other) => return Err(other),
     };
-    drop(dir.lock(LockName::Launch, LockMode::Shared, Acquire::Blocking)?);
-    let _destroying = dir.lock(
+    // First, holding nothing else: a destroy holding the directory while it waits here would
+    // keep the one ahead of it from restarting a dead watcher (which needs `launch` EX).
+    let destroying = dir.lock_if_present(
         LockName::Destroy,
         LockMode::Exclusive,
         Acquire::Timeout(DESTROY_LOCK_TIMEOUT),
     )?;
+    // Held while this destroy reads and writes the state directory: `state --rm` leaves it
+    // alone meanwhile.
+    let in_use = match destroying.is_some() {
+        true => dir.hold()?,
+        false => None,
+    };
+    let Some(in_use) = in_use else {
+        // A cleanup removed the directory after the container had exited.
+        log::info!("destroy: the state of container {id} was removed meanwhile; nothing to do");
+        return Ok(());
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::io("start the async runtime"))?;
     let docker = runtime.block_on(ctx.runtime())?;
     // Found by label too: a launch may have died between creating and recording it.
-    let Some(docker_id) = runtime.block_on(resolve_docker_id(&docker, &dir))? else {
-        // No container was ever created; the watcher (or `wait`) records that.
-        if dir.exit()?.is_none() {
-            write_small_file(&dir.file(DESTROYED_FILE), "destroy requested")?;
-            await_exit(ctx, &dir, false)?;
-        }
-        return Ok(());
-    };
+    let docker_id = runtime.block_on(resolve_docker_id(&docker, &dir))?;
     if dir.exit()?.is_none() {
         write_small_file(&dir.file(DESTROYED_FILE), "destroy requested")?;
-        let grace = ctx.config.containers.stop_grace_period;
-        match runtime.block_on(docker.stop(&docker_id, grace)) {
-            Ok(()) | Err(RuntimeError::NoSuchContainer { .. }) => {}
-            Err(error) => return Err(error.into()),
+        if let Some(docker_id) = &docker_id {
+            let grace = ctx.config.containers.stop_grace_period;
+            match runtime.block_on(docker.stop(docker_id, grace)) {
+                Ok(()) | Err(RuntimeError::NoSuchContainer { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
         }
-        // The watcher records the exit (a new one is started if it died).
-        await_exit(ctx, &dir, false)?;
+        // The watcher records the exit (a new one is started if it died; with no container
+        // ever created, it records that). `await_exit` holds the directory itself, and must
+        // be able to restart a watcher, which needs `launch` exclusively: let ours go.
+        drop(in_use);
+        if await_exit(ctx, &dir, false)?.is_none() {
+            log::info!("destroy: the state of container {id} was removed after its exit");
+        }
     }
-    runtime.block_on(docker.remove(&docker_id))?;
+    // The watcher removes the container once the exit is recorded; this covers a watcher
+    // that died in between. Removing an absent container is not an error.
+    if let Some(docker_id) = docker_id {
+        runtime.block_on(docker.remove(&docker_id))?;
+    }
     log::info!("container {id} destroyed");
     Ok(())
 }

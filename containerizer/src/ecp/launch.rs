@@ -15,12 +15,12 @@ use crate::error::{in_container, Error, Result};
 use crate::fetch::{fetch_all, FetchOptions};
 use crate::runtime::{load_registry_auth, ContainerRuntime};
 use crate::spec::Protocol;
-use crate::state::{ContainerDir, ContainerId, NewContainer};
+use crate::state::{ContainerDir, ContainerId, LaunchingContainer, NewContainer};
 
 /// Reads a `Launch`, starts its container and a detached watcher, and returns.
 ///
-/// Nothing is left behind on failure: the container (if created) is removed and the state
-/// directory discarded. With `no_fork` the watcher runs in this process (debugging).
+/// Nothing is left behind on failure, also when the watcher cannot start: the container (if
+/// created) is removed and the state directory discarded. With `no_fork` the watcher runs in this process (debugging).
 pub fn launch(ctx: &Context, input: &mut dyn Read, no_fork: bool) -> Result<()> {
     let message: Launch = read_request(input)?;
     let id = message.container_id.value.clone();
@@ -55,15 +55,9 @@ fn launch_container(ctx: &Context, message: &Launch, no_fork: bool) -> Result<()
         .enable_all()
         .build()
         .map_err(Error::io("start the async runtime"))?;
-    let started = runtime.block_on(start_container(ctx, &mut plan, launching.dir()));
-    if let Err(error) = started {
-        runtime.block_on(remove_leftover(ctx, &plan));
-        if let Err(discard) = launching.discard() {
-            log::error!("discarding the state of failed launch {id}: {discard}");
-        }
-        return Err(error);
+    if let Err(error) = runtime.block_on(start_container(ctx, &mut plan, launching.dir())) {
+        return Err(abandon(&runtime, ctx, &plan, launching, error));
     }
-    drop(runtime);
 
     let order = WatchOrder {
         sandbox_dir: plan.sandbox_dir.clone(),
@@ -76,16 +70,41 @@ fn launch_container(ctx: &Context, message: &Launch, no_fork: bool) -> Result<()
             .collect(),
         logs_since: None,
     };
-    let (dir, launch_guard) = launching.into_parts();
     if no_fork {
-        let guards = watcher::Guards::take(&dir)?;
+        let guards = match watcher::Guards::take(launching.dir()) {
+            Ok(guards) => guards,
+            Err(error) => return Err(abandon(&runtime, ctx, &plan, launching, error)),
+        };
+        drop(runtime);
+        let (dir, launch_guard) = launching.into_parts();
         drop(launch_guard);
         return watcher::follow(ctx, &dir, &order, guards);
     }
-    let pid = watcher::spawn_watcher(ctx, &dir, &order, watcher::Placement::Child)?;
-    log::info!("container {id} launched; watcher pid {pid}");
-    drop(launch_guard);
+    match watcher::spawn_watcher(ctx, launching.dir(), &order, watcher::Placement::Child) {
+        Ok(pid) => log::info!("container {id} launched; watcher pid {pid}"),
+        // Nobody would watch the container, record its exit or remove it: take it back.
+        Err(error) => return Err(abandon(&runtime, ctx, &plan, launching, error)),
+    }
+    // Releases `lock.launch`: the watcher holds `wait` now.
+    drop(launching);
     Ok(())
+}
+
+/// Undoes a launch that failed after its state directory was created: removes the container
+/// (stopping it if it runs) and the state directory; returns `error`, the reason.
+fn abandon(
+    runtime: &tokio::runtime::Runtime,
+    ctx: &Context,
+    plan: &LaunchPlan,
+    launching: LaunchingContainer,
+    error: Error,
+) -> Error {
+    let id = launching.dir().id().clone();
+    runtime.block_on(remove_leftover(ctx, plan));
+    if let Err(discard) = launching.discard() {
+        log::error!("discarding the state of failed launch {id}: {discard}");
+    }
+    error
 }
 
 /// Sandbox, URIs, image, hooks, create and start; records the Docker id. (The sandbox path is

@@ -11,6 +11,13 @@
 //!   `lock.wait` (shared) knows the container has exited and its exit is recorded.
 //! - A `wait` that finds no exit record once it holds `lock.wait` knows the watcher died: it
 //!   takes `lock.launch` exclusively, starts a new watcher the same way, and waits again.
+//! - `wait`, `observe` and `destroy` hold `lock.launch` shared for as long as they use the
+//!   state directory (`ContainerDir::hold`), so `deimos state --rm`, which needs it
+//!   exclusively, never removes a directory under them; one that finds the directory removed
+//!   already treats the container as gone (`destroy` succeeds).
+//! - A watcher that cannot get ready says why on the pipe (`failed: <cause>`), and `launch`
+//!   then removes the container and the state directory. A watcher that cannot write the exit
+//!   record retries until it can, keeping the stopped container (and `lock.wait`) meanwhile.
 
 mod admin;
 mod context;

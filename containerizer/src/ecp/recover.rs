@@ -22,7 +22,9 @@ use super::watcher::{resolve_docker_id, unknown_exit, DESTROYED_FILE};
 use crate::error::{Error, Result};
 use crate::runtime::{ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError};
 use crate::spec::labels;
-use crate::state::{Acquire, ContainerDir, ContainerStatus, ExitRecord, LockMode, LockName};
+use crate::state::{
+    Acquire, ContainerDir, ContainerStatus, ExitRecord, LockError, LockMode, LockName,
+};
 
 /// Writes the active containers of this agent (launching, running, or unwatched).
 pub fn containers(ctx: &Context, output: &mut dyn Write) -> Result<()> {
@@ -69,7 +71,18 @@ pub fn recover(ctx: &Context) -> Result<()> {
 
 /// One unwatched container: record its exit, or give it a watcher again.
 async fn reconcile(ctx: &Context, docker: &DockerRuntime, dir: &ContainerDir) -> Result<()> {
-    let launch = dir.lock(LockName::Launch, LockMode::Exclusive, Acquire::NonBlocking)?;
+    let launch = match dir.lock(LockName::Launch, LockMode::Exclusive, Acquire::NonBlocking) {
+        Ok(guard) => guard,
+        // A launch, or a `wait`/`destroy` that restarts the watcher itself if it must.
+        Err(LockError::WouldBlock { .. }) => {
+            log::info!(
+                "recover: container {} is in use; left to its user",
+                dir.id()
+            );
+            return Ok(());
+        }
+        Err(error) => return Err(error.into()),
+    };
     if dir.has_exit()? || dir.is_locked_exclusively(LockName::Wait)? {
         return Ok(()); // a `wait` restarted its watcher meanwhile
     }

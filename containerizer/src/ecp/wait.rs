@@ -23,7 +23,7 @@ pub fn wait(ctx: &Context, input: &mut dyn Read, output: &mut dyn Write) -> Resu
     let id = request_id(&request.container_id)?;
     in_container(id, || {
         let dir = ctx.container(id)?;
-        let exit = await_exit(ctx, &dir, true)?;
+        let exit = await_exit(ctx, &dir, true)?.ok_or_else(|| removed(id))?;
         ecp::write_message(output, &termination_of(&exit))?;
         Ok(())
     })
@@ -47,7 +47,9 @@ fn observe_container(ctx: &Context, container_id: &str) -> Result<i32> {
     let exit = runtime.block_on(async {
         let waiter = {
             let (ctx, dir) = (ctx.clone(), dir.clone());
-            tokio::task::spawn_blocking(move || await_exit(&ctx, &dir, false))
+            tokio::task::spawn_blocking(move || {
+                await_exit(&ctx, &dir, false)?.ok_or_else(|| removed(dir.id().as_str()))
+            })
         };
         tokio::spawn(stop_on_signal(ctx.clone(), dir.clone()));
         waiter
@@ -97,24 +99,38 @@ async fn stop_on_signal(ctx: Context, dir: ContainerDir) {
 
 /// Blocks until the exit of the container is recorded, starting a new watcher when the
 /// previous one died. `take_observe` also waits for the observer executor to finish.
+/// `Ok(None)` when the state directory is gone (removed by `state --rm` before this call got
+/// to it).
+///
+/// Holds `launch` shared from the first look at the directory until the exit is read, so that
+/// `state --rm` cannot remove the directory under a waiter (for instance while the observer
+/// executor still reports and the exit is recorded already); it is released only to restart a
+/// watcher, which needs `launch` exclusively. Callers must not hold it themselves.
 pub(super) fn await_exit(
     ctx: &Context,
     dir: &ContainerDir,
     take_observe: bool,
-) -> Result<ExitRecord> {
+) -> Result<Option<ExitRecord>> {
     loop {
-        drop(dir.lock(LockName::Launch, LockMode::Shared, Acquire::Blocking)?);
+        let Some(in_use) = dir.hold()? else {
+            return Ok(None);
+        };
         let observe = match take_observe {
             true => Some(dir.lock(LockName::Observe, LockMode::Shared, Acquire::Blocking)?),
             false => None,
         };
         let wait = dir.lock(LockName::Wait, LockMode::Shared, Acquire::Blocking)?;
         if let Some(exit) = dir.exit()? {
-            return Ok(exit);
+            return Ok(Some(exit));
         }
-        drop((wait, observe));
+        drop((wait, observe, in_use));
         restart_watcher(ctx, dir)?;
     }
+}
+
+/// The error of a call about a container whose state `state --rm` removed meanwhile.
+fn removed(id: &str) -> Error {
+    Error::UnknownContainer(id.to_owned())
 }
 
 /// Starts a watcher for a container nobody watches (its watcher died), under `lock.launch`.

@@ -3,9 +3,11 @@
 //! It takes the `observe` and `wait` locks exclusively, says `ready` on its stdout (the pipe
 //! to whoever started it, who holds the `launch` lock until then), starts the observer
 //! executor of a command task, streams the container's output into `<sandbox>/stdout` and
-//! `<sandbox>/stderr`, waits for the exit, records it, removes the container and releases
+//! `<sandbox>/stderr`, waits for the exit, records it (retrying until it is written, e.g. on a
+//! full state root, the stopped container kept meanwhile), removes the container and releases
 //! `wait`; then it waits for the observer (so its final status update reaches the agent
-//! before `wait` answers), releases `observe` and runs the `ondestroy` hook.
+//! before `wait` answers), releases `observe` and runs the `ondestroy` hook. When it cannot
+//! get ready it answers `failed: <cause>` instead of `ready`.
 //!
 //! Its orders come as one JSON document on stdin ([`WatchOrder`]); its log goes to
 //! `<state dir>/watcher.log`. A watcher that dies (even by SIGKILL) loses nothing: locks are
@@ -42,6 +44,16 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 const OBSERVER_GRACE: Duration = Duration::from_secs(10);
 /// How long the log stream may lag behind the exit.
 const LOG_DRAIN: Duration = Duration::from_secs(10);
+/// The first pause between attempts to write the exit record (state root full...).
+const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// The longest pause between attempts to write the exit record.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The watcher's answer on its stdout once it holds its locks.
+const READY: &str = "ready";
+/// The start of the watcher's answer when it cannot start, followed by the cause: its log may
+/// be unwritable (a full state root), so the cause travels back to whoever started it.
+const FAILED: &str = "failed:";
 
 /// What a watcher is asked to do.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,19 +164,44 @@ pub(super) fn spawn_watcher(
             .read_line(&mut line)
             .map_err(|e| Error::Watcher(format!("reading its answer: {e}")))?;
     }
-    if placement == Placement::Detached {
-        // The intermediate process exits as soon as the real watcher is started: reap it.
-        if let Err(error) = child.wait() {
-            log::warn!("reaping the watcher's starter (pid {pid}): {error}");
+    let answer = line.trim_end();
+    let failed = answer.is_empty() || answer.starts_with(FAILED);
+    // The intermediate process of a detached start exits as soon as the real watcher runs,
+    // and a watcher that could not get ready exits at once: reap either.
+    let status = match placement == Placement::Detached || failed {
+        true => child
+            .wait()
+            .map_err(|error| log::warn!("reaping the watcher (pid {pid}): {error}"))
+            .ok(),
+        false => None,
+    };
+    if answer == READY {
+        return Ok(dir.watcher_pid()?.unwrap_or(pid));
+    }
+    Err(Error::Watcher(match answer.strip_prefix(FAILED) {
+        Some(cause) => cause.trim_start().to_owned(),
+        None if answer.is_empty() => {
+            let how = match (placement, status) {
+                (Placement::Child, Some(status)) => format!(" ({status})"),
+                _ => String::new(),
+            };
+            format!(
+                "it exited{how} before it was ready{}",
+                log_excerpt(&log_path)
+            )
         }
+        None => format!("it answered {answer:?} instead of {READY:?}"),
+    }))
+}
+
+/// The last line of the watcher's log, for an error message (`; its log … is empty` when
+/// there is none).
+fn log_excerpt(log_path: &Path) -> String {
+    let text = fs::read_to_string(log_path).unwrap_or_default();
+    match text.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(last) => format!("; last line of {}: {}", log_path.display(), last.trim()),
+        None => format!("; its log {} is empty", log_path.display()),
     }
-    if line.trim_end() != "ready" {
-        return Err(Error::Watcher(format!(
-            "watcher exited before it was ready; see {}",
-            log_path.display()
-        )));
-    }
-    Ok(dir.watcher_pid()?.unwrap_or(pid))
 }
 
 /// Starts the real watcher (this program, `watch <id>`, same standard streams) and returns at
@@ -206,6 +243,29 @@ fn watch_container_process(
     if let Err(error) = nix::unistd::setsid() {
         log::debug!("setsid: {error} (already a session leader)");
     }
+    let (dir, order, guards) = match prepare(ctx, container_id, orders) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            let cause = error.to_string().replace('\n', " ");
+            // Best effort: whoever started us may have gone.
+            let _ = writeln!(ready, "{FAILED} {cause}").and_then(|()| ready.flush());
+            return Err(error);
+        }
+    };
+    if let Err(error) = writeln!(ready, "{READY}").and_then(|()| ready.flush()) {
+        // Whoever started us died after we took the locks (the agent kills the process tree
+        // of a `wait`): the container still needs its watcher.
+        log::warn!("cannot report readiness: {error}; watching anyway");
+    }
+    follow(ctx, &dir, &order, guards)
+}
+
+/// Everything before readiness: the state directory, the orders, the locks, the pid record.
+fn prepare(
+    ctx: &Context,
+    container_id: &str,
+    orders: &mut dyn Read,
+) -> Result<(ContainerDir, WatchOrder, Guards)> {
     let dir = ctx.container(container_id)?;
     let mut text = Vec::new();
     orders
@@ -215,11 +275,7 @@ fn watch_container_process(
         .map_err(|e| Error::InvalidRequest(format!("watch order: {e}")))?;
     let guards = Guards::take(&dir)?;
     dir.record_watcher_pid(std::process::id())?;
-    ready
-        .write_all(b"ready\n")
-        .and_then(|()| ready.flush())
-        .map_err(Error::io("report readiness"))?;
-    follow(ctx, &dir, &order, guards)
+    Ok((dir, order, guards))
 }
 
 /// The locks a watcher holds.
@@ -264,7 +320,6 @@ pub(super) fn follow(
         .build()
         .map_err(Error::io("start the async runtime"))?;
     let exit = runtime.block_on(watch_container(ctx, dir, order))?;
-    dir.record_exit(&exit)?;
     log::info!(
         "container {} ended: {}",
         dir.id(),
@@ -291,6 +346,7 @@ pub(super) fn follow(
     Ok(())
 }
 
+/// Follows the container to its exit, records the exit and removes the container.
 async fn watch_container(
     ctx: &Context,
     dir: &ContainerDir,
@@ -298,9 +354,9 @@ async fn watch_container(
 ) -> Result<ExitRecord> {
     let runtime = ctx.runtime().await?;
     let Some(docker_id) = resolve_docker_id(&runtime, dir).await? else {
-        return Ok(unknown_exit(
-            "the launch did not complete: no container was created",
-        ));
+        let exit = unknown_exit("the launch did not complete: no container was created");
+        record_exit_durably(dir, &exit).await?;
+        return Ok(exit);
     };
     let logs = {
         let runtime = runtime.clone();
@@ -317,10 +373,36 @@ async fn watch_container(
         Ok(Err(error)) => log::warn!("log stream task of {docker_id}: {error}"),
         Err(_) => log::warn!("log stream of {docker_id} still open {LOG_DRAIN:?} after the exit"),
     }
+    // Removed only once the exit is recorded: until then the stopped container is where the
+    // exit can be read again (by a new watcher or `recover`) if this watcher dies.
+    record_exit_durably(dir, &exit).await?;
     if let Err(error) = runtime.remove(&docker_id).await {
         log::warn!("removing container {docker_id}: {error}");
     }
     Ok(exit)
+}
+
+/// Writes the exit record, retrying with back-off (each failure logged) until it is written:
+/// meanwhile `wait` stays locked, so no waiter sees the container end without its status.
+/// Gives up only when the state directory is gone (removed behind our back: nobody can wait
+/// for the container any more).
+async fn record_exit_durably(dir: &ContainerDir, exit: &ExitRecord) -> Result<()> {
+    let mut pause = RECORD_RETRY_FIRST;
+    loop {
+        match dir.record_exit(exit) {
+            Ok(()) => return Ok(()),
+            Err(error) if !dir.path().is_dir() => return Err(error.into()),
+            Err(error) => {
+                log::error!(
+                    "cannot record the exit of container {}: {error}; the container is kept, \
+                     retrying in {pause:?}",
+                    dir.id()
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RECORD_RETRY_MAX);
+            }
+        }
+    }
 }
 
 /// Waits for the exit, riding out Docker restarts (the container may survive them).

@@ -2,9 +2,11 @@
 //! exited containers.
 //!
 //! A container qualifies when its start time is before the cutoff and its `exit` record
-//! exists. Removal additionally requires its `wait` lock to be free (taken EX NB and held
-//! while removing), so a watched container is never touched even if an exit record appeared
-//! early. All of `<root>/docker/<cid>`, `<root>/mesos/<id>` and the start-time link itself
+//! exists. Removal additionally requires its `wait`, `launch` and `observe` locks to be free
+//! (taken EX NB and held while removing): a watched container is never touched even if an
+//! exit record appeared early, nor one an agent call still uses (`wait`, `observe` and
+//! `destroy` hold `launch` shared while they use the directory), nor one whose watcher still
+//! waits for the observer executor to report (the agent's `wait` reads the exit after that). All of `<root>/docker/<cid>`, `<root>/mesos/<id>` and the start-time link itself
 //! are removed (Deimos left the link dangling, D-11), and dangling index links and abandoned
 //! `creating/` directories from earlier runs are removed too. A start-time link is dangling
 //! only once it is older than a minute (by its name): a launch creates its link just before its
@@ -67,6 +69,12 @@ pub struct ExitedEntry {
 pub enum SkipReason {
     /// Its `wait` lock is held (a watcher, or a waiter reading the exit); retried next run.
     WaitLockHeld,
+    /// Its `launch` lock is held: an agent call (`wait`, `observe`, `destroy`) still uses the
+    /// directory, or a launch or watcher restart is in progress; retried next run.
+    LaunchLockHeld,
+    /// Its `observe` lock is held: the watcher waits for the observer executor to report the
+    /// task's end, and the agent's `wait` will still read the exit; retried next run.
+    ObserveLockHeld,
     /// Its exit record disappeared (removed by someone else meanwhile).
     NoLongerExited,
 }
@@ -297,7 +305,9 @@ impl StateRoot {
         })
     }
 
-    /// Removes one exited container under its `wait` lock; `Some(reason)` if it was skipped.
+    /// Removes one exited container under its `wait`, `launch` and `observe` locks (taken
+    /// exclusively without waiting: whoever holds one still needs the directory);
+    /// `Some(reason)` if it was skipped.
     fn remove_exited(&self, entry: &ExitedEntry) -> Result<Option<SkipReason>, StateError> {
         let dir = ContainerDir::new(self, entry.id.clone());
         // Opening the current layout's lock first costs nothing extra for current directories.
@@ -318,12 +328,31 @@ impl StateRoot {
         if !dir.has_exit()? {
             return Ok(Some(SkipReason::NoLongerExited));
         }
+        let lock_path = |name: LockName| match layout {
+            Layout::Current => dir.path().join(name.file_name()),
+            Layout::Legacy => dir.legacy_lock_path(name),
+        };
+        let launch = match try_lock_existing(&lock_path(LockName::Launch), LockMode::Exclusive) {
+            Ok(guard) => guard,
+            Err(LockError::WouldBlock { .. }) => return Ok(Some(SkipReason::LaunchLockHeld)),
+            Err(e) => return Err(e.into()),
+        };
+        let observe = match try_lock_existing(&lock_path(LockName::Observe), LockMode::Exclusive) {
+            Ok(guard) => guard,
+            Err(LockError::WouldBlock { .. }) => return Ok(Some(SkipReason::ObserveLockHeld)),
+            Err(e) => return Err(e.into()),
+        };
+        let held = Held {
+            launch,
+            observe,
+            wait,
+        };
         if let Some(docker_id) = dir.docker_id()? {
             if check_docker_id(&docker_id).is_ok() {
                 self.remove_index_link(&self.docker_dir().join(docker_id), &entry.id)?;
             }
         }
-        remove_state_dir(dir.path(), layout, wait).map_err(StateError::io("remove", dir.path()))?;
+        remove_state_dir(dir.path(), layout, held).map_err(StateError::io("remove", dir.path()))?;
         if let Some(link) = &entry.index_link {
             // The scan read this link and found it pointing here; start-time names are
             // never reused, so it needs no second look.
@@ -386,6 +415,14 @@ impl StateRoot {
     }
 }
 
+/// The locks `state --rm` holds (exclusively) on a directory it removes; `None` for lock files
+/// a directory of an older layout lacks.
+struct Held {
+    launch: Option<LockGuard>,
+    observe: Option<LockGuard>,
+    wait: Option<LockGuard>,
+}
+
 /// Which layout a directory being removed has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
@@ -409,19 +446,29 @@ const CURRENT_FILES: [&str; 5] = [
 /// directories); anything unexpected left in it (observer output, files of other tools)
 /// falls back to the generic removal.
 ///
-/// `wait` (the cleanup's guard on the `wait` lock file) is held while the other files go and
-/// released just before that file itself is unlinked, so its inode is freed by the unlink
-/// rather than lingering until the descriptor is closed.
-fn remove_state_dir(dir: &Path, layout: Layout, wait: Option<LockGuard>) -> io::Result<()> {
+/// `lock.launch` goes first, while the cleanup holds it: an agent call blocked on it then
+/// finds it unlinked once it gets it, and a later one does not find it at all; both take that
+/// as "the state is gone" ([`ContainerDir::hold`]) instead of using a half-removed directory.
+/// The `wait` guard is held while the other files go and released just before that file
+/// itself is unlinked, so its inode is freed by the unlink rather than lingering until the
+/// descriptor is closed.
+fn remove_state_dir(dir: &Path, layout: Layout, held: Held) -> io::Result<()> {
+    let Held {
+        launch,
+        observe,
+        wait,
+    } = held;
     let lock_path = |name: LockName| match layout {
         Layout::Current => dir.join(name.file_name()),
         Layout::Legacy => dir
             .join(files::legacy::LOCK_DIR)
             .join(name.legacy_file_name()),
     };
+    // `ALL` starts with `Launch`.
     for name in LockName::ALL.into_iter().filter(|n| *n != LockName::Wait) {
         remove_file_if_present(&lock_path(name))?;
     }
+    drop((launch, observe));
     for name in CURRENT_FILES {
         remove_file_if_present(&dir.join(name))?;
     }

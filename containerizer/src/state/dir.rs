@@ -15,7 +15,7 @@ use super::fsutil::{
 };
 use super::id::{check_docker_id, ContainerId};
 use super::lock::{
-    acquire, is_held_exclusively, Acquire, LockError, LockGuard, LockMode, LockName,
+    acquire, is_held_exclusively, lock_existing, Acquire, LockError, LockGuard, LockMode, LockName,
 };
 use super::record::ContainerRecord;
 use super::timestamp::parse_iso;
@@ -99,6 +99,49 @@ impl ContainerDir {
         how: Acquire,
     ) -> Result<LockGuard, LockError> {
         acquire(&self.lock_path(name), mode, how)
+    }
+
+    /// Takes `launch` shared and returns the guard, to be kept for as long as the caller uses
+    /// the directory (`wait`, `observe`, `destroy`): it waits for a launch in progress, and
+    /// while it is held `state --rm` leaves the directory alone (it needs `launch`
+    /// exclusively). `Ok(None)` when the directory is gone or being removed (see
+    /// [`Self::lock_if_present`]).
+    pub fn hold(&self) -> Result<Option<LockGuard>, StateError> {
+        self.lock_if_present(LockName::Launch, LockMode::Shared, Acquire::Blocking)
+    }
+
+    /// Takes one of this container's locks unless the directory is gone or being removed by
+    /// `state --rm`: `Ok(None)` when the lock file is missing, or was unlinked while this
+    /// process waited for the lock. Never creates the lock file in a directory of the current
+    /// layout (lock files are made before the directory appears, so a missing one means a
+    /// cleanup is removing it); directories of older layouts, which created lock files on
+    /// demand, get it created.
+    pub fn lock_if_present(
+        &self,
+        name: LockName,
+        mode: LockMode,
+        how: Acquire,
+    ) -> Result<Option<LockGuard>, StateError> {
+        let path = self.lock_path(name);
+        let guard = match lock_existing(&path, mode, how)? {
+            Some(guard) => guard,
+            None if self.is_legacy_complete()? => acquire(&path, mode, how)?,
+            None => return Ok(None),
+        };
+        if guard.is_unlinked()? {
+            return Ok(None);
+        }
+        Ok(Some(guard))
+    }
+
+    /// Whether this is a complete directory of an older layout (no `container.json`, and a
+    /// `mesos-container-id` naming it).
+    fn is_legacy_complete(&self) -> Result<bool, StateError> {
+        let record = self.file(files::CONTAINER);
+        if exists_no_follow(&record).map_err(StateError::io("check", record))? {
+            return Ok(false);
+        }
+        Ok(self.read(files::legacy::MESOS_CONTAINER_ID)?.as_deref() == Some(self.id.as_str()))
     }
 
     /// Whether someone holds `name` exclusively (a non-blocking shared attempt fails).

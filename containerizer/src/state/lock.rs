@@ -105,6 +105,20 @@ impl LockGuard {
         self.mode
     }
 
+    /// Whether the locked file has been unlinked since it was opened: its directory was
+    /// removed (by `deimos state --rm`) while this process waited for the lock.
+    pub fn is_unlinked(&self) -> Result<bool, LockError> {
+        use std::os::unix::fs::MetadataExt;
+        self.file
+            .metadata()
+            .map(|meta| meta.nlink() == 0)
+            .map_err(|source| LockError::Io {
+                action: "inspect",
+                path: self.path.clone(),
+                source,
+            })
+    }
+
     /// Releases the lock now, also for any child process that inherited the descriptor.
     pub fn unlock(self) -> Result<(), LockError> {
         fs2::FileExt::unlock(&self.file).map_err(|source| LockError::Io {
@@ -250,11 +264,14 @@ pub struct LockHolder {
 /// them as `lock/<name>`; [`crate::state::ContainerDir::lock_path`] finds either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LockName {
-    /// `lock.launch`: EX while a launch initialises the directory; SH by readers waiting for it.
+    /// `lock.launch`: EX while a launch initialises the directory (or a watcher is restarted)
+    /// and while `state --rm` removes it; SH by every agent call for as long as it uses the
+    /// directory ([`crate::state::ContainerDir::hold`]).
     Launch,
     /// `lock.wait`: EX by the watcher while the container runs; SH by waiters (⇒ "exited").
     Wait,
-    /// `lock.observe`: EX by the launch watcher of a command task until its observer exits.
+    /// `lock.observe`: EX by the watcher until the observer executor of a command task has
+    /// reported (also taken EX NB by `state --rm`: never removed while held).
     Observe,
     /// `lock.destroy`: EX while a destroy stops the container.
     Destroy,
@@ -304,6 +321,16 @@ pub(crate) fn try_lock_existing(
     path: &Path,
     mode: LockMode,
 ) -> Result<Option<LockGuard>, LockError> {
+    lock_existing(path, mode, Acquire::NonBlocking)
+}
+
+/// Takes a lock on a lock file that must already exist: `Ok(None)` when the file is missing.
+/// Never creates the file (see [`try_lock_existing`]).
+pub(crate) fn lock_existing(
+    path: &Path,
+    mode: LockMode,
+    how: Acquire,
+) -> Result<Option<LockGuard>, LockError> {
     let file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -315,5 +342,5 @@ pub(crate) fn try_lock_existing(
             })
         }
     };
-    lock_open_file(file, path, mode, Acquire::NonBlocking).map(Some)
+    lock_open_file(file, path, mode, how).map(Some)
 }

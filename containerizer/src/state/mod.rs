@@ -56,13 +56,14 @@
 //! | Who | Locks | Meaning |
 //! |---|---|---|
 //! | launch | `launch` EX (taken before the directory appears) … until the watcher holds `wait` | hides half-initialised state |
-//! | watcher | `wait` EX while the container runs; records `exit`, then releases `wait` | `wait` SH succeeding ⇒ the container exited |
-//! | watcher of a command task | `observe` EX until the observer exited | the executor's final status reaches the agent before `wait` returns |
-//! | await-launch (`usage`, `wait`, `destroy`, `observe`) | `launch` SH, with a timeout | the launch finished (or failed) |
-//! | `wait` | `observe` SH, then `wait` SH | exit observed and reported |
-//! | `destroy` | `destroy` EX, with a timeout | serialises stops |
+//! | watcher | `wait` EX while the container runs; records `exit` (retrying until it is written, the container kept meanwhile), removes the container, then releases `wait` | `wait` SH succeeding ⇒ the container exited and its exit is recorded |
+//! | watcher | `observe` EX until the observer executor of a command task exited | the executor's final status reaches the agent before `wait` returns |
+//! | restarting a watcher (`wait`, `recover`) | `launch` EX | one new watcher at a time |
+//! | agent calls using the directory (`wait`, `observe`, `destroy`) | `launch` SH ([`ContainerDir::hold`]) for as long as they use it, except while restarting a watcher | the launch finished; the directory stays until they are done |
+//! | `wait` | then `observe` SH, then `wait` SH | exit recorded and reported |
+//! | `destroy` | `destroy` EX, with a timeout, before `launch` SH | serialises stops |
 //! | `containers` | [`ContainerDir::status`] probes `launch` and `wait` with SH NB | live containers |
-//! | `state --rm` | `<root>/cleanup` EX NB; per container `wait` EX NB | one cleanup at a time; never a watched container |
+//! | `state --rm` | `<root>/cleanup` EX NB; per container `wait`, `launch`, `observe` EX NB | one cleanup at a time; never a watched container, nor one an agent call or the watcher still needs |
 //!
 //! The launch must keep `launch` EX until the watcher holds `wait` EX. In Deimos the
 //! launcher took `wait` itself and forked, the child inheriting both locks. A Rust launcher
@@ -78,7 +79,10 @@
 //! state [TIME]`, TIME parsed by [`parse_cutoff`]); [`StateRoot::remove_exited_before`]
 //! removes them (`deimos state --rm`), including both index links, plus dangling index links
 //! (start-time links only once a minute old) and abandoned `creating/` directories. It never
-//! touches a container without an exit record or whose `wait` lock is held.
+//! touches a container without an exit record, nor one whose `wait`, `launch` or `observe`
+//! lock is held (see the table above). It unlinks `lock.launch` first, while holding it, so a
+//! caller that reaches the directory during the removal finds it gone
+//! ([`ContainerDir::hold`] returns `None`) instead of using a half-removed directory.
 
 mod cleanup;
 mod create;

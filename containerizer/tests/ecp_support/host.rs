@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -143,6 +144,8 @@ pub enum Reply {
     Status(u16),
     /// 200 with this body, after a delay.
     Slow(Duration, Vec<u8>),
+    /// 200 with this body, once this file exists (a gate the test opens when it is ready).
+    Gated(PathBuf, Vec<u8>),
 }
 
 /// An HTTP/1.0 server on 127.0.0.1 answering GETs from a fixed table (unknown paths: 404).
@@ -215,6 +218,12 @@ fn serve(mut stream: TcpStream, routes: &BTreeMap<String, Reply>) {
         Some(Reply::Status(status)) => (status, Vec::new()),
         Some(Reply::Slow(delay, body)) => {
             std::thread::sleep(delay);
+            (200, body)
+        }
+        Some(Reply::Gated(gate, body)) => {
+            while !gate.exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             (200, body)
         }
         None => (404, Vec::new()),

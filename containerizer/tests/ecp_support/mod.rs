@@ -126,6 +126,12 @@ impl Setup {
         self
     }
 
+    /// Uses this directory as the state root (e.g. a file system the test controls).
+    pub fn state_root_at(mut self, root: &Path) -> Setup {
+        self.shared_state_root = Some(root.to_path_buf());
+        self
+    }
+
     /// Uses the state root of another agent (two agents on one host).
     pub fn sharing_state_of(mut self, other: &Agent) -> Setup {
         self.shared_state_root = Some(other.state_root.clone());
