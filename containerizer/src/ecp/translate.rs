@@ -13,6 +13,7 @@ use mesos_proto::mesos::{self, container_info, value};
 use super::ports;
 use crate::fetch::UriSpec;
 use crate::options;
+use crate::policy::{ContainerPolicy, PolicyError};
 use crate::spec::{
     labels, Command, ContainerSpec, EnvVar, Limits, NetworkMode, PortMapping, Protocol, Sandbox,
     VolumeMount,
@@ -42,6 +43,9 @@ pub struct TranslateSettings {
     /// Deimos' last resort when no image is named anywhere: an image named after the host's
     /// distribution (`[docker.index]`, `/etc/os-release`).
     pub image_guess: Option<ImageGuess>,
+    /// `[policy]`: what the container may ask of the host (checked here as written; the
+    /// launcher resolves host paths again right before creating the container).
+    pub policy: ContainerPolicy,
 }
 
 /// How Deimos guessed an image from the host: `[<index>/][<account>/]<os id>:<os version>`,
@@ -106,6 +110,7 @@ impl Default for TranslateSettings {
             cfs_quota: false,
             owner: None,
             image_guess: None,
+            policy: ContainerPolicy::default(),
         }
     }
 }
@@ -206,6 +211,9 @@ pub enum TranslateError {
     /// A user network without a name.
     #[error("network USER needs a network name in ContainerInfo.network_infos")]
     UserNetworkName,
+    /// The operator's policy refuses what the container asks of the host.
+    #[error("refused by the operator's policy: {0}")]
+    Policy(#[from] PolicyError),
 }
 
 /// The inputs of a translation besides the message itself.
@@ -297,7 +305,7 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
         name: Some(format!("mesos-{container_id}")),
         image: select_image(command, container, settings, ctx.env, task.is_some())?,
         command: command_of(command),
-        user: command.user.clone().filter(|u| !u.is_empty()),
+        user: container_user(command, launch),
         sandbox: Some(Sandbox {
             host_dir: sandbox_dir.clone(),
             container_dir: settings.sandbox_mount.clone(),
@@ -332,6 +340,7 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
         settings,
     );
     spec.labels.extend(identity);
+    settings.policy.check(&spec)?;
     let explicit_ports = !spec.ports.is_empty();
     let publishable = matches!(spec.network, NetworkMode::Bridge | NetworkMode::User(_));
     Ok(LaunchPlan {
@@ -345,6 +354,14 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
         allocated_ports: allocation.ports,
         spec,
     })
+}
+
+/// The user the container runs as: the command's `user`, else the `Launch`'s `user` (the
+/// framework's user, which the agent sends with `--switch_user`; Deimos ignored it). A
+/// `-u`/`--user` docker option still overrides both.
+fn container_user(command: &mesos::CommandInfo, launch: &Launch) -> Option<String> {
+    let non_empty = |user: &Option<String>| user.clone().filter(|u| !u.is_empty());
+    non_empty(&command.user).or_else(|| non_empty(&launch.user))
 }
 
 /// cpus, mem and ports of a resource list (summed over roles).
