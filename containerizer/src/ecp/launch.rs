@@ -96,6 +96,7 @@ async fn start_container(ctx: &Context, plan: &mut LaunchPlan, dir: &ContainerDi
         "create the sandbox {}",
         sandbox.display()
     )))?;
+    plan.apply_switch_user();
     let fetch_options = FetchOptions {
         owner: FileOwner::for_container(plan.spec.user.as_deref()),
         ..ctx.config.uris.fetch_options()

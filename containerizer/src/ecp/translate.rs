@@ -148,6 +148,11 @@ pub struct LaunchPlan {
     pub spec: ContainerSpec,
     /// URIs to fetch into the sandbox before the container starts.
     pub uris: Vec<UriSpec>,
+    /// The `Launch`'s `user` (the framework's user, sent by an agent with `--switch_user`;
+    /// Deimos ignored it) when neither the command nor a `-u` option names one. It is a host
+    /// account: the launcher runs the container as its uid:gid when it exists on this host
+    /// ([`LaunchPlan::apply_switch_user`]).
+    pub switch_user: Option<String>,
     /// Host ports Mesos allocated to the container.
     pub allocated_ports: Vec<u16>,
     /// True when no explicit mapping was given, so allocated ports are paired with the image's
@@ -156,6 +161,26 @@ pub struct LaunchPlan {
 }
 
 impl LaunchPlan {
+    /// Runs the container as the host account of [`LaunchPlan::switch_user`], numerically
+    /// (`uid:gid`, so it works whatever users the image knows). An account unknown on this
+    /// host is logged and not applied: the container keeps the image's user, as with Deimos.
+    pub fn apply_switch_user(&mut self) {
+        let Some(user) = &self.switch_user else {
+            return;
+        };
+        match crate::fetch::FileOwner::for_user(user) {
+            Ok(Some(owner)) => {
+                let gid = owner.gid.map(|g| format!(":{g}")).unwrap_or_default();
+                self.spec.user = Some(format!("{}{gid}", owner.uid));
+            }
+            Ok(None) => log::warn!(
+                "the agent asks to run as user {user:?}, which does not exist on this host; \
+                 the container runs as its image's user"
+            ),
+            Err(error) => log::warn!("not running as the agent's user {user:?}: {error}"),
+        }
+    }
+
     /// Publishes allocated ports paired with the image's exposed ports, when the plan asks for it.
     pub fn apply_exposed_ports(&mut self, exposed: &[(u16, Protocol)]) {
         if self.pair_with_exposed {
@@ -305,7 +330,7 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
         name: Some(format!("mesos-{container_id}")),
         image: select_image(command, container, settings, ctx.env, task.is_some())?,
         command: command_of(command),
-        user: container_user(command, launch),
+        user: command.user.clone().filter(|u| !u.is_empty()),
         sandbox: Some(Sandbox {
             host_dir: sandbox_dir.clone(),
             container_dir: settings.sandbox_mount.clone(),
@@ -341,6 +366,11 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
     );
     spec.labels.extend(identity);
     settings.policy.check(&spec)?;
+    // Neither the command nor a `-u` option names a user: the agent's (--switch_user).
+    let switch_user = launch
+        .user
+        .clone()
+        .filter(|u| !u.is_empty() && spec.user.is_none());
     let explicit_ports = !spec.ports.is_empty();
     let publishable = matches!(spec.network, NetworkMode::Bridge | NetworkMode::User(_));
     Ok(LaunchPlan {
@@ -350,18 +380,11 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
         kind,
         sandbox_dir,
         uris: command.uris.iter().map(uri_spec).collect(),
+        switch_user,
         pair_with_exposed: !explicit_ports && publishable && !allocation.ports.is_empty(),
         allocated_ports: allocation.ports,
         spec,
     })
-}
-
-/// The user the container runs as: the command's `user`, else the `Launch`'s `user` (the
-/// framework's user, which the agent sends with `--switch_user`; Deimos ignored it). A
-/// `-u`/`--user` docker option still overrides both.
-fn container_user(command: &mesos::CommandInfo, launch: &Launch) -> Option<String> {
-    let non_empty = |user: &Option<String>| user.clone().filter(|u| !u.is_empty());
-    non_empty(&command.user).or_else(|| non_empty(&launch.user))
 }
 
 /// cpus, mem and ports of a resource list (summed over roles).

@@ -660,18 +660,38 @@ fn default_policy_refuses_privileged_and_host_paths_from_options_and_docker_info
 #[test]
 fn launch_user_applies_when_the_command_names_none() {
     // The real agent's record carries `user: "till"` (the framework user, --switch_user).
-    let from_launch = plan(&fixture(), &with_image("img"), &[]).unwrap();
-    assert_eq!(from_launch.spec.user.as_deref(), Some("till"));
+    let mut from_launch = plan(&fixture(), &with_image("img"), &[]).unwrap();
+    assert_eq!(from_launch.switch_user.as_deref(), Some("till"));
+    assert_eq!(
+        from_launch.spec.user, None,
+        "resolved on the host by the launcher"
+    );
+    from_launch.switch_user = Some("root".into());
+    from_launch.apply_switch_user();
+    assert_eq!(
+        from_launch.spec.user.as_deref(),
+        Some("0:0"),
+        "root exists on every host"
+    );
+    from_launch.spec.user = None;
+    from_launch.switch_user = Some("no-such-user-deimos-test".into());
+    from_launch.apply_switch_user();
+    assert_eq!(
+        from_launch.spec.user, None,
+        "unknown on this host: the image's user"
+    );
     let mut named = fixture();
     if let Some(executor) = named.executor_info.as_mut() {
         executor.command.user = Some("alice".into());
     }
     let own = plan(&named, &with_image("img"), &[]).unwrap();
     assert_eq!(own.spec.user.as_deref(), Some("alice"));
+    assert_eq!(own.switch_user, None);
     let mut option = command_task(legacy("docker:///busybox", &["-u", "bob"], "true"), None);
     option.user = Some("till".into());
     let by_option = plan(&option, &TranslateSettings::default(), &[]).unwrap();
     assert_eq!(by_option.spec.user.as_deref(), Some("bob"), "-u still wins");
+    assert_eq!(by_option.switch_user, None);
     let none = plan(&command_task(shell("true"), None), &with_image("img"), &[]);
     assert_eq!(none.map(|p| p.spec.user), Ok(None));
 }
