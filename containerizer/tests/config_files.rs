@@ -45,7 +45,7 @@ fn example_config_with_every_commented_key_enabled_still_parses() {
         config.image.default.as_deref(),
         Some("docker:///busybox:latest")
     );
-    assert!(config.docker.host.is_some());
+    assert!(!config.docker.hosts.is_empty());
     assert!(config.log.console.is_some() && config.log.syslog.is_some());
 }
 
@@ -177,4 +177,75 @@ fn unreadable_candidate_is_an_error_not_skipped() {
     fs::create_dir_all(dirs.env.current_dir.join("deimos.cfg")).expect("mkdir");
     let err = load(&dirs.env).expect_err("unreadable");
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
+}
+
+/// Deimos' own example configuration (its keys and values).
+fn deimos_example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/deimos-example.cfg")
+}
+
+fn deimos(config: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_deimos"))
+        .args(args)
+        .env("DEIMOS_CONFIG", config)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("deimos runs")
+}
+
+#[test]
+fn deimos_example_configuration_loads_unchanged() {
+    let output = deimos(&deimos_example(), &["config"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(r#"host: ["unix:///var/run/docker.sock","tcp://localhost:2375"]"#),
+        "{stdout}"
+    );
+    assert!(stdout.contains("default: docker:///ubuntu"), "{stdout}");
+}
+
+#[test]
+fn the_first_docker_endpoint_that_answers_is_used_and_the_others_are_explained() {
+    // The engine the other Docker tests use: DOCKER_HOST when it is a socket, else the default.
+    let engine = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|host| host.starts_with("unix://"))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned());
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let missing = scratch.path().join("no-engine.sock");
+    let config = scratch.path().join("deimos.cfg");
+    fs::write(
+        &config,
+        format!(
+            "[docker]\nhost: [\"unix://{}\", \"{engine}\"]\n[log]\nconsole: INFO\nsyslog: off\n\
+             [state]\nroot: {}\n",
+            missing.display(),
+            scratch.path().join("state").display()
+        ),
+    )
+    .expect("write config");
+    // `recover` connects to Docker; the unique work directory keeps it away from anyone
+    // else's containers.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_deimos"))
+        .arg("recover")
+        .env("DEIMOS_CONFIG", &config)
+        .env("MESOS_WORK_DIRECTORY", scratch.path())
+        .output()
+        .expect("deimos runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("using Docker at {engine} (endpoint 2 of 2)")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("unix://{} does not answer", missing.display())),
+        "{stderr}"
+    );
 }

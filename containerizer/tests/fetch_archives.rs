@@ -11,6 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use deimos::fetch::{fetch_all, ArchiveKind, FetchError, FetchOptions, UriSpec};
+use deimos::hostpath::AllowedPaths;
 use fetch_support::{Member, Reply, TestServer};
 
 fn uri(value: String) -> UriSpec {
@@ -54,6 +55,14 @@ impl Scratch {
         walk(self.root.path(), self.root.path(), &mut out);
         out.sort();
         out
+    }
+}
+
+/// Options that allow copying local files from under `dir`.
+fn local_from(dir: &Path) -> FetchOptions {
+    FetchOptions {
+        local_files: AllowedPaths::new([dir.to_owned()], "test"),
+        ..FetchOptions::default()
     }
 }
 
@@ -296,7 +305,7 @@ async fn file_url_and_plain_path_are_copied() {
             ..uri(source.display().to_string())
         },
     ];
-    let fetched = fetch_all(&uris, &scratch.sandbox(), &FetchOptions::default())
+    let fetched = fetch_all(&uris, &scratch.sandbox(), &local_from(source_dir.path()))
         .await
         .unwrap();
     assert_eq!(fetched.len(), 2);
@@ -321,7 +330,7 @@ async fn local_archive_is_extracted_too() {
     fetch_all(
         &[uri(source.display().to_string())],
         &scratch.sandbox(),
-        &FetchOptions::default(),
+        &local_from(source_dir.path()),
     )
     .await
     .unwrap();
@@ -344,7 +353,7 @@ async fn missing_or_non_file_local_source_fails_naming_it() {
         let error = fetch_all(
             &[uri(value.clone())],
             &scratch.sandbox(),
-            &FetchOptions::default(),
+            &local_from(source_dir.path()),
         )
         .await
         .unwrap_err();

@@ -1,5 +1,6 @@
 //! The environment a Mesos agent gives an executor (mesos-protocol.md §4.3), parsed into typed
-//! [`Settings`]. Pure: the variables come from a lookup function.
+//! [`Settings`]. Pure: the variables come from a lookup function. [`Settings::from_process_env`]
+//! also reads the operator's `deimos.cfg` ([`Operator`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,6 +43,44 @@ pub struct Settings {
     pub shutdown_grace_period: Duration,
     /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`: sent as `Authorization: Bearer` on every call.
     pub authentication_token: Option<String>,
+    /// The operator's limits from `deimos.cfg`.
+    pub operator: Operator,
+}
+
+/// What the operator's `deimos.cfg` says about the executor's tasks: `[policy]` (privileged
+/// mode, host paths, `--volumes-from`) and `[uris]` (local files, size caps, unpacking).
+/// [`Default`] is a configuration without a file: everything refused, 1 GiB caps.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Operator {
+    /// Checked when a task is translated, host paths resolved again before the container is
+    /// created.
+    pub policy: deimos::policy::ContainerPolicy,
+    /// How the task's URIs are fetched.
+    pub fetch: deimos::fetch::FetchOptions,
+}
+
+impl Operator {
+    /// The settings of a configuration.
+    pub fn from_config(config: &deimos::config::Config) -> Operator {
+        Operator {
+            policy: config.policy.container_policy(),
+            fetch: config.uris.fetch_options(),
+        }
+    }
+
+    /// Loads `$DEIMOS_CONFIG` (which must exist when set), else the first of
+    /// `/etc/deimos.cfg`, `/usr/etc/deimos.cfg`, `/usr/local/etc/deimos.cfg`; no file gives
+    /// [`Operator::default`]. Unlike `deimos`, neither the current directory (the sandbox,
+    /// which the framework fills through the executor's URIs) nor `~` is searched: a task
+    /// must not be able to choose its own policy.
+    pub fn load(config_file: Option<PathBuf>) -> Result<Operator, Error> {
+        let paths = deimos::config::system_search_path(std::path::Path::new("/"));
+        let loaded = deimos::config::load_first(config_file.as_deref(), &paths)?;
+        if let Some(source) = &loaded.source {
+            log::info!("operator configuration: {}", source.display());
+        }
+        Ok(Operator::from_config(&loaded.config))
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -123,13 +162,20 @@ impl Settings {
             recovery,
             shutdown_grace_period,
             authentication_token: optional("MESOS_EXECUTOR_AUTHENTICATION_TOKEN"),
+            operator: Operator::default(),
         })
     }
 
     /// Parses the settings from this process's environment. A variable that is not valid
     /// UTF-8 counts as absent.
+    /// The operator's configuration is loaded too ([`Operator::load`]).
     pub fn from_process_env() -> Result<Settings, Error> {
-        Settings::from_lookup(|name| std::env::var(name).ok())
+        let mut settings = Settings::from_lookup(|name| std::env::var(name).ok())?;
+        let config_file = std::env::var_os(deimos::config::CONFIG_ENV_VAR)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from);
+        settings.operator = Operator::load(config_file)?;
+        Ok(settings)
     }
 
     /// The URL of the executor API: `http://<MESOS_AGENT_ENDPOINT>/api/v1/executor`.
@@ -213,6 +259,28 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    #[test]
+    fn operator_settings_come_from_the_deimos_configuration_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("deimos.cfg");
+        std::fs::write(
+            &file,
+            "[policy]\nallow_privileged: true\n[uris]\nallowed_local_paths: [\"/srv/a\"]\n\
+             max_size: 10MiB\n",
+        )
+        .unwrap();
+        let operator = Operator::load(Some(file)).unwrap();
+        assert!(operator.policy.allow_privileged);
+        assert_eq!(operator.fetch.local_files.dirs(), [PathBuf::from("/srv/a")]);
+        assert_eq!(operator.fetch.max_size, 10 << 20);
+        let missing = Operator::load(Some(dir.path().join("missing.cfg"))).unwrap_err();
+        assert!(missing.to_string().contains("missing.cfg"), "{missing}");
+        let bad = dir.path().join("bad.cfg");
+        std::fs::write(&bad, "[policy]\nallow_privileged: maybe\n").unwrap();
+        let error = Operator::load(Some(bad)).unwrap_err().to_string();
+        assert!(error.contains("[policy] allow_privileged"), "{error}");
+    }
 
     fn base() -> BTreeMap<&'static str, &'static str> {
         BTreeMap::from([

@@ -20,6 +20,9 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The operator's configuration (`deimos.cfg`) could not be loaded.
+    #[error("{0}")]
+    Config(#[from] deimos::config::ConfigError),
     /// A task cannot be turned into a container.
     #[error("task {task_id} cannot be run as a container: {reason}")]
     InvalidTask {

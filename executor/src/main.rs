@@ -2,7 +2,8 @@
 //!
 //! Exit codes:
 //! - `0`: every task ended and the agent acknowledged its terminal update, or SHUTDOWN;
-//! - `1`: the executor environment is missing or invalid (the message names the variable);
+//! - `1`: the executor environment is missing or invalid (the message names the variable), or
+//!   the operator's `deimos.cfg` cannot be loaded (the message names the file and key);
 //! - `2`: the executor could not start (Docker unreachable, HTTP client);
 //! - `3`: the agent was lost (no checkpointing, or `MESOS_RECOVERY_TIMEOUT` passed);
 //! - `4`: the agent refused the subscription.

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use deimos::ecp::translate::{plan_launch, LaunchContext, TranslateSettings};
 use deimos::fetch::UriSpec;
+use deimos::policy::ContainerPolicy;
 use deimos::spec::{labels, ContainerSpec};
 use mesos_proto::{containerizer, mesos, v1};
 use prost::Message;
@@ -35,6 +36,8 @@ pub struct TaskContext<'a> {
     pub container_id: Option<&'a str>,
     /// The sandbox on the host (`MESOS_DIRECTORY`), mounted into the container.
     pub directory: &'a Path,
+    /// The operator's policy (`[policy]` of `deimos.cfg`).
+    pub policy: &'a ContainerPolicy,
 }
 
 /// Everything needed to start a task's container.
@@ -88,7 +91,10 @@ pub fn plan_task(task: &v1::TaskInfo, ctx: &TaskContext<'_>) -> Result<TaskPlan,
         directory: Some(ctx.directory.display().to_string()),
         ..Default::default()
     };
-    let settings = TranslateSettings::default();
+    let settings = TranslateSettings {
+        policy: ctx.policy.clone(),
+        ..TranslateSettings::default()
+    };
     let env = translation_env(ctx);
     let plan = plan_launch(
         &launch,

@@ -8,6 +8,18 @@ use super::*;
 
 const SANDBOX: &str = "/var/lib/mesos/slaves/a/frameworks/f/executors/e/runs/r";
 
+/// A policy allowing privileged tasks and host paths under `/srv`.
+static PERMISSIVE: std::sync::LazyLock<ContainerPolicy> =
+    std::sync::LazyLock::new(|| ContainerPolicy {
+        allow_privileged: true,
+        host_paths: deimos::hostpath::AllowedPaths::new([PathBuf::from("/srv")], "test"),
+        ..ContainerPolicy::default()
+    });
+
+/// The policy without a configuration file.
+static DEFAULT_POLICY: std::sync::LazyLock<ContainerPolicy> =
+    std::sync::LazyLock::new(ContainerPolicy::default);
+
 fn ctx() -> TaskContext<'static> {
     TaskContext {
         framework_id: "fw-1",
@@ -15,7 +27,37 @@ fn ctx() -> TaskContext<'static> {
         agent_id: Some("agent-1"),
         container_id: Some("cid-1"),
         directory: Path::new(SANDBOX),
+        policy: &PERMISSIVE,
     }
+}
+
+#[test]
+fn the_operator_policy_refuses_privileged_tasks_and_host_paths_by_default() {
+    let strict = TaskContext {
+        policy: &DEFAULT_POLICY,
+        ..ctx()
+    };
+    let mut info = docker("busybox");
+    info.privileged = Some(true);
+    let error = plan_task(&task_with(info, shell("true")), &strict).unwrap_err();
+    assert!(
+        error.to_string().contains("[policy] allow_privileged"),
+        "{error}"
+    );
+    let mut task = task_with(docker("busybox"), shell("true"));
+    if let Some(container) = task.container.as_mut() {
+        container.volumes = vec![v1::Volume {
+            container_path: "/host".into(),
+            host_path: Some("/".into()),
+            ..v1::Volume::default()
+        }];
+    }
+    let error = plan_task(&task, &strict).unwrap_err();
+    assert!(
+        error.to_string().contains("host path / is not allowed"),
+        "{error}"
+    );
+    assert!(plan_task(&task_with(docker("busybox"), shell("true")), &strict).is_ok());
 }
 
 fn scalar(name: &str, amount: f64) -> v1::Resource {

@@ -139,6 +139,7 @@ fn local_config(config: &Config) -> LocalConfig {
         port_range: (config.port_range.low, config.port_range.high),
         instance_id: config.instance_id.clone(),
         user_network: config.user_network.clone(),
+        fetch_local_paths: config.allowed_host_paths.clone(),
     }
 }
 

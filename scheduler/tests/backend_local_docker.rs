@@ -70,6 +70,7 @@ fn config(data_dir: &Path, instance: &str, port_range: (u16, u16)) -> LocalConfi
         port_range,
         instance_id: instance.to_owned(),
         user_network: None,
+        fetch_local_paths: Vec::new(),
     }
 }
 

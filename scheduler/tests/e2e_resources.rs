@@ -179,6 +179,40 @@ async fn privileged_tasks_and_host_paths_are_forbidden_by_default() {
 }
 
 #[tokio::test]
+async fn local_files_to_fetch_are_forbidden_unless_allowed_and_foreign_file_urls_are_invalid() {
+    let service = Service::start(Settings::new()).await;
+    let cases = [
+        (
+            json!({"uris": ["/etc/shadow"]}),
+            StatusCode::FORBIDDEN,
+            "uris[0]",
+        ),
+        (
+            json!({"fetch": [{"uri": "file:///proc/self/environ"}]}),
+            StatusCode::FORBIDDEN,
+            "fetch[0].uri",
+        ),
+        (
+            json!({"fetch": [{"uri": "file://otherhost/x"}]}),
+            StatusCode::BAD_REQUEST,
+            "fetch[0].uri",
+        ),
+    ];
+    for (fields, expected, field) in cases {
+        let body = with(shell_task("true"), fields);
+        let response = service.post_json("/api/v1/task", &body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, expected, "{body}: {text}");
+        assert!(text.contains(field), "the answer names {field}: {text}");
+    }
+    assert!(service
+        .list("?state=queued,active,terminated")
+        .await
+        .is_empty());
+}
+
+#[tokio::test]
 async fn e5_task_larger_than_the_server_is_refused_at_submit() {
     let service = Service::start(Settings::new().set("cpus", "1").set("mem", "256")).await;
     for (body, field) in [

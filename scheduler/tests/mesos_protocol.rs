@@ -66,6 +66,7 @@ fn task() -> Task {
         agent_constraints: Vec::new(),
         callback_uri: None,
         fetch: Vec::new(),
+        uris_count: 0,
         force_pull_image: false,
         privileged: false,
         user: None,

@@ -54,28 +54,46 @@ pub fn search_path(env: &SearchEnv) -> Vec<PathBuf> {
     if let Some(home) = &env.home {
         paths.push(home.join(".deimos"));
     }
-    for system in [
+    paths.extend(system_search_path(&env.system_root));
+    paths
+}
+
+/// The system locations of the search path (`/etc/deimos.cfg`, `/usr/etc/deimos.cfg`,
+/// `/usr/local/etc/deimos.cfg` under `system_root`), without the current or home directory.
+pub fn system_search_path(system_root: &Path) -> Vec<PathBuf> {
+    [
         "etc/deimos.cfg",
         "usr/etc/deimos.cfg",
         "usr/local/etc/deimos.cfg",
-    ] {
-        paths.push(env.system_root.join(system));
-    }
-    paths
+    ]
+    .iter()
+    .map(|system| system_root.join(system))
+    .collect()
 }
 
 /// Loads the first configuration file found: `$DEIMOS_CONFIG` if set (it must exist), else the
 /// first existing entry of [`search_path`]; no file at all gives the defaults.
 pub fn load(env: &SearchEnv) -> Result<LoadedConfig, ConfigError> {
-    if let Some(path) = &env.config_file {
+    load_first(env.config_file.as_deref(), &search_path(env))
+}
+
+/// Loads `config_file` when given (it must exist), else the first existing file of `paths`;
+/// no file at all gives the defaults.
+pub fn load_first(
+    config_file: Option<&Path>,
+    paths: &[PathBuf],
+) -> Result<LoadedConfig, ConfigError> {
+    if let Some(path) = config_file {
         return match read_if_exists(path)? {
             Some(text) => parse_file(path, &text),
-            None => Err(ConfigError::EnvFileMissing { path: path.clone() }),
+            None => Err(ConfigError::EnvFileMissing {
+                path: path.to_owned(),
+            }),
         };
     }
-    for path in search_path(env) {
-        if let Some(text) = read_if_exists(&path)? {
-            return parse_file(&path, &text);
+    for path in paths {
+        if let Some(text) = read_if_exists(path)? {
+            return parse_file(path, &text);
         }
     }
     Ok(LoadedConfig {

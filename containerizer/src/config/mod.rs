@@ -10,14 +10,17 @@
 //!   sections), and an unknown section, unknown key or malformed value is an error naming the
 //!   file, section and key (Deimos silently dropped the section);
 //! - `[docker]` configures how we reach the Docker Engine API (`host` only), because there is
-//!   no docker CLI to pass options to;
+//!   no docker CLI to pass options to; `host` may list several endpoints, as Deimos passed
+//!   them to the CLI as repeated `-H`: the first that answers is used;
 //! - booleans accept `true/false/yes/no/on/off/1/0` in any case (Deimos' own example had
 //!   `unpack: True`, which it rejected);
 //! - an empty array value means an empty list (Deimos made it `[""]`);
 //! - section names and keys are case-insensitive; values are taken literally (no `%(x)s`
 //!   interpolation, no quote or backslash processing); a key repeated in a file takes its
 //!   last value, as Python's ConfigParser did;
-//! - new sections `[containers]` and `[observer]` hold settings Deimos hard-coded.
+//! - new sections `[containers]` and `[observer]` hold settings Deimos hard-coded, and
+//!   `[policy]` what tasks may ask of the host (Deimos passed every docker option through);
+//! - `[uris]` also says where local files may be fetched from and how large fetches may be.
 //!
 //! Parsing ([`parse_config`]) is a pure function of the text; [`load`] only finds and reads
 //! the file.
@@ -31,7 +34,9 @@ mod values;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{load, search_path, LoadedConfig, SearchEnv, CONFIG_ENV_VAR};
+pub use load::{
+    load, load_first, search_path, system_search_path, LoadedConfig, SearchEnv, CONFIG_ENV_VAR,
+};
 pub use parse::parse_config;
 pub use template::{CommandTemplate, Placeholder, PlaceholderValues};
 pub use values::{DockerHost, LogLevel};
@@ -60,14 +65,17 @@ pub struct Config {
     pub state: StateConfig,
     /// `[observer]`: the program that watches command tasks for the agent.
     pub observer: ObserverConfig,
+    /// `[policy]`: what tasks may ask of the host.
+    pub policy: PolicyConfig,
 }
 
 /// `[docker]` section.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DockerConfig {
-    /// `host`: the Docker Engine endpoint; `None` means the Docker client default
-    /// (`DOCKER_HOST`, else `unix:///var/run/docker.sock`).
-    pub host: Option<DockerHost>,
+    /// `host`: the Docker Engine endpoints, tried in order (the first that answers is used);
+    /// empty means the Docker client default (`DOCKER_HOST`, else
+    /// `unix:///var/run/docker.sock`).
+    pub hosts: Vec<DockerHost>,
 }
 
 /// `[docker.index]` section.
@@ -160,11 +168,68 @@ pub struct HooksConfig {
 pub struct UrisConfig {
     /// `unpack`: unpack fetched archives (tar, zip) into the sandbox.
     pub unpack: bool,
+    /// `allowed_local_paths`: directories whose files `file://` URIs and absolute paths may
+    /// fetch (resolved, symbolic links followed); empty (the default) refuses local files.
+    pub allowed_local_paths: Vec<PathBuf>,
+    /// `max_size`: largest download or copy of one URI, in bytes.
+    pub max_size: u64,
+    /// `max_extracted_size`: largest size one archive may unpack to, in bytes.
+    pub max_extracted_size: u64,
 }
 
 impl Default for UrisConfig {
     fn default() -> Self {
-        Self { unpack: true }
+        Self {
+            unpack: true,
+            allowed_local_paths: Vec::new(),
+            max_size: crate::fetch::DEFAULT_MAX_SIZE,
+            max_extracted_size: crate::fetch::DEFAULT_MAX_EXTRACTED_SIZE,
+        }
+    }
+}
+
+impl UrisConfig {
+    /// The fetch options these settings give (other options at their defaults).
+    pub fn fetch_options(&self) -> crate::fetch::FetchOptions {
+        crate::fetch::FetchOptions {
+            unpack: self.unpack,
+            local_files: crate::hostpath::AllowedPaths::new(
+                self.allowed_local_paths.clone(),
+                crate::fetch::DEFAULT_LOCAL_FILES_SETTING,
+            ),
+            max_size: self.max_size,
+            max_extracted_size: self.max_extracted_size,
+            ..crate::fetch::FetchOptions::default()
+        }
+    }
+}
+
+/// `[policy]` section (ours): what tasks may ask of the host, enforced on every container
+/// `deimos` and `deimos-executor` start (Deimos passed any docker option through, D-17).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PolicyConfig {
+    /// `allow_privileged`: allow privileged containers (no by default).
+    pub allow_privileged: bool,
+    /// `allowed_host_paths`: directories under which host paths may be bind-mounted
+    /// (resolved, symbolic links followed); the task's own sandbox is always allowed.
+    pub allowed_host_paths: Vec<PathBuf>,
+    /// `allow_volumes_from`: allow `--volumes-from` (another container's volumes may be host
+    /// directories outside `allowed_host_paths`); no by default.
+    pub allow_volumes_from: bool,
+}
+
+impl PolicyConfig {
+    /// The container policy these settings give.
+    pub fn container_policy(&self) -> crate::policy::ContainerPolicy {
+        crate::policy::ContainerPolicy {
+            allow_privileged: self.allow_privileged,
+            host_paths: crate::hostpath::AllowedPaths::new(
+                self.allowed_host_paths.clone(),
+                "[policy] allowed_host_paths",
+            ),
+            allow_volumes_from: self.allow_volumes_from,
+            settings: crate::policy::PolicySettings::DEIMOS_CFG,
+        }
     }
 }
 

@@ -3,8 +3,8 @@
 use ini::{Ini, ParseOption};
 
 use super::values::{
-    parse_array, parse_bool, parse_container_path, parse_docker_host, parse_duration, parse_level,
-    parse_non_empty, parse_state_root,
+    parse_array, parse_bool, parse_container_path, parse_docker_host, parse_duration,
+    parse_host_dirs, parse_level, parse_non_empty, parse_size, parse_state_root,
 };
 use super::{CommandTemplate, Config, ConfigError};
 
@@ -22,10 +22,26 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
         &["stop_grace_period", "cfs_quota", "sandbox_mount", "workdir"],
     ),
     ("hooks", &["onlaunch", "ondestroy"]),
-    ("uris", &["unpack"]),
+    (
+        "uris",
+        &[
+            "unpack",
+            "allowed_local_paths",
+            "max_size",
+            "max_extracted_size",
+        ],
+    ),
     ("log", &["console", "syslog"]),
     ("state", &["root"]),
     ("observer", &["enabled", "command"]),
+    (
+        "policy",
+        &[
+            "allow_privileged",
+            "allowed_host_paths",
+            "allow_volumes_from",
+        ],
+    ),
 ];
 
 /// Why one key could not be applied.
@@ -129,6 +145,7 @@ fn apply_key(config: &mut Config, section: &str, key: &str, raw: &str) -> Result
         "log" => apply_log(config, key, raw),
         "state" => apply_state(config, key, raw),
         "observer" => apply_observer(config, key, raw),
+        "policy" => apply_policy(config, key, raw),
         _ => Err(KeyProblem::Unknown),
     }
 }
@@ -136,16 +153,12 @@ fn apply_key(config: &mut Config, section: &str, key: &str, raw: &str) -> Result
 fn apply_docker(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProblem> {
     match key {
         "host" => {
-            // Deimos' `host` was an array of CLI options; accept a one-element list.
-            let hosts = parse_array(raw)?;
-            let [host] = hosts.as_slice() else {
-                return Err(format!(
-                    "exactly one endpoint is supported (the Engine API client connects to one), got {}",
-                    hosts.len()
-                )
-                .into());
-            };
-            config.docker.host = Some(parse_docker_host(host)?);
+            // Deimos passed each element to the docker CLI as `-H`; the first endpoint that
+            // answers is used (see `ecp::context`).
+            config.docker.hosts = parse_array(raw)?
+                .iter()
+                .map(|host| parse_docker_host(host))
+                .collect::<Result<_, _>>()?;
         }
         _ => return Err(KeyProblem::Unknown),
     }
@@ -207,6 +220,9 @@ fn apply_hooks(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProbl
 fn apply_uris(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProblem> {
     match key {
         "unpack" => config.uris.unpack = parse_bool(raw)?,
+        "allowed_local_paths" => config.uris.allowed_local_paths = parse_host_dirs(raw)?,
+        "max_size" => config.uris.max_size = parse_size(raw)?,
+        "max_extracted_size" => config.uris.max_extracted_size = parse_size(raw)?,
         _ => return Err(KeyProblem::Unknown),
     }
     Ok(())
@@ -236,6 +252,17 @@ fn apply_observer(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyPr
             config.observer.command = CommandTemplate::new(parse_array(raw)?)
                 .map_err(|reason| format!("{reason} (set enabled: false to run no observer)"))?
         }
+        _ => return Err(KeyProblem::Unknown),
+    }
+    Ok(())
+}
+
+fn apply_policy(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProblem> {
+    let policy = &mut config.policy;
+    match key {
+        "allow_privileged" => policy.allow_privileged = parse_bool(raw)?,
+        "allowed_host_paths" => policy.allowed_host_paths = parse_host_dirs(raw)?,
+        "allow_volumes_from" => policy.allow_volumes_from = parse_bool(raw)?,
         _ => return Err(KeyProblem::Unknown),
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::values::format_duration;
+use super::values::{format_duration, format_size};
 use super::Config;
 
 impl Config {
@@ -17,6 +17,11 @@ impl Config {
 fn array(items: &[String]) -> String {
     // Serializing a slice of strings cannot fail; fall back to an empty list regardless.
     serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn paths(paths: &[std::path::PathBuf]) -> String {
+    let paths: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    array(&paths)
 }
 
 fn key(out: &mut fmt::Formatter<'_>, name: &str, value: impl fmt::Display) -> fmt::Result {
@@ -38,10 +43,11 @@ fn optional(
 impl fmt::Display for Config {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         out.write_str("[docker]\n")?;
+        let hosts: Vec<String> = self.docker.hosts.iter().map(ToString::to_string).collect();
         optional(
             out,
             "host",
-            self.docker.host.as_ref(),
+            (!hosts.is_empty()).then(|| array(&hosts)),
             "DOCKER_HOST, else unix:///var/run/docker.sock",
         )?;
 
@@ -91,6 +97,17 @@ impl fmt::Display for Config {
 
         out.write_str("\n[uris]\n")?;
         key(out, "unpack", self.uris.unpack)?;
+        key(
+            out,
+            "allowed_local_paths",
+            paths(&self.uris.allowed_local_paths),
+        )?;
+        key(out, "max_size", format_size(self.uris.max_size))?;
+        key(
+            out,
+            "max_extracted_size",
+            format_size(self.uris.max_extracted_size),
+        )?;
 
         out.write_str("\n[log]\n")?;
         optional(
@@ -111,6 +128,15 @@ impl fmt::Display for Config {
 
         out.write_str("\n[observer]\n")?;
         key(out, "enabled", self.observer.enabled)?;
-        key(out, "command", array(self.observer.command.argv()))
+        key(out, "command", array(self.observer.command.argv()))?;
+
+        out.write_str("\n[policy]\n")?;
+        key(out, "allow_privileged", self.policy.allow_privileged)?;
+        key(
+            out,
+            "allowed_host_paths",
+            paths(&self.policy.allowed_host_paths),
+        )?;
+        key(out, "allow_volumes_from", self.policy.allow_volumes_from)
     }
 }

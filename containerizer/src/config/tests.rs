@@ -99,20 +99,57 @@ fn docker_cli_options_are_rejected_with_an_explanation() {
 fn docker_host_accepts_plain_value_or_one_element_list() {
     let plain = parse("[docker]\nhost: tcp://127.0.0.1:2375\n").unwrap();
     assert_eq!(
-        plain.docker.host,
-        Some(DockerHost::Tcp("127.0.0.1:2375".to_owned()))
+        plain.docker.hosts,
+        vec![DockerHost::Tcp("127.0.0.1:2375".to_owned())]
     );
     let list = parse("[docker]\nhost: [\"unix:///run/docker.sock\"]\n").unwrap();
     assert_eq!(
-        list.docker.host,
-        Some(DockerHost::Unix(PathBuf::from("/run/docker.sock")))
+        list.docker.hosts,
+        vec![DockerHost::Unix(PathBuf::from("/run/docker.sock"))]
     );
 }
 
 #[test]
-fn docker_host_rejects_several_endpoints() {
-    let message = error("[docker]\nhost: [\"unix:///a.sock\", \"tcp://b:1\"]\n");
-    assert!(message.contains("exactly one endpoint"), "{message}");
+fn docker_host_keeps_several_endpoints_in_order() {
+    let config = parse("[docker]\nhost: [\"unix:///a.sock\", \"tcp://b:1\"]\n").unwrap();
+    assert_eq!(
+        config.docker.hosts,
+        vec![
+            DockerHost::Unix(PathBuf::from("/a.sock")),
+            DockerHost::Tcp("b:1".to_owned())
+        ]
+    );
+    let message = error("[docker]\nhost: [\"unix:///a.sock\", \"ftp://b\"]\n");
+    assert!(message.contains("[docker] host"), "{message}");
+    assert!(message.contains("ftp://b"), "{message}");
+}
+
+#[test]
+fn policy_and_fetch_limits_are_read_and_default_to_refusing() {
+    let defaults = Config::default();
+    assert!(!defaults.policy.allow_privileged && !defaults.policy.allow_volumes_from);
+    assert!(defaults.policy.allowed_host_paths.is_empty());
+    assert!(defaults.uris.allowed_local_paths.is_empty());
+    assert_eq!(defaults.uris.max_size, 1 << 30);
+    let config = parse(
+        "[policy]\nallow_privileged: yes\nallowed_host_paths: [\"/srv/data\"]\n\
+         [uris]\nallowed_local_paths: /srv/artifacts\nmax_size: 10MiB\nmax_extracted_size: 2GiB\n",
+    )
+    .unwrap();
+    assert!(config.policy.allow_privileged);
+    assert_eq!(
+        config.policy.allowed_host_paths,
+        vec![PathBuf::from("/srv/data")]
+    );
+    assert_eq!(
+        config.uris.allowed_local_paths,
+        vec![PathBuf::from("/srv/artifacts")]
+    );
+    assert_eq!(config.uris.max_size, 10 << 20);
+    assert_eq!(config.uris.max_extracted_size, 2 << 30);
+    assert_eq!(parse(&config.render()).unwrap(), config);
+    let message = error("[policy]\nallowed_host_paths: [\"data\"]\n");
+    assert!(message.contains("[policy] allowed_host_paths"), "{message}");
 }
 
 #[test]

@@ -184,6 +184,74 @@ pub(super) fn parse_docker_host(raw: &str) -> Result<DockerHost, String> {
     ))
 }
 
+/// Parses a size in bytes: a whole number, optionally with a binary unit `KiB`, `MiB`,
+/// `GiB` or `TiB` (`1GiB`, `512 MiB`, `1048576`).
+pub(super) fn parse_size(raw: &str) -> Result<u64, String> {
+    let text = raw.trim();
+    let unit_start = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_start);
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{raw:?} has unknown unit {unit:?} (use KiB, MiB, GiB or TiB, or plain bytes)"
+            ))
+        }
+    };
+    let amount: u64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a size (a whole number of bytes, or e.g. 1GiB)"))?;
+    match amount.checked_mul(scale) {
+        Some(0) => Err(format!("{raw:?} must be more than zero")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{raw:?} is too large")),
+    }
+}
+
+/// Formats a size the way [`parse_size`] reads it back exactly (the largest exact unit).
+pub(super) fn format_size(bytes: u64) -> String {
+    let units = [
+        (1u64 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    units
+        .iter()
+        .find(|(unit, _)| bytes >= *unit && bytes % unit == 0)
+        .map_or_else(
+            || bytes.to_string(),
+            |(unit, name)| format!("{}{name}", bytes / unit),
+        )
+}
+
+/// Parses a list of host directories: absolute paths without `..`.
+pub(super) fn parse_host_dirs(raw: &str) -> Result<Vec<PathBuf>, String> {
+    parse_array(raw)?
+        .into_iter()
+        .map(|dir| {
+            let path = PathBuf::from(dir.trim());
+            if !path.is_absolute() {
+                return Err(format!("{dir:?} must be an absolute path"));
+            }
+            if path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err(format!("{dir:?} must not contain '..'"));
+            }
+            Ok(path)
+        })
+        .collect()
+}
+
 /// Checks an absolute path inside containers (sandbox mount, working directory).
 pub(super) fn parse_container_path(raw: &str) -> Result<String, String> {
     let raw = raw.trim();
@@ -343,6 +411,31 @@ mod tests {
         assert!(parse_state_root("relative")
             .unwrap_err()
             .contains("absolute"));
+    }
+
+    #[test]
+    fn sizes_take_binary_units_and_round_trip() {
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("1GB").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("0").unwrap_err().contains("more than zero"));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999TiB").unwrap_err().contains("too large"));
+        for bytes in [1u64 << 30, 3 << 20, 1000, 1536] {
+            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes), "{bytes}");
+        }
+    }
+
+    #[test]
+    fn host_dirs_must_be_absolute_without_parent_components() {
+        assert_eq!(
+            parse_host_dirs(r#"["/srv/a", "/data"]"#),
+            Ok(vec![PathBuf::from("/srv/a"), PathBuf::from("/data")])
+        );
+        assert_eq!(parse_host_dirs(""), Ok(vec![]));
+        assert!(parse_host_dirs("srv").unwrap_err().contains("absolute"));
+        assert!(parse_host_dirs("/srv/../etc").unwrap_err().contains(".."));
     }
 
     #[test]

@@ -89,6 +89,7 @@ impl Context {
             cfs_quota: config.containers.cfs_quota,
             owner: self.owner(),
             image_guess: self.image_guess(),
+            policy: config.policy.container_policy(),
         }
     }
 
@@ -111,10 +112,16 @@ impl Context {
         })
     }
 
-    /// Connects to the configured Docker engine.
+    /// Connects to the configured Docker engine: the first `[docker] host` that answers.
     pub async fn runtime(&self) -> Result<DockerRuntime> {
-        let host = self.config.docker.host.as_ref().map(ToString::to_string);
-        Ok(DockerRuntime::connect(host.as_deref()).await?)
+        let hosts: Vec<String> = self
+            .config
+            .docker
+            .hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        Ok(DockerRuntime::connect_first(&hosts).await?)
     }
 
     /// The state directory of a container in scope; [`Error::UnknownContainer`] otherwise.

@@ -8,11 +8,11 @@ use mesos_proto::containerizer::Launch;
 
 use super::context::{read_request, Context};
 use super::hooks;
-use super::translate::{plan_launch, LaunchContext, LaunchKind, LaunchPlan};
+use super::translate::{plan_launch, LaunchContext, LaunchKind, LaunchPlan, TranslateError};
 use super::watcher::{self, WatchOrder};
 use crate::config::PlaceholderValues;
 use crate::error::{in_container, Error, Result};
-use crate::fetch::{fetch_all, FetchOptions};
+use crate::fetch::{fetch_all, FetchOptions, FileOwner};
 use crate::runtime::{load_registry_auth, ContainerRuntime};
 use crate::spec::Protocol;
 use crate::state::{ContainerDir, ContainerId, LaunchingContainer, NewContainer};
@@ -115,11 +115,17 @@ async fn start_container(ctx: &Context, plan: &mut LaunchPlan, dir: &ContainerDi
         "create the sandbox {}",
         sandbox.display()
     )))?;
+    plan.apply_switch_user();
     let fetch_options = FetchOptions {
-        unpack: ctx.config.uris.unpack,
-        ..FetchOptions::default()
+        owner: FileOwner::for_container(plan.spec.user.as_deref()),
+        ..ctx.config.uris.fetch_options()
     };
     fetch_all(&plan.uris, &sandbox, &fetch_options).await?;
+    // After the fetch, which may create the sandbox directories volumes name.
+    let policy = ctx.config.policy.container_policy();
+    policy
+        .resolve(&mut plan.spec)
+        .map_err(TranslateError::from)?;
 
     let runtime = ctx.runtime().await?;
     if let Some(dockercfg) = &ctx.config.index.dockercfg {

@@ -13,6 +13,7 @@ use mesos_proto::mesos::{self, container_info, value};
 use super::ports;
 use crate::fetch::UriSpec;
 use crate::options;
+use crate::policy::{ContainerPolicy, PolicyError};
 use crate::spec::{
     labels, Command, ContainerSpec, EnvVar, Limits, NetworkMode, PortMapping, Protocol, Sandbox,
     VolumeMount,
@@ -42,6 +43,9 @@ pub struct TranslateSettings {
     /// Deimos' last resort when no image is named anywhere: an image named after the host's
     /// distribution (`[docker.index]`, `/etc/os-release`).
     pub image_guess: Option<ImageGuess>,
+    /// `[policy]`: what the container may ask of the host (checked here as written; the
+    /// launcher resolves host paths again right before creating the container).
+    pub policy: ContainerPolicy,
 }
 
 /// How Deimos guessed an image from the host: `[<index>/][<account>/]<os id>:<os version>`,
@@ -106,6 +110,7 @@ impl Default for TranslateSettings {
             cfs_quota: false,
             owner: None,
             image_guess: None,
+            policy: ContainerPolicy::default(),
         }
     }
 }
@@ -143,6 +148,11 @@ pub struct LaunchPlan {
     pub spec: ContainerSpec,
     /// URIs to fetch into the sandbox before the container starts.
     pub uris: Vec<UriSpec>,
+    /// The `Launch`'s `user` (the framework's user, sent by an agent with `--switch_user`;
+    /// Deimos ignored it) when neither the command nor a `-u` option names one. It is a host
+    /// account: the launcher runs the container as its uid:gid when it exists on this host
+    /// ([`LaunchPlan::apply_switch_user`]).
+    pub switch_user: Option<String>,
     /// Host ports Mesos allocated to the container.
     pub allocated_ports: Vec<u16>,
     /// True when no explicit mapping was given, so allocated ports are paired with the image's
@@ -151,6 +161,26 @@ pub struct LaunchPlan {
 }
 
 impl LaunchPlan {
+    /// Runs the container as the host account of [`LaunchPlan::switch_user`], numerically
+    /// (`uid:gid`, so it works whatever users the image knows). An account unknown on this
+    /// host is logged and not applied: the container keeps the image's user, as with Deimos.
+    pub fn apply_switch_user(&mut self) {
+        let Some(user) = &self.switch_user else {
+            return;
+        };
+        match crate::fetch::FileOwner::for_user(user) {
+            Ok(Some(owner)) => {
+                let gid = owner.gid.map(|g| format!(":{g}")).unwrap_or_default();
+                self.spec.user = Some(format!("{}{gid}", owner.uid));
+            }
+            Ok(None) => log::warn!(
+                "the agent asks to run as user {user:?}, which does not exist on this host; \
+                 the container runs as its image's user"
+            ),
+            Err(error) => log::warn!("not running as the agent's user {user:?}: {error}"),
+        }
+    }
+
     /// Publishes allocated ports paired with the image's exposed ports, when the plan asks for it.
     pub fn apply_exposed_ports(&mut self, exposed: &[(u16, Protocol)]) {
         if self.pair_with_exposed {
@@ -206,6 +236,9 @@ pub enum TranslateError {
     /// A user network without a name.
     #[error("network USER needs a network name in ContainerInfo.network_infos")]
     UserNetworkName,
+    /// The operator's policy refuses what the container asks of the host.
+    #[error("refused by the operator's policy: {0}")]
+    Policy(#[from] PolicyError),
 }
 
 /// The inputs of a translation besides the message itself.
@@ -332,6 +365,12 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
         settings,
     );
     spec.labels.extend(identity);
+    settings.policy.check(&spec)?;
+    // Neither the command nor a `-u` option names a user: the agent's (--switch_user).
+    let switch_user = launch
+        .user
+        .clone()
+        .filter(|u| !u.is_empty() && spec.user.is_none());
     let explicit_ports = !spec.ports.is_empty();
     let publishable = matches!(spec.network, NetworkMode::Bridge | NetworkMode::User(_));
     Ok(LaunchPlan {
@@ -341,6 +380,7 @@ pub fn plan_launch(launch: &Launch, ctx: LaunchContext<'_>) -> Result<LaunchPlan
         kind,
         sandbox_dir,
         uris: command.uris.iter().map(uri_spec).collect(),
+        switch_user,
         pair_with_exposed: !explicit_ports && publishable && !allocation.ports.is_empty(),
         allocated_ports: allocation.ports,
         spec,

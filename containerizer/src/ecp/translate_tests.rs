@@ -9,6 +9,7 @@ use mesos_proto::mesos::{
 };
 
 use super::*;
+use crate::policy::ContainerPolicy;
 
 const FIXTURE: &[u8] = include_bytes!("../../../tests/fixtures/ecp-launch-record.bin");
 
@@ -122,6 +123,18 @@ fn plan_task(command: CommandInfo) -> Result<LaunchPlan, TranslateError> {
         &TranslateSettings::default(),
         &[],
     )
+}
+
+/// Settings whose policy allows privileged containers and host paths under `/srv`.
+fn permissive() -> TranslateSettings {
+    TranslateSettings {
+        policy: ContainerPolicy {
+            allow_privileged: true,
+            host_paths: crate::hostpath::AllowedPaths::new(["/srv".into()], "test"),
+            ..ContainerPolicy::default()
+        },
+        ..TranslateSettings::default()
+    }
 }
 
 fn env_value<'a>(plan: &'a LaunchPlan, name: &str) -> Option<&'a str> {
@@ -281,7 +294,7 @@ fn legacy_container_image_url_and_options_apply() {
         &["-e", "A=1", "--privileged", "-m", "1g"],
         "env",
     );
-    let plan = plan_task(command).unwrap();
+    let plan = plan(&command_task(command, None), &permissive(), &[]).unwrap();
     assert_eq!(plan.spec.image, "deimos-test/busybox:latest");
     assert_eq!(env_value(&plan, "A"), Some("1"));
     assert!(plan.spec.privileged);
@@ -363,7 +376,7 @@ fn docker_info_sets_image_network_ports_privileged_parameters_and_volumes() {
         },
     ];
     let launch = command_task(shell("true"), Some(container));
-    let plan = plan(&launch, &TranslateSettings::default(), &[]).unwrap();
+    let plan = plan(&launch, &permissive(), &[]).unwrap();
     assert_eq!(plan.spec.image, "deimos-test/busybox-exposed:latest");
     assert_eq!(plan.spec.network, NetworkMode::Bridge);
     assert_eq!(
@@ -589,4 +602,96 @@ fn os_release_id_and_version_are_read_unquoted() {
     let text = "NAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\nID_LIKE=x\n";
     assert_eq!(parse_os_release(text), Some(("debian".into(), "12".into())));
     assert_eq!(parse_os_release("ID=arch\n"), None);
+}
+
+#[test]
+fn default_policy_refuses_privileged_and_host_paths_from_options_and_docker_info() {
+    for options in [
+        &["--privileged"][..],
+        &["-v", "/:/host"],
+        &["--volumes-from", "db"],
+    ] {
+        let error = plan_task(legacy("docker:///busybox", options, "true")).unwrap_err();
+        assert!(
+            matches!(error, TranslateError::Policy(_)),
+            "{options:?}: {error}"
+        );
+        assert!(error.to_string().contains("[policy]"), "{error}");
+    }
+    let privileged = docker_container(container_info::DockerInfo {
+        image: "busybox".into(),
+        privileged: Some(true),
+        ..Default::default()
+    });
+    let error = plan(
+        &command_task(shell("true"), Some(privileged)),
+        &TranslateSettings::default(),
+        &[],
+    )
+    .unwrap_err();
+    assert!(error.to_string().contains("allow_privileged"), "{error}");
+    let volume = |host: &str| {
+        let mut container = docker_container(container_info::DockerInfo {
+            image: "busybox".into(),
+            ..Default::default()
+        });
+        container.volumes = vec![mesos::Volume {
+            container_path: "/data".into(),
+            host_path: Some(host.into()),
+            ..mesos::Volume::default()
+        }];
+        plan(
+            &command_task(shell("true"), Some(container)),
+            &TranslateSettings::default(),
+            &[],
+        )
+    };
+    let error = volume("/srv/data").unwrap_err().to_string();
+    assert!(
+        error.contains("host path /srv/data is not allowed"),
+        "{error}"
+    );
+    assert!(
+        volume("cache").is_ok(),
+        "a volume inside the sandbox is always allowed"
+    );
+}
+
+#[test]
+fn launch_user_applies_when_the_command_names_none() {
+    // The real agent's record carries `user: "till"` (the framework user, --switch_user).
+    let mut from_launch = plan(&fixture(), &with_image("img"), &[]).unwrap();
+    assert_eq!(from_launch.switch_user.as_deref(), Some("till"));
+    assert_eq!(
+        from_launch.spec.user, None,
+        "resolved on the host by the launcher"
+    );
+    from_launch.switch_user = Some("root".into());
+    from_launch.apply_switch_user();
+    assert_eq!(
+        from_launch.spec.user.as_deref(),
+        Some("0:0"),
+        "root exists on every host"
+    );
+    from_launch.spec.user = None;
+    from_launch.switch_user = Some("no-such-user-deimos-test".into());
+    from_launch.apply_switch_user();
+    assert_eq!(
+        from_launch.spec.user, None,
+        "unknown on this host: the image's user"
+    );
+    let mut named = fixture();
+    if let Some(executor) = named.executor_info.as_mut() {
+        executor.command.user = Some("alice".into());
+    }
+    let own = plan(&named, &with_image("img"), &[]).unwrap();
+    assert_eq!(own.spec.user.as_deref(), Some("alice"));
+    assert_eq!(own.switch_user, None);
+    let mut option = command_task(legacy("docker:///busybox", &["-u", "bob"], "true"), None);
+    option.user = Some("till".into());
+    let by_option = plan(&option, &TranslateSettings::default(), &[]).unwrap();
+    assert_eq!(by_option.spec.user.as_deref(), Some("bob"), "-u still wins");
+    assert_eq!(by_option.switch_user, None);
+    let none = plan(&command_task(shell("true"), None), &with_image("img"), &[]);
+    assert_eq!(none.map(|p| p.spec.user), Ok(None));
 }

@@ -9,13 +9,20 @@
 //!   target directory, so that every link resolves inside it;
 //! - hard links must name a path inside the target;
 //! - device files and FIFOs are refused.
+//!
+//! [`extract_staged`] unpacks into a hidden staging directory next to the files it is meant
+//! for, counts the unpacked stream against a limit, and only when everything went well gives
+//! the tree to its owner and moves it into place.
 
+use std::cell::Cell;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
+use super::owner::FileOwner;
 use super::plan::ArchiveKind;
 
 /// Longest symlink target read from a zip entry.
@@ -33,6 +40,9 @@ pub(super) enum ExtractError {
     /// The per-URI deadline passed.
     #[error("the deadline passed during extraction")]
     TimedOut,
+    /// The unpacked stream is larger than the limit.
+    #[error("the unpacked archive is larger than the limit")]
+    TooLarge,
 }
 
 impl ExtractError {
@@ -44,7 +54,12 @@ impl ExtractError {
     }
 
     fn from_io(error: io::Error, deadline: Instant) -> Self {
-        if error.kind() == io::ErrorKind::TimedOut && Instant::now() >= deadline {
+        if error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<OverBudget>())
+        {
+            ExtractError::TooLarge
+        } else if error.kind() == io::ErrorKind::TimedOut && Instant::now() >= deadline {
             ExtractError::TimedOut
         } else {
             ExtractError::Archive(error.to_string())
@@ -52,33 +67,148 @@ impl ExtractError {
     }
 }
 
-/// Extracts `archive` into the directory `target`, failing once `deadline` has passed.
-pub(super) fn extract(
-    archive: &Path,
-    kind: ArchiveKind,
-    target: &Path,
-    deadline: Instant,
-) -> Result<(), ExtractError> {
+/// One archive to unpack.
+pub(super) struct Job<'a> {
+    /// The archive file.
+    pub(super) archive: &'a Path,
+    /// Its format.
+    pub(super) kind: ArchiveKind,
+    /// When to give up.
+    pub(super) deadline: Instant,
+    /// Largest unpacked size, in bytes.
+    pub(super) limit: u64,
+    /// Who gets the unpacked files.
+    pub(super) owner: Option<FileOwner>,
+}
+
+/// Unpacks into a staging directory inside `target`, then moves the result into `target`.
+/// On any failure the staging directory is removed with whatever it holds.
+pub(super) fn extract_staged(job: &Job<'_>, target: &Path) -> Result<(), ExtractError> {
+    let staging = tempfile::Builder::new()
+        .prefix(".deimos-extract-")
+        .tempdir_in(target)
+        .map_err(|e| ExtractError::Archive(format!("creating a staging directory: {e}")))?;
+    extract(job, staging.path())?;
+    if let Some(owner) = job.owner {
+        for entry in read_dir(staging.path())? {
+            owner
+                .apply_tree(&entry)
+                .map_err(|e| ExtractError::Archive(format!("changing the owner: {e}")))?;
+        }
+    }
+    merge_into(staging.path(), target)
+}
+
+/// Moves every entry of `from` into `into`: new names are renamed into place, directories
+/// present on both sides are merged, files and links replace files and links (as unpacking
+/// in place would have done). A directory is never replaced by a file.
+fn merge_into(from: &Path, into: &Path) -> Result<(), ExtractError> {
+    for source in read_dir(from)? {
+        let Some(name) = source.file_name() else {
+            continue;
+        };
+        let destination = into.join(name);
+        let failed = |e: io::Error| {
+            ExtractError::Archive(format!("moving into {}: {e}", destination.display()))
+        };
+        let source_is_dir = fs::symlink_metadata(&source).map_err(failed)?.is_dir();
+        match fs::symlink_metadata(&destination) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(failed(e)),
+            Ok(existing) if existing.is_dir() && source_is_dir => {
+                merge_into(&source, &destination)?;
+                continue;
+            }
+            Ok(existing) if existing.is_dir() => {
+                return Err(ExtractError::Archive(format!(
+                    "{} is a directory and the archive has a file there",
+                    destination.display()
+                )));
+            }
+            Ok(_) => fs::remove_file(&destination).map_err(failed)?,
+        }
+        fs::rename(&source, &destination).map_err(failed)?;
+    }
+    Ok(())
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>, ExtractError> {
+    let read = |e: io::Error| ExtractError::Archive(format!("reading {}: {e}", dir.display()));
+    fs::read_dir(dir)
+        .map_err(read)?
+        .map(|entry| entry.map(|e| e.path()).map_err(read))
+        .collect()
+}
+
+/// Extracts the job's archive into the directory `target`, failing once the deadline has
+/// passed or more than the limit has been unpacked.
+fn extract(job: &Job<'_>, target: &Path) -> Result<(), ExtractError> {
+    let (archive, deadline) = (job.archive, job.deadline);
     let file = fs::File::open(archive)
         .map_err(|e| ExtractError::Archive(format!("opening {}: {e}", archive.display())))?;
     let reader = DeadlineReader {
         inner: io::BufReader::new(file),
         deadline,
     };
-    match kind {
-        ArchiveKind::Tar => extract_tar(reader, target, deadline),
-        ArchiveKind::TarGz => {
-            extract_tar(flate2::read::MultiGzDecoder::new(reader), target, deadline)
-        }
-        ArchiveKind::TarBz2 => {
-            extract_tar(bzip2::read::MultiBzDecoder::new(reader), target, deadline)
-        }
-        ArchiveKind::TarXz => extract_tar(
-            liblzma::read::XzDecoder::new_multi_decoder(reader),
+    let budget = Rc::new(Cell::new(job.limit));
+    let limited = |inner: Box<dyn Read>| Budgeted {
+        inner,
+        left: Rc::clone(&budget),
+    };
+    match job.kind {
+        ArchiveKind::Tar => extract_tar(limited(Box::new(reader)), target, deadline),
+        ArchiveKind::TarGz => extract_tar(
+            limited(Box::new(flate2::read::MultiGzDecoder::new(reader))),
             target,
             deadline,
         ),
-        ArchiveKind::Zip => extract_zip(reader, target, deadline),
+        ArchiveKind::TarBz2 => extract_tar(
+            limited(Box::new(bzip2::read::MultiBzDecoder::new(reader))),
+            target,
+            deadline,
+        ),
+        ArchiveKind::TarXz => extract_tar(
+            limited(Box::new(liblzma::read::XzDecoder::new_multi_decoder(
+                reader,
+            ))),
+            target,
+            deadline,
+        ),
+        ArchiveKind::Zip => extract_zip(reader, target, deadline, &budget),
+    }
+}
+
+/// The marker inside the I/O error a [`Budgeted`] reader fails with.
+#[derive(Debug)]
+struct OverBudget;
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the unpacked archive is larger than the limit")
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+/// A reader that fails once more than the shared budget has been read through it (all the
+/// readers of one archive share one budget).
+struct Budgeted<R> {
+    inner: R,
+    left: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left.get();
+        // One byte beyond the budget is asked for, to tell "exactly at the limit" from "over".
+        let window = usize::try_from(left.saturating_add(1)).unwrap_or(usize::MAX);
+        let end = buf.len().min(window);
+        let n = self.inner.read(&mut buf[..end])?;
+        if n as u64 > left {
+            return Err(io::Error::other(OverBudget));
+        }
+        self.left.set(left - n as u64);
+        Ok(n)
     }
 }
 
@@ -108,7 +238,11 @@ impl<R: Seek> Seek for DeadlineReader<R> {
 }
 
 fn extract_tar(reader: impl Read, target: &Path, deadline: Instant) -> Result<(), ExtractError> {
-    let io_error = |e| ExtractError::from_io(e, deadline);
+    // tar wraps the reader's errors in its own: look for the budget marker in the chain.
+    let io_error = |e: io::Error| match over_budget(&e) {
+        true => ExtractError::TooLarge,
+        false => ExtractError::from_io(e, deadline),
+    };
     let mut archive = tar::Archive::new(reader);
     archive.set_preserve_permissions(false);
     archive.set_unpack_xattrs(false);
@@ -149,6 +283,7 @@ fn extract_zip(
     reader: impl Read + Seek,
     target: &Path,
     deadline: Instant,
+    budget: &Rc<Cell<u64>>,
 ) -> Result<(), ExtractError> {
     let zip_error = |e: zip::result::ZipError| match e {
         zip::result::ZipError::Io(io) => ExtractError::from_io(io, deadline),
@@ -184,12 +319,33 @@ fn extract_zip(
             std::os::unix::fs::symlink(&link, &destination).map_err(write_error)?;
         } else {
             let mut out = fs::File::create(&destination).map_err(write_error)?;
-            io::copy(&mut file, &mut out).map_err(write_error)?;
+            let mut counted = Budgeted {
+                inner: &mut file,
+                left: Rc::clone(budget),
+            };
+            io::copy(&mut counted, &mut out).map_err(write_error)?;
             let permissions = fs::Permissions::from_mode(mode.map_or(0o644, |m| m & 0o777));
             fs::set_permissions(&destination, permissions).map_err(write_error)?;
         }
     }
     Ok(())
+}
+
+/// Whether the budget marker is anywhere in the error's chain of causes.
+fn over_budget(error: &io::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if current.is::<OverBudget>() {
+            return true;
+        }
+        if let Some(io) = current.downcast_ref::<io::Error>() {
+            if io.get_ref().is_some_and(|inner| inner.is::<OverBudget>()) {
+                return true;
+            }
+        }
+        cause = current.source();
+    }
+    false
 }
 
 impl ExtractError {

@@ -3,6 +3,19 @@
 //! Sources: `http://` and `https://` (rustls with the system's trust store), `file://` URLs on
 //! this host and absolute paths (copied). Other schemes (`s3://`, `hdfs://`, …) are rejected.
 //!
+//! Local files are copied only from under the directories of [`FetchOptions::local_files`]
+//! (none by default): the fetch runs with the privileges of the service or the agent, so
+//! otherwise any task could read any file they can (`/etc/shadow`, credentials, other tasks'
+//! data). The path is checked as written before anything is fetched, and the file actually
+//! opened is checked again (its resolved path, symbolic links followed), so a file replaced by
+//! a link in the meantime is refused.
+//!
+//! Sizes are capped: one URI's download or copy by [`FetchOptions::max_size`], what one
+//! archive unpacks to by [`FetchOptions::max_extracted_size`]. Archives are unpacked into a
+//! hidden staging directory in the sandbox and moved into place only when complete, so a
+//! refused or failed extraction leaves nothing behind. Fetched files (and unpacked trees) are
+//! given to [`FetchOptions::owner`] when set ([`FileOwner::for_user`]).
+//!
 //! Differences from Deimos (D-19), each deliberate:
 //! - a failed fetch is an error naming the URI and the cause, and the launch fails; Deimos
 //!   logged it and ran the task without the file;
@@ -24,6 +37,7 @@
 //! overall deadline ([`FetchOptions::timeout`]) covering transfer and extraction.
 
 mod extract;
+mod owner;
 mod plan;
 mod transfer;
 
@@ -31,13 +45,22 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub use plan::ArchiveKind;
+pub use owner::FileOwner;
+pub use plan::{local_file_path, ArchiveKind};
 use plan::{Planned, Source};
+
+use crate::hostpath::AllowedPaths;
 
 /// Default overall time allowed for one URI (transfer and extraction).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default largest download or copy of one URI (1 GiB).
+pub const DEFAULT_MAX_SIZE: u64 = 1 << 30;
+/// Default largest unpacked size of one archive (1 GiB).
+pub const DEFAULT_MAX_EXTRACTED_SIZE: u64 = 1 << 30;
+/// The setting named when local files are refused by [`FetchOptions::default`].
+pub const DEFAULT_LOCAL_FILES_SETTING: &str = "[uris] allowed_local_paths";
 
 /// One URI to fetch (the fields of Mesos's `CommandInfo.URI`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,6 +85,14 @@ pub struct FetchOptions {
     pub timeout: Duration,
     /// Time allowed to establish an HTTP connection.
     pub connect_timeout: Duration,
+    /// Where local files (`file://` URLs, absolute paths) may be copied from; none by default.
+    pub local_files: AllowedPaths,
+    /// Largest download or copy of one URI, in bytes.
+    pub max_size: u64,
+    /// Largest size one archive may unpack to (its unpacked stream), in bytes.
+    pub max_extracted_size: u64,
+    /// Owner given to fetched files and unpacked trees; `None` leaves them to this process.
+    pub owner: Option<FileOwner>,
 }
 
 impl Default for FetchOptions {
@@ -70,6 +101,10 @@ impl Default for FetchOptions {
             unpack: true,
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            local_files: AllowedPaths::none(DEFAULT_LOCAL_FILES_SETTING),
+            max_size: DEFAULT_MAX_SIZE,
+            max_extracted_size: DEFAULT_MAX_EXTRACTED_SIZE,
+            owner: None,
         }
     }
 }
@@ -97,6 +132,24 @@ pub enum FetchError {
         uri: String,
         /// Why.
         reason: String,
+    },
+    /// A local file outside the directories local files may be copied from.
+    #[error("cannot fetch {uri}: local file refused: {reason}")]
+    LocalFileRefused {
+        /// The URI.
+        uri: String,
+        /// Why (names the path and the setting that allows directories).
+        reason: String,
+    },
+    /// The download, the copy or the unpacked archive is larger than allowed.
+    #[error("fetching {uri} failed: {what} exceeds the limit of {}", format_size(*limit))]
+    TooLarge {
+        /// The URI.
+        uri: String,
+        /// What is too large (`the download`, `the unpacked archive`, …).
+        what: &'static str,
+        /// The limit in bytes.
+        limit: u64,
     },
     /// The URI's `output_file` would not stay inside the sandbox.
     #[error("cannot fetch {uri}: invalid output_file {output_file:?}: {reason}")]
@@ -190,6 +243,18 @@ pub enum FetchError {
     },
 }
 
+/// A byte count for messages: `1 GiB (1073741824 bytes)`, or just bytes below 1 KiB.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    match UNITS.iter().find(|(unit, _)| bytes >= *unit) {
+        Some((unit, name)) if bytes % unit == 0 => {
+            format!("{} {name} ({bytes} bytes)", bytes / unit)
+        }
+        Some((unit, name)) => format!("{:.1} {name} ({bytes} bytes)", bytes as f64 / *unit as f64),
+        None => format!("{bytes} bytes"),
+    }
+}
+
 fn status_reason(status: u16) -> String {
     reqwest::StatusCode::from_u16(status)
         .ok()
@@ -201,14 +266,25 @@ fn status_reason(status: u16) -> String {
 /// Fetches every URI into the existing directory `sandbox`, in order, stopping at the first
 /// failure (files fetched before it stay in the sandbox).
 ///
-/// Everything is validated first (sources, file names, duplicates), so a bad URI fails the
-/// fetch before anything is downloaded.
+/// Everything is validated first (sources, file names, duplicates, local paths as written),
+/// so a bad URI fails the fetch before anything is downloaded.
 pub async fn fetch_all(
     uris: &[UriSpec],
     sandbox: &Path,
     options: &FetchOptions,
 ) -> Result<Vec<FetchedFile>, FetchError> {
     let planned = plan::plan_all(uris, options.unpack)?;
+    for uri in &planned {
+        if let Source::Local(path) = &uri.source {
+            options
+                .local_files
+                .check_requested(path)
+                .map_err(|reason| FetchError::LocalFileRefused {
+                    uri: uri.shown.clone(),
+                    reason,
+                })?;
+        }
+    }
     let client = match planned.iter().find(|p| matches!(p.source, Source::Http(_))) {
         Some(first) => {
             Some(
@@ -223,7 +299,7 @@ pub async fn fetch_all(
     let mut fetched = Vec::with_capacity(planned.len());
     for uri in &planned {
         let deadline = Instant::now() + options.timeout;
-        let work = fetch_one(uri, sandbox, client.as_ref(), (deadline, options.timeout));
+        let work = fetch_one(uri, sandbox, client.as_ref(), options, deadline);
         let file = tokio::time::timeout_at(deadline.into(), work)
             .await
             .map_err(|_| FetchError::TimedOut {
@@ -239,7 +315,8 @@ async fn fetch_one(
     uri: &Planned,
     sandbox: &Path,
     client: Option<&reqwest::Client>,
-    (deadline, timeout): (Instant, Duration),
+    options: &FetchOptions,
+    deadline: Instant,
 ) -> Result<FetchedFile, FetchError> {
     let io_error = |action, path: &Path| {
         let uri = uri.shown.clone();
@@ -270,20 +347,29 @@ async fn fetch_one(
                 uri: uri.shown.clone(),
                 cause: "no HTTP client was created for this fetch".into(),
             })?;
-            transfer::download(client, url, &uri.shown, &mut out, &temp_path).await?
+            let target = transfer::Target::new(&uri.shown, &temp_path, options.max_size);
+            transfer::download(client, url, &mut out, &target).await?
         }
-        Source::Local(path) => transfer::copy_local(path, &uri.shown, &mut out, &temp_path).await?,
+        Source::Local(path) => {
+            let target = transfer::Target::new(&uri.shown, &temp_path, options.max_size);
+            transfer::copy_local(path, &options.local_files, &mut out, &target).await?
+        }
     };
     drop(out);
     let mode = if uri.executable { 0o755 } else { 0o644 };
     tokio::fs::set_permissions(&temp_path, std::fs::Permissions::from_mode(mode))
         .await
         .map_err(io_error("setting the mode of", &temp_path))?;
+    if let Some(owner) = options.owner {
+        owner
+            .apply(&temp_path)
+            .map_err(io_error("changing the owner of", &temp_path))?;
+    }
     temp_path
         .persist(&destination)
         .map_err(|e| io_error("renaming a temporary file to", &destination)(e.error))?;
     if let Some(kind) = uri.extract {
-        extract_into(uri, &destination, kind, sandbox, (deadline, timeout)).await?;
+        extract_into(uri, &destination, kind, sandbox, options, deadline).await?;
     }
     Ok(FetchedFile {
         uri: uri.shown.clone(),
@@ -298,17 +384,32 @@ async fn extract_into(
     archive: &Path,
     kind: ArchiveKind,
     sandbox: &Path,
-    (deadline, timeout): (Instant, Duration),
+    options: &FetchOptions,
+    deadline: Instant,
 ) -> Result<(), FetchError> {
     let (archive_owned, sandbox) = (archive.to_owned(), sandbox.to_owned());
+    let (limit, owner) = (options.max_extracted_size, options.owner);
     let result = tokio::task::spawn_blocking(move || {
-        extract::extract(&archive_owned, kind, &sandbox, deadline)
+        let job = extract::Job {
+            archive: &archive_owned,
+            kind,
+            deadline,
+            limit,
+            owner,
+        };
+        extract::extract_staged(&job, &sandbox)
     })
     .await;
     let (uri, archive) = (uri.shown.clone(), archive.to_owned());
+    let timeout = options.timeout;
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(extract::ExtractError::TimedOut)) => Err(FetchError::TimedOut { uri, timeout }),
+        Ok(Err(extract::ExtractError::TooLarge)) => Err(FetchError::TooLarge {
+            uri,
+            what: "the unpacked archive",
+            limit,
+        }),
         Ok(Err(unsafe_entry @ extract::ExtractError::Unsafe { .. })) => {
             Err(FetchError::UnsafeArchiveEntry {
                 uri,

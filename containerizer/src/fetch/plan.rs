@@ -126,6 +126,23 @@ pub(super) fn plan(uri: &UriSpec, unpack: bool) -> Result<Planned, FetchError> {
     })
 }
 
+/// The local file a URI value names (an absolute path or a `file://` URL on this host),
+/// `Ok(None)` when it names no local file (http(s), other schemes, malformed values: the fetch
+/// reports those), and an error for a `file://` URL that cannot name a file here (another
+/// host, no absolute path). Pure: lets a service check local files at submission.
+pub fn local_file_path(value: &str) -> Result<Option<PathBuf>, String> {
+    let is_file_url = value
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("file://"));
+    if !value.starts_with('/') && !is_file_url {
+        return Ok(None);
+    }
+    match parse_source(value)? {
+        Source::Local(path) => Ok(Some(path)),
+        Source::Http(_) => Ok(None),
+    }
+}
+
 /// Classifies a URI value: an absolute path, a `file://` URL on this host, or http(s).
 fn parse_source(value: &str) -> Result<Source, String> {
     if value.starts_with('/') {
@@ -270,6 +287,19 @@ mod tests {
             let text = plan(&uri(value), true).unwrap_err().to_string();
             assert!(text.contains(reason), "{value}: {text}");
         }
+    }
+
+    #[test]
+    fn local_file_paths_are_recognised_and_foreign_file_urls_refused() {
+        let path = |value| local_file_path(value).map(|p| p.map(|p| p.display().to_string()));
+        assert_eq!(path("/srv/a.tgz"), Ok(Some("/srv/a.tgz".into())));
+        assert_eq!(path("file:///etc/shadow"), Ok(Some("/etc/shadow".into())));
+        assert_eq!(path("FILE://localhost/x"), Ok(Some("/x".into())));
+        assert_eq!(path("http://h/x"), Ok(None));
+        assert_eq!(path("s3://b/k"), Ok(None));
+        assert!(path("file://otherhost/x")
+            .unwrap_err()
+            .contains("must be local"));
     }
 
     #[test]

@@ -31,6 +31,15 @@ use crate::spec::{ContainerSpec, Limits, RegistryAuth};
 /// logs, pulls) send their headers at once, so this bounds only unresponsive engines.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// The reasons earlier endpoints were passed over, for the log line naming the chosen one.
+fn passed_over(refused: &[String]) -> String {
+    if refused.is_empty() {
+        String::new()
+    } else {
+        format!("; passed over: {}", refused.join("; "))
+    }
+}
+
 /// The engine address used when none is configured and `DOCKER_HOST` is unset.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -68,6 +77,39 @@ impl DockerRuntime {
         Ok(Self {
             docker,
             host: runtime.host,
+        })
+    }
+
+    /// Connects to the first of `hosts` that answers (in order), logging which one was chosen
+    /// and why each one before it was not; an empty list means [`DockerRuntime::connect`]
+    /// with `None`. Deimos passed such a list to the docker CLI as repeated `-H`.
+    pub async fn connect_first(hosts: &[String]) -> Result<Self, RuntimeError> {
+        if hosts.is_empty() {
+            return Self::connect(None).await;
+        }
+        let mut refused: Vec<String> = Vec::new();
+        for (index, host) in hosts.iter().enumerate() {
+            match Self::connect(Some(host)).await {
+                Ok(runtime) => {
+                    if hosts.len() > 1 {
+                        log::info!(
+                            "using Docker at {host} (endpoint {} of {}){}",
+                            index + 1,
+                            hosts.len(),
+                            passed_over(&refused)
+                        );
+                    }
+                    return Ok(runtime);
+                }
+                Err(error) => {
+                    log::warn!("Docker endpoint {host} does not answer: {error}");
+                    refused.push(error.to_string());
+                }
+            }
+        }
+        Err(RuntimeError::Connect {
+            host: hosts.join(", "),
+            reason: format!("no endpoint answers: {}", refused.join("; ")),
         })
     }
 

@@ -22,6 +22,8 @@ pub enum Reply {
     Status(u16),
     /// Headers announcing a body, then nothing for a long time.
     Stall,
+    /// 200 with this body sent chunked (no `Content-Length` announces its size).
+    Chunked(Vec<u8>),
 }
 
 /// A server answering GET requests from a fixed table (the query string is ignored).
@@ -75,6 +77,17 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<HashMap<String, Re
     let (status, body) = match reply {
         Reply::Body(body) => (200, body),
         Reply::Status(status) => (status, Vec::new()),
+        Reply::Chunked(body) => {
+            let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream
+                .write_all(format!("{:x}\r\n", body.len()).as_bytes())
+                .await;
+            let _ = stream.write_all(&body).await;
+            let _ = stream.write_all(b"\r\n0\r\n\r\n").await;
+            let _ = stream.shutdown().await;
+            return;
+        }
         Reply::Stall => {
             let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n";
             let _ = stream.write_all(head.as_bytes()).await;

@@ -417,6 +417,7 @@ impl Machine {
             agent_id: self.agent_id.as_deref(),
             container_id: self.container_id.as_deref(),
             directory: &self.settings.directory,
+            policy: &self.settings.operator.policy,
         };
         let planned = plan_task(&info, &context);
         self.tasks.insert(

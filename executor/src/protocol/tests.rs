@@ -31,6 +31,7 @@ fn settings(checkpoint: bool) -> Settings {
         }),
         shutdown_grace_period: SHUTDOWN_GRACE,
         authentication_token: None,
+        operator: Default::default(),
     }
 }
 

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deimos::ecp::ports::pair_with_exposed;
-use deimos::fetch::{fetch_all, FetchOptions};
+use deimos::fetch::{fetch_all, FetchOptions, FileOwner};
 use deimos::runtime::{ContainerRuntime, RuntimeError};
 use deimos::spec::Protocol;
 
+use crate::env::Operator;
 use crate::error::Error;
 use crate::protocol::ContainerOutcome;
 use crate::task::TaskPlan;
@@ -20,15 +21,29 @@ pub(super) async fn launch(
     runtime: &Arc<dyn ContainerRuntime>,
     plan: &mut TaskPlan,
     sandbox: &Path,
+    operator: &Operator,
 ) -> Result<String, Error> {
     if !plan.uris.is_empty() {
-        fetch_all(&plan.uris, sandbox, &FetchOptions::default())
+        let options = FetchOptions {
+            owner: FileOwner::for_container(plan.spec.user.as_deref()),
+            ..operator.fetch.clone()
+        };
+        fetch_all(&plan.uris, sandbox, &options)
             .await
             .map_err(|source| Error::Fetch {
                 task_id: plan.task_id.clone(),
                 source,
             })?;
     }
+    // After the fetch (it may create the sandbox directories volumes name): host paths are
+    // resolved and checked once more, and the resolved paths are mounted.
+    operator
+        .policy
+        .resolve(&mut plan.spec)
+        .map_err(|error| Error::InvalidTask {
+            task_id: plan.task_id.clone(),
+            reason: format!("refused by the operator's policy: {error}"),
+        })?;
     if plan.pair_with_exposed {
         // Pairing needs the image's exposed ports, so the image must be present first.
         let spec = &mut plan.spec;

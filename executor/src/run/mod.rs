@@ -209,6 +209,7 @@ impl Driver {
         let runtime = Arc::clone(&self.runtime);
         let inputs = self.inputs.clone();
         let sandbox = self.settings.sandbox.clone();
+        let operator = self.settings.operator.clone();
         let containers = Arc::clone(&self.containers);
         tokio::spawn(async move {
             let task_id = plan.task_id.clone();
@@ -221,7 +222,7 @@ impl Driver {
                     },
                 });
             };
-            let id = match container::launch(&runtime, &mut plan, &sandbox).await {
+            let id = match container::launch(&runtime, &mut plan, &sandbox, &operator).await {
                 Ok(id) => id,
                 Err(error) => {
                     log::error!("launching task {task_id}: {error}");

@@ -150,6 +150,7 @@ impl<'v> Reader<'v> {
             );
         }
         let mut fetch = self.uris();
+        let uris_count = fetch.len();
         fetch.extend(self.fetch());
         NewTask {
             name: self.name(),
@@ -172,6 +173,7 @@ impl<'v> Reader<'v> {
             agent_constraints: self.constraints(keys.agent_constraints),
             callback_uri: self.callback_uri(),
             fetch,
+            uris_count,
             force_pull_image: self.flag("force_pull_image"),
             privileged: self.flag("privileged"),
             user: self.user(),
@@ -664,6 +666,10 @@ fn check_fetch_uri(uri: &str) -> Result<(), Problem> {
             "{shown:?} contains blanks or control characters"
         )));
     }
+    // A file URL naming another host can never be fetched here (403s for local files that
+    // are not allowed come from the operator's policy, which needs the file system).
+    deimos::fetch::local_file_path(uri)
+        .map_err(|reason| Problem::Invalid(format!("{:?}: {reason}", without_password(uri))))?;
     Ok(())
 }
 

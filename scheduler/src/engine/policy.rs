@@ -5,8 +5,15 @@
 //! Host paths are resolved (symbolic links followed) before they are compared with the allowed
 //! directories, and the resolved path is what gets mounted: otherwise a task able to write into
 //! an allowed directory could plant a link to `/etc` there and have a later task mount it.
+//!
+//! Local files to fetch (`file://` URLs and absolute paths in `uris`/`fetch`) follow the same
+//! rule ([`Policy::local_files`]): the service copies them with its own privileges, so
+//! otherwise any client could read the database, the configuration or `/etc/shadow`. The fetch
+//! checks the file it opens once more.
 
 use std::path::{Component, Path, PathBuf};
+
+use deimos::hostpath::AllowedPaths;
 
 use crate::task::{NewTask, Volume};
 
@@ -41,6 +48,7 @@ impl Policy {
                 task.volumes_from.join(", ")
             ));
         }
+        self.check_fetch(task)?;
         let mut resolved = Vec::with_capacity(task.volumes.len());
         for (index, volume) in task.volumes.iter().enumerate() {
             let refused = || {
@@ -70,6 +78,31 @@ impl Policy {
             });
         }
         Ok(resolved)
+    }
+
+    /// Where local files may be fetched from: under `allowed_host_paths`.
+    pub fn local_files(&self) -> AllowedPaths {
+        AllowedPaths::new(self.allowed_host_paths.clone(), "allowed_host_paths")
+    }
+
+    /// Local files among the task's fetch URIs must resolve under `allowed_host_paths`.
+    fn check_fetch(&self, task: &NewTask) -> Result<(), String> {
+        let allowed = self.local_files();
+        for (index, uri) in task.fetch.iter().enumerate() {
+            let field = if index < task.uris_count {
+                format!("uris[{index}]")
+            } else {
+                format!("fetch[{}].uri", index - task.uris_count)
+            };
+            let path = deimos::fetch::local_file_path(&uri.uri)
+                .map_err(|reason| format!("{field}: {reason}"))?;
+            if let Some(path) = path {
+                allowed
+                    .resolve(&path)
+                    .map_err(|reason| format!("{field}: local file refused: {reason}"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether a resolved path is under a resolved allowed directory.
@@ -173,6 +206,45 @@ mod tests {
             .contains("cannot be resolved"));
         let privileged = request(r#"{"image":"busybox","cpu":1,"mem":64,"privileged":true}"#);
         assert_eq!(policy.check(&privileged), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn local_files_to_fetch_must_resolve_under_an_allowed_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let share = root.path().join("share");
+        std::fs::create_dir_all(&share).unwrap();
+        std::fs::write(share.join("tool.sh"), "echo").unwrap();
+        std::fs::write(root.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret"), share.join("link")).unwrap();
+        let body = |uris: &str, fetch: &str| {
+            request(&format!(
+                r#"{{"image":"busybox","cpu":1,"mem":64,"uris":[{uris}],"fetch":[{fetch}]}}"#
+            ))
+        };
+        let error = Policy::default()
+            .check(&body(r#""http://h/a","/etc/shadow""#, ""))
+            .unwrap_err();
+        assert!(
+            error.starts_with("uris[1]: local file refused: /etc/shadow"),
+            "{error}"
+        );
+        assert!(error.contains("allowed_host_paths is empty"), "{error}");
+        let policy = Policy {
+            allowed_host_paths: vec![share.clone()],
+            ..Policy::default()
+        };
+        let ok = format!(r#"{{"uri":"file://{}"}}"#, share.join("tool.sh").display());
+        assert!(policy.check(&body("", &ok)).is_ok());
+        let linked = format!(
+            r#"{{"uri":"http://h/x"}},{{"uri":"{}"}}"#,
+            share.join("link").display()
+        );
+        let error = policy.check(&body(r#""http://h/y""#, &linked)).unwrap_err();
+        assert!(
+            error.starts_with("fetch[1].uri: local file refused:"),
+            "{error}"
+        );
+        assert!(error.contains("resolves to"), "{error}");
     }
 
     #[test]

@@ -112,6 +112,7 @@ pub(super) fn request(cpu: f64, mem: f64) -> NewTask {
         agent_constraints: Vec::new(),
         callback_uri: None,
         fetch: Vec::new(),
+        uris_count: 0,
         force_pull_image: false,
         privileged: false,
         user: None,

@@ -192,6 +192,10 @@ pub struct NewTask {
     pub callback_uri: Option<String>,
     /// URIs fetched into the sandbox (`uris` entries first, then `fetch`).
     pub fetch: Vec<FetchUri>,
+    /// How many of [`NewTask::fetch`] came from `uris` (the rest from `fetch`), so that a
+    /// refusal names the field the client wrote.
+    #[serde(default)]
+    pub uris_count: usize,
     /// Pull the image even when present.
     pub force_pull_image: bool,
     /// Run privileged.
@@ -323,6 +327,7 @@ mod tests {
             agent_constraints: Vec::new(),
             callback_uri: None,
             fetch: Vec::new(),
+            uris_count: 0,
             force_pull_image: false,
             privileged: false,
             user: None,

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deimos::fetch::{fetch_all, FetchOptions, UriSpec};
+use deimos::hostpath::AllowedPaths;
 use deimos::runtime::{
     ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError, UsageStats, STDERR_FILE,
     STDOUT_FILE,
@@ -59,6 +60,9 @@ pub struct LocalConfig {
     pub instance_id: String,
     /// The Docker network tasks with network `USER` join; `USER` is refused without one.
     pub user_network: Option<String>,
+    /// Directories whose files tasks may fetch (`allowed_host_paths`); checked again on the
+    /// file the fetch opens, symbolic links followed.
+    pub fetch_local_paths: Vec<PathBuf>,
 }
 
 /// Runs tasks on the local Docker engine. See the [module documentation](self).
@@ -99,6 +103,10 @@ impl LocalBackend {
     /// A backend over a given runtime (a fake one in tests). The sandbox directory is created
     /// when the first task starts.
     pub fn with_runtime(config: LocalConfig, runtime: Arc<dyn ContainerRuntime>) -> LocalBackend {
+        let fetch = FetchOptions {
+            local_files: AllowedPaths::new(config.fetch_local_paths.clone(), "allowed_host_paths"),
+            ..FetchOptions::default()
+        };
         LocalBackend {
             capacity: Mutex::new(Capacity::new(
                 config.cpus,
@@ -108,7 +116,7 @@ impl LocalBackend {
             config,
             runtime,
             hostname: host::hostname(),
-            fetch: FetchOptions::default(),
+            fetch,
         }
     }
 

@@ -140,6 +140,7 @@ fn config(data_dir: &Path) -> LocalConfig {
         port_range: (31000, 31002),
         instance_id: "eremetic:/data".into(),
         user_network: None,
+        fetch_local_paths: vec![data_dir.to_owned()],
     }
 }
 
@@ -272,6 +273,29 @@ async fn failed_fetch_fails_the_start_naming_the_uri() {
         error.to_string().contains("/nonexistent/tool.sh"),
         "{error}"
     );
+    assert!(lock(&runtime.launched).is_empty());
+}
+
+#[tokio::test]
+async fn a_local_file_replaced_by_a_link_after_submission_is_refused_at_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("eremetic.db"), "other tasks' secrets").unwrap();
+    let (backend, runtime) = backend(dir.path());
+    // Allowed when submitted; a link to a file outside the allowed directory by the launch.
+    let planted = dir.path().join("input.txt");
+    std::os::unix::fs::symlink(outside.path().join("eremetic.db"), &planted).unwrap();
+    let mut req = request();
+    req.fetch = vec![FetchUri::from_plain_uri(&planted.to_string_lossy())];
+    let task = task(req);
+    let allocation = placed(&backend, &task);
+    let error = backend.start(&task, 1, &allocation).await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("local file refused") && text.contains("resolves to"),
+        "{text}"
+    );
+    assert!(!backend.sandbox_dir(&task.id).join("input.txt").exists());
     assert!(lock(&runtime.launched).is_empty());
 }
 
