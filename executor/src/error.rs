@@ -31,46 +31,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The agent could not be reached, or the connection broke during a call.
-    #[error("{call} call to the agent at {url} failed: {reason}")]
-    AgentConnection {
-        /// The call type (`SUBSCRIBE`, `UPDATE`, ...).
-        call: &'static str,
-        /// The executor API URL.
-        url: String,
-        /// The transport error.
-        reason: String,
-    },
-    /// The agent answered a call with an unexpected HTTP status.
-    #[error("{call} call to the agent at {url} was answered with HTTP {status}: {body}")]
-    AgentStatus {
-        /// The call type.
-        call: &'static str,
-        /// The executor API URL.
-        url: String,
-        /// The HTTP status code.
-        status: u16,
-        /// The response body (the agent's reason), trimmed.
-        body: String,
-    },
-    /// The subscription stream carried something that is not an `Event`.
-    #[error("cannot decode an event of the subscription stream from {url} ({encoding}): {reason}")]
-    EventDecode {
-        /// The executor API URL.
-        url: String,
-        /// The negotiated encoding (`application/x-protobuf` or `application/json`).
-        encoding: &'static str,
-        /// Why decoding failed.
-        reason: String,
-    },
-    /// The SUBSCRIBE response announced a content type we did not ask for.
-    #[error("the agent at {url} answered SUBSCRIBE with content type {content_type:?}; expected application/x-protobuf or application/json")]
-    UnexpectedContentType {
-        /// The executor API URL.
-        url: String,
-        /// The `Content-Type` header as received.
-        content_type: String,
-    },
+    /// A call to the agent failed: not reachable, refused, an undecodable or broken event
+    /// stream.
+    #[error("agent: {0}")]
+    Agent(#[from] mesos_client::ClientError),
     /// The Docker engine could not be used.
     #[error("Docker: {0}")]
     Docker(#[from] deimos::runtime::RuntimeError),

@@ -12,6 +12,7 @@ use eremetic::mesos::task_info::{task_info, LaunchSettings};
 use eremetic::mesos::updates::{read_status, StatusChange};
 use eremetic::mesos::{MasterUrl, MesosError};
 use eremetic::task::{Network, NewTask, PortProtocol, PortRequest, Task, TaskId, TaskState};
+use mesos_client::ClientError;
 use mesos_harness::master::{AgentSpec, FakeMaster, MasterSetup};
 use mesos_proto::v1::scheduler::{event, Event};
 use mesos_proto::v1::{Offer, TaskState as MesosState};
@@ -322,7 +323,7 @@ async fn calls_on_a_dropped_subscription_are_rejected_naming_the_call() {
         .await
         .expect_err("not subscribed any more");
     match &error {
-        MesosError::CallRejected { call, status, .. } => {
+        MesosError::Client(ClientError::Rejected { call, status, .. }) => {
             assert_eq!((*call, *status), ("REVIVE", 403), "{error}");
         }
         other => panic!("expected a rejected call, got {other}"),
@@ -363,7 +364,7 @@ async fn heartbeats_keep_the_stream_alive_and_a_dropped_stream_ends_it() {
     assert!(
         matches!(
             error,
-            MesosError::StreamClosed { .. } | MesosError::Stream { .. }
+            MesosError::Client(ClientError::StreamClosed { .. } | ClientError::StreamBroken { .. })
         ),
         "{error}"
     );
@@ -426,7 +427,7 @@ async fn missing_heartbeats_are_a_timeout() {
     let started = tokio::time::Instant::now();
     let error = subscription.next_event().await.expect_err("silence");
     match error {
-        MesosError::HeartbeatTimeout { waited, .. } => {
+        MesosError::Client(ClientError::HeartbeatTimeout { waited, .. }) => {
             assert_eq!(waited, Duration::from_millis(250));
             assert!(started.elapsed() >= Duration::from_millis(250));
         }

@@ -70,19 +70,7 @@ pub fn exit_report(status: &ExitStatus, killed: bool) -> Report {
 }
 
 /// Whether a state ends a task.
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}
+pub use mesos_client::is_terminal;
 
 /// The ids every call carries.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -355,9 +355,7 @@ fn random_bytes() -> [u8; 16] {
 
 /// A random delay in `[0, max]` (the official executor library's linear-random backoff).
 fn random_delay(max: Duration) -> Duration {
-    let [a, b, c, d, e, f, g, h, ..] = random_bytes();
-    let fraction = u64::from_le_bytes([a, b, c, d, e, f, g, h]) as f64 / u64::MAX as f64;
-    max.mul_f64(fraction)
+    mesos_client::backoff::random_up_to(max)
 }
 
 #[cfg(test)]

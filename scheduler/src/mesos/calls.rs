@@ -62,13 +62,6 @@ fn filters(refuse: Duration) -> Option<Filters> {
     })
 }
 
-/// The call's type name (`SUBSCRIBE`, `ACCEPT`, ...), for logs and errors.
-pub fn call_name(call: &Call) -> &'static str {
-    call.r#type
-        .and_then(|kind| call::Type::try_from(kind).ok())
-        .map_or("UNKNOWN", |kind| kind.as_str_name())
-}
-
 /// SUBSCRIBE. `framework_id` is the id the master gave earlier (re-subscription after a
 /// disconnection or failover): it is set both in the envelope and in `framework_info.id`, as
 /// the master requires. Capabilities: `TASK_KILLING_STATE` always, `PARTITION_AWARE` when

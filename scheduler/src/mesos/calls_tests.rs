@@ -1,3 +1,4 @@
+use mesos_client::CallName;
 use mesos_proto::v1::{AgentId, TaskState as MesosState};
 use serde_json::{json, Value};
 
@@ -41,7 +42,7 @@ fn status(uuid: Option<Vec<u8>>, agent: Option<&str>) -> TaskStatus {
 #[test]
 fn first_subscribe_has_no_framework_id_and_declares_capabilities() {
     let call = subscribe(&settings(), None);
-    assert_eq!(call_name(&call), "SUBSCRIBE");
+    assert_eq!(call.call_name(), "SUBSCRIBE");
     assert_eq!(
         as_json(&call),
         json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": {
@@ -187,7 +188,7 @@ fn explicit_reconcile_is_never_implicit() {
         json!({"tasks": [{"task_id": {"value": "t.0"}, "agent_id": {"value": "a1"}}]})
     );
     let implicit = reconcile_all("fw-1");
-    assert_eq!(call_name(&implicit), "RECONCILE");
+    assert_eq!(implicit.call_name(), "RECONCILE");
     assert_eq!(implicit.reconcile.map(|r| r.tasks.len()), Some(0));
 }
 

@@ -1,43 +1,26 @@
-//! HTTP client of the scheduler API (`/api/v1/scheduler`): the SUBSCRIBE stream and the calls.
+//! The scheduler API (`/api/v1/scheduler`) over the shared `mesos-client`: what is specific
+//! to a framework on top of the generic subscription and calls.
 //!
-//! - Everything travels as protobuf (`application/x-protobuf`), events in RecordIO records.
-//! - SUBSCRIBE follows `307` redirects to the leading master (`Location` is protocol-relative:
-//!   the scheme is kept); the leader that answered becomes the endpoint of every later call.
-//! - The `Mesos-Stream-Id` of the subscription is sent with every call ([`Session`]).
-//! - Calls go on connections of their own (a separate connection pool from the stream's),
-//!   with a request timeout. A `307` on a call means the master lost leadership: the caller
-//!   must subscribe again ([`MesosError::NotLeader`]).
-//! - Heartbeats: without any event for `missed_heartbeats` × the announced interval,
-//!   [`Subscription::next_event`] fails with [`MesosError::HeartbeatTimeout`]; the caller drops
-//!   the subscription and subscribes again (with its framework id), with a bounded backoff.
+//! - SUBSCRIBE follows `307` redirects to the leading master; the leader that answered
+//!   becomes the endpoint of every later call ([`Session`]), which carries the subscription's
+//!   `Mesos-Stream-Id` (a SUBSCRIBE answer without one is refused).
+//! - Heartbeats: until SUBSCRIBED the request timeout bounds the wait for an event; from then
+//!   on, `missed_heartbeats` × the announced interval without any event fails
+//!   [`Subscription::next_event`] with a heartbeat timeout; the caller drops the subscription
+//!   and subscribes again (with its framework id), with a jittered back-off
+//!   ([`mesos_client::Backoff`]).
+//! - A `307` on a call means the master lost leadership: the caller must subscribe again.
 //! - ZooKeeper master detection is not implemented: [`ClientSettings::new`] refuses `zk://`.
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use mesos_proto::recordio::{decode_stream, RecordIoCodec, StreamError};
+pub use mesos_client::{heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL};
+use mesos_client::{Authorization, CallName, Client, ClientConfig, ClientError};
 use mesos_proto::v1::scheduler::{event, Call, Event};
 use prost::Message;
-use reqwest::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
-use reqwest::{StatusCode, Url};
 
-use super::calls::call_name;
 use super::master_url::{HttpMaster, MasterUrl};
 use super::MesosError;
-
-/// The protobuf media type.
-pub const PROTOBUF: &str = "application/x-protobuf";
-
-/// Header carrying the subscription's stream id.
-pub const STREAM_ID_HEADER: &str = "Mesos-Stream-Id";
-
-/// Mesos' heartbeat interval when SUBSCRIBED does not announce one.
-pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
-
-/// Longest body kept in a [`MesosError::CallRejected`].
-const MAX_ERROR_BODY: usize = 1024;
 
 /// Basic credentials of the framework's principal.
 #[derive(Clone, PartialEq, Eq)]
@@ -95,61 +78,43 @@ impl ClientSettings {
 #[derive(Debug, Clone)]
 pub struct MesosClient {
     settings: ClientSettings,
-    streams: reqwest::Client,
-    calls: reqwest::Client,
+    client: Client,
 }
-
-type EventBytes = Pin<Box<dyn Stream<Item = Result<Bytes, StreamError<reqwest::Error>>> + Send>>;
 
 /// A live subscription: the event stream and the [`Session`] to make calls with.
+#[derive(Debug)]
 pub struct Subscription {
-    events: EventBytes,
+    events: mesos_client::Subscription<Event>,
     session: Session,
-    first_event_timeout: Duration,
-    heartbeat_interval: Option<Duration>,
     missed_heartbeats: u32,
-}
-
-impl std::fmt::Debug for Subscription {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
-            .field("session", &self.session)
-            .field("heartbeat_interval", &self.heartbeat_interval)
-            .finish_non_exhaustive()
-    }
 }
 
 /// What calls need: the leader's endpoint and the subscription's stream id. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Session {
-    http: reqwest::Client,
+    client: Client,
     endpoint: String,
     stream_id: String,
-    credentials: Option<Credentials>,
 }
 
 impl MesosClient {
     /// A client for `settings`.
     pub fn new(settings: ClientSettings) -> Result<MesosClient, MesosError> {
-        let connect = settings.request_timeout;
-        // The stream's client has no overall timeout (the stream lives for days) and keeps
-        // no idle connection, so that a call never waits behind the stream.
-        let streams = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect)
-            .pool_max_idle_per_host(0)
-            .build()
-            .map_err(MesosError::ClientSetup)?;
-        let calls = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect)
-            .timeout(settings.request_timeout)
-            .build()
-            .map_err(MesosError::ClientSetup)?;
+        let config = ClientConfig {
+            connect_timeout: settings.request_timeout,
+            request_timeout: settings.request_timeout,
+            authorization: settings
+                .credentials
+                .as_ref()
+                .map(|credentials| Authorization::Basic {
+                    principal: credentials.principal.clone(),
+                    secret: credentials.secret.clone(),
+                }),
+            max_redirects: settings.max_redirects,
+        };
         Ok(MesosClient {
+            client: Client::new(config)?,
             settings,
-            streams,
-            calls,
         })
     }
 
@@ -157,67 +122,23 @@ impl MesosClient {
     /// the master accepted it; the first event (SUBSCRIBED or ERROR) is read with
     /// [`Subscription::next_event`].
     pub async fn subscribe(&self, call: &Call) -> Result<Subscription, MesosError> {
-        let name = call_name(call);
-        let body = call.encode_to_vec();
-        let mut url = self.settings.master.scheduler_endpoint();
-        for _ in 0..=self.settings.max_redirects {
-            let request = with_auth(
-                self.streams
-                    .post(&url)
-                    .header(CONTENT_TYPE, PROTOBUF)
-                    .header(ACCEPT, PROTOBUF)
-                    .body(body.clone()),
-                self.settings.credentials.as_ref(),
-            );
-            let response = tokio::time::timeout(self.settings.request_timeout, request.send())
-                .await
-                .map_err(|_| MesosError::Stream {
-                    url: url.clone(),
-                    why: format!(
-                        "no answer to SUBSCRIBE within {:?}",
-                        self.settings.request_timeout
-                    ),
-                })?
-                .map_err(|source| MesosError::Http {
-                    call: name,
-                    url: url.clone(),
-                    source,
-                })?;
-            match response.status() {
-                StatusCode::OK => return self.subscription(url, response),
-                StatusCode::TEMPORARY_REDIRECT => url = redirect_target(name, &url, &response)?,
-                _ => return Err(rejected(name, url, response).await),
-            }
-        }
-        Err(MesosError::TooManyRedirects {
-            call: name,
-            url,
-            hops: self.settings.max_redirects,
-        })
-    }
-
-    fn subscription(
-        &self,
-        url: String,
-        response: reqwest::Response,
-    ) -> Result<Subscription, MesosError> {
-        let stream_id = response
-            .headers()
-            .get(STREAM_ID_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| MesosError::MissingStreamId { url: url.clone() })?
-            .to_owned();
+        let events = self
+            .client
+            .subscribe::<Event>(
+                &self.settings.master.scheduler_endpoint(),
+                call.call_name(),
+                call.encode_to_vec(),
+                Some(self.settings.request_timeout),
+            )
+            .await?;
+        let session = Session {
+            client: self.client.clone(),
+            endpoint: events.endpoint().to_owned(),
+            stream_id: events.require_stream_id()?.to_owned(),
+        };
         Ok(Subscription {
-            events: Box::pin(decode_stream(response.bytes_stream(), RecordIoCodec::new())),
-            session: Session {
-                http: self.calls.clone(),
-                endpoint: url,
-                stream_id,
-                credentials: self.settings.credentials.clone(),
-            },
-            first_event_timeout: self.settings.request_timeout,
-            heartbeat_interval: None,
+            events,
+            session,
             missed_heartbeats: self.settings.missed_heartbeats.max(1),
         })
     }
@@ -232,47 +153,26 @@ impl Subscription {
     /// How long [`Subscription::next_event`] waits: the request timeout until SUBSCRIBED, then
     /// `missed_heartbeats` × the announced heartbeat interval.
     pub fn event_timeout(&self) -> Duration {
-        match self.heartbeat_interval {
-            Some(interval) => interval.saturating_mul(self.missed_heartbeats),
-            None => self.first_event_timeout,
-        }
+        self.events
+            .event_timeout()
+            .unwrap_or(DEFAULT_HEARTBEAT_INTERVAL)
     }
 
     /// The next event. SUBSCRIBED sets the heartbeat interval used for the timeout.
     pub async fn next_event(&mut self) -> Result<Event, MesosError> {
-        let url = &self.session.endpoint;
-        let waited = self.event_timeout();
-        let record = tokio::time::timeout(waited, self.events.next())
-            .await
-            .map_err(|_| MesosError::HeartbeatTimeout {
-                url: url.clone(),
-                waited,
-            })?
-            .ok_or_else(|| MesosError::StreamClosed { url: url.clone() })?
-            .map_err(|error| MesosError::Stream {
-                url: url.clone(),
-                why: error.to_string(),
-            })?;
-        let event = Event::decode(record).map_err(|source| MesosError::Decode {
-            url: url.clone(),
-            source,
-        })?;
+        let event = self.events.next_event().await?;
         if event.r#type == Some(event::Type::Subscribed as i32) {
-            self.heartbeat_interval =
-                Some(heartbeat_interval(event.subscribed.as_ref().and_then(
-                    |subscribed| subscribed.heartbeat_interval_seconds,
-                )));
+            let interval = heartbeat_interval(
+                event
+                    .subscribed
+                    .as_ref()
+                    .and_then(|subscribed| subscribed.heartbeat_interval_seconds),
+            );
+            self.events
+                .set_event_timeout(Some(interval.saturating_mul(self.missed_heartbeats)));
         }
         Ok(event)
     }
-}
-
-/// The announced heartbeat interval, or Mesos' default when absent or not a positive number.
-pub fn heartbeat_interval(seconds: Option<f64>) -> Duration {
-    seconds
-        .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
-        .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-        .unwrap_or(DEFAULT_HEARTBEAT_INTERVAL)
 }
 
 impl Session {
@@ -288,163 +188,27 @@ impl Session {
 
     /// Sends a call (not SUBSCRIBE); success is the master's `202 Accepted`.
     pub async fn call(&self, call: &Call) -> Result<(), MesosError> {
-        let name = call_name(call);
-        let stream_id = HeaderValue::from_str(&self.stream_id)
-            .map_err(|_| MesosError::NotSubscribed { call: name })?;
-        let request = with_auth(
-            self.http
-                .post(&self.endpoint)
-                .header(CONTENT_TYPE, PROTOBUF)
-                .header(STREAM_ID_HEADER, stream_id)
-                .body(call.encode_to_vec()),
-            self.credentials.as_ref(),
-        );
-        let response = request.send().await.map_err(|source| MesosError::Http {
-            call: name,
-            url: self.endpoint.clone(),
-            source,
-        })?;
-        match response.status() {
-            StatusCode::ACCEPTED | StatusCode::OK => Ok(()),
-            StatusCode::TEMPORARY_REDIRECT => Err(MesosError::NotLeader {
-                call: name,
-                url: self.endpoint.clone(),
-                location: location(&response),
-            }),
-            _ => Err(rejected(name, self.endpoint.clone(), response).await),
-        }
+        self.client
+            .call(
+                &self.endpoint,
+                call.call_name(),
+                call.encode_to_vec(),
+                Some(&self.stream_id),
+            )
+            .await
+            .map_err(MesosError::from)
     }
 }
 
-fn with_auth(
-    request: reqwest::RequestBuilder,
-    credentials: Option<&Credentials>,
-) -> reqwest::RequestBuilder {
-    match credentials {
-        Some(credentials) => request.basic_auth(&credentials.principal, Some(&credentials.secret)),
-        None => request,
-    }
-}
-
-fn location(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get(LOCATION)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-}
-
-fn redirect_target(
-    call: &'static str,
-    url: &str,
-    response: &reqwest::Response,
-) -> Result<String, MesosError> {
-    let location = location(response).ok_or_else(|| MesosError::NotLeader {
-        call,
-        url: url.to_owned(),
-        location: None,
-    })?;
-    resolve_redirect(url, &location).ok_or_else(|| MesosError::BadRedirect {
-        call,
-        url: url.to_owned(),
-        location,
-    })
-}
-
-/// Where a `307` from `current` points: a protocol-relative `//host:port/path` keeps the
-/// current scheme; a location without a path (1.0's `/redirect`, the docs' bare
-/// `host:port`) keeps the current path; absolute URLs and absolute paths are used as given.
-pub fn resolve_redirect(current: &str, location: &str) -> Option<String> {
-    let base = Url::parse(current).ok()?;
-    let location = location.trim();
-    if location.is_empty() {
-        return None;
-    }
-    let normalized = if location.contains("://") || location.starts_with('/') {
-        location.to_owned()
-    } else {
-        format!("//{location}")
-    };
-    let mut target = base.join(&normalized).ok()?;
-    target.host_str()?;
-    if target.path() == "/" {
-        target.set_path(base.path());
-    }
-    Some(target.to_string())
-}
-
-async fn rejected(call: &'static str, url: String, response: reqwest::Response) -> MesosError {
-    let status = response.status().as_u16();
-    let mut body = response.text().await.unwrap_or_default();
-    if body.len() > MAX_ERROR_BODY {
-        let mut cut = MAX_ERROR_BODY;
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        body.truncate(cut);
-    }
-    MesosError::CallRejected {
-        call,
-        url,
-        status,
-        body: body.trim().to_owned(),
+impl From<ClientError> for MesosError {
+    fn from(error: ClientError) -> Self {
+        MesosError::Client(error)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn protocol_relative_location_keeps_the_scheme() {
-        assert_eq!(
-            resolve_redirect(
-                "https://m1:5050/api/v1/scheduler",
-                "//m2:5050/api/v1/scheduler"
-            )
-            .as_deref(),
-            Some("https://m2:5050/api/v1/scheduler")
-        );
-    }
-
-    #[test]
-    fn location_without_path_keeps_the_current_path() {
-        let current = "http://m1:5050/master/api/v1/scheduler";
-        assert_eq!(
-            resolve_redirect(current, "//m2:5051").as_deref(),
-            Some("http://m2:5051/master/api/v1/scheduler")
-        );
-        assert_eq!(
-            resolve_redirect(current, "m3:5050").as_deref(),
-            Some("http://m3:5050/master/api/v1/scheduler")
-        );
-    }
-
-    #[test]
-    fn absolute_locations_are_used_as_given() {
-        let current = "http://m1:5050/api/v1/scheduler";
-        assert_eq!(
-            resolve_redirect(current, "https://m2:5050/api/v1/scheduler").as_deref(),
-            Some("https://m2:5050/api/v1/scheduler")
-        );
-        assert_eq!(
-            resolve_redirect(current, "/master/api/v1/scheduler").as_deref(),
-            Some("http://m1:5050/master/api/v1/scheduler")
-        );
-        assert_eq!(resolve_redirect(current, ""), None);
-        assert_eq!(resolve_redirect("not a url", "//m2:5050"), None);
-    }
-
-    #[test]
-    fn heartbeat_interval_defaults_to_fifteen_seconds() {
-        assert_eq!(heartbeat_interval(Some(2.5)), Duration::from_millis(2500));
-        assert_eq!(heartbeat_interval(None), DEFAULT_HEARTBEAT_INTERVAL);
-        assert_eq!(heartbeat_interval(Some(0.0)), DEFAULT_HEARTBEAT_INTERVAL);
-        assert_eq!(
-            heartbeat_interval(Some(f64::NAN)),
-            DEFAULT_HEARTBEAT_INTERVAL
-        );
-    }
 
     #[test]
     fn zookeeper_masters_are_refused_by_the_client() {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use hyper::StatusCode;
+use mesos_client::is_terminal;
 use mesos_proto::v1::executor::{call, event, Call, Event};
 use mesos_proto::v1::{task_status, TaskId, TaskInfo, TaskState, TaskStatus};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
@@ -413,20 +414,6 @@ impl AgentState {
             );
         }
     }
-}
-
-fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
 }
 
 pub(crate) fn simple_event(event_type: event::Type) -> Event {

@@ -17,40 +17,10 @@ use prost_reflect::{
 use serde::de::DeserializeOwned;
 use serde_json::Value as JsonValue;
 
-/// `application/json`, exactly as Mesos compares it.
-pub const APPLICATION_JSON: &str = "application/json";
-/// `application/x-protobuf`, exactly as Mesos compares it.
-pub const APPLICATION_PROTOBUF: &str = "application/x-protobuf";
-
-/// One of the two media types of the v1 APIs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ContentType {
-    /// `application/json` (Mesos' JSON dialect).
-    Json,
-    /// `application/x-protobuf` (protobuf binary).
-    Protobuf,
-}
-
-impl ContentType {
-    /// The media type string (`application/json` or `application/x-protobuf`).
-    pub fn mime(self) -> &'static str {
-        match self {
-            ContentType::Json => APPLICATION_JSON,
-            ContentType::Protobuf => APPLICATION_PROTOBUF,
-        }
-    }
-
-    /// Parses a request `Content-Type` value the way Mesos does: an exact
-    /// byte comparison, so parameters (`; charset=utf-8`) or other case do not
-    /// match.
-    pub fn from_exact_header(value: &[u8]) -> Option<ContentType> {
-        match value {
-            b"application/json" => Some(ContentType::Json),
-            b"application/x-protobuf" => Some(ContentType::Protobuf),
-            _ => None,
-        }
-    }
-}
+pub use mesos_client::media::{APPLICATION_JSON, APPLICATION_PROTOBUF};
+/// One of the two media types of the v1 APIs; requests are read with
+/// [`ContentType::from_exact_header`], Mesos' exact comparison.
+pub use mesos_client::MediaType as ContentType;
 
 /// Decodes a request body into a call message `M` (named `Call` in the
 /// messages), failing with Mesos' 400 message.

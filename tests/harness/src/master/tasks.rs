@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use mesos_client::is_terminal;
 use mesos_proto::v1::scheduler::{call, event, Event};
 use mesos_proto::v1::{
     executor_info, framework_info, task_status, AgentId, FrameworkId, TaskId, TaskInfo, TaskState,
@@ -511,21 +512,6 @@ fn unix_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// `protobuf::isTerminalState`.
-pub(crate) fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
 }
 
 /// `common::validation::validateID`: ids become directory names.
