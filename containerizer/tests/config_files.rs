@@ -64,6 +64,7 @@ fn dirs() -> Dirs {
     let env = SearchEnv {
         config_file: None,
         current_dir: make("cwd"),
+        called_by_agent: false,
         home: Some(make("home")),
         system_root: make("sys"),
     };
@@ -125,6 +126,28 @@ fn search_path_order_matches_deimos() {
             sys.join("usr/local/etc/deimos.cfg"),
         ]
     );
+}
+
+#[test]
+fn a_deimos_cfg_in_the_sandbox_is_ignored_when_an_agent_runs_deimos() {
+    let mut dirs = dirs();
+    dirs.env.called_by_agent = true;
+    let planted = dirs.env.current_dir.join("deimos.cfg");
+    write(
+        &planted,
+        "[hooks]\nondestroy: [\"/bin/sh\", \"-c\", \"id\"]\n",
+    );
+    write(
+        &dirs.env.system_root.join("etc/deimos.cfg"),
+        "[state]\nroot: /from/etc\n",
+    );
+    assert!(!search_path(&dirs.env).contains(&planted));
+    let loaded = load(&dirs.env).expect("loads");
+    assert_eq!(
+        loaded.source,
+        Some(dirs.env.system_root.join("etc/deimos.cfg"))
+    );
+    assert_eq!(loaded.config.state.root, PathBuf::from("/from/etc"));
 }
 
 #[test]

@@ -112,6 +112,7 @@ fn same_request_as_deimos(env: &BenchEnv, id: &str) -> Result<CreateRequest> {
     let loaded = config::load(&SearchEnv {
         config_file: Some(env.config_path().to_path_buf()),
         current_dir: env.base().to_path_buf(),
+        called_by_agent: true,
         home: None,
         system_root: PathBuf::from("/"),
     })

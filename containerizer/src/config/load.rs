@@ -16,6 +16,11 @@ pub struct SearchEnv {
     pub config_file: Option<PathBuf>,
     /// The current directory (for `./deimos.cfg`).
     pub current_dir: PathBuf,
+    /// Whether a Mesos agent runs us (`MESOS_WORK_DIRECTORY` is set). The agent runs every
+    /// call in the task's sandbox, which the task itself can write to, so `./deimos.cfg` is
+    /// then not searched: a task could otherwise plant a configuration (hooks, policy) that
+    /// the next call, run as root, would obey.
+    pub called_by_agent: bool,
     /// The home directory (for `~/.deimos`); `None` skips that entry.
     pub home: Option<PathBuf>,
     /// Prefix of the system locations (`/` in production, a temporary directory in tests).
@@ -23,7 +28,8 @@ pub struct SearchEnv {
 }
 
 impl SearchEnv {
-    /// The environment of this process: `$DEIMOS_CONFIG`, the current directory, `$HOME`.
+    /// The environment of this process: `$DEIMOS_CONFIG`, the current directory,
+    /// `$MESOS_WORK_DIRECTORY`, `$HOME`.
     pub fn from_process() -> Self {
         let non_empty = |name: &str| {
             std::env::var_os(name)
@@ -33,6 +39,7 @@ impl SearchEnv {
         Self {
             config_file: non_empty(CONFIG_ENV_VAR),
             current_dir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            called_by_agent: non_empty("MESOS_WORK_DIRECTORY").is_some(),
             home: non_empty("HOME"),
             system_root: PathBuf::from("/"),
         }
@@ -48,9 +55,13 @@ pub struct LoadedConfig {
     pub source: Option<PathBuf>,
 }
 
-/// The files tried in order when `$DEIMOS_CONFIG` is not set.
+/// The files tried in order when `$DEIMOS_CONFIG` is not set: Deimos' search path, without
+/// `./deimos.cfg` when an agent runs us (see [`SearchEnv::called_by_agent`]).
 pub fn search_path(env: &SearchEnv) -> Vec<PathBuf> {
-    let mut paths = vec![env.current_dir.join("deimos.cfg")];
+    let mut paths = Vec::new();
+    if !env.called_by_agent {
+        paths.push(env.current_dir.join("deimos.cfg"));
+    }
     if let Some(home) = &env.home {
         paths.push(home.join(".deimos"));
     }

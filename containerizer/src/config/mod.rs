@@ -1,7 +1,8 @@
 //! INI configuration: the Deimos-compatible search path, sections and keys, plus our own.
 //!
 //! One file is loaded, the first found on the search path ([`load::search_path`]):
-//! `$DEIMOS_CONFIG` (must exist when set), `./deimos.cfg`, `~/.deimos`, `/etc/deimos.cfg`,
+//! `$DEIMOS_CONFIG` (must exist when set), `./deimos.cfg` (not when a Mesos agent runs us: the
+//! current directory is then the task's sandbox), `~/.deimos`, `/etc/deimos.cfg`,
 //! `/usr/etc/deimos.cfg`, `/usr/local/etc/deimos.cfg`. Without a file every key has its
 //! default. `etc/deimos.cfg` in the repository documents every section and key.
 //!
