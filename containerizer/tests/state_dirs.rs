@@ -253,14 +253,27 @@ fn create_refuses_a_sandbox_path_json_cannot_hold_and_leaves_nothing() {
 fn launch_in_an_occupied_millisecond_gets_a_suffixed_start_time_entry() {
     let dir = tempfile::tempdir().unwrap();
     let root = root(&dir);
-    // Occupy every millisecond of the next 3 s, so whenever the launch happens, its plain
-    // name collides (D-5: Deimos then skipped the link silently).
+    // Occupy every millisecond from now until 3 s after the links are made, so whenever the
+    // launch happens, its plain name collides (D-5: Deimos then skipped the link silently).
+    // The range grows until it is 3 s ahead of the clock: a loaded machine that takes longer
+    // to make the links only makes more of them.
     let start_time = dir.path().join("start-time");
     fs::create_dir_all(&start_time).unwrap();
-    let now = OffsetDateTime::now_utc();
-    for ms in 0..3000 {
-        let name = format_iso_millis(now + time::Duration::milliseconds(ms));
-        symlink("../mesos/other", start_time.join(name)).unwrap();
+    let base = OffsetDateTime::now_utc();
+    let mut occupied = 0;
+    let mut wanted = 3000;
+    while occupied < wanted {
+        while occupied < wanted {
+            let name = format_iso_millis(base + time::Duration::milliseconds(occupied));
+            symlink("../mesos/other", start_time.join(name)).unwrap();
+            occupied += 1;
+        }
+        let elapsed = (OffsetDateTime::now_utc() - base).whole_milliseconds();
+        wanted = i64::try_from(elapsed).unwrap() + 3000;
+        assert!(
+            occupied < 600_000,
+            "making a symbolic link takes over a millisecond here; the test cannot occupy the clock"
+        );
     }
     let launching = root.create_container(&id("c1"), &task(None)).unwrap();
     let token = launching.dir().start_time_token().unwrap().unwrap();
