@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use eremetic::outbox::{NewCallback, Outbox};
-use eremetic::store::{InsertOutcome, Store, StoreError};
+use eremetic::store::{InsertOutcome, Store, StoreError, META_FRAMEWORK_ID};
 use eremetic::task::{StateFilter, Task, TaskId, TaskState};
 use time::OffsetDateTime;
 
@@ -535,6 +535,53 @@ async fn database_from_a_newer_schema_is_refused() {
         Err(StoreError::NewerSchema { found: 99, .. }) => {}
         other => panic!("expected NewerSchema, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn meta_values_are_saved_replaced_cleared_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.meta_load(META_FRAMEWORK_ID).await.unwrap(), None);
+    store.meta_save(META_FRAMEWORK_ID, "fw-1").await.unwrap();
+    store.meta_save(META_FRAMEWORK_ID, "fw-2").await.unwrap();
+    store.meta_save("other", "x").await.unwrap();
+    // Dropped without close: an acknowledged save is on disk.
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(
+        store.meta_load(META_FRAMEWORK_ID).await.unwrap().as_deref(),
+        Some("fw-2")
+    );
+    assert!(store.meta_clear(META_FRAMEWORK_ID).await.unwrap());
+    assert!(!store.meta_clear(META_FRAMEWORK_ID).await.unwrap());
+    assert_eq!(store.meta_load(META_FRAMEWORK_ID).await.unwrap(), None);
+    assert_eq!(
+        store.meta_load("other").await.unwrap().as_deref(),
+        Some("x")
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_database_of_the_first_schema_gains_the_meta_table_and_keeps_its_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = queued("from version 1", 1);
+    let store = open(&dir);
+    insert(&store, &task).await;
+    store.close().await;
+    // Take the file back to schema version 1, as the previous release left it.
+    let raw = rusqlite::Connection::open(db_path(&dir)).unwrap();
+    raw.execute_batch("DROP TABLE meta; PRAGMA user_version = 1;")
+        .unwrap();
+    drop(raw);
+    let store = open(&dir);
+    assert_eq!(store.get(&task.id).await.unwrap(), Some(task));
+    store.meta_save(META_FRAMEWORK_ID, "fw-9").await.unwrap();
+    assert_eq!(
+        store.meta_load(META_FRAMEWORK_ID).await.unwrap().as_deref(),
+        Some("fw-9")
+    );
+    store.close().await;
 }
 
 #[tokio::test]

@@ -9,9 +9,11 @@
 //! Tables (schema version in `PRAGMA user_version`, see `schema::MIGRATIONS`): `tasks` (the
 //! task as JSON plus the columns queries filter on: submission order `seq`, `name`, `state`,
 //! composite group `grp`, `ended_at`), `idempotency` (client keys → task), `callbacks` (the
-//! outbox, see [`crate::outbox::Outbox`]).
+//! outbox, see [`crate::outbox::Outbox`]), `meta` (single values of the service, by key:
+//! [`Store::meta_load`], [`Store::meta_save`], [`Store::meta_clear`]).
 
 mod error;
+mod meta;
 mod outbox;
 mod queries;
 mod reader;
@@ -36,6 +38,10 @@ use outbox::CallbackRow;
 use reader::ReadPool;
 use rows::TaskRow;
 use writer::Message;
+
+/// Key of the framework id a Mesos master granted (kept across restarts so that the service
+/// keeps its tasks; cleared when the master removed the framework).
+pub const META_FRAMEWORK_ID: &str = "mesos.framework_id";
 
 /// How many ended tasks one purge transaction deletes, so that retention never holds the
 /// writer (and the submissions queued behind it) for long.
@@ -215,6 +221,33 @@ impl Store {
         });
         self.read("reading unfinished tasks", move |conn, path| {
             queries::list(conn, path, &groups, None)
+        })
+        .await
+    }
+
+    /// The service value stored under `key` (e.g. [`META_FRAMEWORK_ID`]).
+    pub async fn meta_load(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.read("reading a meta value", move |conn, path| {
+            meta::load(conn, path, &key)
+        })
+        .await
+    }
+
+    /// Stores `value` under `key`, replacing an earlier one; returns once committed to disk.
+    pub async fn meta_save(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write("saving a meta value", move |conn, path| {
+            meta::save(conn, path, &key, &value)
+        })
+        .await
+    }
+
+    /// Removes the value under `key`; returns once committed. `false` when there was none.
+    pub async fn meta_clear(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write("clearing a meta value", move |conn, path| {
+            meta::clear(conn, path, &key)
         })
         .await
     }

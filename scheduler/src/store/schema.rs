@@ -45,6 +45,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
          last_error      TEXT
      );
      CREATE INDEX callbacks_by_task ON callbacks (task_id, id);",
+    // Version 2. Single values of the service itself (e.g. the framework id a Mesos master
+    // granted), see `super::meta`.
+    "CREATE TABLE meta (
+         key   TEXT PRIMARY KEY,
+         value TEXT NOT NULL
+     ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.
