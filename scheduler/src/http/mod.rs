@@ -29,8 +29,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Extension, Request, State};
-use axum::http::header::{HeaderValue, LOCATION};
-use axum::http::{Method, StatusCode};
+use axum::http::header::{HeaderValue, ACCEPT, LOCATION, VARY};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,9 +43,6 @@ use crate::service::TaskService;
 use crate::task::MASK;
 use response::{with_content_type, TEXT_CONTENT_TYPE};
 use serve::ConnectionInfo;
-
-/// `Content-Type` of `/metrics` (the OpenMetrics text `Metrics::render` produces).
-const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Settings of the HTTP layer. Its `Debug` output masks the password and the tokens.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -230,13 +227,21 @@ async fn version_text(State(state): State<AppState>) -> Response {
     with_content_type(StatusCode::OK, TEXT_CONTENT_TYPE, body.into())
 }
 
-/// `GET /metrics`.
-async fn render_metrics(State(state): State<AppState>) -> Response {
-    with_content_type(
+/// `GET /metrics`: OpenMetrics for scrapers that prefer it, else the Prometheus text format
+/// 0.0.4 (Eremetic's), see [`crate::metrics::exposition`].
+async fn render_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(ACCEPT).and_then(|value| value.to_str().ok());
+    let format = crate::metrics::negotiate(accept);
+    let mut response = with_content_type(
         StatusCode::OK,
-        METRICS_CONTENT_TYPE,
-        state.metrics.render().into(),
-    )
+        format.content_type(),
+        state.metrics.render_as(format).into(),
+    );
+    // Caches must not hand one scraper's format to another.
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 /// A known path with a method it does not serve.
