@@ -16,8 +16,8 @@ mod harness;
 
 use std::collections::HashMap;
 
-use harness::{config, Server};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use harness::{config, valid_v1, Server};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 
 // ---------------------------------------------------------------------------------------------
@@ -166,5 +166,49 @@ async fn metrics_answer_text_0_0_4_or_openmetrics_as_the_scraper_prefers_with_er
     assert_eq!(exposition.samples["scheduler_tasks_created"], 1.0);
     assert_eq!(exposition.samples["scheduler_tasks_delayed"], 1.0);
     assert_eq!(exposition.samples["eremetic_submissions_total"], 1.0);
+    server.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Paths with repeated slashes.
+
+#[tokio::test]
+async fn repeated_slashes_redirect_to_the_clean_path_keeping_the_query() {
+    let server = Server::start(config()).await;
+    let manual = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // `EREMETIC_URL=http://host:port/` makes naive clients send `//api/v1/task`.
+    let response = manual
+        .get(server.url("//api/v1/task?state=queued"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(response.headers()[LOCATION], "/api/v1/task?state=queued");
+    let response = manual
+        .get(server.url("/api//v1///task/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(response.headers()[LOCATION], "/api/v1/task");
+    let response = manual
+        .post(server.url("//api/v1/task"))
+        .json(&valid_v1())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(response.headers()[LOCATION], "/api/v1/task");
+
+    // A client that follows redirects reaches the routes: the list, and the submission with
+    // its body.
+    let listed = server.get("//api/v1/task").await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    let submitted = server.post_json("//api/v1/task", &valid_v1()).await;
+    assert_eq!(submitted.status(), StatusCode::ACCEPTED);
+    assert_eq!(server.fake.lock().submissions.len(), 1);
     server.shutdown().await;
 }
