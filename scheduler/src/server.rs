@@ -14,7 +14,7 @@ use crate::backend::{LocalBackend, LocalConfig};
 use crate::callback::CallbackWorker;
 use crate::config::Config;
 use crate::engine::{EngineConfig, Policy, Scheduler};
-use crate::http::{self, HttpConfig, TlsFiles};
+use crate::http::{self, HostNames, HttpConfig, TlsFiles};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::service::TaskService;
@@ -172,5 +172,20 @@ fn http_config(config: &Config) -> HttpConfig {
             .map(|token| token.expose().to_owned())
             .collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        host_names: host_names(config),
+    }
+}
+
+/// The host names to answer: `allowed_hosts` when set; otherwise any name when the operator
+/// listens on a non-loopback address (a team serving eremetic in its network under a DNS name,
+/// as Eremetic commonly is; the start-up warning says the API is open); otherwise names only
+/// with credentials (the DNS-rebinding guard of the default loopback listener).
+fn host_names(config: &Config) -> HostNames {
+    if !config.allowed_hosts.is_empty() {
+        HostNames::Only(config.allowed_hosts.clone())
+    } else if !config.address.is_loopback() {
+        HostNames::Any
+    } else {
+        HostNames::UnlessOpen
     }
 }

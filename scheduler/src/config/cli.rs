@@ -44,6 +44,9 @@ pub struct Cli {
     /// PEM private key for HTTPS.
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<String>,
+    /// Comma-separated host names requests may be addressed to.
+    #[arg(long, value_name = "NAMES")]
+    pub allowed_hosts: Option<String>,
     /// trace, debug, info, warn or error.
     #[arg(long, value_name = "LEVEL")]
     pub loglevel: Option<String>,
@@ -115,6 +118,7 @@ impl Cli {
             ("url_prefix", &self.url_prefix),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
+            ("allowed_hosts", &self.allowed_hosts),
             ("loglevel", &self.loglevel),
             ("logformat", &self.logformat),
             ("data_dir", &self.data_dir),

@@ -58,6 +58,10 @@ pub(crate) const KEYS: &[KeySpec] = &[
     },
     key("tls_cert"),
     key("tls_key"),
+    KeySpec {
+        list: true,
+        ..key("allowed_hosts")
+    },
     // logging
     eremetic("loglevel"),
     eremetic("logformat"),

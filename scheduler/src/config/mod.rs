@@ -64,6 +64,10 @@ pub struct Config {
     pub bearer_tokens: Vec<SecretString>,
     /// `tls_cert` and `tls_key`: serve HTTPS with these PEM files.
     pub tls: Option<TlsFiles>,
+    /// `allowed_hosts`: the host names requests may be addressed to (lower case; IP addresses
+    /// and `localhost` always pass). Empty: any name when `address` is not loopback or
+    /// credentials are configured, none otherwise (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
     /// `loglevel`.
     pub loglevel: LogLevel,
     /// `logformat`.
@@ -176,9 +180,15 @@ impl Config {
         let mut warnings = Vec::new();
         let exposed = !self.address.is_loopback();
         if exposed && !self.auth_required() {
+            let names = if self.allowed_hosts.is_empty() {
+                "addressed by any host name (set allowed_hosts to restrict the names)".to_owned()
+            } else {
+                format!("addressed to {}", self.allowed_hosts.join(", "))
+            };
             warnings.push(format!(
-                "address {}: the API accepts requests from the network without \
-                 authentication; set http_credentials or bearer_tokens, or listen on 127.0.0.1",
+                "address {}: the API is open: it accepts requests from the network without \
+                 authentication, {names}; set http_credentials or bearer_tokens, or listen on \
+                 127.0.0.1",
                 self.address
             ));
         }

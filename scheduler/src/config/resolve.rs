@@ -118,6 +118,7 @@ pub(crate) fn resolve(
         http_credentials,
         bearer_tokens,
         tls: resolve_tls(&lookup)?,
+        allowed_hosts: lookup.list("allowed_hosts", v::parse_host_name)?,
         loglevel: lookup
             .get("loglevel", v::parse_log_level)?
             .unwrap_or(v::LogLevel::Info),

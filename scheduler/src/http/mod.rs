@@ -36,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+pub use origin::HostNames;
 pub use serve::{load_tls, serve, TlsFiles};
 
 use crate::metrics::Metrics;
@@ -56,6 +57,8 @@ pub struct HttpConfig {
     pub bearer_tokens: Vec<String>,
     /// The version `/api/v1/version` reports.
     pub version: String,
+    /// The host names requests may be addressed to.
+    pub host_names: HostNames,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -65,6 +68,7 @@ impl fmt::Debug for HttpConfig {
             .field("basic", &self.basic.as_ref().map(|(user, _)| (user, MASK)))
             .field("bearer_tokens", &vec![MASK; self.bearer_tokens.len()])
             .field("version", &self.version)
+            .field("host_names", &self.host_names)
             .finish()
     }
 }
@@ -197,7 +201,11 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
     };
     // Outside authentication, so that a browser's 401 becomes an HTML page.
     let router = router.layer(axum::middleware::from_fn(ui::html_unauthorized));
-    let router = router.layer(from_fn_with_state(open, origin::guard));
+    let guard = origin::Guard {
+        names: config.host_names,
+        open,
+    };
+    let router = router.layer(from_fn_with_state(Arc::new(guard), origin::guard));
     router.layer(from_fn_with_state(metrics, routes::observe))
 }
 

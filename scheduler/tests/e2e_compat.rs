@@ -1,0 +1,61 @@
+//! End to end: what teams running Eremetic rely on, against the real `eremetic` binary and the
+//! real Docker engine: serving the API under a DNS name in their network, the data directory's
+//! mode, tasks running as `root` by default, Eremetic's port documents and relative volume
+//! paths inside the sandbox.
+
+// A panic is the failure report of a test.
+#![allow(clippy::unwrap_used)]
+
+mod e2e_support;
+
+use e2e_support::{Service, Settings};
+use reqwest::{Method, StatusCode};
+
+/// `GET /api/v1/task` addressed to `host` (the connection still goes to 127.0.0.1).
+async fn list_as(service: &Service, host: &str) -> StatusCode {
+    let request = service
+        .raw(Method::GET, "/api/v1/task")
+        .header("Host", format!("{host}:{}", service.port()));
+    service.send(request).await.status()
+}
+
+#[tokio::test]
+async fn an_open_server_on_a_network_address_answers_its_dns_names_and_allowed_hosts_limit_them() {
+    // The default: loopback only, names refused (DNS rebinding).
+    let local = Service::start(Settings::new()).await;
+    assert_eq!(
+        list_as(&local, "eremetic.corp.example").await,
+        StatusCode::FORBIDDEN
+    );
+
+    // The operator listens on the network: the team reaches it under its DNS name.
+    let network = Service::start(Settings::new().set("address", "0.0.0.0")).await;
+    assert_eq!(
+        list_as(&network, "eremetic.corp.example").await,
+        StatusCode::OK,
+        "{}",
+        network.log_tail()
+    );
+    let log = String::from_utf8_lossy(&network.log_bytes()).into_owned();
+    assert!(
+        log.contains("the API is open") && log.contains("allowed_hosts"),
+        "a warning at start says the API is open:\n{log}"
+    );
+
+    // allowed_hosts restricts the names, and addresses still work.
+    let restricted = Service::start(
+        Settings::new()
+            .set("address", "0.0.0.0")
+            .set("allowed_hosts", "eremetic.corp.example, other.corp.example"),
+    )
+    .await;
+    assert_eq!(
+        list_as(&restricted, "EREMETIC.corp.example").await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        list_as(&restricted, "attacker.example").await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(list_as(&restricted, "127.0.0.1").await, StatusCode::OK);
+}
