@@ -152,6 +152,7 @@ fn engine_config(config: &Config) -> EngineConfig {
             allow_volumes_from: config.allow_volumes_from,
         },
         callback_retry_period: config.callback_retry_period,
+        callback_states: config.callback_states,
         retention: config.retention,
         default_retries: config.default_retries,
     }

@@ -113,6 +113,11 @@ fn malformed_requests_name_the_offending_field() {
             patched(json!({"callback_uri": "http:///cb"})),
             "callback_uri",
         ),
+        (
+            patched(json!({"callback_states": "running"})),
+            "callback_states",
+        ),
+        (patched(json!({"callback_states": true})), "callback_states"),
         (patched(json!({"timeout": -1})), "timeout"),
         (patched(json!({"timeout": 1.5})), "timeout"),
         (
@@ -373,4 +378,20 @@ fn ids_and_names_have_the_eremetic_format() {
     let name = generate_name([3, 14, 15, 92, 65, 35, 89, 79]);
     let suffix = name.strip_prefix("Eremetic task ").unwrap();
     assert_eq!(suffix.len(), 8);
+}
+
+#[test]
+fn callback_states_is_terminal_or_all_in_any_case_and_shown_in_the_document() {
+    use eremetic::task::CallbackStates;
+    let all = parse_v1(&patched(json!({"callback_states": "ALL"}))).unwrap();
+    assert_eq!(all.callback_states, Some(CallbackStates::All));
+    let unset = parse_v1(&patched(json!({}))).unwrap();
+    assert_eq!(unset.callback_states, None);
+    let now = OffsetDateTime::now_utc();
+    let task = Task::new(TaskId::generate([3; 16]), "t".into(), all, now);
+    let document = serde_json::to_value(TaskV1::from_task(&task)).unwrap();
+    assert_eq!(document["callback_states"], "all");
+    let task = Task::new(TaskId::generate([4; 16]), "t".into(), unset, now);
+    let document = serde_json::to_value(TaskV0::from_task(&task)).unwrap();
+    assert_eq!(document["callback_states"], Value::Null);
 }

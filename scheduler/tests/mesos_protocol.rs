@@ -65,6 +65,7 @@ fn task() -> Task {
         dns: None,
         agent_constraints: Vec::new(),
         callback_uri: None,
+        callback_states: None,
         fetch: Vec::new(),
         force_pull_image: false,
         privileged: false,

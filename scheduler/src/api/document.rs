@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::task::{
-    AgentConstraint, FetchUri, StatusEntry, Task, Volume, DEFAULT_MAX_RETRIES, MASK,
+    AgentConstraint, CallbackStates, FetchUri, StatusEntry, Task, Volume, DEFAULT_MAX_RETRIES, MASK,
 };
 
 /// A port mapping as shown in a task document.
@@ -60,6 +60,8 @@ pub struct CommonDocument {
     pub retry: u32,
     /// Callback URL.
     pub callback_uri: String,
+    /// Which status changes are POSTed (`terminal`, `all`); `None`: the server's setting.
+    pub callback_states: Option<CallbackStates>,
     /// Sandbox directory.
     pub sandbox_path: String,
     /// Agent address.
@@ -158,6 +160,7 @@ impl CommonDocument {
             hostname: text(&task.hostname),
             retry: task.retry,
             callback_uri: text(&request.callback_uri),
+            callback_states: request.callback_states,
             sandbox_path: text(&task.sandbox_path),
             agent_ip: text(&task.agent_ip),
             agent_port: task.agent_port.unwrap_or(0),

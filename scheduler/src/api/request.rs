@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use super::error::{Problem, ValidationErrors};
 use super::json::{member, Collector};
 use crate::task::{
-    AgentConstraint, FetchUri, Network, NewTask, PortProtocol, PortRequest, Secret, Volume,
+    AgentConstraint, CallbackStates, FetchUri, Network, NewTask, PortProtocol, PortRequest, Secret,
+    Volume,
 };
 
 /// Largest accepted body (1 MiB, Eremetic's read limit). Eremetic truncates longer bodies and
@@ -54,7 +55,8 @@ const V0: Keys = Keys {
 /// Keys follow Go's `encoding/json` rules (case-insensitive, unknown keys ignored, a `null`
 /// body or member counts as absent). Unlike Eremetic, which validates nothing (E-17), every
 /// field is checked and every problem is reported. Besides Eremetic's keys, `uris` (v0 only in
-/// Eremetic), `user`, `timeout` (seconds, 0 = none) and `retries` are accepted.
+/// Eremetic), `user`, `timeout` (seconds, 0 = none), `retries` and `callback_states`
+/// (`terminal` or `all`) are accepted.
 pub fn parse_v1(body: &[u8]) -> Result<NewTask, ValidationErrors> {
     parse(body, &V1)
 }
@@ -171,6 +173,7 @@ impl<'v> Reader<'v> {
             dns: self.dns(),
             agent_constraints: self.constraints(keys.agent_constraints),
             callback_uri: self.callback_uri(),
+            callback_states: self.callback_states(),
             fetch,
             force_pull_image: self.flag("force_pull_image"),
             privileged: self.flag("privileged"),
@@ -488,6 +491,13 @@ impl<'v> Reader<'v> {
             self.out.push("callback_uri", Problem::Invalid(reason));
         }
         Some(uri.to_owned())
+    }
+
+    fn callback_states(&mut self) -> Option<CallbackStates> {
+        let states = self.text("callback_states")?;
+        CallbackStates::parse(states)
+            .map_err(|reason| self.out.push("callback_states", Problem::Invalid(reason)))
+            .ok()
     }
 
     fn uris(&mut self) -> Vec<FetchUri> {

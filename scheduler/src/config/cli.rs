@@ -107,6 +107,9 @@ pub struct Cli {
     /// How long failing callbacks are retried.
     #[arg(long, value_name = "DURATION")]
     pub callback_retry_period: Option<String>,
+    /// Status changes POSTed to callbacks: terminal or all.
+    #[arg(long, value_name = "STATES")]
+    pub callback_states: Option<String>,
 }
 
 impl Cli {
@@ -139,6 +142,7 @@ impl Cli {
             ("allow_volumes_from", &self.allow_volumes_from),
             ("callback_timeout", &self.callback_timeout),
             ("callback_retry_period", &self.callback_retry_period),
+            ("callback_states", &self.callback_states),
         ]
         .into_iter()
         .map(|(key, value)| (key, value.as_deref()))

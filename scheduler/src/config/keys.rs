@@ -94,6 +94,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     },
     key("callback_timeout"),
     key("callback_retry_period"),
+    key("callback_states"),
     // Eremetic's Mesos framework settings
     eremetic("name"),
     eremetic("user"),

@@ -34,6 +34,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::task::CallbackStates;
+
 pub use cli::{check_config, Cli, CONFIG_ERROR_EXIT_CODE};
 pub use host::HostFacts;
 pub use keys::{ENV_PREFIX, UNPREFIXED_ENV_EXCLUDED};
@@ -114,6 +116,9 @@ pub struct Config {
     pub callback_timeout: Duration,
     /// `callback_retry_period`: how long a failing callback is retried.
     pub callback_retry_period: Duration,
+    /// `callback_states`: which status changes are POSTed to a task's `callback_uri` unless
+    /// its request says (`terminal`, Eremetic's behaviour, or `all`).
+    pub callback_states: CallbackStates,
     /// Eremetic's Mesos framework settings: validated, unused by the local backend.
     pub mesos: MesosSettings,
 }

@@ -89,6 +89,7 @@ impl Config {
                 "callback_retry_period",
                 duration(self.callback_retry_period),
             ),
+            ("callback_states", plain(self.callback_states)),
             ("name", optional(mesos.name.as_deref(), quoted)),
             ("user", optional(mesos.user.as_deref(), quoted)),
             ("checkpoint", optional(mesos.checkpoint, plain)),

@@ -155,6 +155,46 @@ impl FetchUri {
     }
 }
 
+/// Which status changes of a task are POSTed to its `callback_uri`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackStates {
+    /// Only the end (`TASK_FINISHED`, `TASK_FAILED`, `TASK_KILLED`, `TASK_LOST`,
+    /// `TASK_ERROR`), once: a failed attempt that is retried is not an end. Eremetic's
+    /// behaviour; receivers written for it treat any callback as the end of the task.
+    #[default]
+    Terminal,
+    /// Every status change after the submission (queued again, staging, running, ...).
+    All,
+}
+
+impl CallbackStates {
+    /// `terminal` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackStates::Terminal => "terminal",
+            CallbackStates::All => "all",
+        }
+    }
+
+    /// Parses `terminal` or `all` (any case); the error says what is accepted.
+    pub fn parse(text: &str) -> Result<CallbackStates, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "terminal" => Ok(CallbackStates::Terminal),
+            "all" => Ok(CallbackStates::All),
+            _ => Err(format!(
+                "{text:?} is not a callback state selection (terminal or all)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CallbackStates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A validated task request, produced by [`crate::api::parse_v1`] or [`crate::api::parse_v0`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewTask {
@@ -190,6 +230,10 @@ pub struct NewTask {
     pub agent_constraints: Vec<AgentConstraint>,
     /// `http`/`https` URL POSTed when the task ends.
     pub callback_uri: Option<String>,
+    /// Which status changes are POSTed to `callback_uri`; `None`: the server's
+    /// `callback_states`. Absent from records stored before it existed.
+    #[serde(default)]
+    pub callback_states: Option<CallbackStates>,
     /// URIs fetched into the sandbox (`uris` entries first, then `fetch`).
     pub fetch: Vec<FetchUri>,
     /// Pull the image even when present.
@@ -322,6 +366,7 @@ mod tests {
             dns: None,
             agent_constraints: Vec::new(),
             callback_uri: None,
+            callback_states: None,
             fetch: Vec::new(),
             force_pull_image: false,
             privileged: false,
