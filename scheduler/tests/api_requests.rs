@@ -395,3 +395,45 @@ fn callback_states_is_terminal_or_all_in_any_case_and_shown_in_the_document() {
     let document = serde_json::to_value(TaskV0::from_task(&task)).unwrap();
     assert_eq!(document["callback_states"], Value::Null);
 }
+
+#[test]
+fn a_request_without_user_runs_as_root_and_its_document_says_so() {
+    let unnamed = parse_v1(&patched(json!({}))).unwrap();
+    assert_eq!(unnamed.user.as_deref(), Some("root"));
+    let named = parse_v1(&patched(json!({"user": "nobody"}))).unwrap();
+    assert_eq!(named.user.as_deref(), Some("nobody"));
+    let task = Task::new(
+        TaskId::generate([5; 16]),
+        "t".into(),
+        unnamed,
+        OffsetDateTime::now_utc(),
+    );
+    assert_eq!(TaskV1::from_task(&task).common.user, "root");
+    assert_eq!(TaskV0::from_task(&task).common.user, "root");
+}
+
+#[test]
+fn container_port_0_shows_the_host_port_once_allocated() {
+    let request = parse_v1(&patched(json!({"ports": [
+        {"container_port": 0, "protocol": "tcp"},
+        {"container_port": 8080}
+    ]})))
+    .unwrap();
+    let mut task = Task::new(
+        TaskId::generate([6; 16]),
+        "t".into(),
+        request,
+        OffsetDateTime::now_utc(),
+    );
+    let ports = |task: &Task| {
+        TaskV1::from_task(task)
+            .common
+            .ports
+            .iter()
+            .map(|port| (port.container_port, port.host_port))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ports(&task), [(0, 0), (8080, 0)], "before allocation");
+    task.host_ports = vec![31005, 31006];
+    assert_eq!(ports(&task), [(31005, 31005), (8080, 31006)]);
+}

@@ -8,8 +8,9 @@
 
 mod e2e_support;
 
-use e2e_support::{Service, Settings};
+use e2e_support::{shell_task, with, Service, Settings};
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 /// `GET /api/v1/task` addressed to `host` (the connection still goes to 127.0.0.1).
 async fn list_as(service: &Service, host: &str) -> StatusCode {
@@ -58,4 +59,41 @@ async fn an_open_server_on_a_network_address_answers_its_dns_names_and_allowed_h
         StatusCode::FORBIDDEN
     );
     assert_eq!(list_as(&restricted, "127.0.0.1").await, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_task_without_user_runs_as_root_shows_root_and_hermit_finds_it_by_user() {
+    let service = Service::start(Settings::new()).await;
+    // hermit `run` always sends one port with container_port 0.
+    let id = service
+        .submit(&with(
+            shell_task("id -u; echo \"port $PORT0\""),
+            json!({"ports": [{"container_port": 0, "protocol": "tcp"}]}),
+        ))
+        .await;
+    let task = service.wait_end(&id, "TASK_FINISHED").await;
+    assert_eq!(task["user"], "root", "{task}");
+    let host_port = task["ports"][0]["host_port"].as_u64().unwrap();
+    assert_ne!(host_port, 0, "{task}");
+    assert_eq!(
+        task["ports"][0]["container_port"].as_u64(),
+        Some(host_port),
+        "container_port 0 is reported as the host port, as Eremetic: {task}"
+    );
+    assert_eq!(
+        service.output(&id, "stdout").await,
+        format!("0\nport {host_port}\n")
+    );
+
+    let running = service.submit(&shell_task("sleep 60")).await;
+    service.wait_state(&running, "TASK_RUNNING").await;
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_hermit"))
+        .args(["ls", "-filter", "user=root", "-q"])
+        .env_clear()
+        .env("EREMETIC_URL", service.url(""))
+        .output()
+        .unwrap();
+    assert!(listed.status.success(), "{listed:?}");
+    assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), running);
+    service.kill_task(&running).await;
 }

@@ -9,7 +9,7 @@ use super::error::{Problem, ValidationErrors};
 use super::json::{member, Collector};
 use crate::task::{
     AgentConstraint, CallbackStates, FetchUri, Network, NewTask, PortProtocol, PortRequest, Secret,
-    Volume,
+    Volume, DEFAULT_USER,
 };
 
 /// Largest accepted body (1 MiB, Eremetic's read limit). Eremetic truncates longer bodies and
@@ -55,8 +55,8 @@ const V0: Keys = Keys {
 /// Keys follow Go's `encoding/json` rules (case-insensitive, unknown keys ignored, a `null`
 /// body or member counts as absent). Unlike Eremetic, which validates nothing (E-17), every
 /// field is checked and every problem is reported. Besides Eremetic's keys, `uris` (v0 only in
-/// Eremetic), `user`, `timeout` (seconds, 0 = none), `retries` and `callback_states`
-/// (`terminal` or `all`) are accepted.
+/// Eremetic), `user` (default `root`, Eremetic's), `timeout` (seconds, 0 = none), `retries`
+/// and `callback_states` (`terminal` or `all`) are accepted.
 pub fn parse_v1(body: &[u8]) -> Result<NewTask, ValidationErrors> {
     parse(body, &V1)
 }
@@ -177,7 +177,7 @@ impl<'v> Reader<'v> {
             fetch,
             force_pull_image: self.flag("force_pull_image"),
             privileged: self.flag("privileged"),
-            user: self.user(),
+            user: Some(self.user().unwrap_or_else(|| DEFAULT_USER.to_owned())),
             timeout_secs: self.timeout(),
             retries: self.retries(),
         }

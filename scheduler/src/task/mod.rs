@@ -22,6 +22,10 @@ pub use state::{
 /// otherwise (Eremetic's fixed `maxRetries`).
 pub const DEFAULT_MAX_RETRIES: u32 = 5;
 
+/// The user a task runs as when its request names none: Eremetic's, which passed `root` to
+/// Mesos for every task (hermit's `ls` shows it, `ls -filter user=root` selects by it).
+pub const DEFAULT_USER: &str = "root";
+
 /// What the API shows instead of a `masked_env` value (seven asterisks, as Eremetic).
 pub const MASK: &str = "*******";
 
@@ -240,7 +244,8 @@ pub struct NewTask {
     pub force_pull_image: bool,
     /// Run privileged.
     pub privileged: bool,
-    /// User inside the container; `None` keeps the image's user.
+    /// User inside the container; requests that name none get [`DEFAULT_USER`] (records stored
+    /// before that default may hold `None`: those ran as the image's user).
     pub user: Option<String>,
     /// Wall-clock limit in seconds after which the task is killed; `None`: no limit.
     pub timeout_secs: Option<u64>,
