@@ -82,7 +82,11 @@ fn malformed_requests_name_the_offending_field() {
         (patched(json!({"ports": {"container_port": 80}})), "ports"),
         (patched(json!({"ports": [80]})), "ports[0]"),
         (
-            patched(json!({"volumes": [{"container_path": "/data", "host_path": "data"}]})),
+            patched(json!({"volumes": [{"container_path": "/data", "host_path": "../data"}]})),
+            "volumes[0].host_path",
+        ),
+        (
+            patched(json!({"volumes": [{"container_path": "/d", "host_path": "a/../../b"}]})),
             "volumes[0].host_path",
         ),
         (
@@ -188,7 +192,7 @@ fn every_problem_is_reported_at_once() {
     let body = json!({
         "cpu": 0, "mem": 1, "network": "overlay",
         "ports": [{"container_port": 70000, "protocol": "icmp"}],
-        "volumes": [{"container_path": "x", "host_path": "y"}],
+        "volumes": [{"container_path": "x", "host_path": "../y"}],
         "callback_uri": "mailto:x", "timeout": -5, "retries": -1
     });
     let errors = parse_v1(&serde_json::to_vec(&body).unwrap()).unwrap_err();

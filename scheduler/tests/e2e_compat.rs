@@ -97,3 +97,38 @@ async fn a_task_without_user_runs_as_root_shows_root_and_hermit_finds_it_by_user
     assert_eq!(String::from_utf8_lossy(&listed.stdout).trim(), running);
     service.kill_task(&running).await;
 }
+
+#[tokio::test]
+async fn a_relative_host_path_is_mounted_from_the_task_s_sandbox() {
+    let service = Service::start(Settings::new()).await;
+    let id = service
+        .submit(&with(
+            shell_task("echo kept > /work/out && ls -d /work"),
+            json!({"volumes": [{"host_path": "./results//sub", "container_path": "/work"}]}),
+        ))
+        .await;
+    let task = service.wait_end(&id, "TASK_FINISHED").await;
+    let sandbox = std::path::PathBuf::from(task["sandbox_path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("results/sub/out")).unwrap(),
+        "kept\n",
+        "the container wrote into <sandbox>/results/sub"
+    );
+    assert_eq!(
+        task["volumes"][0]["host_path"], "./results//sub",
+        "the document shows the request"
+    );
+
+    let response = service
+        .post_json(
+            "/api/v1/task",
+            &with(
+                shell_task("true"),
+                json!({"volumes": [{"host_path": "../../etc", "container_path": "/etc2"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error = response.text().await.unwrap();
+    assert!(error.contains("volumes[0].host_path"), "{error}");
+}

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use super::error::{Problem, ValidationErrors};
 use super::json::{member, Collector};
 use crate::task::{
-    AgentConstraint, CallbackStates, FetchUri, Network, NewTask, PortProtocol, PortRequest, Secret,
-    Volume, DEFAULT_USER,
+    sandbox_relative_path, AgentConstraint, CallbackStates, FetchUri, Network, NewTask,
+    PortProtocol, PortRequest, Secret, Volume, DEFAULT_USER,
 };
 
 /// Largest accepted body (1 MiB, Eremetic's read limit). Eremetic truncates longer bodies and
@@ -362,10 +362,26 @@ impl<'v> Reader<'v> {
         for (path, object) in self.objects("volumes") {
             volumes.push(Volume {
                 container_path: self.absolute_path(object, &path, "container_path"),
-                host_path: self.absolute_path(object, &path, "host_path"),
+                host_path: self.host_path(object, &path),
             });
         }
         volumes
+    }
+
+    /// A volume's `host_path`: absolute (a host directory, within `allowed_host_paths`), or
+    /// relative to the task's sandbox (Mesos' rule) without climbing out of it.
+    fn host_path(&mut self, object: &'v Map<String, Value>, parent: &str) -> String {
+        let Some(text) = self.nested_text(object, parent, "host_path") else {
+            return String::new();
+        };
+        if text.starts_with('/') {
+            return self.absolute_path(object, parent, "host_path");
+        }
+        if let Err(reason) = sandbox_relative_path(text) {
+            let path = format!("{parent}.host_path");
+            self.out.push(&path, Problem::Invalid(reason));
+        }
+        text.to_owned()
     }
 
     fn volumes_from(&mut self) -> Vec<String> {

@@ -115,8 +115,47 @@ pub struct PortRequest {
 pub struct Volume {
     /// Absolute path inside the container.
     pub container_path: String,
-    /// Absolute path on the host.
+    /// Absolute path on the host, or a path relative to the task's sandbox (as Mesos takes
+    /// relative host paths; Eremetic's examples mount fetched files this way).
     pub host_path: String,
+}
+
+impl Volume {
+    /// Whether the host path is relative, i.e. inside the task's sandbox.
+    pub fn in_sandbox(&self) -> bool {
+        !self.host_path.starts_with('/')
+    }
+}
+
+/// A relative `host_path` as a path below the sandbox: empty and `.` segments dropped, `..`
+/// applied; an empty result is the sandbox itself. Refused: a path that climbs above the
+/// sandbox, an absolute path, and `:` or NUL (which Docker's bind syntax cannot carry).
+/// Lexical only: symbolic links inside the sandbox are resolved when the task is launched.
+pub fn sandbox_relative_path(text: &str) -> Result<std::path::PathBuf, String> {
+    if text.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if text.starts_with('/') {
+        return Err(format!("{text:?} is absolute, not relative to the sandbox"));
+    }
+    if text.contains(':') || text.contains('\0') {
+        return Err("must not contain ':' or NUL characters".to_owned());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(format!(
+                        "{text:?} climbs out of the task's sandbox ('..' above it)"
+                    ));
+                }
+            }
+            segment => parts.push(segment),
+        }
+    }
+    Ok(parts.iter().collect())
 }
 
 /// An exact match on a TEXT attribute of the agent (Mesos) or host (local backend).
@@ -400,6 +439,25 @@ mod tests {
         assert!(task.is_terminal() && task.was_running() && !task.is_running());
         task.status.clear();
         assert!(task.is_terminal());
+    }
+
+    #[test]
+    fn relative_host_paths_stay_below_the_sandbox() {
+        let ok = |text: &str| sandbox_relative_path(text).unwrap();
+        assert_eq!(ok("data"), std::path::Path::new("data"));
+        assert_eq!(ok("./a//b/../c/"), std::path::Path::new("a/c"));
+        assert_eq!(ok("."), std::path::Path::new(""));
+        for bad in [
+            "..",
+            "../etc",
+            "a/../../b",
+            "a/b/../../..",
+            "",
+            "/abs",
+            "a:b",
+        ] {
+            assert!(sandbox_relative_path(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
