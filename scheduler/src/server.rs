@@ -23,6 +23,9 @@ use crate::store::Store;
 /// Why the service could not start or stopped with an error (exit code 1).
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The data directory cannot be used.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The task store could not be opened.
     #[error("opening the task store: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -55,6 +58,10 @@ pub enum ServerError {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     for warning in config.startup_warnings() {
         tracing::warn!("{warning}");
+    }
+    // Before anything is stored in it: it must be closed to other users.
+    if let Some(tightened) = crate::data_dir::prepare(&config.data_dir)? {
+        tracing::warn!("{tightened}");
     }
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.database)?;

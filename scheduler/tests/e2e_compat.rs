@@ -132,3 +132,23 @@ async fn a_relative_host_path_is_mounted_from_the_task_s_sandbox() {
     let error = response.text().await.unwrap();
     assert!(error.contains("volumes[0].host_path"), "{error}");
 }
+
+#[tokio::test]
+async fn an_existing_data_dir_of_mode_0755_is_set_to_0700_at_start_with_a_log_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut service = Service::start(Settings::new()).await;
+    service.terminate().await;
+    let data_dir = service.data_dir();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    service.restart().await;
+    let mode = std::fs::metadata(&data_dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "{}", service.log_tail());
+    let log = String::from_utf8_lossy(&service.log_bytes()).into_owned();
+    assert!(
+        log.contains("had mode 0755") && log.contains("set it to 0700"),
+        "a log line says the mode was changed:\n{log}"
+    );
+    // The service works on the tightened directory.
+    let id = service.submit(&shell_task("echo fine")).await;
+    service.wait_end(&id, "TASK_FINISHED").await;
+}
