@@ -19,7 +19,7 @@
 //! - [`callback`]: signed, retried callback delivery.
 //! - [`http`]: the REST API, server-sent events, web UI and OpenAPI description.
 //! - [`config`], [`logging`], [`metrics`], [`server`]: configuration, logs, Prometheus metrics
-//!   and the wiring of the `eremetic` binary.
+//!   and the wiring of the `eremetic` binary; [`data_dir`]: the data directory's mode (0700).
 //! - [`hermit`]: the command-line client (`hermit` binary).
 //!
 //! Differences from Eremetic are deliberate fixes of its sharp edges (numbered E-n in the seed
@@ -30,6 +30,7 @@ pub mod api;
 pub mod backend;
 pub mod callback;
 pub mod config;
+pub mod data_dir;
 pub mod engine;
 pub mod hermit;
 pub mod http;

@@ -14,7 +14,7 @@ use crate::backend::{LocalBackend, LocalConfig};
 use crate::callback::CallbackWorker;
 use crate::config::Config;
 use crate::engine::{EngineConfig, Policy, Scheduler};
-use crate::http::{self, HttpConfig, TlsFiles};
+use crate::http::{self, HostNames, HttpConfig, TlsFiles};
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::service::TaskService;
@@ -23,6 +23,9 @@ use crate::store::Store;
 /// Why the service could not start or stopped with an error (exit code 1).
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
+    /// The data directory cannot be used.
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     /// The task store could not be opened.
     #[error("opening the task store: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -55,6 +58,10 @@ pub enum ServerError {
 pub async fn run(config: Config) -> Result<(), ServerError> {
     for warning in config.startup_warnings() {
         tracing::warn!("{warning}");
+    }
+    // Before anything is stored in it: it must be closed to other users.
+    if let Some(tightened) = crate::data_dir::prepare(&config.data_dir)? {
+        tracing::warn!("{tightened}");
     }
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.database)?;
@@ -153,6 +160,7 @@ fn engine_config(config: &Config) -> EngineConfig {
             allow_volumes_from: config.allow_volumes_from,
         },
         callback_retry_period: config.callback_retry_period,
+        callback_states: config.callback_states,
         retention: config.retention,
         default_retries: config.default_retries,
     }
@@ -173,5 +181,20 @@ fn http_config(config: &Config) -> HttpConfig {
             .map(|token| token.expose().to_owned())
             .collect(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        host_names: host_names(config),
+    }
+}
+
+/// The host names to answer: `allowed_hosts` when set; otherwise any name when the operator
+/// listens on a non-loopback address (a team serving eremetic in its network under a DNS name,
+/// as Eremetic commonly is; the start-up warning says the API is open); otherwise names only
+/// with credentials (the DNS-rebinding guard of the default loopback listener).
+fn host_names(config: &Config) -> HostNames {
+    if !config.allowed_hosts.is_empty() {
+        HostNames::Only(config.allowed_hosts.clone())
+    } else if !config.address.is_loopback() {
+        HostNames::Any
+    } else {
+        HostNames::UnlessOpen
     }
 }

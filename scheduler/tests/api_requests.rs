@@ -82,7 +82,11 @@ fn malformed_requests_name_the_offending_field() {
         (patched(json!({"ports": {"container_port": 80}})), "ports"),
         (patched(json!({"ports": [80]})), "ports[0]"),
         (
-            patched(json!({"volumes": [{"container_path": "/data", "host_path": "data"}]})),
+            patched(json!({"volumes": [{"container_path": "/data", "host_path": "../data"}]})),
+            "volumes[0].host_path",
+        ),
+        (
+            patched(json!({"volumes": [{"container_path": "/d", "host_path": "a/../../b"}]})),
             "volumes[0].host_path",
         ),
         (
@@ -113,6 +117,11 @@ fn malformed_requests_name_the_offending_field() {
             patched(json!({"callback_uri": "http:///cb"})),
             "callback_uri",
         ),
+        (
+            patched(json!({"callback_states": "running"})),
+            "callback_states",
+        ),
+        (patched(json!({"callback_states": true})), "callback_states"),
         (patched(json!({"timeout": -1})), "timeout"),
         (patched(json!({"timeout": 1.5})), "timeout"),
         (
@@ -183,7 +192,7 @@ fn every_problem_is_reported_at_once() {
     let body = json!({
         "cpu": 0, "mem": 1, "network": "overlay",
         "ports": [{"container_port": 70000, "protocol": "icmp"}],
-        "volumes": [{"container_path": "x", "host_path": "y"}],
+        "volumes": [{"container_path": "x", "host_path": "../y"}],
         "callback_uri": "mailto:x", "timeout": -5, "retries": -1
     });
     let errors = parse_v1(&serde_json::to_vec(&body).unwrap()).unwrap_err();
@@ -373,4 +382,62 @@ fn ids_and_names_have_the_eremetic_format() {
     let name = generate_name([3, 14, 15, 92, 65, 35, 89, 79]);
     let suffix = name.strip_prefix("Eremetic task ").unwrap();
     assert_eq!(suffix.len(), 8);
+}
+
+#[test]
+fn callback_states_is_terminal_or_all_in_any_case_and_shown_in_the_document() {
+    use eremetic::task::CallbackStates;
+    let all = parse_v1(&patched(json!({"callback_states": "ALL"}))).unwrap();
+    assert_eq!(all.callback_states, Some(CallbackStates::All));
+    let unset = parse_v1(&patched(json!({}))).unwrap();
+    assert_eq!(unset.callback_states, None);
+    let now = OffsetDateTime::now_utc();
+    let task = Task::new(TaskId::generate([3; 16]), "t".into(), all, now);
+    let document = serde_json::to_value(TaskV1::from_task(&task)).unwrap();
+    assert_eq!(document["callback_states"], "all");
+    let task = Task::new(TaskId::generate([4; 16]), "t".into(), unset, now);
+    let document = serde_json::to_value(TaskV0::from_task(&task)).unwrap();
+    assert_eq!(document["callback_states"], Value::Null);
+}
+
+#[test]
+fn a_request_without_user_runs_as_root_and_its_document_says_so() {
+    let unnamed = parse_v1(&patched(json!({}))).unwrap();
+    assert_eq!(unnamed.user.as_deref(), Some("root"));
+    let named = parse_v1(&patched(json!({"user": "nobody"}))).unwrap();
+    assert_eq!(named.user.as_deref(), Some("nobody"));
+    let task = Task::new(
+        TaskId::generate([5; 16]),
+        "t".into(),
+        unnamed,
+        OffsetDateTime::now_utc(),
+    );
+    assert_eq!(TaskV1::from_task(&task).common.user, "root");
+    assert_eq!(TaskV0::from_task(&task).common.user, "root");
+}
+
+#[test]
+fn container_port_0_shows_the_host_port_once_allocated() {
+    let request = parse_v1(&patched(json!({"ports": [
+        {"container_port": 0, "protocol": "tcp"},
+        {"container_port": 8080}
+    ]})))
+    .unwrap();
+    let mut task = Task::new(
+        TaskId::generate([6; 16]),
+        "t".into(),
+        request,
+        OffsetDateTime::now_utc(),
+    );
+    let ports = |task: &Task| {
+        TaskV1::from_task(task)
+            .common
+            .ports
+            .iter()
+            .map(|port| (port.container_port, port.host_port))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ports(&task), [(0, 0), (8080, 0)], "before allocation");
+    task.host_ports = vec![31005, 31006];
+    assert_eq!(ports(&task), [(31005, 31005), (8080, 31006)]);
 }

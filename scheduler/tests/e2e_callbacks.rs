@@ -1,5 +1,5 @@
-//! End to end: callbacks (E-11). Every status change after submission is POSTed to the task's
-//! `callback_uri`, signed with HMAC-SHA256 when a secret is configured, retried with backoff
+//! End to end: callbacks (E-11). The end of a task (with `callback_states: all`, every status
+//! change after submission) is POSTed to the task's `callback_uri`, signed with HMAC-SHA256 when a secret is configured, retried with backoff
 //! while the receiver fails or is down, and still delivered after a `kill -9` of the service.
 
 // A panic is the failure report of a test.
@@ -54,8 +54,33 @@ async fn received_finished(service: &Service, receiver: &Receiver, id: &str) -> 
 }
 
 #[tokio::test]
-async fn e11_callbacks_are_signed_and_sent_for_every_status_change() {
-    let service = Service::start(Settings::new().set("callback_secret", SECRET)).await;
+async fn callbacks_post_only_the_end_by_default_as_eremetic_did() {
+    let service = Service::start(Settings::new()).await;
+    let receiver = Receiver::start().await;
+    let id = service
+        .submit(&with(
+            shell_task("echo hi"),
+            json!({"callback_uri": receiver.url()}),
+        ))
+        .await;
+    service.wait_end(&id, "TASK_FINISHED").await;
+    let received = received_finished(&service, &receiver, &id).await;
+    // Callbacks of one task arrive in order: anything before the end would be here by now.
+    let statuses: Vec<Value> = received
+        .iter()
+        .map(|request| request.json()["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("TASK_FINISHED")]);
+}
+
+#[tokio::test]
+async fn e11_callbacks_are_signed_and_sent_for_every_status_change_with_callback_states_all() {
+    let service = Service::start(
+        Settings::new()
+            .set("callback_secret", SECRET)
+            .set("callback_states", "all"),
+    )
+    .await;
     let receiver = Receiver::start().await;
     let id = service
         .submit(&with(

@@ -327,13 +327,13 @@ async fn metrics_count_submissions_states_and_requests() {
     let text = response.text().await.unwrap();
     let expectations: [(&str, Labels<'_>, f64); 7] = [
         ("eremetic_submissions_total", &[], 2.0),
-        ("scheduler_tasks_created_total", &[], 2.0),
+        ("scheduler_tasks_created", &[], 2.0),
         ("eremetic_tasks", &[("state", "TASK_FINISHED")], 1.0),
         ("eremetic_tasks", &[("state", "TASK_FAILED")], 1.0),
         ("eremetic_tasks", &[("state", "TASK_RUNNING")], 0.0),
         ("eremetic_queue_depth", &[], 0.0),
         (
-            "scheduler_tasks_terminated_total",
+            "scheduler_tasks_terminated",
             &[("status", "TASK_FINISHED"), ("sequence", "final")],
             1.0,
         ),

@@ -180,9 +180,9 @@ fn cases() -> Vec<Case> {
             &["ports[0].container_port", "required"],
         ),
         bad(
-            "relative host path",
-            json!({"volumes": [{"container_path": "/data", "host_path": "relative/dir"}]}),
-            &["volumes[0].host_path", "absolute", "relative/dir"],
+            "relative host path climbing out of the sandbox",
+            json!({"volumes": [{"container_path": "/data", "host_path": "sub/../../dir"}]}),
+            &["volumes[0].host_path", "sandbox", "sub/../../dir"],
         ),
         bad(
             "relative container path",

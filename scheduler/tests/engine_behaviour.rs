@@ -17,7 +17,7 @@ use eremetic::backend::{RecoveredRun, RecoveredState, RunOutcome};
 use eremetic::engine::Policy;
 use eremetic::outbox::Outbox;
 use eremetic::service::{DeleteError, KillError, SubmitError, TaskEvent, TaskService};
-use eremetic::task::{StateFilter, TaskId, TaskState};
+use eremetic::task::{CallbackStates, StateFilter, TaskId, TaskState};
 use futures::FutureExt;
 use time::OffsetDateTime;
 use tokio::sync::broadcast::error::RecvError;

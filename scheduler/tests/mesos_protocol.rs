@@ -66,6 +66,7 @@ fn task() -> Task {
         dns: None,
         agent_constraints: Vec::new(),
         callback_uri: None,
+        callback_states: None,
         fetch: Vec::new(),
         uris_count: 0,
         force_pull_image: false,

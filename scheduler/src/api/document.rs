@@ -5,13 +5,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::task::{
-    AgentConstraint, FetchUri, StatusEntry, Task, Volume, DEFAULT_MAX_RETRIES, MASK,
+    AgentConstraint, CallbackStates, FetchUri, StatusEntry, Task, Volume, DEFAULT_MAX_RETRIES, MASK,
 };
 
 /// A port mapping as shown in a task document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortDocument {
-    /// Port inside the container.
+    /// Port inside the container. A request's `0` (the same as the host port) shows the host
+    /// port once it is allocated, `0` before.
     pub container_port: u16,
     /// Host port assigned at launch; 0 until then.
     pub host_port: u16,
@@ -34,7 +35,8 @@ pub struct CommonDocument {
     pub command: String,
     /// Entrypoint arguments.
     pub args: Vec<String>,
-    /// User inside the container (`""`: the image's user).
+    /// User inside the container (`root` unless the request named one; `""` for tasks
+    /// stored before that default, which ran as the image's user).
     pub user: String,
     /// Environment.
     pub env: BTreeMap<String, String>,
@@ -60,6 +62,8 @@ pub struct CommonDocument {
     pub retry: u32,
     /// Callback URL.
     pub callback_uri: String,
+    /// Which status changes are POSTed (`terminal`, `all`); `None`: the server's setting.
+    pub callback_states: Option<CallbackStates>,
     /// Sandbox directory.
     pub sandbox_path: String,
     /// Agent address.
@@ -129,10 +133,18 @@ impl CommonDocument {
             .ports
             .iter()
             .enumerate()
-            .map(|(index, port)| PortDocument {
-                container_port: port.container_port,
-                host_port: task.host_ports.get(index).copied().unwrap_or(0),
-                protocol: port.protocol.as_str().to_owned(),
+            .map(|(index, port)| {
+                let host_port = task.host_ports.get(index).copied().unwrap_or(0);
+                PortDocument {
+                    // 0 asks for the host port inside too; once the host port is allocated the
+                    // document says which, as Eremetic saved it back into the task.
+                    container_port: match port.container_port {
+                        0 => host_port,
+                        requested => requested,
+                    },
+                    host_port,
+                    protocol: port.protocol.as_str().to_owned(),
+                }
             })
             .collect();
         CommonDocument {
@@ -158,6 +170,7 @@ impl CommonDocument {
             hostname: text(&task.hostname),
             retry: task.retry,
             callback_uri: text(&request.callback_uri),
+            callback_states: request.callback_states,
             sandbox_path: text(&task.sandbox_path),
             agent_ip: text(&task.agent_ip),
             agent_port: task.agent_port.unwrap_or(0),

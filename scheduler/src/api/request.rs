@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use super::error::{Problem, ValidationErrors};
 use super::json::{member, Collector};
 use crate::task::{
-    AgentConstraint, FetchUri, Network, NewTask, PortProtocol, PortRequest, Secret, Volume,
+    sandbox_relative_path, AgentConstraint, CallbackStates, FetchUri, Network, NewTask,
+    PortProtocol, PortRequest, Secret, Volume, DEFAULT_USER,
 };
 
 /// Largest accepted body (1 MiB, Eremetic's read limit). Eremetic truncates longer bodies and
@@ -54,7 +55,8 @@ const V0: Keys = Keys {
 /// Keys follow Go's `encoding/json` rules (case-insensitive, unknown keys ignored, a `null`
 /// body or member counts as absent). Unlike Eremetic, which validates nothing (E-17), every
 /// field is checked and every problem is reported. Besides Eremetic's keys, `uris` (v0 only in
-/// Eremetic), `user`, `timeout` (seconds, 0 = none) and `retries` are accepted.
+/// Eremetic), `user` (default `root`, Eremetic's), `timeout` (seconds, 0 = none), `retries`
+/// and `callback_states` (`terminal` or `all`) are accepted.
 pub fn parse_v1(body: &[u8]) -> Result<NewTask, ValidationErrors> {
     parse(body, &V1)
 }
@@ -172,11 +174,12 @@ impl<'v> Reader<'v> {
             dns: self.dns(),
             agent_constraints: self.constraints(keys.agent_constraints),
             callback_uri: self.callback_uri(),
+            callback_states: self.callback_states(),
             fetch,
             uris_count,
             force_pull_image: self.flag("force_pull_image"),
             privileged: self.flag("privileged"),
-            user: self.user(),
+            user: Some(self.user().unwrap_or_else(|| DEFAULT_USER.to_owned())),
             timeout_secs: self.timeout(),
             retries: self.retries(),
         }
@@ -361,10 +364,26 @@ impl<'v> Reader<'v> {
         for (path, object) in self.objects("volumes") {
             volumes.push(Volume {
                 container_path: self.absolute_path(object, &path, "container_path"),
-                host_path: self.absolute_path(object, &path, "host_path"),
+                host_path: self.host_path(object, &path),
             });
         }
         volumes
+    }
+
+    /// A volume's `host_path`: absolute (a host directory, within `allowed_host_paths`), or
+    /// relative to the task's sandbox (Mesos' rule) without climbing out of it.
+    fn host_path(&mut self, object: &'v Map<String, Value>, parent: &str) -> String {
+        let Some(text) = self.nested_text(object, parent, "host_path") else {
+            return String::new();
+        };
+        if text.starts_with('/') {
+            return self.absolute_path(object, parent, "host_path");
+        }
+        if let Err(reason) = sandbox_relative_path(text) {
+            let path = format!("{parent}.host_path");
+            self.out.push(&path, Problem::Invalid(reason));
+        }
+        text.to_owned()
     }
 
     fn volumes_from(&mut self) -> Vec<String> {
@@ -490,6 +509,13 @@ impl<'v> Reader<'v> {
             self.out.push("callback_uri", Problem::Invalid(reason));
         }
         Some(uri.to_owned())
+    }
+
+    fn callback_states(&mut self) -> Option<CallbackStates> {
+        let states = self.text("callback_states")?;
+        CallbackStates::parse(states)
+            .map_err(|reason| self.out.push("callback_states", Problem::Invalid(reason)))
+            .ok()
     }
 
     fn uris(&mut self) -> Vec<FetchUri> {

@@ -32,6 +32,15 @@ pub enum BackendError {
         /// Which field exceeds which limit.
         reason: String,
     },
+    /// A volume's sandbox-relative host path cannot be mounted (it leads out of the sandbox
+    /// through a symbolic link, or cannot be created).
+    #[error("task {task}: {reason}")]
+    SandboxVolume {
+        /// The task.
+        task: TaskId,
+        /// Which volume (`volumes[i].host_path`) and why.
+        reason: String,
+    },
     /// The allocation does not match the task (an error of the caller).
     #[error("task {task}: {reason}")]
     AllocationMismatch {
@@ -126,6 +135,7 @@ impl BackendError {
             BackendError::Inadmissible { .. }
                 | BackendError::AllocationMismatch { .. }
                 | BackendError::Sandbox { .. }
+                | BackendError::SandboxVolume { .. }
                 | BackendError::Fetch { .. }
                 | BackendError::Image { .. }
                 | BackendError::StartRefused { .. }

@@ -44,6 +44,9 @@ pub struct Cli {
     /// PEM private key for HTTPS.
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<String>,
+    /// Comma-separated host names requests may be addressed to.
+    #[arg(long, value_name = "NAMES")]
+    pub allowed_hosts: Option<String>,
     /// trace, debug, info, warn or error.
     #[arg(long, value_name = "LEVEL")]
     pub loglevel: Option<String>,
@@ -104,6 +107,9 @@ pub struct Cli {
     /// How long failing callbacks are retried.
     #[arg(long, value_name = "DURATION")]
     pub callback_retry_period: Option<String>,
+    /// Status changes POSTed to callbacks: terminal or all.
+    #[arg(long, value_name = "STATES")]
+    pub callback_states: Option<String>,
 }
 
 impl Cli {
@@ -115,6 +121,7 @@ impl Cli {
             ("url_prefix", &self.url_prefix),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
+            ("allowed_hosts", &self.allowed_hosts),
             ("loglevel", &self.loglevel),
             ("logformat", &self.logformat),
             ("data_dir", &self.data_dir),
@@ -135,6 +142,7 @@ impl Cli {
             ("allow_volumes_from", &self.allow_volumes_from),
             ("callback_timeout", &self.callback_timeout),
             ("callback_retry_period", &self.callback_retry_period),
+            ("callback_states", &self.callback_states),
         ]
         .into_iter()
         .map(|(key, value)| (key, value.as_deref()))

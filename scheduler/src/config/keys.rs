@@ -58,6 +58,10 @@ pub(crate) const KEYS: &[KeySpec] = &[
     },
     key("tls_cert"),
     key("tls_key"),
+    KeySpec {
+        list: true,
+        ..key("allowed_hosts")
+    },
     // logging
     eremetic("loglevel"),
     eremetic("logformat"),
@@ -90,6 +94,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     },
     key("callback_timeout"),
     key("callback_retry_period"),
+    key("callback_states"),
     // Eremetic's Mesos framework settings
     eremetic("name"),
     eremetic("user"),

@@ -34,6 +34,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::task::CallbackStates;
+
 pub use cli::{check_config, Cli, CONFIG_ERROR_EXIT_CODE};
 pub use host::HostFacts;
 pub use keys::{ENV_PREFIX, UNPREFIXED_ENV_EXCLUDED};
@@ -64,6 +66,10 @@ pub struct Config {
     pub bearer_tokens: Vec<SecretString>,
     /// `tls_cert` and `tls_key`: serve HTTPS with these PEM files.
     pub tls: Option<TlsFiles>,
+    /// `allowed_hosts`: the host names requests may be addressed to (lower case; IP addresses
+    /// and `localhost` always pass). Empty: any name when `address` is not loopback or
+    /// credentials are configured, none otherwise (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
     /// `loglevel`.
     pub loglevel: LogLevel,
     /// `logformat`.
@@ -110,6 +116,9 @@ pub struct Config {
     pub callback_timeout: Duration,
     /// `callback_retry_period`: how long a failing callback is retried.
     pub callback_retry_period: Duration,
+    /// `callback_states`: which status changes are POSTed to a task's `callback_uri` unless
+    /// its request says (`terminal`, Eremetic's behaviour, or `all`).
+    pub callback_states: CallbackStates,
     /// Eremetic's Mesos framework settings: validated, unused by the local backend.
     pub mesos: MesosSettings,
 }
@@ -176,9 +185,15 @@ impl Config {
         let mut warnings = Vec::new();
         let exposed = !self.address.is_loopback();
         if exposed && !self.auth_required() {
+            let names = if self.allowed_hosts.is_empty() {
+                "addressed by any host name (set allowed_hosts to restrict the names)".to_owned()
+            } else {
+                format!("addressed to {}", self.allowed_hosts.join(", "))
+            };
             warnings.push(format!(
-                "address {}: the API accepts requests from the network without \
-                 authentication; set http_credentials or bearer_tokens, or listen on 127.0.0.1",
+                "address {}: the API is open: it accepts requests from the network without \
+                 authentication, {names}; set http_credentials or bearer_tokens, or listen on \
+                 127.0.0.1",
                 self.address
             ));
         }

@@ -51,6 +51,10 @@ impl Config {
                 optional(self.tls.as_ref(), |tls| path(&tls.cert)),
             ),
             ("tls_key", optional(self.tls.as_ref(), |tls| path(&tls.key))),
+            (
+                "allowed_hosts",
+                list(self.allowed_hosts.iter().map(|host| quoted(host))),
+            ),
             ("loglevel", plain(self.loglevel)),
             ("logformat", plain(self.logformat)),
             ("data_dir", path(&self.data_dir)),
@@ -85,6 +89,7 @@ impl Config {
                 "callback_retry_period",
                 duration(self.callback_retry_period),
             ),
+            ("callback_states", plain(self.callback_states)),
             ("name", optional(mesos.name.as_deref(), quoted)),
             ("user", optional(mesos.user.as_deref(), quoted)),
             ("checkpoint", optional(mesos.checkpoint, plain)),

@@ -8,7 +8,7 @@ use super::host::HostFacts;
 use super::layers::{RawValue, Settings, Source};
 use super::values::{self as v, split_list};
 use super::{Config, ConfigError, MesosSettings, TlsFiles};
-use crate::task::DEFAULT_MAX_RETRIES;
+use crate::task::{CallbackStates, DEFAULT_MAX_RETRIES};
 
 /// Default `port` (Eremetic's was random; E-25).
 pub(crate) const DEFAULT_PORT: u16 = 8080;
@@ -118,6 +118,7 @@ pub(crate) fn resolve(
         http_credentials,
         bearer_tokens,
         tls: resolve_tls(&lookup)?,
+        allowed_hosts: lookup.list("allowed_hosts", v::parse_host_name)?,
         loglevel: lookup
             .get("loglevel", v::parse_log_level)?
             .unwrap_or(v::LogLevel::Info),
@@ -171,6 +172,9 @@ pub(crate) fn resolve(
         callback_retry_period: lookup
             .get("callback_retry_period", v::parse_duration)?
             .unwrap_or(DEFAULT_CALLBACK_RETRY_PERIOD),
+        callback_states: lookup
+            .get("callback_states", CallbackStates::parse)?
+            .unwrap_or_default(),
         mesos: resolve_mesos(&lookup)?,
     })
 }

@@ -191,6 +191,10 @@ fn bad_values_name_the_key_and_source() {
         ("address", "example.com"),
         ("bearer_tokens", "ok,,other"),
         ("http_credentials", "no-colon"),
+        ("allowed_hosts", "eremetic.example.com:8080"),
+        ("allowed_hosts", "ok.example,,other"),
+        ("allowed_hosts", "http://x"),
+        ("allowed_hosts", "bad_name.example"),
     ];
     for (key, value) in cases {
         let error = resolved(&[(key, value)]).unwrap_err().to_string();
@@ -298,4 +302,24 @@ fn open_server_on_a_network_address_is_warned_about() {
         warnings.iter().any(|w| w.contains("unencrypted")),
         "{warnings:?}"
     );
+}
+
+#[test]
+fn allowed_hosts_are_names_in_lower_case_and_named_in_the_open_server_warning() {
+    let config = resolved(&[
+        ("allowed_hosts", "Eremetic.Example.com, other.example"),
+        ("address", "0.0.0.0"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.allowed_hosts,
+        ["eremetic.example.com", "other.example"]
+    );
+    let warnings = config.startup_warnings();
+    assert!(
+        warnings[0].contains("the API is open")
+            && warnings[0].contains("eremetic.example.com, other.example"),
+        "{warnings:?}"
+    );
+    assert!(resolved(&[]).unwrap().allowed_hosts.is_empty());
 }

@@ -311,6 +311,32 @@ pub(crate) fn parse_url_prefix(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }
 
+/// One `allowed_hosts` entry: a DNS name (letters, digits, `-`, `.`), without port or scheme;
+/// returned in lower case (names compare without case).
+pub(crate) fn parse_host_name(text: &str, position: usize) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Err(format!("host {position} is empty"));
+    }
+    if name.contains(':') || name.contains('/') {
+        return Err(format!(
+            "host {position} ({name:?}) must be a bare name, without scheme or port \
+             (e.g. eremetic.example.com)"
+        ));
+    }
+    let valid = name.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    if !valid || name.len() > 253 {
+        return Err(format!(
+            "host {position} ({name:?}) is not a host name (letters, digits, '-' and '.')"
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
 /// `address`: an IP address to listen on.
 pub(crate) fn parse_address(text: &str) -> Result<IpAddr, String> {
     let trimmed = text.trim();

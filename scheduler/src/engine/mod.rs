@@ -33,7 +33,7 @@ use crate::service::{
     SubmitError, TaskEvent, TaskService, TaskUsage,
 };
 use crate::store::{InsertOutcome, Store};
-use crate::task::{generate_name, StateFilter, Task, TaskId, TaskState};
+use crate::task::{generate_name, CallbackStates, StateFilter, Task, TaskId, TaskState};
 
 /// Settings of the core.
 #[derive(Debug, Clone)]
@@ -46,6 +46,9 @@ pub struct EngineConfig {
     pub policy: Policy,
     /// How long a callback is retried before it is abandoned.
     pub callback_retry_period: Duration,
+    /// Which status changes are POSTed to a task's `callback_uri` when its request does not
+    /// say (`callback_states`).
+    pub callback_states: CallbackStates,
     /// How long ended tasks are kept; `None`: until deleted.
     pub retention: Option<Duration>,
     /// Relaunch attempts for tasks whose request does not say (`default_retries`).
@@ -210,7 +213,12 @@ impl Scheduler {
         let now = OffsetDateTime::now_utc();
         let mut callbacks = Vec::new();
         let mut applied = Vec::with_capacity(changes.len());
-        for change in changes {
+        let last = changes.len().saturating_sub(1);
+        let posted = task
+            .request
+            .callback_states
+            .unwrap_or(self.inner.config.callback_states);
+        for (index, change) in changes.into_iter().enumerate() {
             let previous = task.current_state();
             task.push_status(change.state, now);
             if change.exit_code.is_some() {
@@ -223,7 +231,14 @@ impl Scheduler {
             {
                 task.failure_reason.clone_from(&change.reason);
             }
-            if let Some(url) = &task.request.callback_uri {
+            // In `terminal` mode (Eremetic's), only the end is posted: a terminal state that
+            // is not the batch's last change is a failed attempt requeued in the same
+            // transaction, which a receiver must not take for the end.
+            let wanted = match posted {
+                CallbackStates::All => true,
+                CallbackStates::Terminal => index == last && change.state.is_terminal(),
+            };
+            if let (true, Some(url)) = (wanted, &task.request.callback_uri) {
                 callbacks.push(callback::new_callback(
                     url,
                     &task.id,

@@ -51,6 +51,12 @@ impl Policy {
         self.check_fetch(task)?;
         let mut resolved = Vec::with_capacity(task.volumes.len());
         for (index, volume) in task.volumes.iter().enumerate() {
+            // Inside the task's own sandbox: no host directory is involved. The backend
+            // resolves it (links included) when it launches the task.
+            if volume.in_sandbox() {
+                resolved.push(volume.clone());
+                continue;
+            }
             let refused = || {
                 format!(
                     "volumes[{index}].host_path: {} is not under a directory the operator allows \
@@ -167,6 +173,18 @@ mod tests {
         let error = policy.check(&mount(Path::new("/etc"))).unwrap_err();
         assert!(error.contains("volumes[0].host_path: /etc"), "{error}");
         assert!(error.contains("allowed_host_paths is empty"), "{error}");
+    }
+
+    #[test]
+    fn sandbox_relative_host_paths_need_no_allowed_host_path() {
+        let request = request(
+            r#"{"image":"busybox","cpu":1,"mem":64,
+                "volumes":[{"host_path":"fetched/conf","container_path":"/conf"}]}"#,
+        );
+        assert_eq!(
+            Policy::default().check(&request),
+            Ok(request.volumes.clone())
+        );
     }
 
     #[test]

@@ -36,17 +36,36 @@ pub struct Queue {
     /// Back-off deadlines of the entries that have one, so that finding the next one does not
     /// walk the whole queue (the dispatcher asks after every submission).
     backing_off: BTreeSet<(Instant, u64)>,
+    /// Entries queued without a back-off that no [`Queue::select`] has seen yet.
+    fresh: BTreeSet<u64>,
+    /// Delays counted since the last [`Queue::take_delayed`].
+    delayed: u64,
 }
 
 impl Queue {
-    /// Adds a task (replacing an entry of the same task).
+    /// Adds a task (replacing an entry of the same task). An entry with a back-off (a task put
+    /// back after a failed attempt) counts as delayed at once; any other counts as delayed if
+    /// the next [`Queue::select`] does not choose it.
     pub fn push(&mut self, entry: QueueEntry) {
         self.remove(&entry.id);
         self.seq_of.insert(entry.id.clone(), entry.seq);
-        if let Some(at) = entry.not_before {
-            self.backing_off.insert((at, entry.seq));
+        match entry.not_before {
+            Some(at) => {
+                self.backing_off.insert((at, entry.seq));
+                self.delayed += 1;
+            }
+            None => {
+                self.fresh.insert(entry.seq);
+            }
         }
         self.entries.insert(entry.seq, entry);
+    }
+
+    /// How many tasks were delayed since the last call (Eremetic's `scheduler_tasks_delayed`,
+    /// see [`crate::metrics::Metrics::tasks_delayed`]): each task put back with a back-off,
+    /// and each task that the first selection after its queueing left waiting.
+    pub fn take_delayed(&mut self) -> u64 {
+        std::mem::take(&mut self.delayed)
     }
 
     /// Removes a task; `false` when it was not queued.
@@ -54,6 +73,7 @@ impl Queue {
         let Some(seq) = self.seq_of.remove(id) else {
             return false;
         };
+        self.fresh.remove(&seq);
         match self.entries.remove(&seq) {
             Some(entry) => {
                 if let Some(at) = entry.not_before {
@@ -121,6 +141,9 @@ impl Queue {
         for (entry, _) in &chosen {
             self.remove(&entry.id);
         }
+        // Whatever this pass saw first and left behind waits for resources.
+        self.delayed += self.fresh.len() as u64;
+        self.fresh.clear();
         chosen
     }
 }
@@ -265,5 +288,37 @@ mod tests {
         let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
         assert_eq!(seqs(&chosen), vec![2]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_task_counts_as_delayed_once_per_wait_and_on_every_requeue() {
+        let mut queue = Queue::default();
+        let mut capacity = Capacity(free(1.0, 100.0));
+        queue.push(entry(1, 1.0, 100.0));
+        queue.push(entry(2, 1.0, 100.0));
+        queue.push(entry(3, 1.0, 100.0));
+        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
+        assert_eq!(seqs(&chosen), [1]);
+        assert_eq!(
+            queue.take_delayed(),
+            2,
+            "2 and 3 wait, 3 behind a full backend too"
+        );
+        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
+        assert!(chosen.is_empty());
+        assert_eq!(queue.take_delayed(), 0, "a wait is counted once");
+        let mut retried = entry(1, 1.0, 100.0);
+        retried.not_before = Some(Instant::now() + std::time::Duration::from_secs(60));
+        queue.push(retried);
+        assert_eq!(
+            queue.take_delayed(),
+            1,
+            "a requeue with back-off is a delay"
+        );
+        let mut room = Capacity(free(4.0, 400.0));
+        queue.push(entry(4, 1.0, 100.0));
+        let chosen = queue.select(Instant::now(), room.0, |n| room.place(n));
+        assert_eq!(seqs(&chosen), [2, 3, 4]);
+        assert_eq!(queue.take_delayed(), 0, "4 started at once");
     }
 }

@@ -72,6 +72,10 @@ impl Scheduler {
                 Placement::Placed(allocation) => Some(allocation),
                 Placement::Wait => None,
             });
+        let delayed = core.queue.take_delayed();
+        if delayed > 0 {
+            self.inner.metrics.tasks_delayed.inc_by(delayed);
+        }
         for (entry, allocation) in &chosen {
             let (kill, _) = watch::channel(false);
             let slot = RunSlot {

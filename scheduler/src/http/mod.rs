@@ -29,13 +29,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{Extension, Request, State};
-use axum::http::header::{HeaderValue, LOCATION};
-use axum::http::{Method, StatusCode};
+use axum::http::header::{HeaderValue, ACCEPT, LOCATION, VARY};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+pub use origin::HostNames;
 pub use serve::{load_tls, serve, TlsFiles};
 
 use crate::metrics::Metrics;
@@ -43,9 +44,6 @@ use crate::service::TaskService;
 use crate::task::MASK;
 use response::{with_content_type, TEXT_CONTENT_TYPE};
 use serve::ConnectionInfo;
-
-/// `Content-Type` of `/metrics` (the OpenMetrics text `Metrics::render` produces).
-const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Settings of the HTTP layer. Its `Debug` output masks the password and the tokens.
 #[derive(Clone, Default, PartialEq, Eq)]
@@ -59,6 +57,8 @@ pub struct HttpConfig {
     pub bearer_tokens: Vec<String>,
     /// The version `/api/v1/version` reports.
     pub version: String,
+    /// The host names requests may be addressed to.
+    pub host_names: HostNames,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -68,6 +68,7 @@ impl fmt::Debug for HttpConfig {
             .field("basic", &self.basic.as_ref().map(|(user, _)| (user, MASK)))
             .field("bearer_tokens", &vec![MASK; self.bearer_tokens.len()])
             .field("version", &self.version)
+            .field("host_names", &self.host_names)
             .finish()
     }
 }
@@ -200,7 +201,11 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
     };
     // Outside authentication, so that a browser's 401 becomes an HTML page.
     let router = router.layer(axum::middleware::from_fn(ui::html_unauthorized));
-    let router = router.layer(from_fn_with_state(open, origin::guard));
+    let guard = origin::Guard {
+        names: config.host_names,
+        open,
+    };
+    let router = router.layer(from_fn_with_state(Arc::new(guard), origin::guard));
     router.layer(from_fn_with_state(metrics, routes::observe))
 }
 
@@ -230,13 +235,21 @@ async fn version_text(State(state): State<AppState>) -> Response {
     with_content_type(StatusCode::OK, TEXT_CONTENT_TYPE, body.into())
 }
 
-/// `GET /metrics`.
-async fn render_metrics(State(state): State<AppState>) -> Response {
-    with_content_type(
+/// `GET /metrics`: OpenMetrics for scrapers that prefer it, else the Prometheus text format
+/// 0.0.4 (Eremetic's), see [`crate::metrics::exposition`].
+async fn render_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(ACCEPT).and_then(|value| value.to_str().ok());
+    let format = crate::metrics::negotiate(accept);
+    let mut response = with_content_type(
         StatusCode::OK,
-        METRICS_CONTENT_TYPE,
-        state.metrics.render().into(),
-    )
+        format.content_type(),
+        state.metrics.render_as(format).into(),
+    );
+    // Caches must not hand one scraper's format to another.
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 /// A known path with a method it does not serve.
@@ -248,10 +261,16 @@ async fn method_not_allowed(method: Method) -> Response {
     )
 }
 
-/// Unknown paths: a trailing slash is redirected to the path without it (Eremetic's
-/// `StrictSlash`), anything else is a 404 error document.
+/// Unknown paths: a path that is not in its clean form (repeated slashes, `.` or `..`
+/// segments, trailing slashes) is redirected to its clean form, as Eremetic's router does
+/// (gorilla/mux cleans every path and has `StrictSlash` on); anything else is a 404 error
+/// document. A client whose base URL ends in `/` sends `//api/v1/task`, and gets there.
+///
+/// GET and HEAD get Eremetic's 301. Other methods get 308, which keeps the method and body:
+/// clients answer a 301 to a POST by sending a GET without the body (Go's client, which
+/// Eremetic's hermit uses, does), so a submission would silently become a task listing.
 async fn not_found(State(state): State<AppState>, request: Request) -> Response {
-    if let Some(target) = slashless(request.uri().path()) {
+    if let Some(target) = clean_path(request.uri().path()) {
         let query = request
             .uri()
             .query()
@@ -259,7 +278,6 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
             .unwrap_or_default();
         let location = format!("{}{target}{query}", state.settings.url_prefix);
         if let Ok(value) = HeaderValue::from_str(&location) {
-            // 308 keeps the method and body of a POST; gorilla's 301 would turn it into a GET.
             let status = match *request.method() {
                 Method::GET | Method::HEAD => StatusCode::MOVED_PERMANENTLY,
                 _ => StatusCode::PERMANENT_REDIRECT,
@@ -278,17 +296,27 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
     )
 }
 
-/// The redirect target of a path with trailing slashes, `None` for other paths. A target that
-/// would start with `//` (a protocol-relative URL, i.e. another host) is never produced.
-pub(crate) fn slashless(path: &str) -> Option<&str> {
-    if path.len() <= 1 || !path.ends_with('/') {
+/// The clean form of `path` when it differs, `None` when `path` is clean: repeated slashes
+/// collapsed, `.` segments dropped, `..` segments applied (never above the root), trailing
+/// slashes removed (except for `/` itself). Go's `path.Clean`, which gorilla/mux applies, plus
+/// its `StrictSlash`. The result always starts with exactly one `/`, so it can never be taken
+/// for a protocol-relative URL (`//other.host/`).
+pub(crate) fn clean_path(path: &str) -> Option<String> {
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in path.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    let clean = format!("/{}", segments.join("/"));
+    if clean == path || clean.contains('\\') {
         return None;
     }
-    let target = path.trim_end_matches('/');
-    if target.is_empty() || target.starts_with("//") || target.contains('\\') {
-        return None;
-    }
-    Some(target)
+    Some(clean)
 }
 
 #[cfg(test)]
@@ -319,12 +347,23 @@ mod tests {
     }
 
     #[test]
-    fn trailing_slashes_redirect_to_the_slashless_path_only() {
-        assert_eq!(slashless("/api/v1/task/"), Some("/api/v1/task"));
-        assert_eq!(slashless("/task//"), Some("/task"));
-        assert_eq!(slashless("/"), None);
-        assert_eq!(slashless("/task"), None);
-        assert_eq!(slashless("//evil.example/"), None);
-        assert_eq!(slashless("///"), None);
+    fn unclean_paths_redirect_to_their_clean_form() {
+        assert_eq!(clean_path("/api/v1/task/").as_deref(), Some("/api/v1/task"));
+        assert_eq!(clean_path("/task//").as_deref(), Some("/task"));
+        assert_eq!(clean_path("//api/v1/task").as_deref(), Some("/api/v1/task"));
+        assert_eq!(
+            clean_path("/api//v1///task/x/kill").as_deref(),
+            Some("/api/v1/task/x/kill")
+        );
+        assert_eq!(clean_path("/a/./b/../c").as_deref(), Some("/a/c"));
+        assert_eq!(clean_path("/../../etc").as_deref(), Some("/etc"));
+        assert_eq!(clean_path("///").as_deref(), Some("/"));
+        assert_eq!(
+            clean_path("//evil.example/").as_deref(),
+            Some("/evil.example")
+        );
+        assert_eq!(clean_path("/"), None);
+        assert_eq!(clean_path("/task"), None);
+        assert_eq!(clean_path("/a\\b/"), None);
     }
 }

@@ -111,6 +111,7 @@ pub(super) fn request(cpu: f64, mem: f64) -> NewTask {
         dns: None,
         agent_constraints: Vec::new(),
         callback_uri: None,
+        callback_states: None,
         fetch: Vec::new(),
         uris_count: 0,
         force_pull_image: false,

@@ -22,6 +22,10 @@ pub use state::{
 /// otherwise (Eremetic's fixed `maxRetries`).
 pub const DEFAULT_MAX_RETRIES: u32 = 5;
 
+/// The user a task runs as when its request names none: Eremetic's, which passed `root` to
+/// Mesos for every task (hermit's `ls` shows it, `ls -filter user=root` selects by it).
+pub const DEFAULT_USER: &str = "root";
+
 /// What the API shows instead of a `masked_env` value (seven asterisks, as Eremetic).
 pub const MASK: &str = "*******";
 
@@ -111,8 +115,47 @@ pub struct PortRequest {
 pub struct Volume {
     /// Absolute path inside the container.
     pub container_path: String,
-    /// Absolute path on the host.
+    /// Absolute path on the host, or a path relative to the task's sandbox (as Mesos takes
+    /// relative host paths; Eremetic's examples mount fetched files this way).
     pub host_path: String,
+}
+
+impl Volume {
+    /// Whether the host path is relative, i.e. inside the task's sandbox.
+    pub fn in_sandbox(&self) -> bool {
+        !self.host_path.starts_with('/')
+    }
+}
+
+/// A relative `host_path` as a path below the sandbox: empty and `.` segments dropped, `..`
+/// applied; an empty result is the sandbox itself. Refused: a path that climbs above the
+/// sandbox, an absolute path, and `:` or NUL (which Docker's bind syntax cannot carry).
+/// Lexical only: symbolic links inside the sandbox are resolved when the task is launched.
+pub fn sandbox_relative_path(text: &str) -> Result<std::path::PathBuf, String> {
+    if text.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if text.starts_with('/') {
+        return Err(format!("{text:?} is absolute, not relative to the sandbox"));
+    }
+    if text.contains(':') || text.contains('\0') {
+        return Err("must not contain ':' or NUL characters".to_owned());
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for segment in text.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(format!(
+                        "{text:?} climbs out of the task's sandbox ('..' above it)"
+                    ));
+                }
+            }
+            segment => parts.push(segment),
+        }
+    }
+    Ok(parts.iter().collect())
 }
 
 /// An exact match on a TEXT attribute of the agent (Mesos) or host (local backend).
@@ -155,6 +198,46 @@ impl FetchUri {
     }
 }
 
+/// Which status changes of a task are POSTed to its `callback_uri`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackStates {
+    /// Only the end (`TASK_FINISHED`, `TASK_FAILED`, `TASK_KILLED`, `TASK_LOST`,
+    /// `TASK_ERROR`), once: a failed attempt that is retried is not an end. Eremetic's
+    /// behaviour; receivers written for it treat any callback as the end of the task.
+    #[default]
+    Terminal,
+    /// Every status change after the submission (queued again, staging, running, ...).
+    All,
+}
+
+impl CallbackStates {
+    /// `terminal` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackStates::Terminal => "terminal",
+            CallbackStates::All => "all",
+        }
+    }
+
+    /// Parses `terminal` or `all` (any case); the error says what is accepted.
+    pub fn parse(text: &str) -> Result<CallbackStates, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "terminal" => Ok(CallbackStates::Terminal),
+            "all" => Ok(CallbackStates::All),
+            _ => Err(format!(
+                "{text:?} is not a callback state selection (terminal or all)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for CallbackStates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A validated task request, produced by [`crate::api::parse_v1`] or [`crate::api::parse_v0`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewTask {
@@ -190,6 +273,10 @@ pub struct NewTask {
     pub agent_constraints: Vec<AgentConstraint>,
     /// `http`/`https` URL POSTed when the task ends.
     pub callback_uri: Option<String>,
+    /// Which status changes are POSTed to `callback_uri`; `None`: the server's
+    /// `callback_states`. Absent from records stored before it existed.
+    #[serde(default)]
+    pub callback_states: Option<CallbackStates>,
     /// URIs fetched into the sandbox (`uris` entries first, then `fetch`).
     pub fetch: Vec<FetchUri>,
     /// How many of [`NewTask::fetch`] came from `uris` (the rest from `fetch`), so that a
@@ -200,7 +287,8 @@ pub struct NewTask {
     pub force_pull_image: bool,
     /// Run privileged.
     pub privileged: bool,
-    /// User inside the container; `None` keeps the image's user.
+    /// User inside the container; requests that name none get [`DEFAULT_USER`] (records stored
+    /// before that default may hold `None`: those ran as the image's user).
     pub user: Option<String>,
     /// Wall-clock limit in seconds after which the task is killed; `None`: no limit.
     pub timeout_secs: Option<u64>,
@@ -326,6 +414,7 @@ mod tests {
             dns: None,
             agent_constraints: Vec::new(),
             callback_uri: None,
+            callback_states: None,
             fetch: Vec::new(),
             uris_count: 0,
             force_pull_image: false,
@@ -355,6 +444,25 @@ mod tests {
         assert!(task.is_terminal() && task.was_running() && !task.is_running());
         task.status.clear();
         assert!(task.is_terminal());
+    }
+
+    #[test]
+    fn relative_host_paths_stay_below_the_sandbox() {
+        let ok = |text: &str| sandbox_relative_path(text).unwrap();
+        assert_eq!(ok("data"), std::path::Path::new("data"));
+        assert_eq!(ok("./a//b/../c/"), std::path::Path::new("a/c"));
+        assert_eq!(ok("."), std::path::Path::new(""));
+        for bad in [
+            "..",
+            "../etc",
+            "a/../../b",
+            "a/b/../../..",
+            "",
+            "/abs",
+            "a:b",
+        ] {
+            assert!(sandbox_relative_path(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

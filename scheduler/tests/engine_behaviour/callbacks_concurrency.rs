@@ -18,11 +18,76 @@ async fn drain_outbox(harness: &Harness) -> Vec<eremetic::outbox::PendingCallbac
     }
 }
 
+/// The statuses of the callbacks in the outbox, in delivery order.
+async fn callback_statuses(harness: &Harness) -> Vec<String> {
+    drain_outbox(harness)
+        .await
+        .iter()
+        .map(|callback| {
+            let body: serde_json::Value = serde_json::from_str(&callback.body).unwrap();
+            body["status"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn callbacks_are_enqueued_for_every_status_change_without_the_masked_value() {
+async fn by_default_only_the_end_is_posted_and_a_retried_attempt_is_not_an_end() {
     let harness = Harness::start(4.0, config()).await;
-    let extra =
-        r#""callback_uri":"http://127.0.0.1:9/hook","masked_env":{"TOKEN":"hunter2-secret"}"#;
+    harness.fake.script(
+        "retried",
+        &[Attempt::StartFails, Attempt::Runs(Ending::Exits(0))],
+    );
+    let extra = r#""callback_uri":"http://127.0.0.1:9/hook","retries":1"#;
+    let id = harness.submit(&body("retried", 1.0, extra)).await;
+    harness.wait_state(&id, Finished).await;
+    assert_eq!(
+        history(&harness.task(&id).await),
+        vec![Queued, Staging, Failed, Queued, Staging, Running, Finished]
+    );
+    assert_eq!(callback_statuses(&harness).await, ["TASK_FINISHED"]);
+
+    harness.fake.script("given-up", &[Attempt::StartFails]);
+    let extra = r#""callback_uri":"http://127.0.0.1:9/hook","retries":0"#;
+    let id = harness.submit(&body("given-up", 1.0, extra)).await;
+    harness.wait_state(&id, Failed).await;
+    assert_eq!(callback_statuses(&harness).await, ["TASK_FAILED"]);
+}
+
+#[tokio::test]
+async fn a_server_set_to_all_states_posts_every_change_unless_the_request_says_terminal() {
+    let mut all = config();
+    all.callback_states = CallbackStates::All;
+    let harness = Harness::start(4.0, all).await;
+    harness
+        .fake
+        .script("every", &[Attempt::Runs(Ending::Exits(0))]);
+    let id = harness
+        .submit(&body(
+            "every",
+            1.0,
+            r#""callback_uri":"http://127.0.0.1:9/hook""#,
+        ))
+        .await;
+    harness.wait_state(&id, Finished).await;
+    assert_eq!(
+        callback_statuses(&harness).await,
+        ["TASK_STAGING", "TASK_RUNNING", "TASK_FINISHED"]
+    );
+    harness
+        .fake
+        .script("ends", &[Attempt::Runs(Ending::Exits(0))]);
+    let extra = r#""callback_uri":"http://127.0.0.1:9/hook","callback_states":"terminal""#;
+    let id = harness.submit(&body("ends", 1.0, extra)).await;
+    harness.wait_state(&id, Finished).await;
+    assert_eq!(callback_statuses(&harness).await, ["TASK_FINISHED"]);
+}
+
+#[tokio::test]
+async fn callbacks_are_enqueued_for_every_status_change_a_request_opts_into_without_the_masked_value(
+) {
+    let harness = Harness::start(4.0, config()).await;
+    let extra = r#""callback_uri":"http://127.0.0.1:9/hook","callback_states":"all",
+        "masked_env":{"TOKEN":"hunter2-secret"}"#;
     let id = harness.submit(&body("called", 1.0, extra)).await;
     harness.wait_state(&id, Running).await;
     harness.fake.exit(&id, 0);

@@ -15,7 +15,7 @@ use eremetic::engine::{EngineConfig, Policy, Scheduler};
 use eremetic::metrics::Metrics;
 use eremetic::service::{Accepted, Submission, SubmitError, TaskService};
 use eremetic::store::Store;
-use eremetic::task::{NewTask, Task, TaskId, TaskState};
+use eremetic::task::{CallbackStates, NewTask, Task, TaskId, TaskState};
 use tokio::sync::Notify;
 
 use fake::FakeBackend;
@@ -33,6 +33,7 @@ pub(crate) fn config() -> EngineConfig {
         kill_grace: Duration::from_secs(1),
         policy: Policy::default(),
         callback_retry_period: Duration::from_secs(3600),
+        callback_states: CallbackStates::default(),
         retention: None,
         default_retries: 1,
     }

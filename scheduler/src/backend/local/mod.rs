@@ -11,6 +11,7 @@
 mod host;
 mod recover;
 pub mod spec;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -34,7 +35,7 @@ use super::{
     Allocation, Backend, BackendError, Capacity, Placement, RecoveredRun, Resources, Run,
     RunOutcome,
 };
-use crate::task::{Network, NewTask, Task, TaskId};
+use crate::task::{Network, NewTask, Task, TaskId, Volume};
 
 /// The default host port range handed out to tasks (inclusive).
 pub const DEFAULT_PORT_RANGE: (u16, u16) = (31000, 32000);
@@ -359,6 +360,20 @@ impl Backend for LocalBackend {
         let sandbox = self.sandbox_dir(&task.id);
         self.prepare_sandbox(task, &sandbox).await?;
         self.fetch_uris(task, &sandbox).await?;
+        // Relative host paths are resolved after the fetch, which may have put them there.
+        let with_volumes;
+        let task = if task.request.volumes.iter().any(Volume::in_sandbox) {
+            let mut resolved = task.clone();
+            resolved.request.volumes = volumes::resolve_in_sandbox(&task.request.volumes, &sandbox)
+                .map_err(|reason| BackendError::SandboxVolume {
+                    task: task.id.clone(),
+                    reason,
+                })?;
+            with_volumes = resolved;
+            &with_volumes
+        } else {
+            task
+        };
         let spec = container_spec(
             task,
             attempt,

@@ -71,7 +71,7 @@ pub fn container_spec(
         network,
         dns: request.dns.iter().cloned().collect(),
         privileged: request.privileged,
-        user: request.user.clone(),
+        user: request.user.as_deref().map(docker_user),
         labels: container_labels(task, &run, instance_id, &allocation.host_ports),
         sandbox: Some(Sandbox {
             host_dir: sandbox.to_owned(),
@@ -79,6 +79,16 @@ pub fn container_spec(
         }),
         force_pull: request.force_pull_image,
         ..ContainerSpec::default()
+    }
+}
+
+/// The Docker `User` of a task's user: `root` is given as uid `0`, which Docker resolves
+/// without the image's `/etc/passwd` (images built `FROM scratch` have none, and Docker refuses
+/// to start a container whose named user it cannot look up); any other name goes as it is.
+fn docker_user(user: &str) -> String {
+    match user {
+        "root" => "0".to_owned(),
+        other => other.to_owned(),
     }
 }
 

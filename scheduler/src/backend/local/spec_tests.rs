@@ -236,3 +236,17 @@ fn port_labels_round_trip() {
     assert_eq!(parse_ports("1,x"), None);
     assert_eq!(parse_ports("70000"), None);
 }
+
+#[test]
+fn root_runs_as_uid_0_so_images_without_a_passwd_file_start() {
+    let mut req = request();
+    req.user = Some("root".into());
+    assert_eq!(spec_of(req.clone(), vec![]).user.as_deref(), Some("0"));
+    req.user = Some("root:wheel".into());
+    assert_eq!(
+        spec_of(req.clone(), vec![]).user.as_deref(),
+        Some("root:wheel")
+    );
+    req.user = None;
+    assert_eq!(spec_of(req, vec![]).user, None, "records from before");
+}

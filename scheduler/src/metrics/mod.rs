@@ -1,8 +1,11 @@
-//! Prometheus metrics of the service, exposed at `/metrics` in the text exposition format.
+//! Prometheus metrics of the service, exposed at `/metrics` in OpenMetrics or the Prometheus
+//! text format 0.0.4, as the scraper prefers ([`exposition`]).
 //!
 //! One [`Metrics`] value is created at start-up and shared (`Arc`) by the scheduler core, the
 //! callback worker and the HTTP layer. Besides our own `eremetic_*` families, Eremetic's
-//! `scheduler_*` names are kept so that existing dashboards keep working.
+//! `scheduler_*` series keep their exact names so that existing dashboards keep working.
+
+pub mod exposition;
 
 use std::sync::Mutex;
 
@@ -13,6 +16,16 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+pub use exposition::{negotiate, EremeticCounter, Format};
+
+/// Eremetic's counters, exposed under their bare names ([`EremeticCounter`]).
+pub const EREMETIC_COUNTERS: &[&str] = &[
+    "scheduler_tasks_created",
+    "scheduler_tasks_launched",
+    "scheduler_tasks_terminated",
+    "scheduler_tasks_delayed",
+];
 
 /// Labels of the per-state task gauge.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -67,9 +80,15 @@ pub struct Metrics {
     /// Callback deliveries by outcome.
     pub callbacks: Family<OutcomeLabels, Counter>,
     /// Eremetic's `scheduler_tasks_launched`.
-    pub tasks_launched: Counter,
+    pub tasks_launched: EremeticCounter,
     /// Eremetic's `scheduler_tasks_terminated{status,sequence}`.
-    pub tasks_terminated: Family<TerminatedLabels, Counter>,
+    pub tasks_terminated: Family<TerminatedLabels, EremeticCounter>,
+    /// Eremetic's `scheduler_tasks_delayed`: there, offer cycles in which no offer fitted the
+    /// task at the head of the queue, and requeues. Here (no offers): each task that could not
+    /// start on the dispatcher's first pass after it was queued (no room for it, or room
+    /// reserved for an older waiting task), counted once per stay in the queue, and each
+    /// return to the queue with a back-off (a retried attempt, an unreachable Docker engine).
+    pub tasks_delayed: EremeticCounter,
     /// Eremetic's `scheduler_tasks_running`.
     pub tasks_running: Gauge,
 }
@@ -98,8 +117,9 @@ impl Metrics {
             launch_latency: latency_histogram(),
             http_requests: Family::new_with_constructor(latency_histogram),
             callbacks: Family::default(),
-            tasks_launched: Counter::default(),
+            tasks_launched: EremeticCounter::default(),
             tasks_terminated: Family::default(),
+            tasks_delayed: EremeticCounter::default(),
             tasks_running: Gauge::default(),
         };
         let ours = registry.sub_registry_with_prefix("eremetic");
@@ -138,7 +158,7 @@ impl Metrics {
         compat.register(
             "tasks_created",
             "Tasks enqueued",
-            metrics.submissions.clone(),
+            EremeticCounter::sharing(&metrics.submissions),
         );
         compat.register(
             "tasks_launched",
@@ -149,6 +169,11 @@ impl Metrics {
             "tasks_terminated",
             "Tasks terminated",
             metrics.tasks_terminated.clone(),
+        );
+        compat.register(
+            "tasks_delayed",
+            "Tasks that had to wait for resources or were put back in the queue",
+            metrics.tasks_delayed.clone(),
         );
         compat.register(
             "tasks_running",
@@ -195,7 +220,7 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition (`text/plain; version=0.0.4` compatible OpenMetrics text).
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let registry = self
             .registry
@@ -205,6 +230,14 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut text, &registry);
         text
+    }
+
+    /// The exposition in `format`.
+    pub fn render_as(&self, format: Format) -> String {
+        match format {
+            Format::OpenMetrics => self.render(),
+            Format::Text004 => exposition::to_text_004(&self.render(), EREMETIC_COUNTERS),
+        }
     }
 }
 
@@ -218,12 +251,15 @@ mod tests {
         let metrics = Metrics::new();
         metrics.submissions.inc();
         metrics.tasks_in(TaskState::Running).set(2);
-        let text = metrics.render();
-        assert!(text.contains("eremetic_submissions_total 1"), "{text}");
-        assert!(text.contains("scheduler_tasks_created_total 1"), "{text}");
-        assert!(
-            text.contains("eremetic_tasks{state=\"TASK_RUNNING\"} 2"),
-            "{text}"
-        );
+        for format in [Format::OpenMetrics, Format::Text004] {
+            let text = metrics.render_as(format);
+            assert!(text.contains("\neremetic_submissions_total 1\n"), "{text}");
+            assert!(text.contains("\nscheduler_tasks_created 1\n"), "{text}");
+            assert!(text.contains("\nscheduler_tasks_delayed 0\n"), "{text}");
+            assert!(
+                text.contains("eremetic_tasks{state=\"TASK_RUNNING\"} 2"),
+                "{text}"
+            );
+        }
     }
 }
