@@ -141,6 +141,25 @@ async fn submit_body_over_one_mebibyte_is_413_naming_the_limit() {
 }
 
 #[tokio::test]
+async fn a_413_closes_its_connection_so_the_client_s_next_request_is_not_lost() {
+    let server = Server::start(config()).await;
+    let mut big = valid_v1();
+    big["labels"] = json!({"big": "x".repeat(2 * 1024 * 1024)});
+    for round in 0..20 {
+        let response = server.post_json("/api/v1/task", &big).await;
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            response.headers()[reqwest::header::CONNECTION],
+            "close",
+            "round {round}"
+        );
+        let next = server.get("/api/v1/version").await;
+        assert_eq!(next.status(), StatusCode::OK, "round {round}");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn submit_when_queue_full_is_503_with_retry_after() {
     let server = Server::start(config()).await;
     server.fake.lock().submit_error = Some(SubmitError::QueueFull { capacity: 1 });

@@ -146,6 +146,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     }
 }
 
+/// The 413 answer. The rest of the body is not read, so the connection cannot carry another
+/// request: `Connection: close` tells the client not to reuse it (a pooled connection that the
+/// server closes under the client's next request fails that request).
 fn too_large() -> Response {
     let errors = ValidationErrors::single(
         "body",
@@ -153,10 +156,15 @@ fn too_large() -> Response {
             "is larger than {MAX_BODY_BYTES} bytes (1 MiB), the limit"
         )),
     );
-    response::json(
+    let mut answer = response::json(
         StatusCode::PAYLOAD_TOO_LARGE,
         &ErrorDocument::invalid_request(&errors),
-    )
+    );
+    answer.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    answer
 }
 
 /// What the `Location` of an accepted task is built from.
