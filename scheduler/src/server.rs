@@ -139,6 +139,8 @@ fn local_config(config: &Config) -> LocalConfig {
         port_range: (config.port_range.low, config.port_range.high),
         instance_id: config.instance_id.clone(),
         user_network: config.user_network.clone(),
+        output_limit: config.task_output_limit,
+        min_free_bytes: config.data_dir_min_free,
     }
 }
 

@@ -70,6 +70,8 @@ fn config(data_dir: &Path, instance: &str, port_range: (u16, u16)) -> LocalConfi
         port_range,
         instance_id: instance.to_owned(),
         user_network: None,
+        output_limit: None,
+        min_free_bytes: 0,
     }
 }
 
