@@ -15,6 +15,7 @@
 
 mod auth;
 mod events;
+mod host;
 mod logs;
 mod openapi;
 mod origin;
@@ -201,6 +202,8 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
     // Outside authentication, so that a browser's 401 becomes an HTML page.
     let router = router.layer(axum::middleware::from_fn(ui::html_unauthorized));
     let router = router.layer(from_fn_with_state(open, origin::guard));
+    // Outermost but metrics: nothing may see a Host header that is not host[:port].
+    let router = router.layer(axum::middleware::from_fn(host::guard));
     router.layer(from_fn_with_state(metrics, routes::observe))
 }
 
