@@ -310,3 +310,41 @@ async fn follow_mode_keeps_streaming_across_a_rotation_of_the_output() {
     tokio::time::timeout(PATIENCE, rest).await.unwrap();
     assert_eq!(seen, "one\ntwo\nthree\nfour\n");
 }
+
+#[tokio::test]
+async fn task_page_shows_why_a_task_waits_and_how_much_output_was_dropped() {
+    let server = Server::start().await;
+    let waiting = server.fake.insert(valid_v1(), &[]);
+    let reason = "waiting: data_dir /x has 512 MiB free, below the floor of 1 GiB";
+    let ended = server.fake.insert(valid_v1(), &[TaskState::Finished]);
+    {
+        let mut state = server.fake.lock();
+        state.tasks.get_mut(&waiting).unwrap().waiting_reason = Some(reason.into());
+        state.tasks.get_mut(&ended).unwrap().stdout_dropped_bytes = 4096;
+    }
+    let page = |id: TaskId| {
+        let request = server
+            .client
+            .get(format!("{}/web/task/{id}", server.base))
+            .send();
+        async move { request.await.unwrap().text().await.unwrap() }
+    };
+    let html = page(waiting.clone()).await;
+    assert!(html.contains("id=\"waiting-reason\""), "{html}");
+    assert!(html.contains("below the floor of 1 GiB"));
+    let html = page(ended).await;
+    assert!(
+        html.contains("4096 bytes of stdout (over the output limit)"),
+        "{html}"
+    );
+    assert!(!html.contains("waiting-reason"));
+    // The JSON document carries the same.
+    let document: Value = server
+        .get(&format!("/api/v1/task/{waiting}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(document["waiting_reason"], reason);
+    assert_eq!(document["stdout_dropped_bytes"], 0);
+}
