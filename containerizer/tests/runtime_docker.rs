@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use deimos::runtime::{
     ContainerRuntime, ContainerState, DockerRuntime, ExposedPort, ImageSource, LabelFilter,
-    RuntimeError,
+    LogOptions, RuntimeError,
 };
 use deimos::spec::{
     labels, Command, ContainerSpec, EnvVar, Limits, PortMapping, Protocol, Sandbox,
@@ -184,11 +184,43 @@ async fn env_reaches_the_container_with_later_duplicates_winning() {
     };
     let id = runtime.launch(&spec).await.unwrap();
     runtime
-        .stream_logs(&id, sandbox.path(), None)
+        .stream_logs(&id, sandbox.path(), LogOptions::default())
         .await
         .unwrap();
     assert_eq!(runtime.wait(&id).await.unwrap().exit_code, 0);
     assert_eq!(read(sandbox.path(), "stdout"), "A=3 B=two words\n");
+}
+
+#[tokio::test]
+async fn output_over_the_limit_is_rotated_and_the_newest_lines_are_kept() {
+    let runtime = docker().await;
+    let guard = ContainerGuard::new(&runtime, "rotate").await;
+    let sandbox = tempfile::tempdir().unwrap();
+    // 2000 numbered lines of 16 bytes (32,000 bytes) against a 4 KiB limit.
+    let line = r#"i=0; while [ $i -lt 2000 ]; do printf 'line %010d\n' $i; i=$((i+1)); done"#;
+    let id = runtime.launch(&shell(&guard, BUSYBOX, line)).await.unwrap();
+    let options = LogOptions {
+        limit: std::num::NonZeroU64::new(4096),
+        ..LogOptions::default()
+    };
+    let totals = runtime
+        .stream_logs(&id, sandbox.path(), options)
+        .await
+        .unwrap();
+    assert_eq!(runtime.wait(&id).await.unwrap().exit_code, 0);
+    let current = read(sandbox.path(), "stdout");
+    let previous = read(sandbox.path(), "stdout.1");
+    assert!(current.len() <= 4096 && previous.len() <= 4096);
+    let kept = format!("{previous}{current}");
+    assert!(kept.ends_with("line 0000001999\n"), "{kept:?}");
+    assert_eq!(totals.stdout_bytes, 32_000);
+    assert_eq!(
+        totals.stdout_dropped_bytes + kept.len() as u64,
+        32_000,
+        "every byte is either kept or counted as dropped"
+    );
+    let counter = read(sandbox.path(), "stdout.dropped");
+    assert_eq!(counter.trim(), totals.stdout_dropped_bytes.to_string());
 }
 
 #[tokio::test]
@@ -287,7 +319,7 @@ async fn logs_are_appended_to_stdout_and_stderr_as_they_are_produced() {
     let id = runtime.launch(&spec).await.unwrap();
     let streaming = {
         let (runtime, id, dir) = (runtime.clone(), id.clone(), sandbox.path().to_owned());
-        tokio::spawn(async move { runtime.stream_logs(&id, &dir, None).await })
+        tokio::spawn(async move { runtime.stream_logs(&id, &dir, LogOptions::default()).await })
     };
     // The first line must reach the file while the container still sleeps.
     let deadline = Instant::now() + Duration::from_secs(10);

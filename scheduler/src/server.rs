@@ -147,6 +147,8 @@ fn local_config(config: &Config) -> LocalConfig {
         instance_id: config.instance_id.clone(),
         user_network: config.user_network.clone(),
         fetch_local_paths: config.allowed_host_paths.clone(),
+        output_limit: config.task_output_limit,
+        min_free_bytes: config.data_dir_min_free,
     }
 }
 

@@ -44,6 +44,14 @@ fn malformed_requests_name_the_offending_field() {
         (patched(json!({"image": ""})), "image"),
         (patched(json!({"image": 42})), "image"),
         (patched(json!({"image": "bad image"})), "image"),
+        (patched(json!({"image": "../../etc/passwd"})), "image"),
+        (
+            patched(json!({"image": "<script>alert(1)</script>"})),
+            "image",
+        ),
+        (patched(json!({"image": "a".repeat(300_000)})), "image"),
+        (patched(json!({"image": "Upper/Case"})), "image"),
+        (patched(json!({"image": "app@sha256:short"})), "image"),
         (patched(json!({"cpu": 0})), "cpu"),
         (patched(json!({"cpu": -1.5})), "cpu"),
         (patched(json!({"cpu": "1"})), "cpu"),
@@ -124,6 +132,7 @@ fn malformed_requests_name_the_offending_field() {
         (patched(json!({"callback_states": true})), "callback_states"),
         (patched(json!({"timeout": -1})), "timeout"),
         (patched(json!({"timeout": 1.5})), "timeout"),
+        (patched(json!({"timeout": 1e30})), "timeout"),
         (
             patched(json!({"timeout": 9_223_372_036_854_775_807_i64})),
             "timeout",

@@ -71,6 +71,8 @@ fn config(data_dir: &Path, instance: &str, port_range: (u16, u16)) -> LocalConfi
         instance_id: instance.to_owned(),
         user_network: None,
         fetch_local_paths: Vec::new(),
+        output_limit: None,
+        min_free_bytes: 0,
     }
 }
 

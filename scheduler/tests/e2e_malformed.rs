@@ -118,7 +118,22 @@ fn cases() -> Vec<Case> {
         bad(
             "image with blanks",
             json!({"image": "bad image"}),
-            &["image", "blanks"],
+            &["image", "not a docker image reference"],
+        ),
+        bad(
+            "image with a path traversal",
+            json!({"image": "../../etc/passwd"}),
+            &["image", "not a docker image reference"],
+        ),
+        bad(
+            "image with markup",
+            json!({"image": "<script>alert(1)</script>"}),
+            &["image", "not a docker image reference"],
+        ),
+        bad(
+            "image name of 300 kb",
+            json!({"image": "a".repeat(300_000)}),
+            &["image", "at most 255"],
         ),
         bad(
             "image not a string",
@@ -220,6 +235,18 @@ fn cases() -> Vec<Case> {
             &["timeout", "negative"],
         ),
         bad(
+            "timeout beyond the integer range",
+            json!({"timeout": 1e30}),
+            &["timeout", "too large"],
+        ),
+        submit(
+            "timeout of 2^64",
+            br#"{"image": "deimos-test/busybox:latest", "cpu": 0.1, "mem": 32, "timeout": 18446744073709551616}"#
+                .to_vec(),
+            400,
+            &["timeout", "too large"],
+        ),
+        bad(
             "timeout a string",
             json!({"timeout": "10"}),
             &["timeout", "integer"],
@@ -295,6 +322,17 @@ fn cases() -> Vec<Case> {
                     .into_bytes(),
                 400,
                 &["task_cpus"],
+            )
+        },
+        Case {
+            what: "v0 docker_image with a path traversal",
+            path: "/task",
+            ..submit(
+                "",
+                br#"{"docker_image": "../../etc/passwd", "task_cpus": 0.1, "task_mem": 32}"#
+                    .to_vec(),
+                400,
+                &["docker_image", "not a docker image reference"],
             )
         },
         Case {

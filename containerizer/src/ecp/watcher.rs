@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 use super::context::Context;
 use super::hooks;
 use crate::error::{in_container, Error, Result};
-use crate::runtime::{ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError};
+use crate::runtime::{ContainerRuntime, DockerRuntime, LabelFilter, LogOptions, RuntimeError};
 use crate::spec::{labels, EnvVar};
 use crate::state::{Acquire, ContainerDir, ExitRecord, LockGuard, LockMode, LockName};
 
@@ -364,7 +364,11 @@ async fn watch_container(
         let since = order
             .logs_since
             .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
-        tokio::spawn(async move { runtime.stream_logs(&id, &sandbox, since).await })
+        tokio::spawn(async move {
+            runtime
+                .stream_logs(&id, &sandbox, LogOptions::since(since))
+                .await
+        })
     };
     let exit = wait_for_exit(&runtime, &docker_id, dir).await;
     match tokio::time::timeout(LOG_DRAIN, logs).await {

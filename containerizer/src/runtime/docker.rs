@@ -13,12 +13,11 @@ use bollard::query_parameters::{
 use bollard::{ClientVersion, Docker};
 use futures::StreamExt;
 use nix::sys::signal::Signal;
-use time::OffsetDateTime;
 
 use super::auth::docker_credentials;
 use super::convert;
 use super::error::{describe, http_status, RuntimeError};
-use super::logs::write_log_stream;
+use super::logs::{write_log_stream, LogOptions};
 use super::translate::{create_request, pull_reference, update_request};
 use super::types::{
     ContainerInfo, ExitStatus, ImageInfo, ImageSource, LabelFilter, ListedContainer, LogTotals,
@@ -406,9 +405,9 @@ impl ContainerRuntime for DockerRuntime {
         &self,
         id: &str,
         dir: &Path,
-        since: Option<OffsetDateTime>,
+        options: LogOptions,
     ) -> Result<LogTotals, RuntimeError> {
-        let since = match since {
+        let since = match options.since {
             None => 0,
             Some(time) => {
                 i32::try_from(time.unix_timestamp()).map_err(|_| RuntimeError::Docker {
@@ -418,14 +417,15 @@ impl ContainerRuntime for DockerRuntime {
                 })?
             }
         };
-        let options = LogsOptions {
+        let logs_options = LogsOptions {
             follow: true,
             stdout: true,
             stderr: true,
             since,
             ..Default::default()
         };
-        write_log_stream(id, dir, self.docker.logs(id, Some(options))).await
+        let stream = self.docker.logs(id, Some(logs_options));
+        write_log_stream(id, dir, options.limit, stream).await
     }
 }
 

@@ -111,7 +111,7 @@ impl ContainerRuntime for RecordingRuntime {
         &self,
         _id: &str,
         _dir: &Path,
-        _since: Option<OffsetDateTime>,
+        _options: LogOptions,
     ) -> Result<LogTotals, RuntimeError> {
         Err(Self::unused("logs"))
     }

@@ -14,6 +14,7 @@ mod convert;
 mod docker;
 mod error;
 mod logs;
+pub mod output;
 pub mod translate;
 mod types;
 
@@ -22,13 +23,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use nix::sys::signal::Signal;
-use time::OffsetDateTime;
 
 pub use auth::{load_registry_auth, parse_docker_config, registry_of_image};
 pub use convert::exit_status;
 pub use docker::{DockerRuntime, DEFAULT_DOCKER_HOST};
 pub use error::RuntimeError;
-pub use logs::{STDERR_FILE, STDOUT_FILE};
+pub use logs::LogOptions;
+pub use output::{STDERR_FILE, STDOUT_FILE};
 pub use types::{
     ContainerInfo, ContainerState, ExitStatus, ExposedPort, ImageInfo, ImageSource, LabelFilter,
     ListedContainer, LogTotals, UsageStats,
@@ -94,16 +95,17 @@ pub trait ContainerRuntime: Send + Sync {
     async fn list(&self, filters: &[LabelFilter]) -> Result<Vec<ListedContainer>, RuntimeError>;
 
     /// Appends the container's stdout and stderr to the files [`STDOUT_FILE`] and
-    /// [`STDERR_FILE`] in `dir` as output is produced, from `since` (whole seconds; to resume
-    /// after a restart) or from the beginning; returns when the container's output ends, that
-    /// is when it has stopped. Start the container first: for a container that is not running
-    /// the engine sends the output so far and ends the stream at once. Non-TTY containers only
-    /// keep the two streams apart.
+    /// [`STDERR_FILE`] in `dir` as output is produced, from `options.since` (whole seconds; to
+    /// resume after a restart) or from the beginning, rotating each file at `options.limit`
+    /// (see [`output`]); returns when the container's output ends, that is when it has
+    /// stopped. Start the container first: for a container that is not running the engine
+    /// sends the output so far and ends the stream at once. Non-TTY containers only keep the
+    /// two streams apart.
     async fn stream_logs(
         &self,
         id: &str,
         dir: &Path,
-        since: Option<OffsetDateTime>,
+        options: LogOptions,
     ) -> Result<LogTotals, RuntimeError>;
 
     /// Creates and starts a container with the fewest round trips: the image is pulled only

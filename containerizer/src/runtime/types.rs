@@ -192,11 +192,15 @@ pub struct UsageStats {
     pub memory_cache_bytes: Option<u64>,
 }
 
-/// How many bytes of output a log stream wrote.
+/// How many bytes of output a log stream wrote, and how many of them were dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LogTotals {
     /// Bytes appended to `stdout`.
     pub stdout_bytes: u64,
     /// Bytes appended to `stderr`.
     pub stderr_bytes: u64,
+    /// Bytes of stdout no longer on disk because the stream was rotated at its limit.
+    pub stdout_dropped_bytes: u64,
+    /// Bytes of stderr no longer on disk because the stream was rotated at its limit.
+    pub stderr_dropped_bytes: u64,
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use deimos::ecp::ports::pair_with_exposed;
 use deimos::fetch::{fetch_all, FetchOptions, FileOwner};
-use deimos::runtime::{ContainerRuntime, RuntimeError};
+use deimos::runtime::{ContainerRuntime, LogOptions, RuntimeError};
 use deimos::spec::Protocol;
 
 use crate::env::Operator;
@@ -85,7 +85,7 @@ pub(super) async fn follow(
 ) -> ContainerOutcome {
     let (exited, logged) = tokio::join!(
         runtime.wait(container),
-        runtime.stream_logs(container, sandbox, None)
+        runtime.stream_logs(container, sandbox, LogOptions::default())
     );
     if let Err(error) = logged {
         // The outcome matters more than the output: report it anyway.

@@ -21,8 +21,8 @@ pub struct PortDocument {
 }
 
 /// The keys v1 and v0 documents share. Strings Eremetic always sends are `""` when unset;
-/// the keys this implementation adds (`timeout`, `retries`, `exit_code`, `failure_reason`) are
-/// `null` when unset.
+/// the keys this implementation adds (`timeout`, `retries`, `exit_code`, `failure_reason`,
+/// `waiting_reason`) are `null` when unset; the dropped-byte counts are 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommonDocument {
     /// Task id.
@@ -84,6 +84,16 @@ pub struct CommonDocument {
     pub exit_code: Option<i32>,
     /// Why the task failed, once known.
     pub failure_reason: Option<String>,
+    /// Bytes of stdout dropped because the output limit was exceeded (the log endpoint
+    /// serves the newest output); live while the task runs, final once it has ended.
+    #[serde(default)]
+    pub stdout_dropped_bytes: u64,
+    /// Bytes of stderr dropped because the output limit was exceeded.
+    #[serde(default)]
+    pub stderr_dropped_bytes: u64,
+    /// Why a queued task is not launched now, in words; `null` when it is not held back.
+    #[serde(default)]
+    pub waiting_reason: Option<String>,
 }
 
 /// The v1 task document (`GET /api/v1/task/{id}`).
@@ -181,6 +191,9 @@ impl CommonDocument {
             retries: request.retries.unwrap_or(DEFAULT_MAX_RETRIES),
             exit_code: task.exit_code,
             failure_reason: task.failure_reason.clone(),
+            stdout_dropped_bytes: task.stdout_dropped_bytes,
+            stderr_dropped_bytes: task.stderr_dropped_bytes,
+            waiting_reason: task.waiting_reason.clone(),
         }
     }
 }

@@ -60,6 +60,18 @@ pub enum Problem {
         /// The value received (saturated to the `i128` range of JSON integers).
         value: i128,
     },
+    /// A whole number beyond the 64-bit range integers are read into (`1e30`,
+    /// `18446744073709551616`).
+    #[error(
+        "is too {}: {value} is beyond the range of 64-bit integers",
+        if *negative { "small" } else { "large" }
+    )]
+    IntegerBeyondRange {
+        /// The number as JSON writes it.
+        value: String,
+        /// Whether it is below the range rather than above.
+        negative: bool,
+    },
     /// A string is not one of the accepted values.
     #[error("unknown value {value:?}, expected one of {expected}")]
     UnknownValue {

@@ -58,6 +58,21 @@ impl Collector {
         if let Some(number) = value.as_u64() {
             return Some(i128::from(number));
         }
+        // A whole number too large for 64 bits arrives as a float: it is too large, not a
+        // fraction. (2^63 and beyond: the i64/u64 cases above took everything smaller.)
+        if let Some(number) = value.as_f64().filter(|number| {
+            value.is_number()
+                && number.is_finite()
+                && number.fract() == 0.0
+                && number.abs() >= 9.2e18
+        }) {
+            let problem = Problem::IntegerBeyondRange {
+                value: value.to_string(),
+                negative: number < 0.0,
+            };
+            self.push(field, problem);
+            return None;
+        }
         self.wrong_type(field, "an integer", value);
         None
     }

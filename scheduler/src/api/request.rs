@@ -207,8 +207,8 @@ impl<'v> Reader<'v> {
             }
             return String::new();
         };
-        if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            let reason = format!("{image:?} is not an image reference: it contains blanks");
+        if let Err(why) = super::image_ref::check_image_reference(image) {
+            let reason = format!("is not a Docker image reference: {why}");
             self.out.push(key, Problem::Invalid(reason));
         }
         image.to_owned()
@@ -770,5 +770,56 @@ mod tests {
         assert!(errors
             .to_string()
             .starts_with("body: invalid JSON at line 3, column 3: "));
+    }
+
+    #[test]
+    fn timeouts_beyond_the_integer_range_are_too_large_not_fractions() {
+        for (body, reason) in [
+            (r#""timeout":1e30"#, "is too large: 1e+30"),
+            (r#""timeout":18446744073709551616"#, "is too large"),
+            (r#""timeout":-1e30"#, "is too small"),
+            (
+                r#""timeout":1.5"#,
+                "expected an integer, found a fractional number",
+            ),
+            (r#""timeout":-3"#, "must not be negative, got -3"),
+            (r#""timeout":99999999999"#, "must be between 0 and 31536000"),
+        ] {
+            let text = format!(r#"{{"image":"busybox","cpu":1,"mem":64,{body}}}"#);
+            let errors = parse_v1(text.as_bytes()).unwrap_err();
+            let problems: Vec<String> = errors
+                .for_field("timeout")
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(problems.len(), 1, "{body}: {errors}");
+            assert!(problems[0].contains(reason), "{body}: {}", problems[0]);
+        }
+    }
+
+    #[test]
+    fn image_references_are_checked_against_dockers_grammar() {
+        for (version, key) in [("v1", "image"), ("v0", "docker_image")] {
+            for image in ["../../etc/passwd", "<script>", "Busybox", "app:-1"] {
+                let body = if version == "v1" {
+                    format!(r#"{{"image":{image:?},"cpu":1,"mem":64}}"#)
+                } else {
+                    format!(r#"{{"docker_image":{image:?},"task_cpus":1,"task_mem":64}}"#)
+                };
+                let parsed = if version == "v1" {
+                    parse_v1(body.as_bytes())
+                } else {
+                    parse_v0(body.as_bytes())
+                };
+                let errors = parsed.unwrap_err();
+                let fields: Vec<_> = errors.fields().collect();
+                assert_eq!(fields, [key], "{image}");
+                assert!(errors
+                    .to_string()
+                    .contains("is not a Docker image reference"));
+            }
+        }
+        assert!(
+            parse_v1(br#"{"image":"registry.example:5000/team/app:1.0","cpu":1,"mem":64}"#).is_ok()
+        );
     }
 }

@@ -123,6 +123,15 @@ impl From<ExitStatus> for RunOutcome {
     }
 }
 
+/// Bytes of a task's output dropped because a stream exceeded the output limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputDropped {
+    /// Bytes of stdout no longer kept.
+    pub stdout: u64,
+    /// Bytes of stderr no longer kept.
+    pub stderr: u64,
+}
+
 /// The state of a run found again by [`Backend::recover`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecoveredState {
@@ -173,6 +182,18 @@ pub trait Backend: Send + Sync + 'static {
 
     /// What is free now (for the scheduler's view of which queued tasks could start).
     fn free(&self) -> Resources;
+
+    /// Why no task may be launched now although resources may be free (for example, the data
+    /// directory is below its free-space floor), in words; `None` when launches may go on.
+    /// The dispatcher asks before every launch round, so it must be cheap.
+    fn launch_blocker(&self) -> Option<String> {
+        None
+    }
+
+    /// How much of the task's output was dropped by the output limit so far.
+    async fn output_dropped(&self, _task: &TaskId) -> OutputDropped {
+        OutputDropped::default()
+    }
 
     /// Marks the resources of a recovered run as used.
     fn adopt(&self, allocation: &Allocation);

@@ -70,6 +70,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     eremetic("database_driver"),
     eremetic("database"),
     key("retention"),
+    key("task_output_limit"),
+    key("data_dir_min_free"),
     // queue and backend
     eremetic("queue_size"),
     eremetic("master"),

@@ -31,6 +31,7 @@ mod resolve;
 mod values;
 
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,8 +42,8 @@ pub use host::HostFacts;
 pub use keys::{ENV_PREFIX, UNPREFIXED_ENV_EXCLUDED};
 pub use layers::Source;
 pub use values::{
-    format_duration, parse_duration, DatabaseDriver, HttpCredentials, LogFormat, LogLevel,
-    PortRange, SecretString,
+    format_duration, format_size, human_size, parse_duration, parse_size, DatabaseDriver,
+    HttpCredentials, LogFormat, LogLevel, PortRange, SecretString,
 };
 
 /// The configuration file read when `--config` is not given, if it exists.
@@ -83,6 +84,12 @@ pub struct Config {
     /// `retention`: terminal tasks older than this are deleted; `None` keeps them until
     /// deleted through the API.
     pub retention: Option<Duration>,
+    /// `task_output_limit`: most bytes kept per output stream file of a task; beyond it the
+    /// file is rotated (about twice this is kept per stream). `None`: unlimited.
+    pub task_output_limit: Option<NonZeroU64>,
+    /// `data_dir_min_free`: launches wait while `data_dir`'s file system has fewer free bytes
+    /// than this (0: no floor).
+    pub data_dir_min_free: u64,
     /// `queue_size`: capacity of the queue of tasks waiting for resources (≥ 1).
     pub queue_size: usize,
     /// `docker_host`: Docker Engine endpoint; `None` is the Docker client default

@@ -4,7 +4,7 @@
 use std::fmt::Display;
 use std::path::Path;
 
-use super::values::format_duration;
+use super::values::{format_duration, format_size};
 use super::Config;
 use crate::task::MASK;
 
@@ -33,6 +33,7 @@ impl Config {
     /// The value of every key as YAML text, in the order of [`super::keys::KEYS`].
     pub(crate) fn rendered_values(&self) -> Vec<(&'static str, String)> {
         let duration = |d| quoted(&format_duration(d));
+        let size = |bytes| quoted(&format_size(bytes));
         let mesos = &self.mesos;
         vec![
             ("address", quoted(&self.address.to_string())),
@@ -61,6 +62,12 @@ impl Config {
             ("database_driver", plain(self.database_driver)),
             ("database", path(&self.database)),
             ("retention", optional(self.retention, duration)),
+            (
+                "task_output_limit",
+                self.task_output_limit
+                    .map_or_else(|| "unlimited".to_owned(), |limit| size(limit.get())),
+            ),
+            ("data_dir_min_free", size(self.data_dir_min_free)),
             ("queue_size", plain(self.queue_size)),
             ("master", "~".to_owned()),
             ("docker_host", optional(self.docker_host.as_deref(), quoted)),

@@ -1,6 +1,7 @@
 //! Merged raw settings → typed [`Config`], with defaults and cross-key rules.
 
 use std::net::IpAddr;
+use std::num::NonZeroU64;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
@@ -25,6 +26,15 @@ pub(crate) const DEFAULT_KILL_GRACE_PERIOD: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `callback_retry_period`.
 pub(crate) const DEFAULT_CALLBACK_RETRY_PERIOD: Duration = Duration::from_secs(3600);
+/// Default `task_output_limit`: 1 GiB per stream file (so at most about 4 GiB per task).
+pub(crate) const DEFAULT_TASK_OUTPUT_LIMIT: u64 = 1 << 30;
+/// Smallest `task_output_limit`: below it, rotation would churn on every few lines.
+pub(crate) const MIN_TASK_OUTPUT_LIMIT: u64 = 1 << 10;
+/// Default `data_dir_min_free`: 1 GiB. An absolute amount rather than a share of the disk:
+/// what must stay free is room for the store to commit (its WAL) and for running tasks to
+/// write, which does not grow with the disk, while 5% of a large disk would stop launches
+/// with hundreds of GiB free, and 5% of a small one would be less than one task's output.
+pub(crate) const DEFAULT_DATA_DIR_MIN_FREE: u64 = 1 << 30;
 /// The database file name inside `data_dir`.
 pub(crate) const DATABASE_FILE: &str = "eremetic.db";
 
@@ -134,6 +144,12 @@ pub(crate) fn resolve(
             .unwrap_or(v::DatabaseDriver::Sqlite),
         database,
         retention: lookup.get("retention", v::parse_positive_duration)?,
+        task_output_limit: lookup
+            .get("task_output_limit", parse_output_limit)?
+            .unwrap_or(NonZeroU64::new(DEFAULT_TASK_OUTPUT_LIMIT)),
+        data_dir_min_free: lookup
+            .get("data_dir_min_free", v::parse_size)?
+            .unwrap_or(DEFAULT_DATA_DIR_MIN_FREE),
         queue_size: lookup
             .get("queue_size", |t| v::parse_integer_at_least(t, 1))?
             .unwrap_or(DEFAULT_QUEUE_SIZE),
@@ -225,6 +241,21 @@ pub(crate) fn default_data_dir(
               the process is not root"
             .to_owned(),
     })
+}
+
+/// `unlimited`, or a size of at least [`MIN_TASK_OUTPUT_LIMIT`].
+fn parse_output_limit(text: &str) -> Result<Option<NonZeroU64>, String> {
+    if text.trim().eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    let bytes = v::parse_size(text).map_err(|reason| format!("{reason}, or unlimited"))?;
+    if bytes < MIN_TASK_OUTPUT_LIMIT {
+        return Err(format!(
+            "must be at least {} (or unlimited), got {text:?}",
+            v::format_size(MIN_TASK_OUTPUT_LIMIT)
+        ));
+    }
+    Ok(NonZeroU64::new(bytes))
 }
 
 /// A database path; Eremetic's ZooKeeper URLs are refused.

@@ -73,6 +73,8 @@ fn defaults_without_any_setting() {
     assert_eq!(config.callback_timeout, Duration::from_secs(10));
     assert_eq!(config.callback_retry_period, Duration::from_secs(3600));
     assert_eq!(config.retention, None);
+    assert_eq!(config.task_output_limit.map(|l| l.get()), Some(1 << 30));
+    assert_eq!(config.data_dir_min_free, 1 << 30);
     assert!(config.allowed_host_paths.is_empty());
     assert!(!config.allow_privileged);
     assert_eq!(config.mesos, MesosSettings::default());
@@ -174,6 +176,11 @@ fn bad_values_name_the_key_and_source() {
         ("port_range", "32000-31000"),
         ("kill_grace_period", "soon"),
         ("retention", "0"),
+        ("task_output_limit", "100"),
+        ("task_output_limit", "lots"),
+        ("task_output_limit", "0"),
+        ("data_dir_min_free", "5%"),
+        ("data_dir_min_free", "-1GiB"),
         ("callback_timeout", "0s"),
         ("allow_privileged", "perhaps"),
         ("allowed_host_paths", "/srv,relative"),
@@ -322,4 +329,26 @@ fn allowed_hosts_are_names_in_lower_case_and_named_in_the_open_server_warning() 
         "{warnings:?}"
     );
     assert!(resolved(&[]).unwrap().allowed_hosts.is_empty());
+}
+
+#[test]
+fn output_limit_and_free_space_floor_take_sizes() {
+    let config = resolved(&[
+        ("task_output_limit", "64KiB"),
+        ("data_dir_min_free", "1000PiB"),
+    ])
+    .unwrap();
+    assert_eq!(config.task_output_limit.map(|l| l.get()), Some(64 << 10));
+    assert_eq!(config.data_dir_min_free, 1000 << 50);
+    let config = resolved(&[
+        ("task_output_limit", "Unlimited"),
+        ("data_dir_min_free", "0"),
+    ])
+    .unwrap();
+    assert_eq!(config.task_output_limit, None);
+    assert_eq!(config.data_dir_min_free, 0);
+    let error = resolved(&[("task_output_limit", "100")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("must be at least 1KiB"), "{error}");
 }

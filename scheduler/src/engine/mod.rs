@@ -96,6 +96,8 @@ struct Core {
     /// Submissions accepted into the queue's capacity but not yet queued (being stored).
     admitting: usize,
     runs: HashMap<TaskId, RunSlot>,
+    /// Why the backend holds every launch back right now (shown on queued tasks).
+    blocked: Option<String>,
 }
 
 /// A task holding backend resources: launching, running or being stopped.
@@ -312,6 +314,31 @@ impl Scheduler {
         self.inner.wake.notify_one();
     }
 
+    /// Adds what describes the present moment to a task read for a client: why it waits, if
+    /// it is queued while launches are held back, and its dropped output while it runs.
+    async fn annotate(&self, task: &mut Task) {
+        if task.current_state() == Some(TaskState::Queued) {
+            task.waiting_reason.clone_from(&self.core().blocked);
+        } else if !task.is_terminal() && task.sandbox_path.is_some() {
+            let dropped = self.inner.backend.output_dropped(&task.id).await;
+            task.stdout_dropped_bytes = dropped.stdout;
+            task.stderr_dropped_bytes = dropped.stderr;
+        }
+    }
+
+    /// [`Scheduler::annotate`] for a page of tasks: only the waiting reason (reading output
+    /// counters for every task of a long list would cost a file read each).
+    fn annotate_waiting<'a>(&self, tasks: impl IntoIterator<Item = &'a mut Task>) {
+        let Some(reason) = self.core().blocked.clone() else {
+            return;
+        };
+        for task in tasks {
+            if task.current_state() == Some(TaskState::Queued) {
+                task.waiting_reason = Some(reason.clone());
+            }
+        }
+    }
+
     async fn read(&self, id: &TaskId) -> Result<Option<Task>, ReadError> {
         self.inner
             .store
@@ -389,15 +416,22 @@ impl TaskService for Scheduler {
     }
 
     async fn get(&self, id: &TaskId) -> Result<Option<Task>, ReadError> {
-        self.read(id).await
+        let Some(mut task) = self.read(id).await? else {
+            return Ok(None);
+        };
+        self.annotate(&mut task).await;
+        Ok(Some(task))
     }
 
     async fn list(&self, filter: StateFilter, name: Option<&str>) -> Result<Vec<Task>, ReadError> {
-        self.inner
+        let mut tasks = self
+            .inner
             .store
             .list(filter, name)
             .await
-            .map_err(|error| ReadError(error.to_string()))
+            .map_err(|error| ReadError(error.to_string()))?;
+        self.annotate_waiting(&mut tasks);
+        Ok(tasks)
     }
 
     async fn list_page(
@@ -407,11 +441,14 @@ impl TaskService for Scheduler {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Task)>, ReadError> {
-        self.inner
+        let mut page = self
+            .inner
             .store
             .list_page(filter, name, after, limit)
             .await
-            .map_err(|error| ReadError(error.to_string()))
+            .map_err(|error| ReadError(error.to_string()))?;
+        self.annotate_waiting(page.iter_mut().map(|(_, task)| task));
+        Ok(page)
     }
 
     async fn kill(&self, id: &TaskId) -> Result<(), KillError> {

@@ -19,6 +19,10 @@ const IDLE_RECHECK: Duration = Duration::from_secs(5);
 /// back-off in all).
 const FINISH_ATTEMPTS: u32 = 15;
 
+/// How often the dispatcher looks again while the backend holds launches back (the free space
+/// of the data directory comes back without any event that would wake it).
+const BLOCKED_RECHECK: Duration = Duration::from_secs(1);
+
 /// How long a task waits before it is launched again when the backend could not be reached.
 const UNREACHABLE_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -46,12 +50,16 @@ impl Scheduler {
                 tokio::spawn(async move { this.launch(entry, allocation).await });
             }
             let now = Instant::now();
-            let sleep = self
-                .core()
-                .queue
-                .next_wakeup(now)
-                .map_or(IDLE_RECHECK, |at| at - now)
-                .min(IDLE_RECHECK);
+            let (next, blocked) = {
+                let core = self.core();
+                (core.queue.next_wakeup(now), core.blocked.is_some())
+            };
+            let idle = if blocked {
+                BLOCKED_RECHECK
+            } else {
+                IDLE_RECHECK
+            };
+            let sleep = next.map_or(idle, |at| at - now).min(idle);
             tokio::select! {
                 () = self.inner.wake.notified() => {}
                 () = tokio::time::sleep(sleep) => {}
@@ -61,8 +69,20 @@ impl Scheduler {
 
     fn select_launches(&self) -> Vec<(QueueEntry, Allocation)> {
         let backend = &self.inner.backend;
+        if self.core().queue.is_empty() {
+            return Vec::new();
+        }
+        // Asked without the core lock: it may read the file system.
+        let blocker = backend.launch_blocker();
         let mut core = self.core();
-        if core.queue.is_empty() {
+        if core.blocked != blocker {
+            match &blocker {
+                Some(reason) => tracing::warn!("launches wait: {reason}"),
+                None => tracing::info!("launches resume: the backend no longer holds them back"),
+            }
+            core.blocked.clone_from(&blocker);
+        }
+        if blocker.is_some() || core.queue.is_empty() {
             return Vec::new();
         }
         let free = backend.free();
@@ -339,12 +359,15 @@ impl Scheduler {
         let id = &task.id;
         let verdict = verdict(outcome, cause, task.request.mem);
         let state = verdict.state;
+        let dropped = self.inner.backend.output_dropped(id).await;
         let mut delay = Duration::from_millis(200);
         for attempt in 1..=FINISH_ATTEMPTS {
             let recorded = {
                 let _guard = self.lock_task(id).await;
                 match self.read(id).await {
                     Ok(Some(mut current)) => {
+                        current.stdout_dropped_bytes = dropped.stdout;
+                        current.stderr_dropped_bytes = dropped.stderr;
                         let change = Change {
                             state,
                             exit_code: verdict.exit_code,

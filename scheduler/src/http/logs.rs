@@ -2,8 +2,8 @@
 //! file the service names (instead of Eremetic's unchecked proxy to the agent, E-21), and with
 //! `?follow=true` streamed while the task runs.
 
-use std::io::{self, SeekFrom};
-use std::path::Path as FilePath;
+use std::io;
+use std::path::{Path as FilePath, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,9 +11,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use deimos::runtime::output::{inode_at, inode_of, open_output, open_tail};
+use tokio::fs::File;
+use tokio::io::AsyncReadExt;
 
 use super::response::{self, TEXT_CONTENT_TYPE};
 use super::serve::ConnectionInfo;
@@ -27,6 +29,11 @@ const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Largest chunk read from the file at once.
 const CHUNK_BYTES: usize = 64 * 1024;
+
+/// Response header of the log endpoints when earlier output was dropped because the task
+/// exceeded `task_output_limit`: the number of bytes missing before the body.
+pub(crate) const OUTPUT_TRUNCATED: HeaderName =
+    HeaderName::from_static("x-eremetic-output-truncated");
 
 /// Message of a 400 for bad log query parameters.
 const MSG_BAD_LOG_QUERY: &str = "Unable to parse query params";
@@ -105,15 +112,26 @@ async fn logs(
     if location == LogLocation::NotStarted && !follow {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let follower = Follower {
+    let mut follower = Follower {
         service: Arc::clone(&state.service),
         id,
         stream,
         follow,
         location,
-        offset: 0,
+        files: None,
         connection: connection.map(|Extension(info)| info),
         failed: false,
+    };
+    // Opened before the answer starts, so that its header can say what was dropped.
+    let dropped = match follower.open_files().await {
+        Ok(dropped) => dropped,
+        Err(error) => {
+            return response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                error.to_string(),
+                "Unable to read the task's output",
+            )
+        }
     };
     let body = Body::from_stream(futures::stream::unfold(follower, Follower::next_chunk));
     let mut response = response::with_content_type(StatusCode::OK, TEXT_CONTENT_TYPE, body);
@@ -121,18 +139,34 @@ async fn logs(
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Without it, browsers buffer a text stream to sniff its type.
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if dropped > 0 {
+        headers.insert(OUTPUT_TRUNCATED, HeaderValue::from(dropped));
+    }
     response
 }
 
-/// Reads a task's output file from an offset on; when following, waits for more while the task
-/// is active and ends once it is not and the file is drained.
+/// The open files of the output being read.
+struct OpenFiles {
+    /// The file they were opened at.
+    path: PathBuf,
+    /// The rotated file (`<file>.1`) still to be read before `current`.
+    previous: Option<File>,
+    /// The current file and its inode, once it exists.
+    current: Option<(File, u64)>,
+}
+
+/// Reads a task's output files; when following, waits for more while the task is active and
+/// ends once it is not and the files are drained. A rotation of the output (see
+/// `deimos::runtime::output`) is followed: the old file is read to its end, then the new one
+/// from its start. A reader that falls more than one rotation behind continues with the
+/// newest file.
 struct Follower {
     service: Arc<dyn TaskService>,
     id: TaskId,
     stream: LogStream,
     follow: bool,
     location: LogLocation,
-    offset: u64,
+    files: Option<OpenFiles>,
     connection: Option<ConnectionInfo>,
     failed: bool,
 }
@@ -153,19 +187,44 @@ impl Follower {
         }
     }
 
+    /// Opens the latest output at the current location (the rotated file and the current
+    /// one) unless already open; returns how many bytes of the stream came before them.
+    async fn open_files(&mut self) -> io::Result<u64> {
+        let LogLocation::File { path, .. } = &self.location else {
+            return Ok(0);
+        };
+        if self.files.as_ref().is_some_and(|files| &files.path == path) {
+            return Ok(0);
+        }
+        let tail = open_tail(path).await.map_err(|error| named(path, error))?;
+        let current = match tail.current {
+            Some(file) => {
+                let inode = inode_of(&file).await.map_err(|error| named(path, error))?;
+                Some((file, inode))
+            }
+            None => None,
+        };
+        self.files = Some(OpenFiles {
+            path: path.clone(),
+            previous: tail.previous,
+            current,
+        });
+        Ok(tail.dropped)
+    }
+
     /// The next non-empty chunk, `None` at the end of the output.
     async fn step(&mut self) -> io::Result<Option<Bytes>> {
         loop {
             match &self.location {
-                LogLocation::File { path, active } => {
-                    let chunk = read_chunk(path, self.offset).await?;
-                    if !chunk.is_empty() {
-                        self.offset += chunk.len() as u64;
+                LogLocation::File { active, .. } => {
+                    let active = *active;
+                    self.open_files().await?;
+                    if let Some(chunk) = self.read_files().await? {
                         return Ok(Some(chunk));
                     }
-                    // The location is re-queried after every pause and the file read again
+                    // The location is re-queried after every pause and the files read again
                     // before ending, so output written before the task stopped is drained.
-                    if !self.follow || !*active {
+                    if !self.follow || !active {
                         return Ok(None);
                     }
                 }
@@ -183,6 +242,45 @@ impl Follower {
                 None => return Ok(None),
             }
         }
+    }
+
+    /// The next chunk of the open files: the rest of the rotated file, then the current one,
+    /// moving to a new current file when the one being read was rotated away.
+    async fn read_files(&mut self) -> io::Result<Option<Bytes>> {
+        let Some(files) = &mut self.files else {
+            return Ok(None);
+        };
+        let path = files.path.clone();
+        if let Some(previous) = &mut files.previous {
+            let chunk = read_some(previous).await.map_err(|e| named(&path, e))?;
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+            files.previous = None;
+        }
+        // At most: read the file at hand, open the one that replaced it, read that.
+        for _ in 0..3 {
+            let Some((file, inode)) = &mut files.current else {
+                // Not created yet: open it once it exists.
+                let Some(file) = open_output(&path).await.map_err(|e| named(&path, e))? else {
+                    return Ok(None);
+                };
+                let inode = inode_of(&file).await.map_err(|e| named(&path, e))?;
+                files.current = Some((file, inode));
+                continue;
+            };
+            let chunk = read_some(file).await.map_err(|e| named(&path, e))?;
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+            // At its end: the file at the path is another one after a rotation (or a reset
+            // for a new attempt). Missing means the writer is between rename and create.
+            match inode_at(&path).await.map_err(|e| named(&path, e))? {
+                Some(now) if now != *inode => files.current = None,
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     async fn requery(&self) -> io::Result<Option<LogLocation>> {
@@ -212,16 +310,15 @@ impl Follower {
         }
     }
 
-    /// Moves to a newly reported location; a different file (a relaunch) is read from its start.
+    /// Moves to a newly reported location; the files of a different path (a relaunch) are
+    /// opened afresh.
     fn relocate(&mut self, location: LogLocation) {
-        let same_file = match (&self.location, &location) {
-            (LogLocation::File { path: old, .. }, LogLocation::File { path: new, .. }) => {
-                old == new
-            }
+        let same_file = match (&self.files, &location) {
+            (Some(files), LogLocation::File { path, .. }) => &files.path == path,
             _ => false,
         };
         if !same_file {
-            self.offset = 0;
+            self.files = None;
         }
         self.location = location;
     }
@@ -241,20 +338,15 @@ impl Follower {
     }
 }
 
-/// Up to [`CHUNK_BYTES`] of `path` from `offset`; empty at the end of the file or when the file
-/// does not exist (yet).
-async fn read_chunk(path: &FilePath, offset: u64) -> io::Result<Bytes> {
-    let named = |error: io::Error| {
-        io::Error::new(error.kind(), format!("reading {}: {error}", path.display()))
-    };
-    let mut file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Bytes::new()),
-        Err(error) => return Err(named(error)),
-    };
-    file.seek(SeekFrom::Start(offset)).await.map_err(named)?;
+/// An I/O error naming the output file.
+fn named(path: &FilePath, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("reading {}: {error}", path.display()))
+}
+
+/// Up to [`CHUNK_BYTES`] from the file's position; empty at its end.
+async fn read_some(file: &mut File) -> io::Result<Bytes> {
     let mut buffer = vec![0; CHUNK_BYTES];
-    let read = file.read(&mut buffer).await.map_err(named)?;
+    let read = file.read(&mut buffer).await?;
     buffer.truncate(read);
     Ok(Bytes::from(buffer))
 }
@@ -283,21 +375,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn read_chunk_of_a_missing_file_is_empty() {
-        let dir = tempfile::tempdir().unwrap();
-        let chunk = read_chunk(&dir.path().join("stdout"), 0).await.unwrap();
-        assert!(chunk.is_empty());
-    }
-
-    #[tokio::test]
-    async fn read_chunk_starts_at_the_offset() {
+    async fn read_some_continues_where_the_last_read_stopped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("stdout");
         std::fs::write(&path, b"hello world").unwrap();
+        let mut file = File::open(&path).await.unwrap();
         assert_eq!(
-            read_chunk(&path, 6).await.unwrap(),
-            Bytes::from_static(b"world")
+            read_some(&mut file).await.unwrap(),
+            Bytes::from_static(b"hello world")
         );
-        assert!(read_chunk(&path, 11).await.unwrap().is_empty());
+        assert!(read_some(&mut file).await.unwrap().is_empty());
     }
 }

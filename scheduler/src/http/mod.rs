@@ -15,6 +15,7 @@
 
 mod auth;
 mod events;
+mod host;
 mod logs;
 mod openapi;
 mod origin;
@@ -206,6 +207,8 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
         open,
     };
     let router = router.layer(from_fn_with_state(Arc::new(guard), origin::guard));
+    // Outermost but metrics: nothing may see a Host header that is not host[:port].
+    let router = router.layer(axum::middleware::from_fn(host::guard));
     router.layer(from_fn_with_state(metrics, routes::observe))
 }
 

@@ -197,7 +197,15 @@ impl LocationTarget<'_> {
             .get(HOST)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| self.uri.authority().map(|authority| authority.to_string()));
+            // An HTTP/2 authority may carry user information: only host and port are kept.
+            .or_else(|| {
+                self.uri
+                    .authority()
+                    .map(|authority| match authority.port() {
+                        Some(port) => format!("{}:{port}", authority.host()),
+                        None => authority.host().to_owned(),
+                    })
+            });
         let path = format!("{}{}/{id}", self.url_prefix, version.task_collection());
         match host {
             Some(host) if !host.is_empty() => format!("{scheme}://{host}{path}"),

@@ -336,6 +336,18 @@ pub struct Task {
     pub exit_code: Option<i32>,
     /// Why the task failed, was lost or errored, once known.
     pub failure_reason: Option<String>,
+    /// Bytes of the task's stdout dropped because it exceeded the output limit (recorded when
+    /// the task ends; absent in records of older versions: 0).
+    #[serde(default)]
+    pub stdout_dropped_bytes: u64,
+    /// Bytes of the task's stderr dropped because it exceeded the output limit.
+    #[serde(default)]
+    pub stderr_dropped_bytes: u64,
+    /// Why a queued task is not being launched now, in words (for example the data directory
+    /// is below its free-space floor). Filled in by the scheduler when it answers; never
+    /// stored, since it describes the present moment.
+    #[serde(skip)]
+    pub waiting_reason: Option<String>,
 }
 
 impl Task {
@@ -356,6 +368,9 @@ impl Task {
             sandbox_path: None,
             exit_code: None,
             failure_reason: None,
+            stdout_dropped_bytes: 0,
+            stderr_dropped_bytes: 0,
+            waiting_reason: None,
         }
     }
 

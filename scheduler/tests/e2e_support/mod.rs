@@ -69,8 +69,8 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Listening on 127.0.0.1, quick kills, JSON debug logs; everything else at the service's
-    /// defaults.
+    /// Listening on 127.0.0.1, quick kills, JSON debug logs, no free-space floor; everything
+    /// else at the service's defaults.
     pub fn new() -> Settings {
         Settings {
             vars: BTreeMap::new(),
@@ -79,6 +79,8 @@ impl Settings {
         .set("kill_grace_period", "1s")
         .set("logformat", "json")
         .set("loglevel", "debug")
+        // The tests must not depend on this machine's free disk space.
+        .set("data_dir_min_free", "0")
     }
 
     /// Sets `key` (the YAML name, e.g. `queue_size`) to `value`.

@@ -253,3 +253,33 @@ async fn same_idempotency_key_with_another_request_is_a_conflict() {
         })
     );
 }
+
+#[tokio::test]
+async fn launches_wait_with_the_reason_while_the_backend_holds_them_back_and_resume_after() {
+    let harness = Harness::start(4.0, config()).await;
+    let reason = "waiting: data_dir /x has 512 MiB free, below the floor of 1 GiB";
+    harness.fake.block_launches(Some(reason));
+    let id = harness.submit(&body("blocked", 1.0, "")).await;
+    let task = harness
+        .wait_until(&id, "a waiting reason", |task| {
+            task.waiting_reason.is_some()
+        })
+        .await;
+    assert_eq!(task.waiting_reason.as_deref(), Some(reason));
+    assert_eq!(task.current_state(), Some(Queued));
+    let all = StateFilter::parse(Some("queued")).unwrap();
+    let listed = harness.scheduler.list(all, None).await.unwrap();
+    assert_eq!(listed[0].waiting_reason.as_deref(), Some(reason));
+    let page = harness.scheduler.list_page(all, None, 0, 10).await.unwrap();
+    assert_eq!(page[0].1.waiting_reason.as_deref(), Some(reason));
+    // Still waiting after several dispatcher rounds; the reason is never stored.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(harness.task(&id).await.current_state(), Some(Queued));
+    let stored = harness.store.get(&id).await.unwrap().unwrap();
+    assert_eq!(stored.waiting_reason, None);
+
+    // Space comes back without any event that would wake the dispatcher.
+    harness.fake.block_launches(None);
+    let task = harness.wait_state(&id, Running).await;
+    assert_eq!(task.waiting_reason, None);
+}

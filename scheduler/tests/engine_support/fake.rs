@@ -70,6 +70,7 @@ pub(crate) enum Call {
 struct State {
     capacity: Capacity,
     held: bool,
+    blocker: Option<String>,
     unreachable: bool,
     scripts: HashMap<String, VecDeque<Attempt>>,
     endings: HashMap<String, watch::Sender<Option<End>>>,
@@ -104,6 +105,7 @@ impl FakeBackend {
             state: Mutex::new(State {
                 capacity: Capacity::new(cpus, mem_mib, ports),
                 held: false,
+                blocker: None,
                 unreachable: false,
                 scripts: HashMap::new(),
                 endings: HashMap::new(),
@@ -256,6 +258,12 @@ impl FakeBackend {
             .any(|call| matches!(call, Call::Destroy { run_id: gone } if gone == run_id))
     }
 
+    /// Holds every launch back with `reason` (as a full data directory does), or lets them go
+    /// again with `None`, without waking the scheduler.
+    pub(crate) fn block_launches(&self, reason: Option<&str>) {
+        self.state().blocker = reason.map(str::to_owned);
+    }
+
     /// What is free now.
     pub(crate) fn free_now(&self) -> Resources {
         self.state().capacity.free()
@@ -317,6 +325,10 @@ impl Backend for FakeBackend {
 
     fn free(&self) -> Resources {
         self.state().capacity.free()
+    }
+
+    fn launch_blocker(&self) -> Option<String> {
+        self.state().blocker.clone()
     }
 
     fn total(&self) -> Resources {

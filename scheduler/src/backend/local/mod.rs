@@ -8,11 +8,13 @@
 //! run, the owning scheduler instance and the host ports, so that a restarted scheduler finds
 //! them again ([`Backend::recover`]) and never adopts another instance's containers.
 
+mod disk;
 mod host;
 mod recover;
 pub mod spec;
 mod volumes;
 
+use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -20,9 +22,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deimos::fetch::{fetch_all, FetchOptions, UriSpec};
 use deimos::hostpath::AllowedPaths;
+use deimos::runtime::output::{dropped_bytes, output_paths};
 use deimos::runtime::{
-    ContainerRuntime, DockerRuntime, LabelFilter, RuntimeError, UsageStats, STDERR_FILE,
-    STDOUT_FILE,
+    ContainerRuntime, DockerRuntime, LabelFilter, LogOptions, RuntimeError, UsageStats,
+    STDERR_FILE, STDOUT_FILE,
 };
 use deimos::spec::{labels, ContainerSpec};
 use time::OffsetDateTime;
@@ -32,8 +35,8 @@ pub use host::host_capacity;
 use self::recover::{classify, identify, Found};
 use self::spec::{container_spec, run_id, MANAGED_BY};
 use super::{
-    Allocation, Backend, BackendError, Capacity, Placement, RecoveredRun, Resources, Run,
-    RunOutcome,
+    Allocation, Backend, BackendError, Capacity, OutputDropped, Placement, RecoveredRun, Resources,
+    Run, RunOutcome,
 };
 use crate::task::{Network, NewTask, Task, TaskId, Volume};
 
@@ -64,6 +67,12 @@ pub struct LocalConfig {
     /// Directories whose files tasks may fetch (`allowed_host_paths`); checked again on the
     /// file the fetch opens, symbolic links followed.
     pub fetch_local_paths: Vec<PathBuf>,
+    /// Most bytes of a task's stdout or stderr file before it is rotated (`task_output_limit`);
+    /// `None`: unlimited.
+    pub output_limit: Option<NonZeroU64>,
+    /// Launches wait while the data directory's file system has fewer free bytes than this
+    /// (`data_dir_min_free`; 0: no floor).
+    pub min_free_bytes: u64,
 }
 
 /// Runs tasks on the local Docker engine. See the [module documentation](self).
@@ -246,18 +255,36 @@ impl LocalBackend {
     }
 }
 
-/// Empties (or creates) the `stdout` and `stderr` files of a sandbox.
+/// Replaces the output files of a sandbox (`stdout`, `stderr`, their rotated files and
+/// counters) by empty `stdout` and `stderr` files. They are removed and created anew rather
+/// than truncated: the container can plant a symbolic link in its sandbox, and truncating
+/// through it would empty a host file; a follower also sees the new file as a new file.
 async fn reset_output_files(target: &str, sandbox: &Path) -> Result<(), BackendError> {
+    let failed = |action: &'static str, path: &Path| {
+        let (target, path) = (target.to_owned(), path.to_owned());
+        move |source| BackendError::Sandbox {
+            target,
+            action,
+            path,
+            source,
+        }
+    };
+    for path in output_paths(sandbox) {
+        match tokio::fs::remove_file(&path).await {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(failed("emptying", &path)(error));
+            }
+            _ => {}
+        }
+    }
     for name in [STDOUT_FILE, STDERR_FILE] {
         let path = sandbox.join(name);
-        tokio::fs::write(&path, b"")
+        tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
             .await
-            .map_err(|source| BackendError::Sandbox {
-                target: target.to_owned(),
-                action: "emptying",
-                path,
-                source,
-            })?;
+            .map_err(failed("emptying", &path))?;
     }
     Ok(())
 }
@@ -311,6 +338,23 @@ impl Backend for LocalBackend {
         self.capacity().free()
     }
 
+    fn launch_blocker(&self) -> Option<String> {
+        let floor = self.config.min_free_bytes;
+        if floor == 0 {
+            return None;
+        }
+        let data_dir = &self.config.data_dir;
+        disk::floor_reason(data_dir, disk::free_bytes(data_dir), floor)
+    }
+
+    async fn output_dropped(&self, task: &TaskId) -> OutputDropped {
+        let sandbox = self.sandbox_dir(task);
+        OutputDropped {
+            stdout: dropped_bytes(&sandbox.join(STDOUT_FILE)).await,
+            stderr: dropped_bytes(&sandbox.join(STDERR_FILE)).await,
+        }
+    }
+
     fn total(&self) -> Resources {
         let capacity = self.capacity();
         Resources {
@@ -321,10 +365,17 @@ impl Backend for LocalBackend {
     }
 
     async fn usage(&self, run_id: &str) -> Result<Option<UsageStats>, BackendError> {
-        match self.runtime.stats(run_id).await {
-            Ok(stats) => Ok(Some(stats)),
-            Err(error) if error.is_no_such_container() => Ok(None),
-            Err(error) => Err(BackendError::container("usage", run_id, run_id, error)),
+        let error = match self.runtime.stats(run_id).await {
+            Ok(stats) => return Ok(Some(stats)),
+            Err(error) if error.is_no_such_container() => return Ok(None),
+            Err(error) => error,
+        };
+        // The container may have stopped (or been removed) during the call: then there is
+        // simply no usage any more, which is not a failure.
+        match self.runtime.inspect(run_id).await {
+            Ok(info) if !info.state.is_active() => Ok(None),
+            Err(gone) if gone.is_no_such_container() => Ok(None),
+            _ => Err(BackendError::container("usage", run_id, run_id, error)),
         }
     }
 
@@ -401,9 +452,13 @@ impl Backend for LocalBackend {
     async fn wait(&self, run: &Run) -> Result<RunOutcome, BackendError> {
         reset_output_files(&format!("run {}", run.run_id), &run.sandbox).await?;
         let container = run.container_id.as_str();
+        let options = LogOptions {
+            since: None,
+            limit: self.config.output_limit,
+        };
         let (exited, saved) = tokio::join!(
             self.runtime.wait(container),
-            self.runtime.stream_logs(container, &run.sandbox, None)
+            self.runtime.stream_logs(container, &run.sandbox, options)
         );
         let status = exited
             .map_err(|error| BackendError::container("wait", &run.run_id, container, error))?;

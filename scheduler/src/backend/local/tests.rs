@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use deimos::runtime::{
     exit_status, ContainerInfo, ContainerState, ExitStatus, ImageInfo, ImageSource,
-    ListedContainer, LogTotals, UsageStats,
+    ListedContainer, LogOptions, LogTotals, UsageStats,
 };
 use deimos::spec::{Limits, RegistryAuth};
 use nix::sys::signal::Signal;
@@ -115,7 +115,7 @@ impl ContainerRuntime for FakeRuntime {
         &self,
         _: &str,
         dir: &Path,
-        _: Option<OffsetDateTime>,
+        _: LogOptions,
     ) -> Result<LogTotals, RuntimeError> {
         use std::io::Write;
         let mut stdout = std::fs::OpenOptions::new()
@@ -126,7 +126,7 @@ impl ContainerRuntime for FakeRuntime {
         stdout.write_all(b"whole log\n").unwrap();
         Ok(LogTotals {
             stdout_bytes: 10,
-            stderr_bytes: 0,
+            ..LogTotals::default()
         })
     }
 }
@@ -141,6 +141,8 @@ fn config(data_dir: &Path) -> LocalConfig {
         instance_id: "eremetic:/data".into(),
         user_network: None,
         fetch_local_paths: vec![data_dir.to_owned()],
+        output_limit: None,
+        min_free_bytes: 0,
     }
 }
 
@@ -458,4 +460,73 @@ async fn remove_sandbox_of_a_missing_sandbox_succeeds() {
     std::fs::create_dir_all(backend.sandbox_dir(&id).join("sub")).unwrap();
     backend.remove_sandbox(&id).await.unwrap();
     assert!(!backend.sandbox_dir(&id).exists());
+}
+
+#[tokio::test]
+async fn usage_of_a_container_that_stopped_during_the_call_is_none_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, runtime) = backend(dir.path());
+    // The fake's statistics always fail, as Docker's do for a container that has just exited.
+    *lock(&runtime.containers) = vec![
+        container("exited", &[], ContainerState::Exited, Some(0)),
+        container("running", &[], ContainerState::Running, None),
+    ];
+    assert_eq!(backend.usage("exited").await.unwrap(), None);
+    assert_eq!(backend.usage("removed").await.unwrap(), None);
+    // A container that still runs and has no statistics is a real failure.
+    let error = backend.usage("running").await.unwrap_err();
+    assert!(error.to_string().contains("running"), "{error}");
+}
+
+#[test]
+fn launches_wait_while_the_data_dir_is_below_its_free_space_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::default());
+    let floor = |min_free_bytes| {
+        let config = LocalConfig {
+            data_dir: dir.path().to_owned(),
+            min_free_bytes,
+            ..config(dir.path())
+        };
+        LocalBackend::with_runtime(config, runtime.clone()).launch_blocker()
+    };
+    // No file system has a million PiB free.
+    let reason = floor(1_000_000 << 50).unwrap();
+    let expected = format!("waiting: data_dir {} has ", dir.path().display());
+    assert!(reason.starts_with(&expected), "{reason}");
+    assert!(reason.contains("free, below the floor of"), "{reason}");
+    assert_eq!(floor(0), None);
+    assert_eq!(floor(1), None);
+}
+
+#[tokio::test]
+async fn a_new_attempt_starts_without_the_rotated_output_of_the_last_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, _) = backend(dir.path());
+    let task = task(request());
+    let sandbox = backend.sandbox_dir(&task.id);
+    std::fs::create_dir_all(&sandbox).unwrap();
+    for (name, text) in [
+        ("stdout.1", "old"),
+        ("stdout.dropped", "7"),
+        ("stderr", "x"),
+    ] {
+        std::fs::write(sandbox.join(name), text).unwrap();
+    }
+    let dropped = backend.output_dropped(&task.id).await;
+    assert_eq!((dropped.stdout, dropped.stderr), (7, 0));
+    // A link the container planted must be removed, never truncated through.
+    let host_file = dir.path().join("host-file");
+    std::fs::write(&host_file, "precious").unwrap();
+    std::os::unix::fs::symlink(&host_file, sandbox.join("stdout")).unwrap();
+    let allocation = placed(&backend, &task);
+    backend.start(&task, 0, &allocation).await.unwrap();
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "precious");
+    assert!(!sandbox.join("stdout").is_symlink());
+    assert_eq!(std::fs::read_to_string(sandbox.join("stdout")).unwrap(), "");
+    assert!(!sandbox.join("stdout.1").exists() && !sandbox.join("stdout.dropped").exists());
+    assert_eq!(
+        backend.output_dropped(&task.id).await,
+        OutputDropped::default()
+    );
 }

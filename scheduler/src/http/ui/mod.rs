@@ -19,9 +19,7 @@ mod assets;
 mod format;
 mod html;
 mod pages;
-
-use std::io::SeekFrom;
-use std::path::Path as FilePath;
+mod tail;
 
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
@@ -36,7 +34,6 @@ use axum::routing::get;
 use axum::Router;
 use serde_json::json;
 use time::OffsetDateTime;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::tasks::{self, task_not_found};
 use super::{response, ApiVersion, AppState};
@@ -285,17 +282,11 @@ async fn log_view(service: &dyn TaskService, id: &TaskId, stream: LogStream) -> 
             return log_note(&UiError::Read { what, source });
         }
     };
-    match read_tail(&path, LOG_PAGE_BYTES).await {
-        Ok((text, total)) => LogView {
-            content: ansi::render(&text),
-            note: (total > LOG_PAGE_BYTES).then(|| {
-                format!(
-                    "Showing the last {} KiB of {total} bytes; the API has it all.",
-                    LOG_PAGE_BYTES / 1024
-                )
-            }),
+    match tail::read_tail(&path, LOG_PAGE_BYTES).await {
+        Ok(tail) => LogView {
+            content: ansi::render(&tail.text),
+            note: tail.note(LOG_PAGE_BYTES),
         },
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => LogView::default(),
         Err(source) => log_note(&UiError::LogFile {
             id: id.clone(),
             stream: stream.file_name(),
@@ -313,18 +304,6 @@ fn log_note(error: &UiError) -> LogView {
     }
 }
 
-/// The last `limit` bytes of a file (lossily decoded) and its full size.
-async fn read_tail(path: &FilePath, limit: u64) -> std::io::Result<(String, u64)> {
-    let mut file = tokio::fs::File::open(path).await?;
-    let total = file.metadata().await?.len();
-    if total > limit {
-        file.seek(SeekFrom::Start(total - limit)).await?;
-    }
-    let mut bytes = Vec::new();
-    file.take(limit).read_to_end(&mut bytes).await?;
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), total))
-}
-
 /// `GET /web/task/{id}/usage`: `{"task_id", "state", "usage": {...} | null}` (usage only while
 /// the task runs).
 async fn task_usage(
@@ -340,9 +319,19 @@ async fn task_usage(
         Ok(None) => return task_not_found(format!("no task with id {id}")),
         Err(error) => return read_failed(&error),
     };
+    let mut task = task;
     let usage = if task.is_running() {
-        match state.service.usage(&id).await {
-            Ok(usage) => usage,
+        let usage = state.service.usage(&id).await;
+        // The container may have ended during the call: then the answer is no usage and the
+        // state as it is now, not a failure.
+        match state.service.get(&id).await {
+            Ok(Some(now)) => task = now,
+            Ok(None) => return task_not_found(format!("no task with id {id}")),
+            Err(error) => return read_failed(&error),
+        }
+        match usage {
+            Ok(usage) => usage.filter(|_| task.is_running()),
+            Err(_) if !task.is_running() => None,
             Err(error) => return read_failed(&error),
         }
     } else {
@@ -410,19 +399,5 @@ mod tests {
             HeaderValue::from_static("Text/HTML,application/xhtml+xml;q=0.9"),
         );
         assert!(wants_html(&headers));
-    }
-
-    #[tokio::test]
-    async fn read_tail_returns_the_end_and_the_full_size() {
-        let dir = std::env::temp_dir().join(format!("eremetic-ui-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("stdout");
-        std::fs::write(&file, "0123456789").unwrap();
-        assert_eq!(read_tail(&file, 4).await.unwrap(), ("6789".into(), 10));
-        assert_eq!(
-            read_tail(&file, 40).await.unwrap(),
-            ("0123456789".into(), 10)
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -115,6 +115,17 @@ fn summary(html: &mut Html, doc: &TaskV1) {
         "failure-reason",
         or_dash(common.failure_reason.as_deref().unwrap_or("")),
     );
+    if let Some(reason) = &common.waiting_reason {
+        item(html, "Waiting", "waiting-reason", reason);
+    }
+    let dropped = [
+        ("stdout", "stdout-dropped", common.stdout_dropped_bytes),
+        ("stderr", "stderr-dropped", common.stderr_dropped_bytes),
+    ];
+    for (stream, id, bytes) in dropped.into_iter().filter(|(_, _, bytes)| *bytes > 0) {
+        let text = format!("{bytes} bytes of {stream} (over the output limit)");
+        item(html, "Output dropped", id, &text);
+    }
     item(html, "Image", "image", &common.image);
     item(html, "Command", "command", or_dash(&common.command));
     item(html, "Arguments", "args", or_dash(&args));
