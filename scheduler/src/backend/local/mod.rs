@@ -192,6 +192,43 @@ impl LocalBackend {
         }
     }
 
+    /// Removes what is left of earlier attempts of `task` before `run` launches: a launch cut
+    /// short by an unreachable engine may have left a container, which, named after its own
+    /// run, [`Self::launch`]'s name-conflict rule does not catch (each launch has its own run
+    /// id). Containers of ended runs are removed by the engine already: usually none is found.
+    async fn remove_earlier_attempts(&self, task: &TaskId, run: &str) -> Result<(), BackendError> {
+        let filters = [
+            LabelFilter::equals(labels::MANAGED_BY, MANAGED_BY),
+            LabelFilter::equals(labels::OWNER, self.config.instance_id.as_str()),
+            LabelFilter::equals(labels::TASK_ID, task.as_str()),
+        ];
+        let listed = self
+            .runtime
+            .list(&filters)
+            .await
+            .map_err(|error| BackendError::launch(run, error))?;
+        for container in listed {
+            if container
+                .labels
+                .get(labels::CONTAINER_ID)
+                .map(String::as_str)
+                == Some(run)
+            {
+                continue;
+            }
+            tracing::warn!(
+                run,
+                container = %container.id,
+                "removing a leftover container of an earlier attempt"
+            );
+            self.runtime
+                .remove(&container.id)
+                .await
+                .map_err(|error| BackendError::launch(run, error))?;
+        }
+        Ok(())
+    }
+
     /// The run found in one listed container, or `None` when there is nothing to report.
     async fn recover_one(
         &self,
@@ -425,6 +462,9 @@ impl Backend for LocalBackend {
         }
         let spec = container_spec(&plan, &sandbox);
         let run = plan.run_id;
+        if attempt > 0 {
+            self.remove_earlier_attempts(&task.id, &run).await?;
+        }
         let container_id = self.launch(&run, &spec).await?;
         Ok(Run {
             run_id: run,
