@@ -38,6 +38,7 @@ pub mod logging;
 pub mod mesos;
 pub mod metrics;
 pub mod outbox;
+pub mod plan;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -386,3 +386,25 @@ async fn usage_is_reported_while_the_container_exists_and_none_after_it_is_remov
     let total = backend.total();
     assert!(total.cpus > 0.0 && total.ports == 10, "{total:?}");
 }
+
+#[tokio::test]
+async fn relaunch_under_a_new_run_id_removes_the_container_left_by_the_earlier_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let instance = instance_id("relaunch");
+    let _cleanup = Cleanup(vec![instance.clone()]);
+    let backend = connect(dir.path(), &instance, (38200, 38209)).await;
+    let task = task(request("sleep 30"));
+    let allocation = place(&backend, &task);
+    // Attempt 1 started, but (say) the engine stopped answering before the launch was
+    // reported: the engine relaunches the task as attempt 2.
+    let first = backend.start(&task, 1, &allocation).await.unwrap();
+    let second = backend.start(&task, 2, &allocation).await.unwrap();
+    assert_eq!(second.run_id, format!("{}.2", task.id));
+    assert_ne!(first.container_id, second.container_id);
+    assert!(
+        backend.usage(&first.run_id).await.unwrap().is_none(),
+        "the earlier attempt's container is gone"
+    );
+    assert!(backend.usage(&second.run_id).await.unwrap().is_some());
+    backend.destroy(&second).await.unwrap();
+}

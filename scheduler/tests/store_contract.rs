@@ -512,6 +512,41 @@ async fn corrupt_record_fails_its_get_but_not_the_list() {
 }
 
 #[tokio::test]
+async fn a_record_of_an_older_version_without_attempt_loads_and_its_next_run_id_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut task = moved(queued("old", 100), TaskState::Staging, 101);
+    task.retry = 3;
+    task.attempt = Some(3);
+    insert(&store, &task).await;
+    // What an older version wrote: the same record without the field.
+    let mut json = serde_json::to_value(&task).unwrap();
+    json.as_object_mut().unwrap().remove("attempt").unwrap();
+    let raw = rusqlite::Connection::open(db_path(&dir)).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    raw.execute(
+        "UPDATE tasks SET record = ?1 WHERE id = ?2",
+        [json.to_string().as_str(), task.id.as_str()],
+    )
+    .unwrap();
+    drop(raw);
+
+    let loaded = store.get(&task.id).await.unwrap().unwrap();
+    assert_eq!(loaded.attempt, None);
+    assert_eq!(
+        loaded.current_attempt(),
+        3,
+        "its run was named by the retry count"
+    );
+    assert_eq!(loaded.next_attempt(), 4);
+    // Saved again by this version, the field is written and read back.
+    let mut saved = loaded;
+    saved.attempt = Some(saved.next_attempt());
+    assert!(store.save(&saved, Vec::new()).await.unwrap());
+    assert_eq!(store.get(&task.id).await.unwrap().unwrap().attempt, Some(4));
+}
+
+#[tokio::test]
 async fn database_is_created_0600_inside_new_0700_directories() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("data").join("nested").join("eremetic.db");

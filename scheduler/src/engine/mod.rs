@@ -551,7 +551,7 @@ impl TaskService for Scheduler {
         ) {
             return Ok(None);
         }
-        let run_id = crate::backend::local::spec::run_id(&task, task.retry);
+        let run_id = crate::plan::run_id(&task.id, task.current_attempt());
         match self.inner.backend.usage(&run_id).await {
             Ok(stats) => Ok(stats.map(|stats| TaskUsage {
                 cpu_seconds: stats.cpu_total_ns as f64 / 1e9,

@@ -40,7 +40,7 @@ pub(super) async fn recover(scheduler: &Scheduler) -> Result<(), StartError> {
                 queued += 1;
             }
             Some(_) => match runs.remove(&task.id) {
-                Some(run) if run.attempt == task.retry => {
+                Some(run) if run.attempt == task.current_attempt() => {
                     adopt(scheduler, seq, task, run).await;
                     adopted += 1;
                 }

@@ -155,7 +155,7 @@ impl Scheduler {
         let started = self
             .inner
             .backend
-            .start(&task, task.retry, &allocation)
+            .start(&task, task.current_attempt(), &allocation)
             .await;
         match started {
             Err(error) if error.is_unreachable() => {
@@ -200,6 +200,9 @@ impl Scheduler {
         task.hostname = Some(hostname());
         task.host_ports.clone_from(&allocation.host_ports);
         task.sandbox_path = Some(backend.sandbox_dir(id).display().to_string());
+        // The run id is stored with TASK_STAGING, before any container exists: a relaunch
+        // (also one after a crash here) can never reuse it.
+        task.attempt = Some(task.next_attempt());
         match self.record(&mut task, Change::to(TaskState::Staging)).await {
             Ok(true) => Staged::Ready(Box::new(task)),
             Ok(false) => Staged::Gone,
@@ -399,7 +402,8 @@ impl Scheduler {
 
     /// Puts a task whose launch did not happen (the backend was unreachable, or eremetic
     /// stopped while launching it) back into the queue (after [`UNREACHABLE_BACKOFF`]) as
-    /// `TASK_QUEUED` with `reason`, keeping its retry count.
+    /// `TASK_QUEUED` with `reason`, keeping its retry count (its next launch still gets a new
+    /// attempt number: see [`Task::next_attempt`]).
     pub(super) async fn requeue_unchanged(&self, id: &TaskId, seq: u64, reason: String) {
         let _guard = self.lock_task(id).await;
         let Ok(Some(mut task)) = self.read(id).await else {

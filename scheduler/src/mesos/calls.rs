@@ -207,7 +207,7 @@ pub fn reconcile_targets<'a>(tasks: impl IntoIterator<Item = &'a Task>) -> Vec<R
         .filter_map(|task| {
             let agent_id = task.agent_id.clone().filter(|agent| !agent.is_empty())?;
             Some(ReconcileTarget {
-                mesos_task_id: mesos_task_id(&task.id, task.retry),
+                mesos_task_id: mesos_task_id(&task.id, task.current_attempt()),
                 agent_id,
             })
         })

@@ -1,10 +1,13 @@
 use std::collections::BTreeMap;
 
+use deimos::spec::labels;
 use mesos_proto::v1::container_info::docker_info::Network as DockerNetwork;
 
 use super::*;
 use crate::mesos::offers::Leftovers;
 use crate::mesos::test_support::*;
+use crate::plan::{HOST_PORTS_LABEL, MANAGED_BY};
+use crate::task::Network;
 use crate::task::{FetchUri, PortProtocol, PortRequest, Secret, Volume as TaskVolume};
 
 fn settings() -> LaunchSettings {

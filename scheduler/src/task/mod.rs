@@ -318,6 +318,15 @@ pub struct Task {
     pub status: Vec<StatusEntry>,
     /// How many times the task was relaunched after failing.
     pub retry: u32,
+    /// The attempt number of the task's latest launch, the suffix of its run id
+    /// (`<task id>.<attempt>`): set when `TASK_STAGING` is recorded, before the backend is
+    /// asked to launch, and one higher at every launch, so that no two runs of a task share an
+    /// id (a relaunch that uses no retry, after an unreachable engine or a restart while
+    /// launching, gets a new one too). `None` before the first launch and in records of
+    /// versions before it existed, whose runs were numbered by [`Task::retry`] (see
+    /// [`Task::current_attempt`], [`Task::next_attempt`]).
+    #[serde(default)]
+    pub attempt: Option<u32>,
     /// Mesos framework id (Mesos backend only).
     pub framework_id: Option<String>,
     /// Agent id (Mesos) or backend instance that runs the task.
@@ -359,6 +368,7 @@ impl Task {
             request,
             status: vec![StatusEntry::new(TaskState::Queued, now)],
             retry: 0,
+            attempt: None,
             framework_id: None,
             agent_id: None,
             hostname: None,
@@ -372,6 +382,33 @@ impl Task {
             stderr_dropped_bytes: 0,
             waiting_reason: None,
         }
+    }
+
+    /// The attempt number of the latest launch (the run that is staging, running or ran
+    /// last). Records of older versions numbered runs by the retry count.
+    pub fn current_attempt(&self) -> u32 {
+        self.attempt.unwrap_or(self.retry)
+    }
+
+    /// The attempt number of the next launch: one past the latest. A record of an older
+    /// version that was ever staged may have used every number up to its retry count (the
+    /// same number was launched again after an unreachable engine), so it goes on after it;
+    /// one never staged has used none.
+    pub fn next_attempt(&self) -> u32 {
+        match self.attempt {
+            // 2^32 launches of one task would take centuries of back-off; saturating keeps
+            // the arithmetic total.
+            Some(latest) => latest.saturating_add(1),
+            None if self.was_staged() => self.retry.saturating_add(1),
+            None => 0,
+        }
+    }
+
+    /// Whether the task was ever handed to a backend (any state past the queue was recorded).
+    fn was_staged(&self) -> bool {
+        self.status
+            .iter()
+            .any(|entry| !matches!(entry.status, TaskState::Queued))
     }
 
     /// The current state: the last history entry (`None` for an empty history).
@@ -459,6 +496,26 @@ mod tests {
         assert!(task.is_terminal() && task.was_running() && !task.is_running());
         task.status.clear();
         assert!(task.is_terminal());
+    }
+
+    #[test]
+    fn attempts_go_up_at_every_launch_and_old_records_continue_after_their_retry_count() {
+        let t0 = OffsetDateTime::from_unix_timestamp(100).unwrap();
+        let mut task = Task::new(TaskId::generate([1; 16]), "n".into(), request(), t0);
+        assert_eq!((task.current_attempt(), task.next_attempt()), (0, 0));
+        task.attempt = Some(task.next_attempt());
+        task.push_status(TaskState::Staging, t0);
+        assert_eq!((task.current_attempt(), task.next_attempt()), (0, 1));
+        task.attempt = Some(7);
+        task.retry = 2;
+        assert_eq!((task.current_attempt(), task.next_attempt()), (7, 8));
+        // An old record: staged, retried twice, its runs named by the retry count.
+        task.attempt = None;
+        assert_eq!((task.current_attempt(), task.next_attempt()), (2, 3));
+        // An old record that never left the queue used no run id.
+        task.status.truncate(1);
+        task.retry = 0;
+        assert_eq!((task.current_attempt(), task.next_attempt()), (0, 0));
     }
 
     #[test]

@@ -298,9 +298,35 @@ async fn unreachable_backend_requeues_without_using_a_retry_until_it_answers() {
     assert_eq!(task.retry, 0, "waiting for the backend uses no retry");
     assert_eq!(
         harness.fake.start_attempts(&id),
-        vec![0, 0],
-        "the same attempt is launched again"
+        vec![0, 1],
+        "the relaunch gets a run id of its own"
     );
+    assert_eq!(task.attempt, Some(1));
+}
+
+#[tokio::test]
+async fn run_ids_are_unique_across_requeues_and_retries() {
+    let harness = Harness::start(4.0, config()).await;
+    harness.fake.set_unreachable(true);
+    harness.fake.script("mixed", &[Attempt::StartFails]);
+    let id = harness.submit(&body("mixed", 1.0, r#""retries":1"#)).await;
+    harness
+        .wait_until(&id, "back in the queue", |task| {
+            history(task) == vec![Queued, Staging, Queued]
+        })
+        .await;
+    harness.fake.set_unreachable(false);
+    let running = harness.wait_state(&id, Running).await;
+    assert_eq!(
+        history(&running),
+        vec![Queued, Staging, Queued, Staging, Failed, Queued, Staging, Running]
+    );
+    assert_eq!(running.retry, 1, "only the failed start used a retry");
+    assert_eq!(running.attempt, Some(2), "stored with the run");
+    assert_eq!(harness.fake.start_attempts(&id), vec![0, 1, 2]);
+    assert_eq!(harness.fake.run_of(&id).run_id, format!("{id}.2"));
+    harness.fake.exit(&id, 0);
+    harness.wait_state(&id, Finished).await;
 }
 
 #[tokio::test]

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deimos::fetch::{fetch_all, FetchOptions, UriSpec};
+use deimos::fetch::{fetch_all, FetchOptions};
 use deimos::hostpath::AllowedPaths;
 use deimos::runtime::output::{dropped_bytes, output_paths};
 use deimos::runtime::{
@@ -33,11 +33,12 @@ use time::OffsetDateTime;
 pub use host::host_capacity;
 
 use self::recover::{classify, identify, Found};
-use self::spec::{container_spec, run_id, MANAGED_BY};
+use self::spec::{container_spec, MANAGED_BY};
 use super::{
     Allocation, Backend, BackendError, Capacity, OutputDropped, Placement, RecoveredRun, Resources,
     Run, RunOutcome,
 };
+use crate::plan::{PlanError, PlanSettings, RunPlan};
 use crate::task::{Network, NewTask, Task, TaskId, Volume};
 
 /// The default host port range handed out to tasks (inclusive).
@@ -155,26 +156,15 @@ impl LocalBackend {
         reset_output_files(&format!("task {}", task.id), sandbox).await
     }
 
-    async fn fetch_uris(&self, task: &Task, sandbox: &Path) -> Result<(), BackendError> {
-        if task.request.fetch.is_empty() {
+    async fn fetch_uris(&self, plan: &RunPlan, sandbox: &Path) -> Result<(), BackendError> {
+        if plan.fetch.is_empty() {
             return Ok(());
         }
-        let uris: Vec<UriSpec> = task
-            .request
-            .fetch
-            .iter()
-            .map(|uri| UriSpec {
-                value: uri.uri.clone(),
-                executable: uri.executable,
-                extract: uri.extract,
-                output_file: None,
-            })
-            .collect();
-        fetch_all(&uris, sandbox, &self.fetch)
+        fetch_all(&spec::fetch_uris(plan), sandbox, &self.fetch)
             .await
             .map(|_| ())
             .map_err(|source| BackendError::Fetch {
-                task: task.id.clone(),
+                task: plan.task_id.clone(),
                 source,
             })
     }
@@ -200,6 +190,43 @@ impl LocalBackend {
             }
             launched => launched.map_err(|error| BackendError::launch(run, error)),
         }
+    }
+
+    /// Removes what is left of earlier attempts of `task` before `run` launches: a launch cut
+    /// short by an unreachable engine may have left a container, which, named after its own
+    /// run, [`Self::launch`]'s name-conflict rule does not catch (each launch has its own run
+    /// id). Containers of ended runs are removed by the engine already: usually none is found.
+    async fn remove_earlier_attempts(&self, task: &TaskId, run: &str) -> Result<(), BackendError> {
+        let filters = [
+            LabelFilter::equals(labels::MANAGED_BY, MANAGED_BY),
+            LabelFilter::equals(labels::OWNER, self.config.instance_id.as_str()),
+            LabelFilter::equals(labels::TASK_ID, task.as_str()),
+        ];
+        let listed = self
+            .runtime
+            .list(&filters)
+            .await
+            .map_err(|error| BackendError::launch(run, error))?;
+        for container in listed {
+            if container
+                .labels
+                .get(labels::CONTAINER_ID)
+                .map(String::as_str)
+                == Some(run)
+            {
+                continue;
+            }
+            tracing::warn!(
+                run,
+                container = %container.id,
+                "removing a leftover container of an earlier attempt"
+            );
+            self.runtime
+                .remove(&container.id)
+                .await
+                .map_err(|error| BackendError::launch(run, error))?;
+        }
+        Ok(())
     }
 
     /// The run found in one listed container, or `None` when there is nothing to report.
@@ -408,32 +435,36 @@ impl Backend for LocalBackend {
                 ),
             });
         }
+        let settings = PlanSettings {
+            instance_id: &self.config.instance_id,
+            user_network: self.config.user_network.as_deref(),
+        };
+        let mut plan = RunPlan::build(task, attempt, allocation, settings).map_err(|error| {
+            let (task, reason) = (task.id.clone(), error.reason());
+            match error {
+                PlanError::PortCount { .. } => BackendError::AllocationMismatch { task, reason },
+                PlanError::NoUserNetwork { .. } => BackendError::Inadmissible { task, reason },
+                PlanError::Volume { .. } => BackendError::SandboxVolume { task, reason },
+            }
+        })?;
         let sandbox = self.sandbox_dir(&task.id);
         self.prepare_sandbox(task, &sandbox).await?;
-        self.fetch_uris(task, &sandbox).await?;
+        self.fetch_uris(&plan, &sandbox).await?;
         // Relative host paths are resolved after the fetch, which may have put them there.
-        let with_volumes;
-        let task = if task.request.volumes.iter().any(Volume::in_sandbox) {
-            let mut resolved = task.clone();
-            resolved.request.volumes = volumes::resolve_in_sandbox(&task.request.volumes, &sandbox)
-                .map_err(|reason| BackendError::SandboxVolume {
-                    task: task.id.clone(),
-                    reason,
+        if plan.volumes.iter().any(Volume::in_sandbox) {
+            plan.volumes =
+                volumes::resolve_in_sandbox(&plan.volumes, &sandbox).map_err(|reason| {
+                    BackendError::SandboxVolume {
+                        task: task.id.clone(),
+                        reason,
+                    }
                 })?;
-            with_volumes = resolved;
-            &with_volumes
-        } else {
-            task
-        };
-        let spec = container_spec(
-            task,
-            attempt,
-            allocation,
-            &sandbox,
-            &self.config.instance_id,
-            self.config.user_network.as_deref(),
-        );
-        let run = run_id(task, attempt);
+        }
+        let spec = container_spec(&plan, &sandbox);
+        let run = plan.run_id;
+        if attempt > 0 {
+            self.remove_earlier_attempts(&task.id, &run).await?;
+        }
         let container_id = self.launch(&run, &spec).await?;
         Ok(Run {
             run_id: run,

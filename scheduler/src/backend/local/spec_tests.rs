@@ -1,9 +1,13 @@
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use deimos::spec::labels;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::task::{NewTask, PortRequest, Secret, TaskId, Volume};
+use crate::backend::Allocation;
+use crate::plan::PlanSettings;
+use crate::task::{Network, NewTask, PortRequest, Secret, Task, TaskId, Volume};
 
 /// A minimal valid request, parsed as a client would send it.
 fn request() -> NewTask {
@@ -24,13 +28,29 @@ fn allocation(host_ports: Vec<u16>) -> Allocation {
     }
 }
 
+/// The plan of attempt `attempt` rendered with the sandbox `sandbox`.
+fn render(
+    request: NewTask,
+    attempt: u32,
+    host_ports: Vec<u16>,
+    sandbox: &str,
+    user_network: Option<&str>,
+) -> ContainerSpec {
+    let settings = PlanSettings {
+        instance_id: "eremetic:/data",
+        user_network,
+    };
+    let plan = RunPlan::build(&task(request), attempt, &allocation(host_ports), settings)
+        .expect("a plannable task");
+    container_spec(&plan, Path::new(sandbox))
+}
+
 fn spec_of(request: NewTask, host_ports: Vec<u16>) -> ContainerSpec {
-    container_spec(
-        &task(request),
+    render(
+        request,
         2,
-        &allocation(host_ports),
-        Path::new("/data/sandboxes/x"),
-        "eremetic:/data",
+        host_ports,
+        "/data/sandboxes/x",
         Some("tasks-net"),
     )
 }
@@ -145,15 +165,7 @@ fn network_modes_map_to_docker_modes() {
     let mode = |network, user: Option<&str>| {
         let mut req = request();
         req.network = network;
-        container_spec(
-            &task(req),
-            1,
-            &allocation(vec![]),
-            Path::new("/s"),
-            "i",
-            user,
-        )
-        .network
+        render(req, 1, vec![], "/s", user).network
     };
     assert_eq!(mode(Network::Bridge, None), NetworkMode::Bridge);
     assert_eq!(mode(Network::None, None), NetworkMode::None);
@@ -226,18 +238,6 @@ fn container_is_named_and_labelled_after_the_run_and_our_labels_win() {
 }
 
 #[test]
-fn port_labels_round_trip() {
-    assert_eq!(format_ports(&[]), "");
-    assert_eq!(parse_ports(""), Some(vec![]));
-    assert_eq!(
-        parse_ports(&format_ports(&[1, 65535])),
-        Some(vec![1, 65535])
-    );
-    assert_eq!(parse_ports("1,x"), None);
-    assert_eq!(parse_ports("70000"), None);
-}
-
-#[test]
 fn root_runs_as_uid_0_so_images_without_a_passwd_file_start() {
     let mut req = request();
     req.user = Some("root".into());
@@ -249,4 +249,40 @@ fn root_runs_as_uid_0_so_images_without_a_passwd_file_start() {
     );
     req.user = None;
     assert_eq!(spec_of(req, vec![]).user, None, "records from before");
+}
+
+#[test]
+fn sandbox_relative_volumes_are_mounted_from_the_sandbox() {
+    let mut req = request();
+    req.volumes = vec![Volume {
+        container_path: "/in".into(),
+        host_path: "./data//in/".into(),
+    }];
+    let spec = spec_of(req, vec![]);
+    assert_eq!(
+        spec.volumes[0].host_path,
+        Path::new("/data/sandboxes/x/data/in")
+    );
+}
+
+#[test]
+fn fetch_uris_go_to_the_fetcher_as_requested() {
+    let mut req = request();
+    req.fetch = vec![crate::task::FetchUri {
+        uri: "http://x/tool".into(),
+        extract: false,
+        executable: true,
+        cache: true,
+    }];
+    let settings = PlanSettings {
+        instance_id: "i",
+        user_network: None,
+    };
+    let plan = RunPlan::build(&task(req), 0, &allocation(vec![]), settings).unwrap();
+    let uris = fetch_uris(&plan);
+    assert_eq!(uris.len(), 1);
+    assert_eq!(
+        (uris[0].value.as_str(), uris[0].executable, uris[0].extract),
+        ("http://x/tool", true, false)
+    );
 }

@@ -334,6 +334,41 @@ async fn leftover_container_of_the_same_run_is_replaced() {
     assert_eq!(lock(&runtime.launched).len(), 1);
 }
 
+#[tokio::test]
+async fn a_relaunch_removes_the_leftover_container_of_an_earlier_attempt_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (backend, runtime) = backend(dir.path());
+    let task = task(request());
+    let other = TaskId::generate([4; 16]);
+    let labelled = |id: &str, task: &TaskId, attempt: u32| {
+        let run = format!("{task}.{attempt}");
+        let labels = [
+            (labels::MANAGED_BY, MANAGED_BY),
+            (labels::OWNER, "eremetic:/data"),
+            (labels::TASK_ID, task.as_str()),
+            (labels::CONTAINER_ID, run.as_str()),
+            (HOST_PORTS_LABEL, ""),
+        ];
+        container(id, &labels, ContainerState::Running, None)
+    };
+    lock(&runtime.containers).extend([
+        labelled("left-by-attempt-0", &task.id, 0),
+        labelled("another-task", &other, 0),
+    ]);
+    let allocation = placed(&backend, &task);
+    backend.start(&task, 0, &allocation).await.unwrap();
+    assert!(
+        lock(&runtime.removed).is_empty(),
+        "a first launch has no earlier attempt"
+    );
+    let run = backend.start(&task, 1, &allocation).await.unwrap();
+    assert_eq!(run.run_id, format!("{}.1", task.id));
+    assert_eq!(
+        *lock(&runtime.removed),
+        vec!["left-by-attempt-0".to_owned()]
+    );
+}
+
 fn container(
     id: &str,
     labels: &[(&str, &str)],
