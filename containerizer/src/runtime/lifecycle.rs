@@ -26,6 +26,9 @@
 //!     the engine up, so a later failure starts a new outage);
 //!   - a resumed log stream replays from the same `since` and skips the bytes already saved
 //!     (counted on disk, rotation included), so the files hold each byte once;
+//!   - a log stream that ended before the exit while the engine was unreachable may have been
+//!     cut by the outage (Docker may close it cleanly when it stops): it is resumed once
+//!     more after the exit, in the same way;
 //!   - after the exit, the log stream has `drain` (10 s) to finish.
 //!
 //!   What truly differs is how long to ride out an unreachable engine: the deimos watcher is
@@ -172,65 +175,80 @@ pub async fn run_to_exit<R: ContainerRuntime + ?Sized>(
     options: LogOptions,
     policy: &EnginePolicy,
 ) -> RunEnd {
+    let before = StreamBytes::saved_in(dir).await;
     let wait = wait_riding_out(runtime, id, policy);
-    let logs = save_output(runtime, id, dir, options, policy);
+    let logs = save_output(runtime, id, dir, options, before, policy);
     tokio::pin!(wait, logs);
     let mut output = None;
-    let exit = loop {
+    let (exit, outage_seen) = loop {
         tokio::select! {
             exit = &mut wait => break exit,
             saved = &mut logs, if output.is_none() => output = Some(saved),
         }
     };
-    let output = match output {
-        Some(saved) => saved,
-        None => match tokio::time::timeout(policy.drain, logs).await {
-            Ok(saved) => saved,
-            Err(_) => Err(RuntimeError::Docker {
-                operation: "logs",
-                target: id.to_owned(),
-                reason: format!(
-                    "the output stream was still open {:?} after the exit",
-                    policy.drain
-                ),
-            }),
-        },
+    let drained = async {
+        match output {
+            // A stream that ended before the exit while the engine went away may have been
+            // cut by the outage rather than by the exit: replay the rest (the container has
+            // stopped, so the replay ends at once).
+            Some(Ok(_)) if outage_seen => {
+                save_output(runtime, id, dir, options, before, policy).await
+            }
+            Some(saved) => saved,
+            None => logs.await,
+        }
+    };
+    let output = match tokio::time::timeout(policy.drain, drained).await {
+        Ok(saved) => saved,
+        Err(_) => Err(RuntimeError::Docker {
+            operation: "logs",
+            target: id.to_owned(),
+            reason: format!(
+                "the output stream was still open {:?} after the exit",
+                policy.drain
+            ),
+        }),
     };
     RunEnd { exit, output }
 }
 
+/// Waits for the exit, riding out an unreachable engine; also says whether the engine was
+/// unreachable at some point.
 async fn wait_riding_out<R: ContainerRuntime + ?Sized>(
     runtime: &R,
     id: &str,
     policy: &EnginePolicy,
-) -> Result<ExitStatus, RuntimeError> {
+) -> (Result<ExitStatus, RuntimeError>, bool) {
     let mut outage = Outage::new(*policy);
     loop {
         let started = Instant::now();
         match runtime.wait(id).await {
-            Err(error) if is_engine_unreachable(&error) => match outage
-                .failed(started, Instant::now())
-            {
-                Some(pause) => {
-                    log::warn!("waiting for container {id}: {error}; trying again in {pause:?}");
-                    tokio::time::sleep(pause).await;
+            Err(error) if is_engine_unreachable(&error) => {
+                match outage.failed(started, Instant::now()) {
+                    Some(pause) => {
+                        log::warn!(
+                            "waiting for container {id}: {error}; trying again in {pause:?}"
+                        );
+                        tokio::time::sleep(pause).await;
+                    }
+                    None => return (Err(error), true),
                 }
-                None => return Err(error),
-            },
-            ended => return ended,
+            }
+            ended => return (ended, outage.since.is_some()),
         }
     }
 }
 
-/// Streams the output until it ends, resuming after an outage without saving a byte twice.
+/// Streams the output until it ends, resuming after an outage without saving a byte twice:
+/// what the files gained since `before` (when the first stream started) is skipped.
 async fn save_output<R: ContainerRuntime + ?Sized>(
     runtime: &R,
     id: &str,
     dir: &Path,
     options: LogOptions,
+    before: StreamBytes,
     policy: &EnginePolicy,
 ) -> Result<LogTotals, RuntimeError> {
-    let before = StreamBytes::saved_in(dir).await;
     let mut outage = Outage::new(*policy);
     loop {
         let saved = StreamBytes::saved_in(dir).await.since(before);

@@ -333,3 +333,37 @@ async fn a_container_that_disappears_ends_the_wait_at_once() {
     calls.sort();
     assert_eq!(calls, ["logs c1", "wait c1"]);
 }
+
+#[tokio::test]
+async fn a_log_stream_closed_cleanly_by_a_going_engine_is_resumed_after_the_exit() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let runtime = ScriptedRuntime::default();
+    runtime
+        .waits
+        .lock()
+        .unwrap()
+        .extend([Err(unreachable("wait")), Ok(exit_status(0, false))]);
+    runtime.logs.lock().unwrap().extend([
+        // Ended without an error when the engine stopped, the container still running.
+        LogAnswer {
+            chunks: vec![(true, "one\n")],
+            lost: false,
+        },
+        LogAnswer {
+            chunks: vec![(true, "one\n"), (true, "two\n")],
+            lost: false,
+        },
+    ]);
+    let end = run_to_exit(
+        &runtime,
+        "c1",
+        sandbox.path(),
+        LogOptions::default(),
+        &quick(None),
+    )
+    .await;
+    assert_eq!(end.exit.unwrap().exit_code, 0);
+    assert_eq!(end.output.unwrap().stdout_bytes, 8);
+    let stdout = std::fs::read_to_string(sandbox.path().join(STDOUT_FILE)).unwrap();
+    assert_eq!(stdout, "one\ntwo\n");
+}
