@@ -339,3 +339,33 @@ fn d7_shell_false_runs_arguments_without_a_shell() {
     // No shell: the double spaces and `$HOME` survive as given.
     assert_eq!(c.sandbox_file("stdout"), "a  $HOME  b c\n");
 }
+
+/// Removes a Docker container when dropped (whatever the test's outcome).
+struct RemoveContainer(String);
+
+impl Drop for RemoveContainer {
+    fn drop(&mut self) {
+        let _ = docker(&["rm", "-f", &self.0]);
+    }
+}
+
+#[test]
+fn a_leftover_container_holding_the_name_is_replaced_by_the_launch() {
+    let agent = Agent::new("leftover");
+    let c = agent.executor("echo fresh").build();
+    // What an interrupted launch of this container id left behind: a created container
+    // holding its name, whose state directory is gone.
+    let name = format!("mesos-{}", c.id);
+    let _cleanup = RemoveContainer(name.clone());
+    let created = docker(&["create", "--name", &name, BUSYBOX, "true"]);
+    assert!(created.status.success(), "{created:?}");
+    let leftover = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    agent.launch_ok(&c);
+    let termination = agent.wait(&c);
+    assert_eq!(termination.status, Some(0));
+    assert!(
+        docker_inspect(&leftover, "{{.Id}}").is_none(),
+        "leftover kept"
+    );
+    assert_eq!(c.sandbox_file("stdout"), "fresh\n");
+}

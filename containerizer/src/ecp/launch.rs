@@ -13,8 +13,7 @@ use super::watcher::{self, WatchOrder};
 use crate::config::PlaceholderValues;
 use crate::error::{in_container, Error, Result};
 use crate::fetch::{fetch_all, FetchOptions, FileOwner};
-use crate::runtime::{load_registry_auth, ContainerRuntime};
-use crate::spec::Protocol;
+use crate::runtime::{lifecycle, load_registry_auth, ContainerRuntime};
 use crate::state::{ContainerDir, ContainerId, LaunchingContainer, NewContainer};
 
 /// Reads a `Launch`, starts its container and a detached watcher, and returns.
@@ -133,18 +132,7 @@ async fn start_container(ctx: &Context, plan: &mut LaunchPlan, dir: &ContainerDi
     }
     if plan.pair_with_exposed {
         // Pairing needs the image's exposed ports, so the image must be present first.
-        let auth = plan.spec.registry_auth.clone();
-        runtime
-            .ensure_image(&plan.spec.image, plan.spec.force_pull, auth.as_ref())
-            .await?;
-        plan.spec.force_pull = false;
-        let info = runtime.inspect_image(&plan.spec.image).await?;
-        let exposed: Vec<(u16, Protocol)> = info
-            .exposed_ports
-            .iter()
-            .map(|p| (p.port, p.protocol))
-            .collect();
-        plan.apply_exposed_ports(&exposed);
+        lifecycle::publish_allocated_ports(&runtime, &mut plan.spec, &plan.allocated_ports).await?;
     }
     // Not waited for, as in Deimos: the agent's registration timer runs during launch.
     let _onlaunch = hooks::start(
@@ -153,8 +141,11 @@ async fn start_container(ctx: &Context, plan: &mut LaunchPlan, dir: &ContainerDi
         &plan.spec.env,
         &plan.container_id,
     );
-    let docker_id = runtime.launch(&plan.spec).await?;
-    dir.record_docker_id(&docker_id)?;
+    let launched = lifecycle::launch_replacing_leftover(&runtime, &plan.spec).await?;
+    if let Some(name) = &launched.replaced_leftover {
+        log::warn!("removed the leftover container {name} of an interrupted launch");
+    }
+    dir.record_docker_id(&launched.id)?;
     Ok(())
 }
 

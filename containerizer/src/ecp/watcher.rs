@@ -25,7 +25,10 @@ use time::OffsetDateTime;
 use super::context::Context;
 use super::hooks;
 use crate::error::{in_container, Error, Result};
-use crate::runtime::{ContainerRuntime, DockerRuntime, LabelFilter, LogOptions, RuntimeError};
+use crate::runtime::lifecycle::{self, EnginePolicy};
+use crate::runtime::{
+    ContainerRuntime, DockerRuntime, ExitStatus, LabelFilter, LogOptions, RuntimeError,
+};
 use crate::spec::{labels, EnvVar};
 use crate::state::{Acquire, ContainerDir, ExitRecord, LockGuard, LockMode, LockName};
 
@@ -42,8 +45,6 @@ const DETACH_ENV: &str = "DEIMOS_WATCH_DETACH";
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the observer may take to report after the container exited.
 const OBSERVER_GRACE: Duration = Duration::from_secs(10);
-/// How long the log stream may lag behind the exit.
-const LOG_DRAIN: Duration = Duration::from_secs(10);
 /// The first pause between attempts to write the exit record (state root full...).
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
 /// The longest pause between attempts to write the exit record.
@@ -358,25 +359,23 @@ async fn watch_container(
         record_exit_durably(dir, &exit).await?;
         return Ok(exit);
     };
-    let logs = {
-        let runtime = runtime.clone();
-        let (id, sandbox) = (docker_id.clone(), order.sandbox_dir.clone());
-        let since = order
-            .logs_since
-            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
-        tokio::spawn(async move {
-            runtime
-                .stream_logs(&id, &sandbox, LogOptions::since(since))
-                .await
-        })
-    };
-    let exit = wait_for_exit(&runtime, &docker_id, dir).await;
-    match tokio::time::timeout(LOG_DRAIN, logs).await {
-        Ok(Ok(Ok(_))) => {}
-        Ok(Ok(Err(error))) => log::warn!("log stream of {docker_id}: {error}"),
-        Ok(Err(error)) => log::warn!("log stream task of {docker_id}: {error}"),
-        Err(_) => log::warn!("log stream of {docker_id} still open {LOG_DRAIN:?} after the exit"),
+    let since = order
+        .logs_since
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok());
+    // Only this watcher can ever record the exit, and the container survives a Docker
+    // restart (live-restore): ride out an unreachable engine for as long as it takes.
+    let end = lifecycle::run_to_exit(
+        &runtime,
+        &docker_id,
+        &order.sandbox_dir,
+        LogOptions::since(since),
+        &EnginePolicy::forever(),
+    )
+    .await;
+    if let Err(error) = &end.output {
+        log::warn!("log stream of {docker_id}: {error}");
     }
+    let exit = exit_record(end.exit, &docker_id, dir);
     // Removed only once the exit is recorded: until then the stopped container is where the
     // exit can be read again (by a new watcher or `recover`) if this watcher dies.
     record_exit_durably(dir, &exit).await?;
@@ -409,33 +408,33 @@ async fn record_exit_durably(dir: &ContainerDir, exit: &ExitRecord) -> Result<()
     }
 }
 
-/// Waits for the exit, riding out Docker restarts (the container may survive them).
-async fn wait_for_exit(runtime: &DockerRuntime, docker_id: &str, dir: &ContainerDir) -> ExitRecord {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        match runtime.wait(docker_id).await {
-            Ok(status) => {
-                return ExitRecord {
-                    exit_code: i32::try_from(status.exit_code).ok(),
-                    signal: status.signal,
-                    oom_killed: status.oom_killed,
-                    destroyed: dir.file(DESTROYED_FILE).exists(),
-                    message: String::new(),
-                    finished_at: Some(OffsetDateTime::now_utc()),
+/// The exit record of a wait's result: a missing container (or, never with a policy that
+/// rides out forever, a failed wait) is an exit whose status is unknown.
+fn exit_record(
+    exit: std::result::Result<ExitStatus, RuntimeError>,
+    docker_id: &str,
+    dir: &ContainerDir,
+) -> ExitRecord {
+    let destroyed = dir.file(DESTROYED_FILE).exists();
+    match exit {
+        Ok(status) => ExitRecord {
+            exit_code: i32::try_from(status.exit_code).ok(),
+            signal: status.signal,
+            oom_killed: status.oom_killed,
+            destroyed,
+            message: String::new(),
+            finished_at: Some(OffsetDateTime::now_utc()),
+        },
+        Err(error) => {
+            let message = match error {
+                RuntimeError::NoSuchContainer { .. } => {
+                    format!("container {docker_id} disappeared while it was watched")
                 }
-            }
-            Err(RuntimeError::NoSuchContainer { .. }) => {
-                let destroyed = dir.file(DESTROYED_FILE).exists();
-                let mut exit = unknown_exit(&format!(
-                    "container {docker_id} disappeared while it was watched"
-                ));
-                exit.destroyed = destroyed;
-                return exit;
-            }
-            Err(error) => {
-                log::warn!("waiting for {docker_id}: {error}; retrying in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                other => format!("waiting for container {docker_id} failed: {other}"),
+            };
+            ExitRecord {
+                destroyed,
+                ..unknown_exit(&message)
             }
         }
     }

@@ -17,7 +17,7 @@ use nix::sys::signal::Signal;
 use super::auth::docker_credentials;
 use super::convert;
 use super::error::{describe, http_status, RuntimeError};
-use super::logs::{write_log_stream, LogOptions};
+use super::logs::{write_log_stream_with, LogOptions};
 use super::translate::{create_request, pull_reference, update_request};
 use super::types::{
     ContainerInfo, ExitStatus, ImageInfo, ImageSource, LabelFilter, ListedContainer, LogTotals,
@@ -425,7 +425,7 @@ impl ContainerRuntime for DockerRuntime {
             ..Default::default()
         };
         let stream = self.docker.logs(id, Some(logs_options));
-        write_log_stream(id, dir, options.limit, stream).await
+        write_log_stream_with(id, dir, options, stream).await
     }
 }
 

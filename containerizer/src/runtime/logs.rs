@@ -30,12 +30,57 @@ pub struct LogOptions {
     /// Most bytes of one stream's current file; when the next chunk would exceed it, the file
     /// is rotated (see [`super::output`]). `None`: unlimited.
     pub limit: Option<NonZeroU64>,
+    /// Bytes at the start of each stream (from `since`) that were saved already and are not
+    /// appended again: a stream resumed after the engine went away replays the same output
+    /// from the same `since`, and skipping what was saved makes the files exact (`since`
+    /// alone has whole-second resolution, so it would repeat or drop output).
+    pub skip: StreamBytes,
 }
 
 impl LogOptions {
     /// From the beginning (or `since`), without a limit.
     pub fn since(since: Option<OffsetDateTime>) -> LogOptions {
-        LogOptions { since, limit: None }
+        LogOptions {
+            since,
+            ..LogOptions::default()
+        }
+    }
+}
+
+/// A byte count for each of a container's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamBytes {
+    /// Bytes of stdout.
+    pub stdout: u64,
+    /// Bytes of stderr.
+    pub stderr: u64,
+}
+
+impl StreamBytes {
+    /// Bytes ever appended to the `stdout` and `stderr` files in `dir`, rotated and dropped
+    /// ones included (see [`super::output::saved_bytes`]).
+    pub async fn saved_in(dir: &Path) -> StreamBytes {
+        StreamBytes {
+            stdout: super::output::saved_bytes(&dir.join(STDOUT_FILE)).await,
+            stderr: super::output::saved_bytes(&dir.join(STDERR_FILE)).await,
+        }
+    }
+
+    /// `self - earlier`, stream by stream, never below zero (the files may have been
+    /// replaced behind the writer's back).
+    pub fn since(self, earlier: StreamBytes) -> StreamBytes {
+        StreamBytes {
+            stdout: self.stdout.saturating_sub(earlier.stdout),
+            stderr: self.stderr.saturating_sub(earlier.stderr),
+        }
+    }
+
+    /// `self + other`, stream by stream.
+    pub fn plus(self, other: StreamBytes) -> StreamBytes {
+        StreamBytes {
+            stdout: self.stdout.saturating_add(other.stdout),
+            stderr: self.stderr.saturating_add(other.stderr),
+        }
     }
 }
 
@@ -59,6 +104,8 @@ struct OutputFile {
     size: u64,
     /// Bytes this stream appended (in every file).
     written: u64,
+    /// Bytes still to be skipped at the start of the stream (saved already).
+    skip: u64,
     /// Bytes of the stream no longer on disk, as recorded in `<file>.dropped`.
     dropped: u64,
     limit: Option<NonZeroU64>,
@@ -69,6 +116,7 @@ impl OutputFile {
         container: &str,
         path: PathBuf,
         limit: Option<NonZeroU64>,
+        skip: u64,
     ) -> Result<Self, RuntimeError> {
         let file = open_for_append(&path, false)
             .await
@@ -84,6 +132,7 @@ impl OutputFile {
             file,
             size,
             written: 0,
+            skip,
             dropped,
             limit,
         })
@@ -93,6 +142,9 @@ impl OutputFile {
     /// produced. With a limit, the file is rotated before a chunk that would not fit; a chunk
     /// larger than the limit is split.
     async fn append(&mut self, container: &str, mut bytes: &[u8]) -> Result<(), RuntimeError> {
+        let skipped = usize::try_from(self.skip).map_or(bytes.len(), |skip| skip.min(bytes.len()));
+        bytes = &bytes[skipped..];
+        self.skip -= skipped as u64;
         while !bytes.is_empty() {
             let take = match self.limit {
                 None => bytes.len(),
@@ -173,6 +225,7 @@ async fn write_counter(file: &Path, count: u64) -> io::Result<()> {
 /// Appends the chunks of a log stream to `dir/stdout` and `dir/stderr` (created if missing)
 /// until the stream ends, rotating each at `limit`. Console output (TTY containers) goes to
 /// `stdout`; stdin echoes are dropped.
+#[cfg(test)]
 pub(crate) async fn write_log_stream<S>(
     container: &str,
     dir: &Path,
@@ -182,8 +235,29 @@ pub(crate) async fn write_log_stream<S>(
 where
     S: Stream<Item = Result<LogOutput, bollard::errors::Error>>,
 {
-    let mut stdout = OutputFile::open(container, dir.join(STDOUT_FILE), limit).await?;
-    let mut stderr = OutputFile::open(container, dir.join(STDERR_FILE), limit).await?;
+    let options = LogOptions {
+        limit,
+        ..LogOptions::default()
+    };
+    write_log_stream_with(container, dir, options, stream).await
+}
+
+/// [`write_log_stream`] with the limit of `options`, first skipping `options.skip` bytes of
+/// each stream (`options.since` was applied by whoever opened the stream).
+pub(crate) async fn write_log_stream_with<S>(
+    container: &str,
+    dir: &Path,
+    options: LogOptions,
+    stream: S,
+) -> Result<LogTotals, RuntimeError>
+where
+    S: Stream<Item = Result<LogOutput, bollard::errors::Error>>,
+{
+    let limit = options.limit;
+    let stdout_path = dir.join(STDOUT_FILE);
+    let mut stdout = OutputFile::open(container, stdout_path, limit, options.skip.stdout).await?;
+    let stderr_path = dir.join(STDERR_FILE);
+    let mut stderr = OutputFile::open(container, stderr_path, limit, options.skip.stderr).await?;
     let mut stream = std::pin::pin!(stream);
     while let Some(chunk) = stream.next().await {
         match chunk.map_err(|error| RuntimeError::container("logs", container, error))? {
@@ -356,5 +430,28 @@ mod tests {
         .unwrap_err();
         assert!(error.to_string().contains("stdout"), "{error}");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+    }
+
+    #[tokio::test]
+    async fn skipped_bytes_of_each_stream_are_not_appended_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("stdout"), "one\ntw").unwrap();
+        std::fs::write(dir.path().join("stderr"), "e1\n").unwrap();
+        // The replay of the whole log after the engine came back.
+        let chunks = vec![out("one\n"), err("e1\n"), out("two\n"), err("e2\n")];
+        let options = LogOptions {
+            skip: StreamBytes {
+                stdout: 6,
+                stderr: 3,
+            },
+            ..LogOptions::default()
+        };
+        let totals =
+            write_log_stream_with("c8", dir.path(), options, futures::stream::iter(chunks))
+                .await
+                .unwrap();
+        assert_eq!(read(dir.path(), "stdout"), "one\ntwo\n");
+        assert_eq!(read(dir.path(), "stderr"), "e1\ne2\n");
+        assert_eq!((totals.stdout_bytes, totals.stderr_bytes), (2, 3));
     }
 }

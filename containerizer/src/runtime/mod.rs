@@ -13,6 +13,7 @@ mod auth;
 mod convert;
 mod docker;
 mod error;
+pub mod lifecycle;
 mod logs;
 pub mod output;
 pub mod translate;
@@ -28,7 +29,7 @@ pub use auth::{load_registry_auth, parse_docker_config, registry_of_image};
 pub use convert::exit_status;
 pub use docker::{DockerRuntime, DEFAULT_DOCKER_HOST};
 pub use error::RuntimeError;
-pub use logs::LogOptions;
+pub use logs::{LogOptions, StreamBytes};
 pub use output::{STDERR_FILE, STDOUT_FILE};
 pub use types::{
     ContainerInfo, ContainerState, ExitStatus, ExposedPort, ImageInfo, ImageSource, LabelFilter,
@@ -136,5 +137,7 @@ pub trait ContainerRuntime: Send + Sync {
 
 #[cfg(test)]
 mod launch_tests;
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod translate_tests;

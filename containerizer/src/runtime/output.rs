@@ -110,6 +110,21 @@ pub async fn dropped_bytes(file: &Path) -> u64 {
     text.trim().parse().unwrap_or(0)
 }
 
+/// How many bytes of the stream written to `file` were ever appended: the dropped ones, those
+/// of `<file>.1` and those of `<file>` (what is not a regular file counts as empty). It only
+/// grows while one writer appends, rotation included.
+pub async fn saved_bytes(file: &Path) -> u64 {
+    let mut total = dropped_bytes(file).await;
+    for path in [rotated_path(file), file.to_path_buf()] {
+        if let Ok(metadata) = tokio::fs::symlink_metadata(&path).await {
+            if metadata.is_file() {
+                total = total.saturating_add(metadata.len());
+            }
+        }
+    }
+    total
+}
+
 /// What a reader of a stream starts from: the previous file (when the stream was rotated) and
 /// the current one, to be read in that order, and how many bytes came before them.
 #[derive(Debug)]

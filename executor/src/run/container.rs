@@ -5,10 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deimos::ecp::ports::pair_with_exposed;
 use deimos::fetch::{fetch_all, FetchOptions, FileOwner};
-use deimos::runtime::{ContainerRuntime, LogOptions, RuntimeError};
-use deimos::spec::Protocol;
+use deimos::runtime::lifecycle::{self, EnginePolicy};
+use deimos::runtime::{ContainerRuntime, LogOptions};
 
 use crate::env::Operator;
 use crate::error::Error;
@@ -46,52 +45,45 @@ pub(super) async fn launch(
         })?;
     if plan.pair_with_exposed {
         // Pairing needs the image's exposed ports, so the image must be present first.
-        let spec = &mut plan.spec;
-        runtime
-            .ensure_image(&spec.image, spec.force_pull, spec.registry_auth.as_ref())
+        lifecycle::publish_allocated_ports(runtime.as_ref(), &mut plan.spec, &plan.allocated_ports)
             .await?;
-        spec.force_pull = false;
-        let info = runtime.inspect_image(&spec.image).await?;
-        let exposed: Vec<(u16, Protocol)> = info
-            .exposed_ports
-            .iter()
-            .map(|p| (p.port, p.protocol))
-            .collect();
-        spec.ports = pair_with_exposed(&plan.allocated_ports, &exposed);
     }
-    match runtime.launch(&plan.spec).await {
-        Err(RuntimeError::NameConflict { name, .. }) => {
-            // A container of an earlier executor run with the same container id and task id
-            // (it cannot be ours: we launch a task once). Nobody follows it any more.
-            log::warn!(
-                "removing the leftover container {name} of task {}",
-                plan.task_id
-            );
-            runtime.remove(&name).await?;
-            Ok(runtime.launch(&plan.spec).await?)
-        }
-        launched => Ok(launched?),
+    let launched = lifecycle::launch_replacing_leftover(runtime.as_ref(), &plan.spec).await?;
+    if let Some(name) = &launched.replaced_leftover {
+        // A container of an earlier executor run with the same container id and task id
+        // (it cannot be ours: we launch a task once). Nobody followed it any more.
+        log::warn!(
+            "removed the leftover container {name} of task {}",
+            plan.task_id
+        );
     }
+    Ok(launched.id)
 }
 
 /// Waits for the container to stop while appending its output to `sandbox/stdout` and
-/// `sandbox/stderr`, then removes it. A failed wait removes the container (killing it) and
-/// reports it lost.
+/// `sandbox/stderr`, then removes it. A wait that fails (the container disappeared, or the
+/// engine stayed unreachable longer than [`EnginePolicy::default`] rides out) removes the
+/// container (killing it) and reports it lost.
 pub(super) async fn follow(
     runtime: &Arc<dyn ContainerRuntime>,
     task_id: &str,
     container: &str,
     sandbox: &Path,
 ) -> ContainerOutcome {
-    let (exited, logged) = tokio::join!(
-        runtime.wait(container),
-        runtime.stream_logs(container, sandbox, LogOptions::default())
-    );
-    if let Err(error) = logged {
+    // Rides out a Docker restart for a while; a task whose engine stays away is lost.
+    let end = lifecycle::run_to_exit(
+        runtime.as_ref(),
+        container,
+        sandbox,
+        LogOptions::default(),
+        &EnginePolicy::default(),
+    )
+    .await;
+    if let Err(error) = end.output {
         // The outcome matters more than the output: report it anyway.
         log::warn!("saving the output of task {task_id} (container {container}) failed: {error}");
     }
-    let outcome = match exited {
+    let outcome = match end.exit {
         Ok(status) => ContainerOutcome::Exited(status),
         Err(error) => ContainerOutcome::Lost {
             reason: error.to_string(),

@@ -22,10 +22,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deimos::fetch::{fetch_all, FetchOptions};
 use deimos::hostpath::AllowedPaths;
+use deimos::runtime::lifecycle::{self, EnginePolicy};
 use deimos::runtime::output::{dropped_bytes, output_paths};
 use deimos::runtime::{
-    ContainerRuntime, DockerRuntime, LabelFilter, LogOptions, RuntimeError, UsageStats,
-    STDERR_FILE, STDOUT_FILE,
+    ContainerRuntime, DockerRuntime, LabelFilter, LogOptions, UsageStats, STDERR_FILE, STDOUT_FILE,
 };
 use deimos::spec::{labels, ContainerSpec};
 use time::OffsetDateTime;
@@ -173,23 +173,13 @@ impl LocalBackend {
     /// leftover of a launch interrupted by a crash (the attempt never reported running):
     /// it is removed and the launch repeated once.
     async fn launch(&self, run: &str, spec: &ContainerSpec) -> Result<String, BackendError> {
-        match self.runtime.launch(spec).await {
-            Err(RuntimeError::NameConflict { .. }) => {
-                tracing::warn!(
-                    run,
-                    "removing a leftover container of an interrupted launch"
-                );
-                self.runtime
-                    .remove(run)
-                    .await
-                    .map_err(|error| BackendError::launch(run, error))?;
-                self.runtime
-                    .launch(spec)
-                    .await
-                    .map_err(|error| BackendError::launch(run, error))
-            }
-            launched => launched.map_err(|error| BackendError::launch(run, error)),
+        let launched = lifecycle::launch_replacing_leftover(self.runtime.as_ref(), spec)
+            .await
+            .map_err(|error| BackendError::launch(run, error))?;
+        if launched.replaced_leftover.is_some() {
+            tracing::warn!(run, "removed a leftover container of an interrupted launch");
         }
+        Ok(launched.id)
     }
 
     /// Removes what is left of earlier attempts of `task` before `run` launches: a launch cut
@@ -484,16 +474,23 @@ impl Backend for LocalBackend {
         reset_output_files(&format!("run {}", run.run_id), &run.sandbox).await?;
         let container = run.container_id.as_str();
         let options = LogOptions {
-            since: None,
             limit: self.config.output_limit,
+            ..LogOptions::default()
         };
-        let (exited, saved) = tokio::join!(
-            self.runtime.wait(container),
-            self.runtime.stream_logs(container, &run.sandbox, options)
-        );
-        let status = exited
+        // Rides out a Docker restart for a while; a run whose engine stays away fails the
+        // wait, and the engine decides what becomes of the task.
+        let end = lifecycle::run_to_exit(
+            self.runtime.as_ref(),
+            container,
+            &run.sandbox,
+            options,
+            &EnginePolicy::default(),
+        )
+        .await;
+        let status = end
+            .exit
             .map_err(|error| BackendError::container("wait", &run.run_id, container, error))?;
-        if let Err(error) = saved {
+        if let Err(error) = end.output {
             // The outcome matters more than the output: report it anyway.
             tracing::warn!(run = %run.run_id, "saving the output of the run failed: {error}");
         }

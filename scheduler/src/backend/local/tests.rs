@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use deimos::runtime::{
     exit_status, ContainerInfo, ContainerState, ExitStatus, ImageInfo, ImageSource,
-    ListedContainer, LogOptions, LogTotals, UsageStats,
+    ListedContainer, LogOptions, LogTotals, RuntimeError, UsageStats,
 };
 use deimos::spec::{Limits, RegistryAuth};
 use nix::sys::signal::Signal;
