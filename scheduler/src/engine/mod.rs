@@ -340,11 +340,7 @@ impl Scheduler {
     }
 
     async fn read(&self, id: &TaskId) -> Result<Option<Task>, ReadError> {
-        self.inner
-            .store
-            .get(id)
-            .await
-            .map_err(|error| ReadError(error.to_string()))
+        self.inner.store.get(id).await.map_err(ReadError::from)
     }
 }
 
@@ -429,7 +425,7 @@ impl TaskService for Scheduler {
             .store
             .list(filter, name)
             .await
-            .map_err(|error| ReadError(error.to_string()))?;
+            .map_err(ReadError::from)?;
         self.annotate_waiting(&mut tasks);
         Ok(tasks)
     }
@@ -446,7 +442,7 @@ impl TaskService for Scheduler {
             .store
             .list_page(filter, name, after, limit)
             .await
-            .map_err(|error| ReadError(error.to_string()))?;
+            .map_err(ReadError::from)?;
         self.annotate_waiting(page.iter_mut().map(|(_, task)| task));
         Ok(page)
     }
@@ -456,7 +452,7 @@ impl TaskService for Scheduler {
         let mut task = self
             .read(id)
             .await
-            .map_err(|error| KillError::Internal(error.0))?
+            .map_err(KillError::from)?
             .ok_or_else(|| KillError::NotFound(id.clone()))?;
         let state = task.current_state().unwrap_or(TaskState::Lost);
         if task.is_terminal() {
@@ -496,7 +492,7 @@ impl TaskService for Scheduler {
         let task = self
             .read(id)
             .await
-            .map_err(|error| DeleteError::Internal(error.0))?
+            .map_err(DeleteError::from)?
             .ok_or_else(|| DeleteError::NotFound(id.clone()))?;
         if !task.is_terminal() {
             return Err(DeleteError::NotTerminal {
@@ -509,7 +505,7 @@ impl TaskService for Scheduler {
             .store
             .delete(id)
             .await
-            .map_err(|error| DeleteError::Internal(error.to_string()))?;
+            .map_err(|error| DeleteError::Store(error.into()))?;
         if !deleted {
             return Err(DeleteError::NotFound(id.clone()));
         }
@@ -558,7 +554,7 @@ impl TaskService for Scheduler {
                 memory_bytes: stats.memory_usage_bytes,
                 memory_limit_bytes: stats.memory_limit_bytes,
             })),
-            Err(error) => Err(ReadError(error.to_string())),
+            Err(error) => Err(ReadError::Other(error.to_string())),
         }
     }
 
@@ -699,7 +695,7 @@ impl Scheduler {
                     })
                 }
             }
-            Err(error) => Err(SubmitError::Internal(error.to_string())),
+            Err(error) => Err(SubmitError::Store(error.into())),
         }
     }
 

@@ -14,6 +14,7 @@
 //! - the log endpoints read the task's output files and can follow them (E-21).
 
 mod auth;
+mod error;
 mod events;
 mod host;
 mod logs;
