@@ -373,7 +373,8 @@ impl Scheduler {
                             exit_code: verdict.exit_code,
                             reason: verdict.reason.clone(),
                         };
-                        self.record(&mut current, change).await.map(|_| ())
+                        let recorded = self.record(&mut current, change).await;
+                        recorded.map(|_| ()).map_err(|error| error.to_string())
                     }
                     Ok(None) => {
                         tracing::warn!(task = %id, "the task's record is gone; its end is not recorded");

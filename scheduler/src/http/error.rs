@@ -10,7 +10,7 @@
 use std::error::Error as _;
 
 use axum::extract::{FromRequestParts, MatchedPath, Path};
-use axum::http::header::{HeaderValue, CONNECTION, RETRY_AFTER};
+use axum::http::header::{HeaderValue, CONNECTION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,13 @@ use super::{response, ui, AppState};
 use crate::api::{ErrorDocument, Problem, ValidationErrors, MAX_BODY_BYTES};
 use crate::service::{DeleteError, KillError, ReadError, StoreFailure, SubmitError};
 use crate::task::TaskId;
+
+/// The message of a 401 error document.
+const MSG_UNAUTHORIZED: &str = "Authentication required";
+
+/// The error text of a 401 error document; it never repeats what the client sent.
+const ERR_UNAUTHORIZED: &str =
+    "missing or invalid credentials: send Authorization: Basic or Authorization: Bearer";
 
 /// Message of a 404 for a task.
 pub(crate) const MSG_TASK_NOT_FOUND: &str = "Task not found";
@@ -139,6 +146,11 @@ pub(crate) enum ApiError {
     TooLarge,
     /// The queue is full: 503 with `Retry-After: 1`.
     QueueFull,
+    /// No valid credentials: 401 with one `WWW-Authenticate` challenge per accepted scheme.
+    Unauthorized {
+        /// The challenges (`Basic realm=...`, `Bearer`).
+        challenges: Vec<HeaderValue>,
+    },
     /// A failure inside the server: 500, logged and counted by kind.
     Internal {
         /// The failure.
@@ -194,7 +206,10 @@ impl ApiError {
             ApiError::Refused { form, .. }
             | ApiError::MalformedTaskId { form, .. }
             | ApiError::Internal { form, .. } => *form = new,
-            ApiError::Invalid(_) | ApiError::TooLarge | ApiError::QueueFull => {}
+            ApiError::Invalid(_)
+            | ApiError::TooLarge
+            | ApiError::QueueFull
+            | ApiError::Unauthorized { .. } => {}
         }
         self
     }
@@ -259,6 +274,14 @@ impl IntoResponse for ApiError {
                 answer
                     .headers_mut()
                     .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                answer
+            }
+            ApiError::Unauthorized { challenges } => {
+                let mut answer =
+                    response::error(StatusCode::UNAUTHORIZED, ERR_UNAUTHORIZED, MSG_UNAUTHORIZED);
+                for challenge in challenges {
+                    answer.headers_mut().append(WWW_AUTHENTICATE, challenge);
+                }
                 answer
             }
             ApiError::Internal {
@@ -425,6 +448,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unauthorized_answers_401_with_every_challenge() {
+        let challenges = vec![
+            HeaderValue::from_static("Basic realm=\"eremetic\""),
+            HeaderValue::from_static("Bearer"),
+        ];
+        let (status, headers, body, _) = answer(ApiError::Unauthorized { challenges }).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let sent: Vec<_> = headers.get_all(WWW_AUTHENTICATE).iter().collect();
+        assert_eq!(sent, ["Basic realm=\"eremetic\"", "Bearer"]);
+        assert!(body.contains(MSG_UNAUTHORIZED), "{body}");
+    }
+
+    #[tokio::test]
     async fn too_large_answers_413_and_closes_the_connection() {
         let (status, headers, body, _) = answer(ApiError::TooLarge).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -493,6 +529,38 @@ mod tests {
             response.extensions().get::<InternalErrorKind>(),
             Some(&InternalErrorKind("disk_full"))
         );
+    }
+
+    /// A writer the log lines of a test go to.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_500_logs_its_kind_and_cause_chain_once() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let error = ApiError::internal(ReadError::from(full_disk()), "Unable to read the task");
+        let response = tracing::subscriber::with_default(subscriber, move || error.into_response());
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.lines().count(), 1, "{log}");
+        assert!(log.contains("kind=\"disk_full\""), "{log}");
+        assert!(log.contains("/var/lib/eremetic/eremetic.db"), "{log}");
+        assert!(log.contains("Unable to read the task"), "{log}");
     }
 
     #[test]

@@ -135,28 +135,25 @@ pub(crate) fn error_page(status: StatusCode, prefix: &str, version: &str, text: 
 }
 
 /// The form of a UI page's errors: a page of this site.
-fn page_form(state: &AppState) -> Form {
+pub(crate) fn page_form(state: &AppState) -> Form {
     Form::Page {
         prefix: state.settings.url_prefix.clone(),
         version: state.settings.version.clone(),
     }
 }
 
-/// The HTML 404 page for browsers (`what` says what is missing).
-pub(crate) fn not_found_page(state: &AppState, what: &str) -> Response {
-    page(StatusCode::NOT_FOUND, layout::not_found(site(state), what))
-}
-
-/// A 404 for a path under `/static/`: HTML for browsers, an error document otherwise.
+/// A 404 for a path under `/static/`: a page for browsers, an error document otherwise.
 fn not_found_response(headers: &HeaderMap, what: String) -> Response {
+    let error = ApiError::refused(StatusCode::NOT_FOUND, what, "Not found");
     if wants_html(headers) {
-        let site = Site {
-            prefix: "",
-            version: "",
+        // Without the site's prefix: the page must not depend on the state.
+        let form = Form::Page {
+            prefix: String::new(),
+            version: String::new(),
         };
-        return page(StatusCode::NOT_FOUND, layout::not_found(site, &what));
+        return error.in_form(form).into_response();
     }
-    response::error(StatusCode::NOT_FOUND, what, "Not found")
+    error.into_response()
 }
 
 fn now() -> i64 {
