@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+// The engine harness (real store, fake backend); this file uses only part of it.
+#[allow(dead_code)]
+mod engine_support;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -189,4 +193,54 @@ async fn storage_failures_answer_a_generic_500_and_are_counted_by_kind() {
     };
     assert_eq!(count("disk_full"), "2");
     assert_eq!(count("database_corrupt"), "1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_record_in_the_real_store_is_a_500_counted_as_database_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = engine_support::fake::FakeBackend::new(
+        1.0,
+        4096.0,
+        (31000, 31009),
+        &dir.path().join("sandboxes"),
+    );
+    let harness =
+        engine_support::Harness::start_in(dir.path(), fake, engine_support::config()).await;
+    let id = harness
+        .submit(&engine_support::body("victim", 0.5, ""))
+        .await;
+    harness.scheduler.kill(&id).await.unwrap();
+    harness
+        .wait_state(&id, eremetic::task::TaskState::Killed)
+        .await;
+    // Damage the stored record behind the scheduler's back, as a bad disk would.
+    let database = rusqlite::Connection::open(dir.path().join("eremetic.db")).unwrap();
+    let changed = database
+        .execute(
+            "UPDATE tasks SET record = '{not json' WHERE id = ?1",
+            [id.as_str()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    let app = router(
+        Arc::new(harness.scheduler.clone()),
+        Arc::clone(&harness.metrics),
+        HttpConfig::default(),
+    );
+    let (status, body) = call(&app, "GET", &format!("/api/v1/task/{id}"), JSON).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        "{\"error\":\"the task store's database is corrupt\",\"message\":\"Unable to read the task\"}\n"
+    );
+    let (status, body) = call(&app, "DELETE", &format!("/api/v1/task/{id}"), JSON).await;
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "\"the task store's database is corrupt\"\n")
+    );
+    let (_, exposition) = call(&app, "GET", "/metrics", "text/plain").await;
+    assert!(
+        exposition.contains("eremetic_http_internal_errors_total{kind=\"database_corrupt\"} 2"),
+        "{exposition}"
+    );
 }
