@@ -11,7 +11,37 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::broadcast;
 
+use crate::store::{StoreError, StoreErrorKind};
 use crate::task::{NewTask, StateFilter, Task, TaskId, TaskState};
+
+/// A failure of the task store behind a service call, with its typed cause kept: the message
+/// says only the kind in plain words (it may reach clients), [`std::error::Error::source`]
+/// is the [`StoreError`] with the database path, the operation and the SQLite error (for
+/// logs), and [`StoreFailure::kind`] tells a full disk from a corrupt database (for metrics).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", .0.kind().describe())]
+pub struct StoreFailure(#[source] pub StoreError);
+
+impl StoreFailure {
+    /// The kind of the underlying store error.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.0.kind()
+    }
+}
+
+impl From<StoreError> for StoreFailure {
+    fn from(error: StoreError) -> Self {
+        StoreFailure(error)
+    }
+}
+
+/// Equal when of the same kind with the same detail (store errors hold I/O errors, which have
+/// no equality of their own).
+impl PartialEq for StoreFailure {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
 
 /// A validated request and the client's `Idempotency-Key`, if any.
 #[derive(Debug, Clone)]
@@ -55,7 +85,10 @@ pub enum SubmitError {
         /// The task the first request created.
         existing: TaskId,
     },
-    /// The server could not store or queue the task (HTTP 500).
+    /// The task store failed (HTTP 500).
+    #[error(transparent)]
+    Store(#[from] StoreFailure),
+    /// The server could not store or queue the task for another reason (HTTP 500).
     #[error("{0}")]
     Internal(String),
 }
@@ -74,7 +107,10 @@ pub enum KillError {
         /// Its final state.
         state: TaskState,
     },
-    /// The kill could not be recorded or sent (HTTP 500).
+    /// The task store failed (HTTP 500).
+    #[error(transparent)]
+    Store(#[from] StoreFailure),
+    /// The kill could not be recorded or sent for another reason (HTTP 500).
     #[error("{0}")]
     Internal(String),
 }
@@ -93,15 +129,55 @@ pub enum DeleteError {
         /// Its current state.
         state: TaskState,
     },
-    /// The record could not be deleted (HTTP 500).
+    /// The task store failed (HTTP 500).
+    #[error(transparent)]
+    Store(#[from] StoreFailure),
+    /// The record could not be deleted for another reason (HTTP 500).
     #[error("{0}")]
     Internal(String),
 }
 
 /// A read failed (HTTP 500).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct ReadError(pub String);
+pub enum ReadError {
+    /// The task store failed.
+    #[error(transparent)]
+    Store(#[from] StoreFailure),
+    /// Another source failed (the backend's usage statistics, say); the text says what.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// A [`ReadError::Other`] with this text. `ReadError` was a tuple struct of its message; this
+/// constructor keeps `ReadError(text)` working in existing [`TaskService`] implementations.
+#[allow(non_snake_case)]
+pub fn ReadError(message: String) -> ReadError {
+    ReadError::Other(message)
+}
+
+impl From<StoreError> for ReadError {
+    fn from(error: StoreError) -> Self {
+        ReadError::Store(StoreFailure(error))
+    }
+}
+
+impl From<ReadError> for KillError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Store(failure) => KillError::Store(failure),
+            ReadError::Other(message) => KillError::Internal(message),
+        }
+    }
+}
+
+impl From<ReadError> for DeleteError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Store(failure) => DeleteError::Store(failure),
+            ReadError::Other(message) => DeleteError::Internal(message),
+        }
+    }
+}
 
 /// One state change of a task, as broadcast to `/api/v1/events` subscribers.
 #[derive(Debug, Clone, PartialEq)]

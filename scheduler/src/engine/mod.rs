@@ -32,7 +32,7 @@ use crate::service::{
     Accepted, ClusterStatus, DeleteError, KillError, LogLocation, LogStream, ReadError, Submission,
     SubmitError, TaskEvent, TaskService, TaskUsage,
 };
-use crate::store::{InsertOutcome, Store};
+use crate::store::{InsertOutcome, Store, StoreError};
 use crate::task::{generate_name, CallbackStates, StateFilter, Task, TaskId, TaskState};
 
 /// Settings of the core.
@@ -205,13 +205,13 @@ impl Scheduler {
     /// Records a status change of `task` (whose lock the caller holds): history, store (with
     /// the callback in the same transaction), metrics, event. Returns `false` when the task was
     /// deleted meanwhile.
-    async fn record(&self, task: &mut Task, change: Change) -> Result<bool, String> {
+    async fn record(&self, task: &mut Task, change: Change) -> Result<bool, StoreError> {
         self.record_all(task, vec![change]).await
     }
 
     /// Records several status changes of `task` in one store transaction (a failed attempt
     /// and its requeue must not be split by a crash).
-    async fn record_all(&self, task: &mut Task, changes: Vec<Change>) -> Result<bool, String> {
+    async fn record_all(&self, task: &mut Task, changes: Vec<Change>) -> Result<bool, StoreError> {
         let now = OffsetDateTime::now_utc();
         let mut callbacks = Vec::new();
         let mut applied = Vec::with_capacity(changes.len());
@@ -254,12 +254,7 @@ impl Scheduler {
             applied.push((previous, change.state, task.exit_code, change.reason));
         }
         let has_callbacks = !callbacks.is_empty();
-        let saved = self
-            .inner
-            .store
-            .save(task, callbacks)
-            .await
-            .map_err(|error| error.to_string())?;
+        let saved = self.inner.store.save(task, callbacks).await?;
         if !saved {
             return Ok(false);
         }
@@ -340,11 +335,7 @@ impl Scheduler {
     }
 
     async fn read(&self, id: &TaskId) -> Result<Option<Task>, ReadError> {
-        self.inner
-            .store
-            .get(id)
-            .await
-            .map_err(|error| ReadError(error.to_string()))
+        self.inner.store.get(id).await.map_err(ReadError::from)
     }
 }
 
@@ -429,7 +420,7 @@ impl TaskService for Scheduler {
             .store
             .list(filter, name)
             .await
-            .map_err(|error| ReadError(error.to_string()))?;
+            .map_err(ReadError::from)?;
         self.annotate_waiting(&mut tasks);
         Ok(tasks)
     }
@@ -446,7 +437,7 @@ impl TaskService for Scheduler {
             .store
             .list_page(filter, name, after, limit)
             .await
-            .map_err(|error| ReadError(error.to_string()))?;
+            .map_err(ReadError::from)?;
         self.annotate_waiting(page.iter_mut().map(|(_, task)| task));
         Ok(page)
     }
@@ -456,7 +447,7 @@ impl TaskService for Scheduler {
         let mut task = self
             .read(id)
             .await
-            .map_err(|error| KillError::Internal(error.0))?
+            .map_err(KillError::from)?
             .ok_or_else(|| KillError::NotFound(id.clone()))?;
         let state = task.current_state().unwrap_or(TaskState::Lost);
         if task.is_terminal() {
@@ -476,14 +467,14 @@ impl TaskService for Scheduler {
             let change = Change::because(TaskState::Killed, "killed on request before it started");
             self.record(&mut task, change)
                 .await
-                .map_err(KillError::Internal)?;
+                .map_err(|error| KillError::Store(error.into()))?;
             self.inner.metrics.tasks_terminated_final(TaskState::Killed);
             return Ok(());
         }
         if state != TaskState::Terminating {
             self.record(&mut task, Change::to(TaskState::Terminating))
                 .await
-                .map_err(KillError::Internal)?;
+                .map_err(|error| KillError::Store(error.into()))?;
         }
         if let Some(slot) = self.core().runs.get(id) {
             slot.kill.send_replace(true);
@@ -496,7 +487,7 @@ impl TaskService for Scheduler {
         let task = self
             .read(id)
             .await
-            .map_err(|error| DeleteError::Internal(error.0))?
+            .map_err(DeleteError::from)?
             .ok_or_else(|| DeleteError::NotFound(id.clone()))?;
         if !task.is_terminal() {
             return Err(DeleteError::NotTerminal {
@@ -509,7 +500,7 @@ impl TaskService for Scheduler {
             .store
             .delete(id)
             .await
-            .map_err(|error| DeleteError::Internal(error.to_string()))?;
+            .map_err(|error| DeleteError::Store(error.into()))?;
         if !deleted {
             return Err(DeleteError::NotFound(id.clone()));
         }
@@ -558,7 +549,7 @@ impl TaskService for Scheduler {
                 memory_bytes: stats.memory_usage_bytes,
                 memory_limit_bytes: stats.memory_limit_bytes,
             })),
-            Err(error) => Err(ReadError(error.to_string())),
+            Err(error) => Err(ReadError::Other(error.to_string())),
         }
     }
 
@@ -699,7 +690,7 @@ impl Scheduler {
                     })
                 }
             }
-            Err(error) => Err(SubmitError::Internal(error.to_string())),
+            Err(error) => Err(SubmitError::Store(error.into())),
         }
     }
 

@@ -191,7 +191,7 @@ impl Scheduler {
             Ok(Some(task)) if !task.is_terminal() => task,
             Ok(_) => return Staged::Gone,
             Err(error) => {
-                tracing::error!(task = %id, "reading a task to launch it: {}", error.0);
+                tracing::error!(task = %id, "reading a task to launch it: {}", error);
                 return Staged::StoreFailed;
             }
         };
@@ -376,13 +376,14 @@ impl Scheduler {
                             exit_code: verdict.exit_code,
                             reason: verdict.reason.clone(),
                         };
-                        self.record(&mut current, change).await.map(|_| ())
+                        let recorded = self.record(&mut current, change).await;
+                        recorded.map(|_| ()).map_err(|error| error.to_string())
                     }
                     Ok(None) => {
                         tracing::warn!(task = %id, "the task's record is gone; its end is not recorded");
                         return true;
                     }
-                    Err(error) => Err(error.0),
+                    Err(error) => Err(error.to_string()),
                 }
             };
             match recorded {

@@ -8,22 +8,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use super::response;
-
-/// The message of a 401 error document.
-const MSG_UNAUTHORIZED: &str = "Authentication required";
-
-/// The error text of a 401 error document; it never repeats what the client sent.
-const ERR_UNAUTHORIZED: &str =
-    "missing or invalid credentials: send Authorization: Basic or Authorization: Bearer";
+use super::error::ApiError;
 
 type Sha256Digest = [u8; 32];
 
@@ -142,12 +135,8 @@ pub(crate) async fn require_credentials(
 }
 
 fn unauthorized(authenticator: &Authenticator) -> Response {
-    let mut response =
-        response::error(StatusCode::UNAUTHORIZED, ERR_UNAUTHORIZED, MSG_UNAUTHORIZED);
-    for challenge in authenticator.challenges() {
-        response.headers_mut().append(WWW_AUTHENTICATE, challenge);
-    }
-    response
+    let challenges = authenticator.challenges();
+    ApiError::Unauthorized { challenges }.into_response()
 }
 
 #[cfg(test)]

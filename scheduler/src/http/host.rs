@@ -7,9 +7,9 @@ use axum::extract::Request;
 use axum::http::header::HOST;
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::response;
+use super::error::ApiError;
 
 /// Checks a `Host` value; the error says what is wrong with it. An empty value (allowed by
 /// HTTP/1.1 for requests without an authority) is accepted and treated as no host.
@@ -139,7 +139,9 @@ pub(crate) async fn guard(request: Request, next: Next) -> Response {
         _ => None,
     };
     match problem {
-        Some(error) => response::error(StatusCode::BAD_REQUEST, error, "Bad Host header"),
+        Some(error) => {
+            ApiError::refused(StatusCode::BAD_REQUEST, error, "Bad Host header").into_response()
+        }
         None => next.run(request).await,
     }
 }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, State};
 use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,9 +17,9 @@ use deimos::runtime::output::{inode_at, inode_of, open_output, open_tail};
 use tokio::fs::File;
 use tokio::io::AsyncReadExt;
 
+use super::error::{ApiError, Form, Internal, TaskIdPath};
 use super::response::{self, TEXT_CONTENT_TYPE};
 use super::serve::ConnectionInfo;
-use super::tasks::task_not_found;
 use super::AppState;
 use crate::service::{LogLocation, LogStream, TaskService};
 use crate::task::TaskId;
@@ -42,9 +42,9 @@ const MSG_BAD_LOG_QUERY: &str = "Unable to parse query params";
 pub(crate) async fn stdout(
     State(state): State<AppState>,
     connection: Option<Extension<ConnectionInfo>>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<TaskIdPath, ApiError>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     logs(state, LogStream::Stdout, connection, path, query).await
 }
 
@@ -52,9 +52,9 @@ pub(crate) async fn stdout(
 pub(crate) async fn stderr(
     State(state): State<AppState>,
     connection: Option<Extension<ConnectionInfo>>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<TaskIdPath, ApiError>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     logs(state, LogStream::Stderr, connection, path, query).await
 }
 
@@ -81,36 +81,23 @@ async fn logs(
     state: AppState,
     stream: LogStream,
     connection: Option<Extension<ConnectionInfo>>,
-    path: Result<Path<String>, PathRejection>,
+    path: Result<TaskIdPath, ApiError>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    let follow = match query
+) -> Result<Response, ApiError> {
+    // The query is checked before the id, so that a bad query is a 400 whatever the id.
+    let follow = query
         .map_err(|rejection| rejection.body_text())
         .and_then(|Query(pairs)| follow_query(&pairs))
-    {
-        Ok(follow) => follow,
-        Err(error) => return response::error(StatusCode::BAD_REQUEST, error, MSG_BAD_LOG_QUERY),
-    };
-    let id = match path
-        .map_err(|rejection| rejection.body_text())
-        .and_then(|Path(raw)| TaskId::parse(&raw).map_err(|error| format!("{raw:?}: {error}")))
-    {
-        Ok(id) => id,
-        Err(error) => return task_not_found(format!("no task with id {error}")),
-    };
-    let location = match state.service.log_location(&id, stream).await {
-        Ok(Some(location)) => location,
-        Ok(None) => return task_not_found(format!("no task with id {id}")),
-        Err(error) => {
-            return response::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                error.to_string(),
-                "Unable to find the task's output",
-            )
-        }
-    };
+        .map_err(|error| ApiError::refused(StatusCode::BAD_REQUEST, error, MSG_BAD_LOG_QUERY))?;
+    let TaskIdPath(id) = path?;
+    let location = state
+        .service
+        .log_location(&id, stream)
+        .await
+        .map_err(|error| ApiError::internal(error, "Unable to find the task's output"))?
+        .ok_or_else(|| ApiError::task_not_found(&id, Form::Document))?;
     if location == LogLocation::NotStarted && !follow {
-        return StatusCode::NO_CONTENT.into_response();
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let mut follower = Follower {
         service: Arc::clone(&state.service),
@@ -123,16 +110,12 @@ async fn logs(
         failed: false,
     };
     // Opened before the answer starts, so that its header can say what was dropped.
-    let dropped = match follower.open_files().await {
-        Ok(dropped) => dropped,
-        Err(error) => {
-            return response::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                error.to_string(),
-                "Unable to read the task's output",
-            )
-        }
-    };
+    let dropped = follower.open_files().await.map_err(|error| {
+        ApiError::internal(
+            Internal::Other(error.to_string()),
+            "Unable to read the task's output",
+        )
+    })?;
     let body = Body::from_stream(futures::stream::unfold(follower, Follower::next_chunk));
     let mut response = response::with_content_type(StatusCode::OK, TEXT_CONTENT_TYPE, body);
     let headers = response.headers_mut();
@@ -142,7 +125,7 @@ async fn logs(
     if dropped > 0 {
         headers.insert(OUTPUT_TRUNCATED, HeaderValue::from(dropped));
     }
-    response
+    Ok(response)
 }
 
 /// The open files of the output being read.

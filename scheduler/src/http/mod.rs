@@ -14,6 +14,7 @@
 //! - the log endpoints read the task's output files and can follow them (E-21).
 
 mod auth;
+mod error;
 mod events;
 mod host;
 mod logs;
@@ -43,6 +44,7 @@ pub use serve::{load_tls, serve, TlsFiles};
 use crate::metrics::Metrics;
 use crate::service::TaskService;
 use crate::task::MASK;
+use error::ApiError;
 use response::{with_content_type, TEXT_CONTENT_TYPE};
 use serve::ConnectionInfo;
 
@@ -256,8 +258,8 @@ async fn render_metrics(State(state): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// A known path with a method it does not serve.
-async fn method_not_allowed(method: Method) -> Response {
-    response::error(
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::refused(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("method {method} is not allowed on this path"),
         "Method not allowed",
@@ -272,7 +274,7 @@ async fn method_not_allowed(method: Method) -> Response {
 /// GET and HEAD get Eremetic's 301. Other methods get 308, which keeps the method and body:
 /// clients answer a 301 to a POST by sending a GET without the body (Go's client, which
 /// Eremetic's hermit uses, does), so a submission would silently become a task listing.
-async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+async fn not_found(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
     if let Some(target) = clean_path(request.uri().path()) {
         let query = request
             .uri()
@@ -285,18 +287,19 @@ async fn not_found(State(state): State<AppState>, request: Request) -> Response 
                 Method::GET | Method::HEAD => StatusCode::MOVED_PERMANENTLY,
                 _ => StatusCode::PERMANENT_REDIRECT,
             };
-            return (status, [(LOCATION, value)]).into_response();
+            return Ok((status, [(LOCATION, value)]).into_response());
         }
     }
     if ui::wants_html(request.headers()) {
         let what = format!("There is no page at {}.", request.uri().path());
-        return ui::not_found_page(&state, &what);
+        return Err(ApiError::refused(StatusCode::NOT_FOUND, what, "Not found")
+            .in_form(ui::page_form(&state)));
     }
-    response::error(
+    Err(ApiError::refused(
         StatusCode::NOT_FOUND,
         format!("no route for {} {}", request.method(), request.uri().path()),
         "Not found",
-    )
+    ))
 }
 
 /// The clean form of `path` when it differs, `None` when `path` is clean: repeated slashes

@@ -13,9 +13,9 @@ use axum::extract::{Request, State};
 use axum::http::header::{HOST, ORIGIN};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::response;
+use super::error::ApiError;
 
 /// Which host names (the `Host` of a request) the server answers. Requests addressed to an IP
 /// address or `localhost` always pass.
@@ -127,11 +127,12 @@ pub(crate) async fn guard(
     next: Next,
 ) -> Response {
     match refusal(request.method(), request.headers(), &guard) {
-        Some(reason) => response::error(
+        Some(reason) => ApiError::refused(
             StatusCode::FORBIDDEN,
             reason,
             "The request was refused to protect the server from other web sites",
-        ),
+        )
+        .into_response(),
         None => next.run(request).await,
     }
 }

@@ -8,7 +8,8 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::metrics::{HttpLabels, Metrics};
+use super::error::InternalErrorKind;
+use crate::metrics::{HttpLabels, KindLabels, Metrics};
 
 /// The v1 prefix; v0 routes are the same paths without it.
 pub(crate) const V1_PREFIX: &str = "/api/v1";
@@ -80,6 +81,12 @@ pub(crate) async fn observe(
         .http_requests
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
+    if let Some(InternalErrorKind(kind)) = response.extensions().get::<InternalErrorKind>() {
+        let labels = KindLabels {
+            kind: (*kind).to_owned(),
+        };
+        metrics.http_internal_errors.get_or_create(&labels).inc();
+    }
     response
 }
 

@@ -1,23 +1,24 @@
 //! Task handlers: submit, get, list, kill, delete (v1 and v0).
 
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, State};
-use axum::http::header::{CONTENT_LENGTH, HOST, LOCATION, RETRY_AFTER};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, State};
+use axum::http::header::{CONTENT_LENGTH, HOST, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::Response;
 
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::error::{ApiError, Form, TaskIdPath};
 use super::response;
 use super::{ApiVersion, AppState, ConnectionInfo};
 use crate::api::{
-    ErrorDocument, TaskV0, TaskV1, ValidationErrors, MAX_BODY_BYTES, MSG_BAD_QUERY,
-    MSG_CANNOT_SCHEDULE, MSG_INVALID_REQUEST, MSG_LIST_FAILED, MSG_UNREADABLE,
+    TaskV0, TaskV1, MAX_BODY_BYTES, MSG_BAD_QUERY, MSG_INVALID_REQUEST, MSG_LIST_FAILED,
+    MSG_UNREADABLE,
 };
 use std::sync::Arc;
 
-use crate::service::{DeleteError, KillError, Submission, SubmitError, TaskService};
+use crate::service::{Submission, TaskService};
 use crate::task::{StateFilter, Task, TaskId};
 
 /// The `Idempotency-Key` request header.
@@ -25,9 +26,6 @@ const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// Longest accepted `Idempotency-Key`, in characters.
 pub(crate) const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
-
-/// Message of a 404 for a task.
-const MSG_TASK_NOT_FOUND: &str = "Task not found";
 
 /// Message of a 500 when a task could not be read.
 const MSG_READ_FAILED: &str = "Unable to read the task";
@@ -40,49 +38,31 @@ pub(crate) async fn submit(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    let idempotency_key = match idempotency_key(&headers) {
-        Ok(key) => key,
-        Err(reason) => {
-            return response::error(StatusCode::BAD_REQUEST, reason, MSG_INVALID_REQUEST)
-        }
-    };
-    let bytes = match read_body(&headers, body).await {
-        Ok(bytes) => bytes,
-        Err(refusal) => return refusal,
-    };
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers).map_err(|reason| {
+        ApiError::refused(StatusCode::BAD_REQUEST, reason, MSG_INVALID_REQUEST)
+    })?;
+    let bytes = read_body(&headers, body).await?;
     let parsed = match version {
         ApiVersion::V1 => crate::api::parse_v1(&bytes),
         ApiVersion::V0 => crate::api::parse_v0(&bytes),
     };
-    let task = match parsed {
-        Ok(task) => task,
-        Err(errors) => return invalid(&errors),
-    };
     let submission = Submission {
-        task,
+        task: parsed.map_err(ApiError::Invalid)?,
         idempotency_key,
     };
-    match state.service.submit(submission).await {
-        Ok(accepted) => {
-            let tls = connection.is_some_and(|Extension(info)| info.tls);
-            let target = LocationTarget {
-                headers: &headers,
-                uri: &uri,
-                tls,
-                url_prefix: &state.settings.url_prefix,
-            };
-            accepted_response(&target.location(version, &accepted.id), &accepted.id)
-        }
-        Err(error) => submit_refused(&error),
-    }
-}
-
-fn invalid(errors: &ValidationErrors) -> Response {
-    response::json(
-        StatusCode::BAD_REQUEST,
-        &ErrorDocument::invalid_request(errors),
-    )
+    let accepted = state.service.submit(submission).await?;
+    let tls = connection.is_some_and(|Extension(info)| info.tls);
+    let target = LocationTarget {
+        headers: &headers,
+        uri: &uri,
+        tls,
+        url_prefix: &state.settings.url_prefix,
+    };
+    Ok(accepted_response(
+        &target.location(version, &accepted.id),
+        &accepted.id,
+    ))
 }
 
 /// The `Idempotency-Key` header: absent is fine; present, it must be 1 to 255 visible ASCII
@@ -112,13 +92,13 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Str
 /// How long a request body may take to arrive.
 const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.parse::<u64>().ok());
     if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(too_large());
+        return Err(ApiError::TooLarge);
     }
     // A client that announces a body and then trickles it must not hold the request forever.
     let collected = tokio::time::timeout(
@@ -126,7 +106,7 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
         Limited::new(body, MAX_BODY_BYTES).collect(),
     );
     let Ok(collected) = collected.await else {
-        return Err(response::error(
+        return Err(ApiError::refused(
             StatusCode::REQUEST_TIMEOUT,
             format!(
                 "the request body was not received within {} s",
@@ -137,34 +117,13 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
     };
     match collected {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(error) => Err(response::error(
+        Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::TooLarge),
+        Err(error) => Err(ApiError::refused(
             StatusCode::BAD_REQUEST,
             format!("the request body could not be read: {error}"),
             MSG_UNREADABLE,
         )),
     }
-}
-
-/// The 413 answer. The rest of the body is not read, so the connection cannot carry another
-/// request: `Connection: close` tells the client not to reuse it (a pooled connection that the
-/// server closes under the client's next request fails that request).
-fn too_large() -> Response {
-    let errors = ValidationErrors::single(
-        "body",
-        crate::api::Problem::Invalid(format!(
-            "is larger than {MAX_BODY_BYTES} bytes (1 MiB), the limit"
-        )),
-    );
-    let mut answer = response::json(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        &ErrorDocument::invalid_request(&errors),
-    );
-    answer.headers_mut().insert(
-        axum::http::header::CONNECTION,
-        axum::http::HeaderValue::from_static("close"),
-    );
-    answer
 }
 
 /// What the `Location` of an accepted task is built from.
@@ -224,74 +183,22 @@ fn accepted_response(location: &str, id: &TaskId) -> Response {
     response
 }
 
-fn submit_refused(error: &SubmitError) -> Response {
-    match error {
-        SubmitError::QueueFull { .. } => {
-            let mut response = response::json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &ErrorDocument::queue_full(),
-            );
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
-        SubmitError::Forbidden(reason) => response::error(
-            StatusCode::FORBIDDEN,
-            reason.as_str(),
-            "The task is not allowed by the server's policy",
-        ),
-        SubmitError::Unsatisfiable(reason) => response::error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            reason.as_str(),
-            MSG_CANNOT_SCHEDULE,
-        ),
-        SubmitError::IdempotencyConflict { .. } => response::error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            error.to_string(),
-            "The Idempotency-Key was already used for a different request",
-        ),
-        SubmitError::Internal(reason) => response::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            reason.as_str(),
-            MSG_CANNOT_SCHEDULE,
-        ),
-    }
-}
-
-/// The id in the path, or the 404 answer for a segment that cannot be a task id.
-fn task_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, String> {
-    let Path(raw) = path.map_err(|rejection| rejection.body_text())?;
-    TaskId::parse(&raw).map_err(|error| format!("no task with id {raw:?}: {error}"))
-}
-
-/// The 404 error document for an unknown task (fix of E-3).
-pub(crate) fn task_not_found(error: impl Into<String>) -> Response {
-    response::error(StatusCode::NOT_FOUND, error, MSG_TASK_NOT_FOUND)
-}
-
 /// `GET /api/v1/task/{id}`, `GET /task/{id}`.
 pub(crate) async fn get_task(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let id = match task_id(path) {
-        Ok(id) => id,
-        Err(error) => return task_not_found(error),
-    };
-    match state.service.get(&id).await {
-        Ok(Some(task)) => match version {
-            ApiVersion::V1 => response::json(StatusCode::OK, &TaskV1::from_task(&task)),
-            ApiVersion::V0 => response::json(StatusCode::OK, &TaskV0::from_task(&task)),
-        },
-        Ok(None) => task_not_found(format!("no task with id {id}")),
-        Err(error) => response::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            error.to_string(),
-            MSG_READ_FAILED,
-        ),
-    }
+    TaskIdPath(id): TaskIdPath,
+) -> Result<Response, ApiError> {
+    let task = state
+        .service
+        .get(&id)
+        .await
+        .map_err(|error| ApiError::internal(error, MSG_READ_FAILED))?
+        .ok_or_else(|| ApiError::task_not_found(&id, Form::Document))?;
+    Ok(match version {
+        ApiVersion::V1 => response::json(StatusCode::OK, &TaskV1::from_task(&task)),
+        ApiVersion::V0 => response::json(StatusCode::OK, &TaskV0::from_task(&task)),
+    })
 }
 
 /// The list query: `name` (exact, empty = any) and `state`; the last value of a repeated key
@@ -317,30 +224,27 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    let parsed = query
+) -> Result<Response, ApiError> {
+    let (filter, name) = query
         .map_err(|rejection| rejection.body_text())
-        .and_then(|Query(pairs)| list_query(&pairs));
-    let (filter, name) = match parsed {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            return response::error(StatusCode::UNPROCESSABLE_ENTITY, error, MSG_BAD_QUERY)
-        }
-    };
+        .and_then(|Query(pairs)| list_query(&pairs))
+        .map_err(|error| {
+            ApiError::refused(StatusCode::UNPROCESSABLE_ENTITY, error, MSG_BAD_QUERY)
+        })?;
     // The first page decides the status; later pages are fetched while the body is sent, so
     // a long list never sits in memory whole.
-    match state
+    let first = state
         .service
         .list_page(filter, name.as_deref(), 0, LIST_PAGE)
         .await
-    {
-        Ok(first) => list_response(state.service.clone(), version, filter, name, first),
-        Err(error) => response::error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            error.to_string(),
-            MSG_LIST_FAILED,
-        ),
-    }
+        .map_err(|error| ApiError::internal(error, MSG_LIST_FAILED))?;
+    Ok(list_response(
+        state.service.clone(),
+        version,
+        filter,
+        name,
+        first,
+    ))
 }
 
 /// Tasks per page of a streamed list answer.
@@ -436,47 +340,19 @@ fn encode_page(version: ApiVersion, tasks: Vec<(u64, Task)>, first: bool) -> Vec
 /// strings, as in Eremetic.
 pub(crate) async fn kill(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let id = match task_id(path) {
-        Ok(id) => id,
-        Err(error) => return response::json(StatusCode::NOT_FOUND, &error),
-    };
-    let result = state.service.kill(&id).await;
-    bare_answer(result, |error| match error {
-        KillError::NotFound(_) => StatusCode::NOT_FOUND,
-        KillError::AlreadyTerminal { .. } => StatusCode::CONFLICT,
-        KillError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    })
+    TaskIdPath(id): TaskIdPath,
+) -> Result<Response, ApiError> {
+    state.service.kill(&id).await?;
+    Ok(response::json(StatusCode::ACCEPTED, ""))
 }
 
 /// `DELETE /api/v1/task/{id}`, `DELETE /task/{id}`: 202 `""`; errors are bare JSON strings.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let id = match task_id(path) {
-        Ok(id) => id,
-        Err(error) => return response::json(StatusCode::NOT_FOUND, &error),
-    };
-    let result = state.service.delete(&id).await;
-    bare_answer(result, |error| match error {
-        DeleteError::NotFound(_) => StatusCode::NOT_FOUND,
-        DeleteError::NotTerminal { .. } => StatusCode::CONFLICT,
-        DeleteError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    })
-}
-
-/// Eremetic's kill/delete answers: 202 with `""`, or the error text as a bare JSON string with
-/// the status `status_of` gives it.
-fn bare_answer<E: std::fmt::Display>(
-    result: Result<(), E>,
-    status_of: impl FnOnce(&E) -> StatusCode,
-) -> Response {
-    match result {
-        Ok(()) => response::json(StatusCode::ACCEPTED, ""),
-        Err(error) => response::json(status_of(&error), &error.to_string()),
-    }
+    TaskIdPath(id): TaskIdPath,
+) -> Result<Response, ApiError> {
+    state.service.delete(&id).await?;
+    Ok(response::json(StatusCode::ACCEPTED, ""))
 }
 
 #[cfg(test)]
@@ -570,12 +446,5 @@ mod tests {
             location(&HeaderMap::new(), false, "", ApiVersion::V1),
             "/api/v1/task/eremetic-task.abc"
         );
-    }
-
-    #[test]
-    fn queue_full_answers_503_with_retry_after() {
-        let response = submit_refused(&SubmitError::QueueFull { capacity: 3 });
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()[RETRY_AFTER], "1");
     }
 }

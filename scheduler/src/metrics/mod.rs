@@ -54,6 +54,13 @@ pub struct HttpLabels {
     pub status: u16,
 }
 
+/// Labels of the internal HTTP errors counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// What failed (`disk_full`, `database_corrupt`, `store_closed`, `database`, `other`).
+    pub kind: String,
+}
+
 /// Labels of the callback counter.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -77,6 +84,8 @@ pub struct Metrics {
     pub launch_latency: Histogram,
     /// HTTP requests by route, method and status, in seconds.
     pub http_requests: Family<HttpLabels, Histogram>,
+    /// HTTP requests answered 500 by a failure inside the server, by kind of failure.
+    pub http_internal_errors: Family<KindLabels, Counter>,
     /// Callback deliveries by outcome.
     pub callbacks: Family<OutcomeLabels, Counter>,
     /// Eremetic's `scheduler_tasks_launched`.
@@ -116,6 +125,7 @@ impl Metrics {
             submissions_queue_full: Counter::default(),
             launch_latency: latency_histogram(),
             http_requests: Family::new_with_constructor(latency_histogram),
+            http_internal_errors: Family::default(),
             callbacks: Family::default(),
             tasks_launched: EremeticCounter::default(),
             tasks_terminated: Family::default(),
@@ -148,6 +158,11 @@ impl Metrics {
             "http_request_duration_seconds",
             "HTTP requests by route, method and status",
             metrics.http_requests.clone(),
+        );
+        ours.register(
+            "http_internal_errors",
+            "HTTP requests answered 500 by a failure inside the server, by kind",
+            metrics.http_internal_errors.clone(),
         );
         ours.register(
             "callbacks",

@@ -122,3 +122,115 @@ pub(crate) fn sqlite<'a>(
         source: Arc::new(source),
     }
 }
+
+/// What kind of failure a [`StoreError`] is, for metrics labels and operators: a full disk
+/// needs space, a corrupt database needs a restore, a closed store a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreErrorKind {
+    /// The file system is full (SQLite's `SQLITE_FULL`, or `ENOSPC`).
+    DiskFull,
+    /// The database file or a stored value is damaged (`SQLITE_CORRUPT`, `SQLITE_NOTADB`, an
+    /// undecodable row, a schema from a newer version).
+    DatabaseCorrupt,
+    /// The store was closed or its writer thread stopped.
+    StoreClosed,
+    /// Any other failure of the database or its files.
+    Database,
+}
+
+impl StoreErrorKind {
+    /// The metrics label value (`disk_full`, `database_corrupt`, `store_closed`, `database`).
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreErrorKind::DiskFull => "disk_full",
+            StoreErrorKind::DatabaseCorrupt => "database_corrupt",
+            StoreErrorKind::StoreClosed => "store_closed",
+            StoreErrorKind::Database => "database",
+        }
+    }
+
+    /// The kind in plain words, safe to show to clients (no paths, no SQLite text).
+    pub fn describe(self) -> &'static str {
+        match self {
+            StoreErrorKind::DiskFull => "the task store's disk is full",
+            StoreErrorKind::DatabaseCorrupt => "the task store's database is corrupt",
+            StoreErrorKind::StoreClosed => "the task store is closed",
+            StoreErrorKind::Database => "the task store failed",
+        }
+    }
+}
+
+impl StoreError {
+    /// The kind of this failure, read from the typed cause.
+    pub fn kind(&self) -> StoreErrorKind {
+        use rusqlite::ErrorCode;
+        let io_kind = |error: &std::io::Error| {
+            if error.kind() == std::io::ErrorKind::StorageFull {
+                StoreErrorKind::DiskFull
+            } else {
+                StoreErrorKind::Database
+            }
+        };
+        match self {
+            StoreError::CreateDir { source, .. }
+            | StoreError::CreateFile { source, .. }
+            | StoreError::SpawnWriter { source, .. } => io_kind(source),
+            StoreError::Sqlite { source, .. } => match source.sqlite_error_code() {
+                Some(ErrorCode::DiskFull) => StoreErrorKind::DiskFull,
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                    StoreErrorKind::DatabaseCorrupt
+                }
+                _ => StoreErrorKind::Database,
+            },
+            StoreError::Corrupt { .. } | StoreError::NewerSchema { .. } => {
+                StoreErrorKind::DatabaseCorrupt
+            }
+            StoreError::Closed { .. } => StoreErrorKind::StoreClosed,
+            StoreError::WalUnavailable { .. }
+            | StoreError::Encode { .. }
+            | StoreError::ReadAborted { .. } => StoreErrorKind::Database,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite_failure(code: std::os::raw::c_int) -> StoreError {
+        StoreError::Sqlite {
+            path: PathBuf::from("/data/eremetic.db"),
+            operation: "committing",
+            source: Arc::new(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            )),
+        }
+    }
+
+    #[test]
+    fn full_disk_and_corrupt_database_are_distinct_kinds() {
+        let full = sqlite_failure(rusqlite::ffi::SQLITE_FULL);
+        let corrupt = sqlite_failure(rusqlite::ffi::SQLITE_CORRUPT);
+        assert_eq!(full.kind(), StoreErrorKind::DiskFull);
+        assert_eq!(corrupt.kind(), StoreErrorKind::DatabaseCorrupt);
+        assert_eq!(
+            sqlite_failure(rusqlite::ffi::SQLITE_NOTADB).kind(),
+            StoreErrorKind::DatabaseCorrupt
+        );
+        assert_eq!(
+            sqlite_failure(rusqlite::ffi::SQLITE_BUSY).kind(),
+            StoreErrorKind::Database
+        );
+        let enospc = StoreError::CreateFile {
+            path: PathBuf::from("/data/eremetic.db"),
+            source: Arc::new(std::io::Error::from_raw_os_error(28)),
+        };
+        assert_eq!(enospc.kind(), StoreErrorKind::DiskFull);
+        let closed = StoreError::Closed {
+            path: PathBuf::from("/data/eremetic.db"),
+            operation: "inserting task",
+        };
+        assert_eq!(closed.kind().label(), "store_closed");
+    }
+}

@@ -30,7 +30,7 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
-pub use error::StoreError;
+pub use error::{StoreError, StoreErrorKind};
 
 use crate::outbox::NewCallback;
 use crate::task::{StateFilter, Task, TaskId, TaskState};

@@ -22,8 +22,8 @@ mod pages;
 mod tail;
 
 use axum::body::Body;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Extension, Path, Query, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Query, Request, State};
 use axum::http::header::{
     ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
 };
@@ -35,7 +35,8 @@ use axum::Router;
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::tasks::{self, task_not_found};
+use super::error::{ApiError, Form, TaskIdPath};
+use super::tasks;
 use super::{response, ApiVersion, AppState};
 use crate::service::{LogLocation, LogStream, ReadError, TaskService};
 use crate::task::{StateFilter, TaskId};
@@ -122,29 +123,37 @@ fn page(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// The HTML 404 page for browsers (`what` says what is missing).
-pub(crate) fn not_found_page(state: &AppState, what: &str) -> Response {
-    page(StatusCode::NOT_FOUND, layout::not_found(site(state), what))
+/// The page of an error: the 404 page naming `text` for 404s, the error page otherwise.
+pub(crate) fn error_page(status: StatusCode, prefix: &str, version: &str, text: &str) -> Response {
+    let site = Site { prefix, version };
+    let body = if status == StatusCode::NOT_FOUND {
+        layout::not_found(site, text)
+    } else {
+        layout::server_error(site, text)
+    };
+    page(status, body)
 }
 
-/// A 404 for a path under `/static/`: HTML for browsers, an error document otherwise.
-fn not_found_response(headers: &HeaderMap, what: String) -> Response {
-    if wants_html(headers) {
-        let site = Site {
-            prefix: "",
-            version: "",
-        };
-        return page(StatusCode::NOT_FOUND, layout::not_found(site, &what));
+/// The form of a UI page's errors: a page of this site.
+pub(crate) fn page_form(state: &AppState) -> Form {
+    Form::Page {
+        prefix: state.settings.url_prefix.clone(),
+        version: state.settings.version.clone(),
     }
-    response::error(StatusCode::NOT_FOUND, what, "Not found")
 }
 
-fn server_error_page(state: &AppState, error: &UiError) -> Response {
-    tracing::error!(%error, "web UI page failed");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        layout::server_error(site(state), &error.to_string()),
-    )
+/// A 404 for a path under `/static/`: a page for browsers, an error document otherwise.
+fn not_found_response(headers: &HeaderMap, what: String) -> Response {
+    let error = ApiError::refused(StatusCode::NOT_FOUND, what, "Not found");
+    if wants_html(headers) {
+        // Without the site's prefix: the page must not depend on the state.
+        let form = Form::Page {
+            prefix: String::new(),
+            version: String::new(),
+        };
+        return error.in_form(form).into_response();
+    }
+    error.into_response()
 }
 
 fn now() -> i64 {
@@ -159,9 +168,9 @@ pub(crate) async fn index(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
+) -> Result<Response, ApiError> {
     if !wants_html(&headers) {
-        return StatusCode::NO_CONTENT.into_response();
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let parsed = query
         .map_err(|rejection| rejection.body_text())
@@ -201,19 +210,13 @@ pub(crate) async fn index(
             format!("Showing the first {UI_LIST_LIMIT} tasks: narrow the list with the filters.")
         });
     }
-    match listed {
-        Ok(list) => page(
-            status,
-            pages::index::render(site(&state), &list, &filter, now()),
-        ),
-        Err(source) => server_error_page(
-            &state,
-            &UiError::Read {
-                what: "the task list".into(),
-                source,
-            },
-        ),
-    }
+    let list = listed.map_err(|error| {
+        ApiError::internal(error, "Unable to list the tasks").in_form(page_form(&state))
+    })?;
+    Ok(page(
+        status,
+        pages::index::render(site(&state), &list, &filter, now()),
+    ))
 }
 
 /// `GET /api/v1/task/{id}` and `GET /task/{id}`: the v0 route renders the task page for
@@ -222,41 +225,28 @@ pub(crate) async fn get_task(
     State(state): State<AppState>,
     Extension(version): Extension<ApiVersion>,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
+    id: TaskIdPath,
+) -> Result<Response, ApiError> {
     if version == ApiVersion::V0 && wants_html(&headers) {
-        return task_page(&state, path).await;
+        return task_page(&state, id).await;
     }
-    tasks::get_task(State(state), Extension(version), path).await
+    tasks::get_task(State(state), Extension(version), id).await
 }
 
 /// `GET /web/task/{id}`: the task page whatever the `Accept` header.
-async fn web_task(
-    State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
-    task_page(&state, path).await
+async fn web_task(State(state): State<AppState>, id: TaskIdPath) -> Result<Response, ApiError> {
+    task_page(&state, id).await
 }
 
-/// The id in the path, or the text of the 404 that names it.
-fn parse_id(path: Result<Path<String>, PathRejection>) -> Result<TaskId, String> {
-    let Path(raw) = path.map_err(|rejection| rejection.body_text())?;
-    TaskId::parse(&raw).map_err(|error| format!("No task with id {raw}: {error}."))
-}
-
-async fn task_page(state: &AppState, path: Result<Path<String>, PathRejection>) -> Response {
-    let id = match parse_id(path) {
-        Ok(id) => id,
-        Err(what) => return not_found_page(state, &what),
-    };
-    let task = match state.service.get(&id).await {
-        Ok(Some(task)) => task,
-        Ok(None) => return not_found_page(state, &format!("No task with id {id}.")),
-        Err(source) => {
-            let what = format!("task {id}");
-            return server_error_page(state, &UiError::Read { what, source });
-        }
-    };
+async fn task_page(state: &AppState, TaskIdPath(id): TaskIdPath) -> Result<Response, ApiError> {
+    let task = state
+        .service
+        .get(&id)
+        .await
+        .map_err(|error| {
+            ApiError::internal(error, "Unable to read the task").in_form(page_form(state))
+        })?
+        .ok_or_else(|| ApiError::task_not_found(&id, page_form(state)))?;
     // Usage is a nicety: a failure to read it only leaves the section empty.
     let usage = if task.is_running() {
         state.service.usage(&id).await.ok().flatten()
@@ -269,7 +259,10 @@ async fn task_page(state: &AppState, path: Result<Path<String>, PathRejection>) 
         stdout: log_view(state.service.as_ref(), &id, LogStream::Stdout).await,
         stderr: log_view(state.service.as_ref(), &id, LogStream::Stderr).await,
     };
-    page(StatusCode::OK, pages::task::render(site(state), &view))
+    Ok(page(
+        StatusCode::OK,
+        pages::task::render(site(state), &view),
+    ))
 }
 
 /// The output so far, or a note saying why it is not shown.
@@ -308,31 +301,26 @@ fn log_note(error: &UiError) -> LogView {
 /// the task runs).
 async fn task_usage(
     State(state): State<AppState>,
-    path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let id = match parse_id(path) {
-        Ok(id) => id,
-        Err(error) => return task_not_found(error),
+    TaskIdPath(id): TaskIdPath,
+) -> Result<Response, ApiError> {
+    let read = || async {
+        state
+            .service
+            .get(&id)
+            .await
+            .map_err(read_failed)?
+            .ok_or_else(|| ApiError::task_not_found(&id, Form::Document))
     };
-    let task = match state.service.get(&id).await {
-        Ok(Some(task)) => task,
-        Ok(None) => return task_not_found(format!("no task with id {id}")),
-        Err(error) => return read_failed(&error),
-    };
-    let mut task = task;
+    let mut task = read().await?;
     let usage = if task.is_running() {
         let usage = state.service.usage(&id).await;
         // The container may have ended during the call: then the answer is no usage and the
         // state as it is now, not a failure.
-        match state.service.get(&id).await {
-            Ok(Some(now)) => task = now,
-            Ok(None) => return task_not_found(format!("no task with id {id}")),
-            Err(error) => return read_failed(&error),
-        }
+        task = read().await?;
         match usage {
             Ok(usage) => usage.filter(|_| task.is_running()),
             Err(_) if !task.is_running() => None,
-            Err(error) => return read_failed(&error),
+            Err(error) => return Err(read_failed(error)),
         }
     } else {
         None
@@ -345,18 +333,14 @@ async fn task_usage(
         })
     });
     let state_name = task.current_state().map(|state| state.as_str());
-    response::json(
+    Ok(response::json(
         StatusCode::OK,
         &json!({"task_id": id.as_str(), "state": state_name, "usage": usage}),
-    )
+    ))
 }
 
-fn read_failed(error: &ReadError) -> Response {
-    response::error(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        error.to_string(),
-        "Unable to read the task",
-    )
+fn read_failed(error: ReadError) -> ApiError {
+    ApiError::internal(error, "Unable to read the task")
 }
 
 /// `GET /cluster`.
