@@ -138,6 +138,56 @@ struct OpenFiles {
     current: Option<(File, u64)>,
 }
 
+impl OpenFiles {
+    /// The next chunk of the output: the rest of the rotated file, then the current one,
+    /// following a rotation; `None` when everything written so far has been read.
+    async fn read_next(&mut self) -> io::Result<Option<Bytes>> {
+        let files = self;
+        let path = files.path.clone();
+        if let Some(previous) = &mut files.previous {
+            let chunk = read_some(previous).await.map_err(|e| named(&path, e))?;
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+            files.previous = None;
+        }
+        // At most: read the file at hand, open the one that replaced it, read that.
+        for _ in 0..3 {
+            let Some((file, inode)) = &mut files.current else {
+                // Not created yet: open it once it exists.
+                let Some(file) = open_output(&path).await.map_err(|e| named(&path, e))? else {
+                    return Ok(None);
+                };
+                let inode = inode_of(&file).await.map_err(|e| named(&path, e))?;
+                files.current = Some((file, inode));
+                continue;
+            };
+            let chunk = read_some(file).await.map_err(|e| named(&path, e))?;
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
+            // At its end: the file at the path is another one after a rotation (or a reset
+            // for a new attempt). Missing means the writer is between rename and create.
+            match inode_at(&path).await.map_err(|e| named(&path, e))? {
+                Some(now) if now != *inode => {
+                    // The writer rotated. What it appended between our empty read and the
+                    // rotation is still in the old file, which nobody writes to any more:
+                    // drain it (as `previous`) before switching, or it would be lost.
+                    let tail = read_some(file).await.map_err(|e| named(&path, e))?;
+                    if let Some((old, _)) = files.current.take() {
+                        if !tail.is_empty() {
+                            files.previous = Some(old);
+                            return Ok(Some(tail));
+                        }
+                    }
+                }
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// Reads a task's output files; when following, waits for more while the task is active and
 /// ends once it is not and the files are drained. A rotation of the output (see
 /// `deimos::runtime::output`) is followed: the old file is read to its end, then the new one
@@ -230,40 +280,10 @@ impl Follower {
     /// The next chunk of the open files: the rest of the rotated file, then the current one,
     /// moving to a new current file when the one being read was rotated away.
     async fn read_files(&mut self) -> io::Result<Option<Bytes>> {
-        let Some(files) = &mut self.files else {
-            return Ok(None);
-        };
-        let path = files.path.clone();
-        if let Some(previous) = &mut files.previous {
-            let chunk = read_some(previous).await.map_err(|e| named(&path, e))?;
-            if !chunk.is_empty() {
-                return Ok(Some(chunk));
-            }
-            files.previous = None;
+        match &mut self.files {
+            Some(files) => files.read_next().await,
+            None => Ok(None),
         }
-        // At most: read the file at hand, open the one that replaced it, read that.
-        for _ in 0..3 {
-            let Some((file, inode)) = &mut files.current else {
-                // Not created yet: open it once it exists.
-                let Some(file) = open_output(&path).await.map_err(|e| named(&path, e))? else {
-                    return Ok(None);
-                };
-                let inode = inode_of(&file).await.map_err(|e| named(&path, e))?;
-                files.current = Some((file, inode));
-                continue;
-            };
-            let chunk = read_some(file).await.map_err(|e| named(&path, e))?;
-            if !chunk.is_empty() {
-                return Ok(Some(chunk));
-            }
-            // At its end: the file at the path is another one after a rotation (or a reset
-            // for a new attempt). Missing means the writer is between rename and create.
-            match inode_at(&path).await.map_err(|e| named(&path, e))? {
-                Some(now) if now != *inode => files.current = None,
-                _ => return Ok(None),
-            }
-        }
-        Ok(None)
     }
 
     async fn requery(&self) -> io::Result<Option<LogLocation>> {
@@ -368,5 +388,40 @@ mod tests {
             Bytes::from_static(b"hello world")
         );
         assert!(read_some(&mut file).await.unwrap().is_empty());
+    }
+
+    /// Reads every chunk available now.
+    async fn drain(files: &mut OpenFiles) -> String {
+        let mut text = String::new();
+        while let Some(chunk) = files.read_next().await.unwrap() {
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn output_appended_just_before_a_rotation_is_read_before_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stdout");
+        std::fs::write(&path, b"one\n").unwrap();
+        let file = File::open(&path).await.unwrap();
+        let inode = inode_of(&file).await.unwrap();
+        let mut files = OpenFiles {
+            path: path.clone(),
+            previous: None,
+            current: Some((file, inode)),
+        };
+        assert_eq!(drain(&mut files).await, "one\n");
+        // The writer appends after the reader found the end, then rotates (as
+        // deimos::runtime::output does: rename to `.1`, create anew) before the reader
+        // looks again.
+        let mut old = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut old, b"two\n").unwrap();
+        std::fs::rename(&path, dir.path().join("stdout.1")).unwrap();
+        std::fs::write(&path, b"three\n").unwrap();
+        assert_eq!(drain(&mut files).await, "two\nthree\n");
     }
 }
