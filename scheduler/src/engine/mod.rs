@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, watch, Notify};
 
-pub use outcome::{verdict, StopCause, Verdict};
+pub use outcome::{verdict, ReportedEnd, RunEnd, StopCause, Verdict};
 pub use policy::Policy;
 pub use queue::{Queue, QueueEntry};
 

@@ -1,4 +1,10 @@
-//! How a finished run becomes a task state and a human-readable reason. Pure.
+//! How the end of a run becomes a task state, an exit code, a reason in plain words and
+//! whether another attempt may follow. Pure.
+//!
+//! A run ends in one of two ways, and one function judges both ([`verdict`]):
+//! - [`RunEnd::Exited`]: an exit observed on this machine (the local backend);
+//! - [`RunEnd::Reported`]: a terminal state a cluster reported (a Mesos status update, read by
+//!   `mesos::updates::reported_end`), with its reason, message and exit code when known.
 
 use crate::backend::RunOutcome;
 use crate::task::TaskState;
@@ -17,7 +23,32 @@ pub enum StopCause {
     },
 }
 
-/// The final state, exit code and reason of a run.
+/// The end of a run a cluster reported: a terminal state with what the report says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedEnd {
+    /// Our terminal state for the reported one (`TASK_LOST` also stands for Mesos' DROPPED,
+    /// GONE, GONE_BY_OPERATOR and UNKNOWN).
+    pub state: TaskState,
+    /// The report's reason and message in words, when it has any.
+    pub reason: Option<String>,
+    /// The command's exit code, when the report says it.
+    pub exit_code: Option<i32>,
+    /// The container was killed for exceeding its memory limit.
+    pub memory_limited: bool,
+    /// The run had reached `TASK_RUNNING` before it ended.
+    pub started: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// An exit observed on this machine.
+    Exited(RunOutcome),
+    /// A terminal state a cluster reported.
+    Reported(ReportedEnd),
+}
+
+/// The final state, exit code and reason of a run, and whether another attempt may follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// Terminal state.
@@ -26,93 +57,149 @@ pub struct Verdict {
     pub exit_code: Option<i32>,
     /// Why it did not finish successfully.
     pub reason: Option<String>,
+    /// The run ended without the command having had its chance (lost, dropped, or failed
+    /// before it ran): a new attempt may follow while the task has retries left. A command
+    /// that ran and failed, a kill, a timeout and an invalid task are final.
+    pub retryable: bool,
 }
 
-/// Classifies a finished run: a kill wins over everything (`TASK_KILLED`), then a timeout
-/// (`TASK_FAILED`, timeout reason), then the OOM killer (`TASK_FAILED`, memory reason), then the
-/// exit code (0 → `TASK_FINISHED`, else `TASK_FAILED`).
-pub fn verdict(outcome: &RunOutcome, cause: StopCause, mem_mib: f64) -> Verdict {
-    let exit_code = Some(outcome.exit_code);
-    let failed = |reason: String| Verdict {
-        state: TaskState::Failed,
+/// Judges the end of a run. In order: a kill on request wins over everything
+/// (`TASK_KILLED`), then a timeout (`TASK_FAILED`, timeout reason), then the memory limit
+/// (`TASK_FAILED`, memory reason), then what the end itself says: exit code 0 or a reported
+/// `TASK_FINISHED` finish; another exit code fails with it; a reported state keeps its
+/// meaning with the report's reason.
+pub fn verdict(end: &RunEnd, cause: StopCause, mem_mib: f64) -> Verdict {
+    let exit_code = match end {
+        RunEnd::Exited(outcome) => Some(outcome.exit_code),
+        RunEnd::Reported(report) => report.exit_code,
+    };
+    let final_with = |state: TaskState, reason: Option<String>| Verdict {
+        state,
         exit_code,
-        reason: Some(reason),
+        reason,
+        retryable: false,
     };
     match cause {
-        StopCause::Killed => Verdict {
-            state: TaskState::Killed,
-            exit_code,
-            reason: Some("killed on request".to_owned()),
-        },
-        StopCause::TimedOut { seconds } => failed(format!(
-            "timed out: still running after the task's timeout of {seconds} s, so it was stopped"
-        )),
-        StopCause::None if outcome.oom_killed => failed(format!(
-            "out of memory: the container exceeded its memory limit of {mem_mib} MiB and was \
-             killed by the kernel (exit code {})",
-            outcome.exit_code
-        )),
-        StopCause::None if outcome.exit_code == 0 => Verdict {
-            state: TaskState::Finished,
-            exit_code,
-            reason: None,
-        },
-        StopCause::None => match outcome.signal {
-            Some(signal) => failed(format!(
-                "the command was killed by signal {signal} (exit code {})",
-                outcome.exit_code
+        StopCause::Killed => {
+            return final_with(TaskState::Killed, Some("killed on request".to_owned()))
+        }
+        StopCause::TimedOut { seconds } => {
+            return final_with(
+                TaskState::Failed,
+                Some(format!(
+                    "timed out: still running after the task's timeout of {seconds} s, so it \
+                     was stopped"
+                )),
+            )
+        }
+        StopCause::None => {}
+    }
+    let memory_limited = match end {
+        RunEnd::Exited(outcome) => outcome.oom_killed,
+        RunEnd::Reported(report) => report.memory_limited,
+    };
+    if memory_limited {
+        let code = exit_code.map_or_else(String::new, |code| format!(" (exit code {code})"));
+        return final_with(
+            TaskState::Failed,
+            Some(format!(
+                "out of memory: the container exceeded its memory limit of {mem_mib} MiB and \
+                 was killed by the kernel{code}"
             )),
-            None => failed(format!(
-                "the command exited with code {}",
-                outcome.exit_code
-            )),
+        );
+    }
+    match end {
+        RunEnd::Exited(outcome) => exited(outcome),
+        RunEnd::Reported(report) => reported(report),
+    }
+}
+
+fn exited(outcome: &RunOutcome) -> Verdict {
+    let reason = match (outcome.exit_code, outcome.signal) {
+        (0, _) => None,
+        (code, Some(signal)) => Some(format!(
+            "the command was killed by signal {signal} (exit code {code})"
+        )),
+        (code, None) => Some(format!("the command exited with code {code}")),
+    };
+    Verdict {
+        state: if reason.is_none() {
+            TaskState::Finished
+        } else {
+            TaskState::Failed
         },
+        exit_code: Some(outcome.exit_code),
+        reason,
+        retryable: false,
+    }
+}
+
+fn reported(report: &ReportedEnd) -> Verdict {
+    let verdict = |state: TaskState, reason: Option<String>, retryable: bool| Verdict {
+        state,
+        exit_code: report.exit_code,
+        reason,
+        retryable,
+    };
+    let said = report.reason.clone();
+    match report.state {
+        TaskState::Finished => Verdict {
+            exit_code: Some(report.exit_code.unwrap_or(0)),
+            ..verdict(TaskState::Finished, None, false)
+        },
+        // The command ran and failed: its exit code says why, the report adds detail.
+        TaskState::Failed if report.started => {
+            let reason = match (report.exit_code, said) {
+                (Some(code), Some(said)) => format!("the command exited with code {code}: {said}"),
+                (Some(code), None) => format!("the command exited with code {code}"),
+                (None, Some(said)) => said,
+                (None, None) => "the task failed (Mesos gave no reason)".to_owned(),
+            };
+            verdict(TaskState::Failed, Some(reason), false)
+        }
+        // Failed before it ran (fetch, image, container launch): another attempt may work.
+        TaskState::Failed => verdict(
+            TaskState::Failed,
+            Some(prefixed("the task failed before it started", said)),
+            true,
+        ),
+        TaskState::Killed => verdict(
+            TaskState::Killed,
+            Some(prefixed("killed by Mesos, not on request", said)),
+            false,
+        ),
+        TaskState::Error => verdict(
+            TaskState::Error,
+            Some(prefixed("Mesos refused the task", said)),
+            false,
+        ),
+        // Lost, dropped, gone, unknown: the run is definitely not running; relaunching is safe.
+        TaskState::Lost => verdict(
+            TaskState::Lost,
+            Some(prefixed("the task was lost", said)),
+            true,
+        ),
+        // Not terminal: callers pass terminal states only. Judge it as lost rather than
+        // leave a run without an end.
+        other => verdict(
+            TaskState::Lost,
+            Some(prefixed(
+                &format!("the run ended in the non-terminal state {other}"),
+                said,
+            )),
+            true,
+        ),
+    }
+}
+
+/// `"<what>: <said>"`, or `what` alone.
+fn prefixed(what: &str, said: Option<String>) -> String {
+    match said {
+        Some(said) => format!("{what}: {said}"),
+        None => what.to_owned(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn outcome(exit_code: i32, oom_killed: bool, signal: Option<i32>) -> RunOutcome {
-        RunOutcome {
-            exit_code,
-            oom_killed,
-            signal,
-        }
-    }
-
-    #[test]
-    fn exit_zero_finishes_and_nonzero_fails_with_the_code() {
-        let done = verdict(&outcome(0, false, None), StopCause::None, 64.0);
-        assert_eq!(done.state, TaskState::Finished);
-        assert_eq!(done.reason, None);
-        let failed = verdict(&outcome(3, false, None), StopCause::None, 64.0);
-        assert_eq!(failed.state, TaskState::Failed);
-        assert_eq!(failed.exit_code, Some(3));
-        assert_eq!(
-            failed.reason.as_deref(),
-            Some("the command exited with code 3")
-        );
-    }
-
-    #[test]
-    fn oom_kill_fails_with_a_memory_reason() {
-        let oom = verdict(&outcome(137, true, Some(9)), StopCause::None, 8.0);
-        assert_eq!(oom.state, TaskState::Failed);
-        assert!(oom.reason.unwrap().contains("memory limit of 8 MiB"));
-    }
-
-    #[test]
-    fn kill_wins_over_exit_code_and_timeout_fails_with_its_reason() {
-        let killed = verdict(&outcome(143, false, Some(15)), StopCause::Killed, 64.0);
-        assert_eq!(killed.state, TaskState::Killed);
-        let timed_out = verdict(
-            &outcome(137, false, Some(9)),
-            StopCause::TimedOut { seconds: 5 },
-            64.0,
-        );
-        assert_eq!(timed_out.state, TaskState::Failed);
-        assert!(timed_out.reason.unwrap().contains("timeout of 5 s"));
-    }
-}
+#[path = "outcome_tests.rs"]
+mod tests;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use super::{verdict, Change, QueueEntry, RunSlot, Scheduler, StopCause};
+use super::{verdict, Change, QueueEntry, RunEnd, RunSlot, Scheduler, StopCause};
 use crate::backend::{Allocation, BackendError, Placement, Run, RunOutcome};
 use crate::task::{Task, TaskId, TaskState, DEFAULT_MAX_RETRIES};
 
@@ -360,7 +360,7 @@ impl Scheduler {
     /// outcome again instead of declaring the task lost.
     async fn finish(&self, task: &Task, outcome: &RunOutcome, cause: StopCause) -> bool {
         let id = &task.id;
-        let verdict = verdict(outcome, cause, task.request.mem);
+        let verdict = verdict(&RunEnd::Exited(*outcome), cause, task.request.mem);
         let state = verdict.state;
         let dropped = self.inner.backend.output_dropped(id).await;
         let mut delay = Duration::from_millis(200);

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::task_info::parse_mesos_task_id;
 use super::MesosError;
+use crate::engine::ReportedEnd;
 use crate::task::{TaskId, TaskState};
 
 /// Where the Docker executor mounts the sandbox inside the container.
@@ -33,6 +34,9 @@ pub struct StatusChange {
     pub reason: Option<String>,
     /// Exit status of the command, when the update says it.
     pub exit_code: Option<i32>,
+    /// The container was killed for exceeding its memory limit
+    /// (`REASON_CONTAINER_LIMITATION_MEMORY`).
+    pub memory_limited: bool,
     /// Agent of the task.
     pub agent_id: Option<String>,
     /// Executor of the task.
@@ -82,6 +86,8 @@ pub fn read_status(status: &TaskStatus) -> Result<StatusChange, MesosError> {
         state,
         reason: describe(status, mesos_state),
         exit_code,
+        memory_limited: status.reason
+            == Some(task_status::Reason::ContainerLimitationMemory as i32),
         agent_id: status.agent_id.as_ref().map(|agent| agent.value.clone()),
         executor_id: status.executor_id.as_ref().map(|id| id.value.clone()),
         sandbox_path: inspect.and_then(|inspect| inspect.sandbox),
@@ -98,6 +104,22 @@ pub fn read_status(status: &TaskStatus) -> Result<StatusChange, MesosError> {
         from_reconciliation: status.reason == Some(task_status::Reason::Reconciliation as i32),
         uuid: status.uuid.clone(),
     })
+}
+
+impl StatusChange {
+    /// The end of a run this update reports, for [`crate::engine::verdict`]; `None` unless
+    /// its state ends the task. `started`: the run had reached `TASK_RUNNING` before (a
+    /// failure before that may be retried).
+    pub fn reported_end(&self, started: bool) -> Option<ReportedEnd> {
+        let state = self.state.filter(|state| state.is_terminal())?;
+        Some(ReportedEnd {
+            state,
+            reason: self.reason.clone(),
+            exit_code: self.exit_code,
+            memory_limited: self.memory_limited,
+            started,
+        })
+    }
 }
 
 /// Our state for a Mesos state. The partition-aware states mean: DROPPED never started,

@@ -203,3 +203,48 @@ fn unknown_state_number_is_an_error_naming_the_task() {
         "{message}"
     );
 }
+
+#[test]
+fn terminal_updates_become_reported_ends_judged_like_local_exits() {
+    use crate::engine::{verdict, RunEnd, StopCause};
+    let judge = |status: &TaskStatus, started: bool| {
+        let end = read(status).reported_end(started).expect("terminal");
+        verdict(&RunEnd::Reported(end), StopCause::None, 64.0)
+    };
+    // The Docker executor's words for a command that exited with 3.
+    let mut failed = status(MesosState::TaskFailed);
+    failed.message = Some("Container exited with status 3".into());
+    let verdict_of_failure = judge(&failed, true);
+    assert_eq!(
+        (verdict_of_failure.state, verdict_of_failure.exit_code),
+        (TaskState::Failed, Some(3))
+    );
+    assert!(!verdict_of_failure.retryable);
+    // Killed by the kernel for its memory.
+    let mut oom = status(MesosState::TaskFailed);
+    oom.reason = Some(task_status::Reason::ContainerLimitationMemory as i32);
+    let verdict_of_oom = judge(&oom, true);
+    assert!(
+        verdict_of_oom
+            .reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with("out of memory")),
+        "{verdict_of_oom:?}"
+    );
+    // Dropped before it started: lost, and another attempt may follow.
+    let verdict_of_drop = judge(&status(MesosState::TaskDropped), false);
+    assert_eq!(verdict_of_drop.state, TaskState::Lost);
+    assert!(verdict_of_drop.retryable);
+}
+
+#[test]
+fn progress_and_unreachable_updates_report_no_end() {
+    for state in [
+        MesosState::TaskStaging,
+        MesosState::TaskRunning,
+        MesosState::TaskKilling,
+        MesosState::TaskUnreachable,
+    ] {
+        assert_eq!(read(&status(state)).reported_end(true), None, "{state:?}");
+    }
+}
