@@ -3,11 +3,8 @@
 //! before a handler runs: the header is reflected into `Location` and the UI's links, and a
 //! value such as `127.0.0.1:1@evil.example` would send clients to another host.
 
-use axum::extract::Request;
 use axum::http::header::HOST;
-use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
 
 use super::error::ApiError;
 
@@ -124,26 +121,26 @@ fn is_sub_delim(byte: u8) -> bool {
     )
 }
 
-/// Middleware answering 400 (Eremetic's error document) to a request whose `Host` header is
-/// malformed, or present several times.
-pub(crate) async fn guard(request: Request, next: Next) -> Response {
-    let mut values = request.headers().get_all(HOST).iter();
+/// The refusal of a request whose `Host` header is not one `host[:port]` (400), checked by
+/// [`super::origin::guard`] before anything else, so that no handler sees such a header.
+pub(crate) fn refusal(headers: &HeaderMap) -> Option<ApiError> {
+    let mut values = headers.get_all(HOST).iter();
     let problem = match (values.next(), values.next()) {
-        (Some(_), Some(_)) => Some("the request has several Host headers".to_owned()),
+        (Some(_), Some(_)) => "the request has several Host headers".to_owned(),
         (Some(value), None) => match value.to_str() {
-            Ok(text) => check_host(text)
-                .err()
-                .map(|why| format!("Host header {text:?} is not host[:port]: {why}")),
-            Err(_) => Some("the Host header is not visible ASCII".to_owned()),
+            Ok(text) => {
+                let why = check_host(text).err()?;
+                format!("Host header {text:?} is not host[:port]: {why}")
+            }
+            Err(_) => "the Host header is not visible ASCII".to_owned(),
         },
-        _ => None,
+        _ => return None,
     };
-    match problem {
-        Some(error) => {
-            ApiError::refused(StatusCode::BAD_REQUEST, error, "Bad Host header").into_response()
-        }
-        None => next.run(request).await,
-    }
+    Some(ApiError::refused(
+        StatusCode::BAD_REQUEST,
+        problem,
+        "Bad Host header",
+    ))
 }
 
 #[cfg(test)]

@@ -208,9 +208,9 @@ pub fn router(service: Arc<dyn TaskService>, metrics: Arc<Metrics>, config: Http
         names: config.host_names,
         open,
     };
+    // Outermost but metrics: nothing may see a Host header that is not host[:port] (checked
+    // first by this guard), nor a request another site's page made.
     let router = router.layer(from_fn_with_state(Arc::new(guard), origin::guard));
-    // Outermost but metrics: nothing may see a Host header that is not host[:port].
-    let router = router.layer(axum::middleware::from_fn(host::guard));
     router.layer(from_fn_with_state(metrics, routes::observe))
 }
 

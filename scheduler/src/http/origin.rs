@@ -120,12 +120,19 @@ pub(crate) fn is_local_or_ip(host: &str) -> bool {
     name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
 }
 
-/// Middleware refusing such requests with 403 and an error document.
+/// Middleware refusing, before anything else, a request whose `Host` header is not one
+/// `host[:port]` (400, see [`super::host::refusal`]), then such requests (403); each with an
+/// error document.
 pub(crate) async fn guard(
     State(guard): State<std::sync::Arc<Guard>>,
     request: Request,
     next: Next,
 ) -> Response {
+    // First the Host header's syntax (400), then where the request comes from (403): one
+    // layer, so that every request pays for one middleware, not two.
+    if let Some(bad_host) = super::host::refusal(request.headers()) {
+        return bad_host.into_response();
+    }
     match refusal(request.method(), request.headers(), &guard) {
         Some(reason) => ApiError::refused(
             StatusCode::FORBIDDEN,
