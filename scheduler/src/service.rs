@@ -227,6 +227,15 @@ pub enum LogLocation {
         /// Whether the task can still write to it (a follower keeps reading while true).
         active: bool,
     },
+    /// The output file is on a Mesos agent, served by its `/files` API.
+    Agent {
+        /// The agent's HTTP address (`http://host:5051`).
+        url: String,
+        /// Absolute path of the file on the agent.
+        path: String,
+        /// Whether the task can still write to it.
+        active: bool,
+    },
 }
 
 /// The backend's resources and the queue, for the cluster overview.

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use eremetic::backend::{
-    Allocation, Backend, BackendError, LocalBackend, LocalConfig, Placement, RecoveredState,
+    Allocation, Backend, BackendError, LocalBackend, LocalConfig, RecoveredState, Reservation,
     Resources, Run,
 };
 use eremetic::task::{NewTask, Task, TaskId};
@@ -105,14 +105,14 @@ fn task(request: NewTask) -> Task {
 
 fn place(backend: &LocalBackend, task: &Task) -> Allocation {
     match backend.place(&Resources::of(&task.request)) {
-        Placement::Placed(allocation) => allocation,
-        Placement::Wait => panic!("the test backend has room for the task"),
+        Reservation::Reserved(allocation) => allocation,
+        Reservation::Wait => panic!("the test backend has room for the task"),
     }
 }
 
 async fn start(backend: &LocalBackend, task: &Task) -> Run {
     let allocation = place(backend, task);
-    backend.start(task, 1, &allocation).await.unwrap()
+    backend.start_run(task, 1, &allocation).await.unwrap()
 }
 
 fn read(run: &Run, file: &str) -> String {
@@ -133,7 +133,7 @@ async fn started_task_exits_zero_with_its_output_in_the_sandbox() {
         run.sandbox,
         dir.path().join("sandboxes").join(task.id.as_str())
     );
-    let outcome = backend.wait(&run).await.unwrap();
+    let outcome = backend.wait_run(&run).await.unwrap();
     assert_eq!(outcome.exit_code, 0);
     assert!(
         !outcome.oom_killed && outcome.signal.is_none(),
@@ -142,7 +142,7 @@ async fn started_task_exits_zero_with_its_output_in_the_sandbox() {
     assert_eq!(read(&run, "stdout"), format!("hello\n{}\n", task.id));
     assert_eq!(read(&run, "stderr"), "oops\n");
     assert_eq!(read(&run, "made"), "inside\n");
-    backend.destroy(&run).await.unwrap();
+    backend.destroy_run(&run).await.unwrap();
     assert!(run.sandbox.exists(), "destroy keeps the sandbox");
     backend.remove_sandbox(&task.id).await.unwrap();
     assert!(!run.sandbox.exists());
@@ -155,7 +155,7 @@ async fn nonzero_exit_code_is_reported() {
     let _cleanup = Cleanup(vec![instance.clone()]);
     let backend = connect(dir.path(), &instance, (38010, 38019)).await;
     let run = start(&backend, &task(request("exit 3"))).await;
-    let outcome = backend.wait(&run).await.unwrap();
+    let outcome = backend.wait_run(&run).await.unwrap();
     assert_eq!(outcome.exit_code, 3);
     assert!(
         !outcome.oom_killed && outcome.signal.is_none(),
@@ -172,7 +172,7 @@ async fn wait_reports_oom_kill_as_killed() {
     let mut request = request("x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived");
     request.mem = 8.0;
     let run = start(&backend, &task(request)).await;
-    let outcome = backend.wait(&run).await.unwrap();
+    let outcome = backend.wait_run(&run).await.unwrap();
     assert!(outcome.oom_killed, "{outcome:?}");
     assert_ne!(outcome.exit_code, 0);
     assert!(!read(&run, "stdout").contains("survived"));
@@ -186,8 +186,8 @@ async fn stop_ends_a_running_task_and_reports_the_signal() {
     let backend = connect(dir.path(), &instance, (38030, 38039)).await;
     let run = start(&backend, &task(request("echo started; sleep 30"))).await;
     let began = Instant::now();
-    let (stopped, outcome) = tokio::join!(backend.stop(&run, Duration::from_secs(1)), async {
-        backend.wait(&run).await
+    let (stopped, outcome) = tokio::join!(backend.stop_run(&run, Duration::from_secs(1)), async {
+        backend.wait_run(&run).await
     });
     stopped.unwrap();
     let outcome = outcome.unwrap();
@@ -243,8 +243,11 @@ async fn host_port_is_reachable_and_exported_as_port0() {
             .await
             .unwrap();
     assert!(answer.contains("served"), "{answer}");
-    backend.stop(&run, Duration::from_secs(1)).await.unwrap();
-    backend.wait(&run).await.unwrap();
+    backend
+        .stop_run(&run, Duration::from_secs(1))
+        .await
+        .unwrap();
+    backend.wait_run(&run).await.unwrap();
     assert_eq!(read(&run, "stdout"), "PORT0=38040 PORT1=38041 PORT=38040\n");
 }
 
@@ -266,12 +269,12 @@ async fn second_instance_recovers_and_follows_a_running_container() {
     let run = start(&first, &task).await;
     let foreign_run = start(&foreign, &self::task(self::request("sleep 2"))).await;
     // The first instance saves some output, then "crashes".
-    let following = tokio::time::timeout(Duration::from_millis(700), first.wait(&run)).await;
+    let following = tokio::time::timeout(Duration::from_millis(700), first.wait_run(&run)).await;
     assert!(following.is_err(), "the task still runs");
     drop(first);
 
     let second = connect(dir.path(), &instance, (38050, 38059)).await;
-    let recovered = second.recover().await.unwrap();
+    let recovered = second.find_runs().await.unwrap();
     assert_eq!(recovered.len(), 1, "{recovered:?}");
     let found = &recovered[0];
     assert_eq!(found.task_id, task.id);
@@ -287,7 +290,7 @@ async fn second_instance_recovers_and_follows_a_running_container() {
         found.run.host_ports.clone(),
     ));
     assert_eq!(second.free().ports, 9);
-    let outcome = second.wait(&found.run).await.unwrap();
+    let outcome = second.wait_run(&found.run).await.unwrap();
     assert_eq!(outcome.exit_code, 0);
     assert_eq!(read(&found.run, "stdout"), "before\nafter\n");
 }
@@ -299,16 +302,16 @@ async fn exited_container_is_recovered_with_its_outcome() {
     let _cleanup = Cleanup(vec![instance.clone()]);
     let first = connect(dir.path(), &instance, (38060, 38069)).await;
     let run = start(&first, &task(request("echo done; exit 4"))).await;
-    first.wait(&run).await.unwrap();
+    first.wait_run(&run).await.unwrap();
     drop(first);
     let second = connect(dir.path(), &instance, (38060, 38069)).await;
-    let recovered = second.recover().await.unwrap();
+    let recovered = second.find_runs().await.unwrap();
     assert_eq!(recovered.len(), 1, "{recovered:?}");
     let RecoveredState::Exited(outcome) = recovered[0].state else {
         panic!("the container has exited: {recovered:?}");
     };
     assert_eq!(outcome.exit_code, 4);
-    let again = second.wait(&recovered[0].run).await.unwrap();
+    let again = second.wait_run(&recovered[0].run).await.unwrap();
     assert_eq!(again, outcome);
     assert_eq!(read(&recovered[0].run, "stdout"), "done\n");
 }
@@ -324,7 +327,7 @@ async fn unpullable_image_fails_the_start_as_an_image_error() {
     request.image = "127.0.0.1:1/eremetic/absent:latest".into();
     let task = task(request);
     let allocation = place(&backend, &task);
-    let error = backend.start(&task, 1, &allocation).await.unwrap_err();
+    let error = backend.start_run(&task, 1, &allocation).await.unwrap_err();
     assert!(matches!(error, BackendError::Image { .. }), "{error}");
     assert!(error.is_start_failure() && !error.is_unreachable());
     assert!(
@@ -362,12 +365,12 @@ async fn engine_gone_after_connecting_fails_the_start_as_unreachable() {
     );
     let task = task(request("true"));
     let allocation = place(&backend, &task);
-    let error = backend.start(&task, 1, &allocation).await.unwrap_err();
+    let error = backend.start_run(&task, 1, &allocation).await.unwrap_err();
     assert!(
         error.is_unreachable() && !error.is_start_failure(),
         "{error}"
     );
-    let error = backend.recover().await.unwrap_err();
+    let error = backend.find_runs().await.unwrap_err();
     assert!(error.is_unreachable(), "{error}");
 }
 
@@ -378,11 +381,11 @@ async fn usage_is_reported_while_the_container_exists_and_none_after_it_is_remov
     let _cleanup = Cleanup(vec![instance.clone()]);
     let backend = connect(dir.path(), &instance, (38100, 38109)).await;
     let run = start(&backend, &task(request("sleep 30"))).await;
-    let usage = backend.usage(&run.run_id).await.unwrap();
+    let usage = backend.usage_of(&run.run_id).await.unwrap();
     let usage = usage.expect("a running container has usage statistics");
     assert!(usage.memory_limit_bytes > 0, "{usage:?}");
-    backend.destroy(&run).await.unwrap();
-    assert_eq!(backend.usage(&run.run_id).await.unwrap(), None);
+    backend.destroy_run(&run).await.unwrap();
+    assert_eq!(backend.usage_of(&run.run_id).await.unwrap(), None);
     let total = backend.total();
     assert!(total.cpus > 0.0 && total.ports == 10, "{total:?}");
 }
@@ -397,14 +400,14 @@ async fn relaunch_under_a_new_run_id_removes_the_container_left_by_the_earlier_a
     let allocation = place(&backend, &task);
     // Attempt 1 started, but (say) the engine stopped answering before the launch was
     // reported: the engine relaunches the task as attempt 2.
-    let first = backend.start(&task, 1, &allocation).await.unwrap();
-    let second = backend.start(&task, 2, &allocation).await.unwrap();
+    let first = backend.start_run(&task, 1, &allocation).await.unwrap();
+    let second = backend.start_run(&task, 2, &allocation).await.unwrap();
     assert_eq!(second.run_id, format!("{}.2", task.id));
     assert_ne!(first.container_id, second.container_id);
     assert!(
-        backend.usage(&first.run_id).await.unwrap().is_none(),
+        backend.usage_of(&first.run_id).await.unwrap().is_none(),
         "the earlier attempt's container is gone"
     );
-    assert!(backend.usage(&second.run_id).await.unwrap().is_some());
-    backend.destroy(&second).await.unwrap();
+    assert!(backend.usage_of(&second.run_id).await.unwrap().is_some());
+    backend.destroy_run(&second).await.unwrap();
 }

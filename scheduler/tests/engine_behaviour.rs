@@ -54,6 +54,8 @@ async fn assert_gauges_match_the_store(harness: &Harness) -> HashMap<TaskState, 
 
 #[path = "engine_behaviour/admission.rs"]
 mod admission;
+#[path = "engine_behaviour/asynchronous.rs"]
+mod asynchronous;
 #[path = "engine_behaviour/callbacks_concurrency.rs"]
 mod callbacks_concurrency;
 #[path = "engine_behaviour/kill_delete.rs"]

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Allocation, Placement, Resources};
+use super::{Allocation, Reservation, Resources};
 
 /// CPUs as whole milli-CPUs, rounded up (a positive amount is at least 1).
 pub fn milli_cpus(cpus: f64) -> u64 {
@@ -118,19 +118,19 @@ impl Capacity {
 
     /// Reserves `needs` if they are free now; host ports are the lowest free ones of the
     /// range, in ascending order.
-    pub fn place(&mut self, needs: &Resources) -> Placement {
+    pub fn place(&mut self, needs: &Resources) -> Reservation {
         self.place_with(needs, |_| true)
     }
 
     /// As [`Capacity::place`], skipping host ports for which `usable` says no (a port that
     /// something outside this accounting holds: another service, another scheduler instance).
-    pub fn place_with(&mut self, needs: &Resources, usable: impl Fn(u16) -> bool) -> Placement {
+    pub fn place_with(&mut self, needs: &Resources, usable: impl Fn(u16) -> bool) -> Reservation {
         let cpus = milli_cpus(needs.cpus);
         let mem = whole_mib(needs.mem_mib);
         let fits = self.used_milli_cpus.saturating_add(cpus) <= self.total_milli_cpus
             && self.used_mem_mib.saturating_add(mem) <= self.total_mem_mib;
         if !fits {
-            return Placement::Wait;
+            return Reservation::Wait;
         }
         let host_ports: Vec<u16> = self
             .free_ports()
@@ -138,12 +138,12 @@ impl Capacity {
             .take(needs.ports)
             .collect();
         if host_ports.len() < needs.ports {
-            return Placement::Wait;
+            return Reservation::Wait;
         }
         self.used_milli_cpus += cpus;
         self.used_mem_mib += mem;
         self.used_ports.extend(host_ports.iter().copied());
-        Placement::Placed(Allocation {
+        Reservation::Reserved(Allocation {
             cpus: needs.cpus,
             mem_mib: needs.mem_mib,
             host_ports,
@@ -206,10 +206,10 @@ mod tests {
         }
     }
 
-    fn placed(placement: Placement) -> Allocation {
+    fn placed(placement: Reservation) -> Allocation {
         match placement {
-            Placement::Placed(allocation) => allocation,
-            Placement::Wait => panic!("expected a placement"),
+            Reservation::Reserved(allocation) => allocation,
+            Reservation::Wait => panic!("expected a placement"),
         }
     }
 
@@ -228,19 +228,19 @@ mod tests {
     fn placement_never_over_commits_cpus_or_memory() {
         let mut capacity = Capacity::new(1.0, 100.0, (31000, 31010));
         placed(capacity.place(&needs(0.6, 10.0, 0)));
-        assert_eq!(capacity.place(&needs(0.5, 10.0, 0)), Placement::Wait);
+        assert_eq!(capacity.place(&needs(0.5, 10.0, 0)), Reservation::Wait);
         placed(capacity.place(&needs(0.4, 10.0, 0)));
-        assert_eq!(capacity.place(&needs(0.001, 1.0, 0)), Placement::Wait);
+        assert_eq!(capacity.place(&needs(0.001, 1.0, 0)), Reservation::Wait);
         let mut capacity = Capacity::new(4.0, 100.0, (31000, 31010));
         placed(capacity.place(&needs(0.1, 60.0, 0)));
-        assert_eq!(capacity.place(&needs(0.1, 41.0, 0)), Placement::Wait);
+        assert_eq!(capacity.place(&needs(0.1, 41.0, 0)), Reservation::Wait);
         assert_eq!(capacity.free(), needs(3.9, 40.0, 11));
     }
 
     #[test]
     fn ports_held_outside_the_accounting_are_skipped() {
         let mut capacity = Capacity::new(4.0, 1024.0, (31000, 31003));
-        let Placement::Placed(placed) =
+        let Reservation::Reserved(placed) =
             capacity.place_with(&needs(1.0, 1.0, 2), |port| port != 31000)
         else {
             panic!("two usable ports are free");
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(placed.host_ports, vec![31001, 31002]);
         assert_eq!(
             capacity.place_with(&needs(1.0, 1.0, 2), |port| port != 31003),
-            Placement::Wait
+            Reservation::Wait
         );
     }
 
@@ -259,7 +259,7 @@ mod tests {
         assert_eq!(first.host_ports, vec![31000, 31001]);
         let second = placed(capacity.place(&needs(0.1, 1.0, 2)));
         assert_eq!(second.host_ports, vec![31002, 31003]);
-        assert_eq!(capacity.place(&needs(0.1, 1.0, 2)), Placement::Wait);
+        assert_eq!(capacity.place(&needs(0.1, 1.0, 2)), Reservation::Wait);
         let third = placed(capacity.place(&needs(0.1, 1.0, 1)));
         assert_eq!(third.host_ports, vec![31004]);
         assert_eq!(capacity.free().ports, 0);
@@ -283,7 +283,7 @@ mod tests {
             let allocations: Vec<Allocation> = (0..10)
                 .map(|_| placed(capacity.place(&needs(0.1, 0.1, 0))))
                 .collect();
-            assert_eq!(capacity.place(&needs(0.001, 0.0, 0)), Placement::Wait);
+            assert_eq!(capacity.place(&needs(0.001, 0.0, 0)), Reservation::Wait);
             for allocation in &allocations {
                 capacity.release(allocation);
             }
@@ -301,7 +301,7 @@ mod tests {
         };
         capacity.adopt(&recovered);
         assert_eq!(capacity.free(), needs(0.5, 10.0, 1));
-        assert_eq!(capacity.place(&needs(0.5, 20.0, 0)), Placement::Wait);
+        assert_eq!(capacity.place(&needs(0.5, 20.0, 0)), Reservation::Wait);
         let next = placed(capacity.place(&needs(0.5, 10.0, 1)));
         assert_eq!(next.host_ports, vec![31001]);
         capacity.release(&recovered);

@@ -1,29 +1,29 @@
-//! Where tasks run: the [`Backend`] trait and its embedded default, [`LocalBackend`], which runs
-//! tasks on the local Docker engine through the containerizer's runtime library.
+//! Where tasks run: the [`Backend`] interface (asynchronous placement and status, see
+//! [`interface`]) and its embedded default, [`LocalBackend`], which runs tasks on the local
+//! Docker engine through the containerizer's runtime library.
 //!
-//! The trait is shaped like Nomad's task driver interface (admit, place, start, wait, stop,
-//! destroy, recover) so that the scheduler core sees every backend the same way and a Mesos
-//! backend can implement it later. Resource accounting is part of the backend because only the
-//! backend knows what it has: [`Backend::place`] reserves cpus, memory and host ports for one
-//! run, [`Backend::release`] gives them back, [`Backend::adopt`] re-reserves what a run found
-//! again after a restart ([`Backend::recover`]) holds.
+//! Resource accounting is part of the backend because only the backend knows what it has:
+//! placements reserve cpus, memory and host ports for one run until its end is acknowledged.
 
 pub mod capacity;
 mod error;
+pub mod interface;
 pub mod local;
+pub mod placement;
 
+use deimos::runtime::ExitStatus;
 use std::path::PathBuf;
-use std::time::Duration;
-
-use async_trait::async_trait;
-use deimos::runtime::{ExitStatus, UsageStats};
 use time::OffsetDateTime;
 
 pub use capacity::Capacity;
 pub use error::BackendError;
+pub use interface::{
+    AckToken, Backend, BackendEvent, Demand, EventSink, KnownRun, LogSource, Placement,
+    ReportedEnd, RunEnd, RunId, RunStatus, StatusUpdate,
+};
 pub use local::{host_capacity, LocalBackend, LocalConfig};
 
-use crate::task::{NewTask, Task, TaskId};
+use crate::task::{NewTask, TaskId};
 
 /// What a task needs from a backend to run.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,11 +71,11 @@ impl Allocation {
     }
 }
 
-/// The answer of [`Backend::place`].
+/// The answer of [`Capacity::place`]: reserved, or not enough free now.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Placement {
-    /// The resources are reserved; start the run with them.
-    Placed(Allocation),
+pub enum Reservation {
+    /// The resources are reserved.
+    Reserved(Allocation),
     /// Not enough free resources now; try again after a release.
     Wait,
 }
@@ -153,87 +153,4 @@ pub struct RecoveredRun {
     pub run: Run,
     /// Whether it still runs.
     pub state: RecoveredState,
-}
-
-/// A place that runs task containers (the local Docker engine, later a Mesos cluster).
-///
-/// Resource methods (`admissible`, `place`, `adopt`, `release`, `free`) are synchronous and
-/// cheap: the scheduler calls them while deciding what to launch.
-#[async_trait]
-pub trait Backend: Send + Sync + 'static {
-    /// Short name for logs and the task document (`local`).
-    fn name(&self) -> &'static str;
-
-    /// Whether the task could EVER run here (it needs no more than the backend's total
-    /// resources, and only features it supports). The error names the field and the limit.
-    fn admissible(&self, task: &NewTask) -> Result<(), String>;
-
-    /// Reserves `needs` if they are free now.
-    fn place(&self, needs: &Resources) -> Placement;
-
-    /// Everything the backend has (free or not), for the cluster overview.
-    fn total(&self) -> Resources;
-
-    /// Resource usage of a task's run while its container exists; `None` when it has none
-    /// (or the backend cannot tell).
-    async fn usage(&self, _run_id: &str) -> Result<Option<UsageStats>, BackendError> {
-        Ok(None)
-    }
-
-    /// What is free now (for the scheduler's view of which queued tasks could start).
-    fn free(&self) -> Resources;
-
-    /// Why no task may be launched now although resources may be free (for example, the data
-    /// directory is below its free-space floor), in words; `None` when launches may go on.
-    /// The dispatcher asks before every launch round, so it must be cheap.
-    fn launch_blocker(&self) -> Option<String> {
-        None
-    }
-
-    /// How much of the task's output was dropped by the output limit so far.
-    async fn output_dropped(&self, _task: &TaskId) -> OutputDropped {
-        OutputDropped::default()
-    }
-
-    /// Marks the resources of a recovered run as used.
-    fn adopt(&self, allocation: &Allocation);
-
-    /// Gives back the resources of a run that ended (or never started). Release each
-    /// allocation exactly once: its ports may be handed out again right after.
-    fn release(&self, allocation: &Allocation);
-
-    /// Starts attempt `attempt` of `task` with the reserved `allocation`: prepares the
-    /// sandbox, fetches the task's URIs into it, creates and starts the container (pulling the
-    /// image when it is missing).
-    async fn start(
-        &self,
-        task: &Task,
-        attempt: u32,
-        allocation: &Allocation,
-    ) -> Result<Run, BackendError>;
-
-    /// Waits for the run to end while saving its output into the sandbox; returns once the
-    /// container has stopped and its output is saved. Also for adopted runs.
-    async fn wait(&self, run: &Run) -> Result<RunOutcome, BackendError>;
-
-    /// Asks the run to stop: SIGTERM, then SIGKILL after `grace`. Returns once it has stopped.
-    async fn stop(&self, run: &Run, grace: Duration) -> Result<(), BackendError>;
-
-    /// Removes the run's container (the sandbox stays).
-    async fn destroy(&self, run: &Run) -> Result<(), BackendError>;
-
-    /// The runs of this instance that still exist (running or exited), found by their labels.
-    async fn recover(&self) -> Result<Vec<RecoveredRun>, BackendError>;
-
-    /// The task's sandbox directory.
-    fn sandbox_dir(&self, task: &TaskId) -> PathBuf;
-
-    /// The tasks that have a sandbox directory (to remove those of purged tasks). Backends
-    /// without local sandboxes have none.
-    async fn sandboxes(&self) -> Result<Vec<TaskId>, BackendError> {
-        Ok(Vec::new())
-    }
-
-    /// Deletes the task's sandbox directory (success when it does not exist).
-    async fn remove_sandbox(&self, task: &TaskId) -> Result<(), BackendError>;
 }

@@ -7,25 +7,27 @@
 //! never lose each other's writes (Eremetic's E-26). The queue and the table of runs live
 //! behind one short-lived std mutex that is never held across an `.await`.
 
+mod events;
 mod outcome;
 mod policy;
 mod queue;
 mod recover;
 mod run;
+mod status;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, Notify};
 
 pub use outcome::{verdict, ReportedEnd, RunEnd, StopCause, Verdict};
 pub use policy::Policy;
 pub use queue::{Queue, QueueEntry};
 
-use crate::backend::{Allocation, Backend, Resources};
+use crate::backend::{Backend, LogSource, Resources, RunId, StatusUpdate};
 use crate::callback;
 use crate::metrics::Metrics;
 use crate::service::{
@@ -61,7 +63,8 @@ pub enum StartError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// The backend could not list the containers of the previous run.
+    /// The backend could not start, or could not be asked about the runs of the previous
+    /// instance.
     #[error("finding the containers of the previous run: {0}")]
     Backend(String),
 }
@@ -88,6 +91,9 @@ struct Inner {
     core: Mutex<Core>,
     wake: Notify,
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// Status updates waiting to be applied, per task, in arrival order (one worker per task
+    /// drains its mailbox, so a run's updates are applied in the order they came).
+    mailboxes: Mutex<HashMap<TaskId, VecDeque<StatusUpdate>>>,
 }
 
 #[derive(Default)]
@@ -98,12 +104,38 @@ struct Core {
     runs: HashMap<TaskId, RunSlot>,
     /// Why the backend holds every launch back right now (shown on queued tasks).
     blocked: Option<String>,
+    /// Why the backend is disconnected from its cluster, while it is.
+    disconnected: Option<String>,
 }
 
-/// A task holding backend resources: launching, running or being stopped.
+/// A run the backend holds resources for: placed, launching, running or being stopped.
 struct RunSlot {
-    allocation: Allocation,
-    kill: watch::Sender<bool>,
+    /// The run.
+    run: RunId,
+    /// Submission order of the task (for a requeue).
+    seq: u64,
+    /// When the task was queued, for the launch latency metric (taken at `TASK_RUNNING`;
+    /// `None` for runs found again after a restart).
+    queued_at: Option<Instant>,
+    /// Why the scheduler stops it, if it does.
+    cause: StopCause,
+    /// Whether the task's timeout is being watched.
+    deadline_armed: bool,
+    /// Whether kills are being sent until the run ends.
+    killing: bool,
+}
+
+impl RunSlot {
+    fn new(run: RunId, seq: u64, queued_at: Option<Instant>, cause: StopCause) -> RunSlot {
+        RunSlot {
+            run,
+            seq,
+            queued_at,
+            cause,
+            deadline_armed: false,
+            killing: false,
+        }
+    }
 }
 
 /// A status change to record.
@@ -156,13 +188,15 @@ impl Scheduler {
                 core: Mutex::new(Core::default()),
                 wake: Notify::new(),
                 locks,
+                mailboxes: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// Recovers the tasks of a previous run (queued tasks back into the queue, running
-    /// containers followed again, vanished ones lost and retried), then starts the dispatcher
-    /// and the retention sweeper in the background.
+    /// Starts the backend and recovers the tasks of a previous run (queued tasks back into
+    /// the queue, the backend asked about the others: running ones are followed again,
+    /// vanished ones lost and retried), then starts the dispatcher and the retention sweeper
+    /// in the background.
     pub async fn start(&self) -> Result<(), StartError> {
         self.init_metrics().await?;
         recover::recover(self).await?;
@@ -292,8 +326,9 @@ impl Scheduler {
     fn queue_entry(&self, seq: u64, task: &Task, not_before: Option<Instant>) -> QueueEntry {
         QueueEntry {
             seq,
-            id: task.id.clone(),
+            run: RunId::new(task.id.clone(), task.next_attempt()),
             needs: Resources::of(&task.request),
+            constraints: Arc::from(task.request.agent_constraints.clone()),
             queued_at: Instant::now(),
             not_before,
         }
@@ -313,7 +348,7 @@ impl Scheduler {
     /// it is queued while launches are held back, and its dropped output while it runs.
     async fn annotate(&self, task: &mut Task) {
         if task.current_state() == Some(TaskState::Queued) {
-            task.waiting_reason.clone_from(&self.core().blocked);
+            task.waiting_reason = self.waiting_reason();
         } else if !task.is_terminal() && task.sandbox_path.is_some() {
             let dropped = self.inner.backend.output_dropped(&task.id).await;
             task.stdout_dropped_bytes = dropped.stdout;
@@ -324,13 +359,22 @@ impl Scheduler {
     /// [`Scheduler::annotate`] for a page of tasks: only the waiting reason (reading output
     /// counters for every task of a long list would cost a file read each).
     fn annotate_waiting<'a>(&self, tasks: impl IntoIterator<Item = &'a mut Task>) {
-        let Some(reason) = self.core().blocked.clone() else {
+        let Some(reason) = self.waiting_reason() else {
             return;
         };
         for task in tasks {
             if task.current_state() == Some(TaskState::Queued) {
                 task.waiting_reason = Some(reason.clone());
             }
+        }
+    }
+
+    /// Why every queued task waits right now, if something holds all launches back.
+    fn waiting_reason(&self) -> Option<String> {
+        let core = self.core();
+        match (&core.disconnected, &core.blocked) {
+            (Some(why), _) => Some(format!("the backend is disconnected: {why}")),
+            (None, blocked) => blocked.clone(),
         }
     }
 
@@ -476,9 +520,7 @@ impl TaskService for Scheduler {
                 .await
                 .map_err(|error| KillError::Store(error.into()))?;
         }
-        if let Some(slot) = self.core().runs.get(id) {
-            slot.kill.send_replace(true);
-        }
+        self.stop_run(id, StopCause::Killed);
         Ok(())
     }
 
@@ -542,8 +584,8 @@ impl TaskService for Scheduler {
         ) {
             return Ok(None);
         }
-        let run_id = crate::plan::run_id(&task.id, task.current_attempt());
-        match self.inner.backend.usage(&run_id).await {
+        let run = RunId::new(task.id.clone(), task.current_attempt());
+        match self.inner.backend.usage(&run).await {
             Ok(stats) => Ok(stats.map(|stats| TaskUsage {
                 cpu_seconds: stats.cpu_total_ns as f64 / 1e9,
                 memory_bytes: stats.memory_usage_bytes,
@@ -561,11 +603,17 @@ impl TaskService for Scheduler {
         let Some(task) = self.read(id).await? else {
             return Ok(None);
         };
-        Ok(Some(match &task.sandbox_path {
+        let active = !task.is_terminal();
+        Ok(Some(match self.inner.backend.log_source(&task) {
             None => LogLocation::NotStarted,
-            Some(sandbox) => LogLocation::File {
-                path: std::path::Path::new(sandbox).join(stream.file_name()),
-                active: !task.is_terminal(),
+            Some(LogSource::LocalSandbox(sandbox)) => LogLocation::File {
+                path: sandbox.join(stream.file_name()),
+                active,
+            },
+            Some(LogSource::Agent { url, path }) => LogLocation::Agent {
+                url,
+                path: format!("{}/{}", path.trim_end_matches('/'), stream.file_name()),
+                active,
             },
         }))
     }

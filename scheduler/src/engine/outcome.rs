@@ -1,12 +1,14 @@
 //! How the end of a run becomes a task state, an exit code, a reason in plain words and
 //! whether another attempt may follow. Pure.
 //!
-//! A run ends in one of two ways, and one function judges both ([`verdict`]):
+//! A run ends in one of three ways, and one function judges them all ([`verdict`]):
 //! - [`RunEnd::Exited`]: an exit observed on this machine (the local backend);
 //! - [`RunEnd::Reported`]: a terminal state a cluster reported (a Mesos status update, read by
-//!   `mesos::updates::reported_end`), with its reason, message and exit code when known.
+//!   `mesos::updates::reported_end`), with its reason, message and exit code when known;
+//! - [`RunEnd::NotStarted`]: the container could not be started (the command never ran).
 
 use crate::backend::RunOutcome;
+pub use crate::backend::{ReportedEnd, RunEnd};
 use crate::task::TaskState;
 
 /// Why the scheduler stopped a run, if it did.
@@ -21,31 +23,6 @@ pub enum StopCause {
         /// The timeout in seconds.
         seconds: u64,
     },
-}
-
-/// The end of a run a cluster reported: a terminal state with what the report says about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportedEnd {
-    /// Our terminal state for the reported one (`TASK_LOST` also stands for Mesos' DROPPED,
-    /// GONE, GONE_BY_OPERATOR and UNKNOWN).
-    pub state: TaskState,
-    /// The report's reason and message in words, when it has any.
-    pub reason: Option<String>,
-    /// The command's exit code, when the report says it.
-    pub exit_code: Option<i32>,
-    /// The container was killed for exceeding its memory limit.
-    pub memory_limited: bool,
-    /// The run had reached `TASK_RUNNING` before it ended.
-    pub started: bool,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunEnd {
-    /// An exit observed on this machine.
-    Exited(RunOutcome),
-    /// A terminal state a cluster reported.
-    Reported(ReportedEnd),
 }
 
 /// The final state, exit code and reason of a run, and whether another attempt may follow.
@@ -72,6 +49,7 @@ pub fn verdict(end: &RunEnd, cause: StopCause, mem_mib: f64) -> Verdict {
     let exit_code = match end {
         RunEnd::Exited(outcome) => Some(outcome.exit_code),
         RunEnd::Reported(report) => report.exit_code,
+        RunEnd::NotStarted { .. } => None,
     };
     let final_with = |state: TaskState, reason: Option<String>| Verdict {
         state,
@@ -97,6 +75,7 @@ pub fn verdict(end: &RunEnd, cause: StopCause, mem_mib: f64) -> Verdict {
     let memory_limited = match end {
         RunEnd::Exited(outcome) => outcome.oom_killed,
         RunEnd::Reported(report) => report.memory_limited,
+        RunEnd::NotStarted { .. } => false,
     };
     if memory_limited {
         let code = exit_code.map_or_else(String::new, |code| format!(" (exit code {code})"));
@@ -111,6 +90,13 @@ pub fn verdict(end: &RunEnd, cause: StopCause, mem_mib: f64) -> Verdict {
     match end {
         RunEnd::Exited(outcome) => exited(outcome),
         RunEnd::Reported(report) => reported(report),
+        // The command never ran: another attempt may work.
+        RunEnd::NotStarted { reason } => Verdict {
+            state: TaskState::Failed,
+            exit_code: None,
+            reason: Some(format!("the container could not be started: {reason}")),
+            retryable: true,
+        },
     }
 }
 

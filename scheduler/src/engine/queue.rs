@@ -1,31 +1,50 @@
-//! The queue of tasks waiting for resources, and the choice of which to launch. Pure.
+//! The queue of tasks waiting to be placed, in submission order. Pure.
 //!
 //! Order is submission order (the store's sequence number), also after a restart and after a
-//! retry. A task that must wait for resources keeps its place and cannot be starved by smaller
-//! tasks behind it: what it needs (CPUs, memory, ports) is reserved for it, and a later task
-//! only starts when it fits into what no older waiting task claims. Eremetic's head-of-line
-//! blocking (E-5) came from tasks that could never run; those are refused at submission
-//! ([`crate::backend::Backend::admissible`]), and tasks in retry back-off hold nobody up.
+//! retry. The queue is handed to the backend as demand ([`Queue::offer`]); how placements are
+//! chosen is the backend's business (the local one never lets a waiting task be starved by
+//! smaller ones behind it: [`crate::backend::placement::place_in_order`]). Tasks that could
+//! never run are refused at submission ([`crate::backend::Backend::admissible`]), and tasks
+//! in retry back-off hold nobody up.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::{Allocation, Resources};
-use crate::task::TaskId;
+use crate::backend::{Demand, Placement, Resources, RunId};
+use crate::task::{AgentConstraint, TaskId};
 
 /// A queued task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueueEntry {
     /// Submission order.
     pub seq: u64,
-    /// The task.
-    pub id: TaskId,
+    /// The run its next launch starts (the task and its next attempt number).
+    pub run: RunId,
     /// What it needs.
     pub needs: Resources,
+    /// Agent attributes it requires.
+    pub constraints: Arc<[AgentConstraint]>,
     /// When it was (re)queued, for the launch latency metric.
     pub queued_at: Instant,
     /// Not to be launched before this instant (back-off after a failed start).
     pub not_before: Option<Instant>,
+}
+
+impl QueueEntry {
+    /// The task.
+    pub fn id(&self) -> &TaskId {
+        &self.run.task
+    }
+}
+
+/// Placements for queued runs, and those that no longer match a queued run.
+#[derive(Debug, Default)]
+pub struct Offered {
+    /// Placements of queued runs, taken out of the queue.
+    pub placed: Vec<(QueueEntry, Placement)>,
+    /// Placements of runs no longer queued (killed meanwhile): to be abandoned.
+    pub stale: Vec<Placement>,
 }
 
 /// Tasks waiting for resources, in submission order.
@@ -36,7 +55,7 @@ pub struct Queue {
     /// Back-off deadlines of the entries that have one, so that finding the next one does not
     /// walk the whole queue (the dispatcher asks after every submission).
     backing_off: BTreeSet<(Instant, u64)>,
-    /// Entries queued without a back-off that no [`Queue::select`] has seen yet.
+    /// Entries queued without a back-off that no [`Queue::offer`] has seen yet.
     fresh: BTreeSet<u64>,
     /// Delays counted since the last [`Queue::take_delayed`].
     delayed: u64,
@@ -45,10 +64,10 @@ pub struct Queue {
 impl Queue {
     /// Adds a task (replacing an entry of the same task). An entry with a back-off (a task put
     /// back after a failed attempt) counts as delayed at once; any other counts as delayed if
-    /// the next [`Queue::select`] does not choose it.
+    /// the next [`Queue::offer`] does not place it at once.
     pub fn push(&mut self, entry: QueueEntry) {
-        self.remove(&entry.id);
-        self.seq_of.insert(entry.id.clone(), entry.seq);
+        self.remove(entry.id());
+        self.seq_of.insert(entry.id().clone(), entry.seq);
         match entry.not_before {
             Some(at) => {
                 self.backing_off.insert((at, entry.seq));
@@ -63,26 +82,34 @@ impl Queue {
 
     /// How many tasks were delayed since the last call (Eremetic's `scheduler_tasks_delayed`,
     /// see [`crate::metrics::Metrics::tasks_delayed`]): each task put back with a back-off,
-    /// and each task that the first selection after its queueing left waiting.
+    /// and each task that the first offer after its queueing did not place at once.
     pub fn take_delayed(&mut self) -> u64 {
         std::mem::take(&mut self.delayed)
     }
 
     /// Removes a task; `false` when it was not queued.
     pub fn remove(&mut self, id: &TaskId) -> bool {
-        let Some(seq) = self.seq_of.remove(id) else {
-            return false;
-        };
+        self.take(id).is_some()
+    }
+
+    fn take(&mut self, id: &TaskId) -> Option<QueueEntry> {
+        let seq = self.seq_of.remove(id)?;
         self.fresh.remove(&seq);
-        match self.entries.remove(&seq) {
-            Some(entry) => {
-                if let Some(at) = entry.not_before {
-                    self.backing_off.remove(&(at, seq));
-                }
-                true
-            }
-            None => false,
+        let entry = self.entries.remove(&seq)?;
+        if let Some(at) = entry.not_before {
+            self.backing_off.remove(&(at, seq));
         }
+        Some(entry)
+    }
+
+    /// Takes out the entry of `run` for its placement; `None` when the task is no longer
+    /// queued or waits for another attempt.
+    pub fn take_placed(&mut self, run: &RunId) -> Option<QueueEntry> {
+        let seq = *self.seq_of.get(&run.task)?;
+        if self.entries.get(&seq)?.run != *run {
+            return None;
+        }
+        self.take(&run.task)
     }
 
     /// Whether the task is queued.
@@ -108,60 +135,33 @@ impl Queue {
             .find(|at| *at > now)
     }
 
-    /// Takes the tasks to launch now, oldest first, given the backend's `free` capacity and a
-    /// `place` function that reserves resources (returning `None` when they are not available
-    /// after all). Entries in back-off are skipped without reserving anything.
-    pub fn select(
+    /// Hands the queue, oldest first, to `place` (the backend's
+    /// [`crate::backend::Backend::offer_demand`]) and takes out the entries it placed at once.
+    pub fn offer(
         &mut self,
-        now: Instant,
-        free: Resources,
-        mut place: impl FnMut(&Resources) -> Option<Allocation>,
-    ) -> Vec<(QueueEntry, Allocation)> {
-        let mut unclaimed = free;
-        let mut chosen = Vec::new();
-        for entry in self.entries.values() {
-            if entry.not_before.is_some_and(|at| at > now) {
-                continue;
-            }
-            if fits(&entry.needs, &unclaimed) {
-                if let Some(allocation) = place(&entry.needs) {
-                    unclaimed = subtract(&unclaimed, &entry.needs);
-                    chosen.push((entry.clone(), allocation));
-                    continue;
-                }
-            }
-            // It waits, and what it needs is reserved for it.
-            unclaimed = subtract(&unclaimed, &entry.needs);
-            // Every task needs some CPU and memory: once either is all claimed, nothing behind
-            // can start (entries in back-off before that point were already skipped).
-            if unclaimed.cpus <= EPSILON || unclaimed.mem_mib <= EPSILON {
-                break;
+        place: impl FnOnce(&mut dyn Iterator<Item = Demand<'_>>) -> Vec<Placement>,
+    ) -> Offered {
+        let placements = {
+            let mut demand = self.entries.values().map(|entry| Demand {
+                run: &entry.run,
+                seq: entry.seq,
+                needs: &entry.needs,
+                constraints: &entry.constraints,
+                not_before: entry.not_before,
+            });
+            place(&mut demand)
+        };
+        let mut offered = Offered::default();
+        for placement in placements {
+            match self.take_placed(&placement.run) {
+                Some(entry) => offered.placed.push((entry, placement)),
+                None => offered.stale.push(placement),
             }
         }
-        for (entry, _) in &chosen {
-            self.remove(&entry.id);
-        }
-        // Whatever this pass saw first and left behind waits for resources.
+        // Whatever this offer saw first and left behind waits.
         self.delayed += self.fresh.len() as u64;
         self.fresh.clear();
-        chosen
-    }
-}
-
-// A small tolerance absorbs floating-point sums of fractional CPUs.
-const EPSILON: f64 = 1e-9;
-
-fn fits(needs: &Resources, free: &Resources) -> bool {
-    needs.cpus <= free.cpus + EPSILON
-        && needs.mem_mib <= free.mem_mib + EPSILON
-        && needs.ports <= free.ports
-}
-
-fn subtract(from: &Resources, needs: &Resources) -> Resources {
-    Resources {
-        cpus: (from.cpus - needs.cpus).max(0.0),
-        mem_mib: (from.mem_mib - needs.mem_mib).max(0.0),
-        ports: from.ports.saturating_sub(needs.ports),
+        offered
     }
 }
 
@@ -173,141 +173,112 @@ mod tests {
         TaskId::generate([n; 16])
     }
 
-    fn entry(seq: u64, cpus: f64, mem_mib: f64) -> QueueEntry {
+    fn entry(seq: u64) -> QueueEntry {
         QueueEntry {
             seq,
-            id: id(seq as u8),
+            run: RunId::new(id(seq as u8), 0),
             needs: Resources {
-                cpus,
-                mem_mib,
+                cpus: 1.0,
+                mem_mib: 100.0,
                 ports: 0,
             },
+            constraints: Arc::from(Vec::new()),
             queued_at: Instant::now(),
             not_before: None,
         }
     }
 
-    /// A capacity model standing in for a backend.
-    struct Capacity(Resources);
-
-    impl Capacity {
-        fn place(&mut self, needs: &Resources) -> Option<Allocation> {
-            if !fits(needs, &self.0) {
-                return None;
-            }
-            self.0 = subtract(&self.0, needs);
-            Some(Allocation {
-                cpus: needs.cpus,
-                mem_mib: needs.mem_mib,
-                host_ports: Vec::new(),
-            })
+    fn placement(run: &RunId) -> Placement {
+        Placement {
+            run: run.clone(),
+            agent_id: "local".to_owned(),
+            hostname: "host".to_owned(),
+            agent_address: None,
+            host_ports: Vec::new(),
+            cpus: 1.0,
+            mem_mib: 100.0,
+            sandbox: None,
         }
     }
 
-    fn free(cpus: f64, mem_mib: f64) -> Resources {
-        Resources {
-            cpus,
-            mem_mib,
-            ports: 100,
-        }
+    /// A backend that places the first `n` runs it is shown.
+    fn first(n: usize) -> impl FnOnce(&mut dyn Iterator<Item = Demand<'_>>) -> Vec<Placement> {
+        move |demand| demand.take(n).map(|d| placement(d.run)).collect()
     }
 
-    fn seqs(chosen: &[(QueueEntry, Allocation)]) -> Vec<u64> {
-        chosen.iter().map(|(entry, _)| entry.seq).collect()
+    fn seqs(offered: &Offered) -> Vec<u64> {
+        offered.placed.iter().map(|(entry, _)| entry.seq).collect()
     }
 
     #[test]
-    fn tasks_start_in_submission_order_while_they_fit() {
+    fn demand_is_offered_in_submission_order_and_placed_entries_leave_the_queue() {
         let mut queue = Queue::default();
         for seq in [3, 1, 2] {
-            queue.push(entry(seq, 1.0, 100.0));
+            queue.push(entry(seq));
         }
-        let mut capacity = Capacity(free(2.0, 1000.0));
-        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
-        assert_eq!(seqs(&chosen), vec![1, 2]);
+        let offered = queue.offer(first(2));
+        assert_eq!(seqs(&offered), vec![1, 2]);
+        assert!(offered.stale.is_empty());
         assert_eq!(queue.len(), 1);
     }
 
     #[test]
-    fn a_waiting_task_only_holds_what_it_needs_so_others_can_use_the_rest() {
+    fn a_placement_of_a_run_no_longer_queued_is_stale() {
         let mut queue = Queue::default();
-        queue.push(entry(1, 1.0, 100.0));
-        let mut needs_a_port = entry(2, 1.0, 100.0);
-        needs_a_port.needs.ports = 1; // every host port is taken right now
-        queue.push(needs_a_port);
-        queue.push(entry(3, 0.5, 100.0));
-        let mut capacity = Capacity(Resources {
-            cpus: 4.0,
-            mem_mib: 1000.0,
-            ports: 0,
-        });
-        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
-        assert_eq!(seqs(&chosen), vec![1, 3]);
-        assert!(queue.contains(&id(2)));
+        queue.push(entry(1));
+        let killed = entry(2);
+        let offered = queue.offer(|_| vec![placement(&killed.run)]);
+        assert!(offered.placed.is_empty());
+        assert_eq!(offered.stale.len(), 1);
+        // A placement for another attempt of a queued task does not take it out either.
+        let mut other_attempt = entry(1).run;
+        other_attempt.attempt = 7;
+        assert!(queue.take_placed(&other_attempt).is_none());
+        assert!(queue.contains(&id(1)));
+        assert!(queue.take_placed(&entry(1).run).is_some());
     }
 
     #[test]
-    fn a_waiting_large_task_is_not_starved_by_later_small_ones() {
-        let mut queue = Queue::default();
-        queue.push(entry(1, 2.0, 100.0)); // needs both CPUs, one is busy
-        queue.push(entry(2, 1.0, 100.0)); // would fit now, but only by taking the reserved CPU
-        let mut capacity = Capacity(free(1.0, 1000.0));
-        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
-        assert!(
-            chosen.is_empty(),
-            "the small task must wait behind the large one"
-        );
-        // Once the busy CPU is released the large task starts first.
-        let mut capacity = Capacity(free(2.0, 1000.0));
-        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
-        assert_eq!(seqs(&chosen), vec![1]);
-    }
-
-    #[test]
-    fn entries_in_back_off_are_skipped_and_reserve_nothing() {
+    fn back_off_deadlines_are_offered_with_the_demand() {
         let mut queue = Queue::default();
         let now = Instant::now();
-        let mut backing_off = entry(1, 2.0, 100.0);
+        let mut backing_off = entry(1);
         backing_off.not_before = Some(now + std::time::Duration::from_secs(60));
         queue.push(backing_off);
-        queue.push(entry(2, 2.0, 100.0));
-        let mut capacity = Capacity(free(2.0, 1000.0));
-        let chosen = queue.select(now, capacity.0, |n| capacity.place(n));
-        assert_eq!(seqs(&chosen), vec![2]);
+        let mut seen = Vec::new();
+        queue.offer(|demand| {
+            seen = demand.map(|d| d.not_before.is_some()).collect();
+            Vec::new()
+        });
+        assert_eq!(seen, vec![true]);
         assert!(queue.next_wakeup(now).is_some());
     }
 
     #[test]
     fn removing_a_task_takes_it_out_of_the_order() {
         let mut queue = Queue::default();
-        queue.push(entry(1, 1.0, 1.0));
-        queue.push(entry(2, 1.0, 1.0));
+        queue.push(entry(1));
+        queue.push(entry(2));
         assert!(queue.remove(&id(1)));
         assert!(!queue.remove(&id(1)));
-        let mut capacity = Capacity(free(8.0, 1000.0));
-        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
-        assert_eq!(seqs(&chosen), vec![2]);
+        let offered = queue.offer(first(8));
+        assert_eq!(seqs(&offered), vec![2]);
         assert!(queue.is_empty());
     }
 
     #[test]
     fn a_task_counts_as_delayed_once_per_wait_and_on_every_requeue() {
         let mut queue = Queue::default();
-        let mut capacity = Capacity(free(1.0, 100.0));
-        queue.push(entry(1, 1.0, 100.0));
-        queue.push(entry(2, 1.0, 100.0));
-        queue.push(entry(3, 1.0, 100.0));
-        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
-        assert_eq!(seqs(&chosen), [1]);
-        assert_eq!(
-            queue.take_delayed(),
-            2,
-            "2 and 3 wait, 3 behind a full backend too"
-        );
-        let chosen = queue.select(Instant::now(), capacity.0, |n| capacity.place(n));
-        assert!(chosen.is_empty());
+        queue.push(entry(1));
+        queue.push(entry(2));
+        queue.push(entry(3));
+        let offered = queue.offer(first(1));
+        assert_eq!(seqs(&offered), [1]);
+        assert_eq!(queue.take_delayed(), 2, "2 and 3 wait");
+        let offered = queue.offer(first(0));
+        assert!(offered.placed.is_empty());
         assert_eq!(queue.take_delayed(), 0, "a wait is counted once");
-        let mut retried = entry(1, 1.0, 100.0);
+        let mut retried = entry(1);
         retried.not_before = Some(Instant::now() + std::time::Duration::from_secs(60));
         queue.push(retried);
         assert_eq!(
@@ -315,10 +286,9 @@ mod tests {
             1,
             "a requeue with back-off is a delay"
         );
-        let mut room = Capacity(free(4.0, 400.0));
-        queue.push(entry(4, 1.0, 100.0));
-        let chosen = queue.select(Instant::now(), room.0, |n| room.place(n));
-        assert_eq!(seqs(&chosen), [2, 3, 4]);
-        assert_eq!(queue.take_delayed(), 0, "4 started at once");
+        queue.push(entry(4));
+        let offered = queue.offer(first(4));
+        assert_eq!(seqs(&offered), [1, 2, 3, 4]);
+        assert_eq!(queue.take_delayed(), 0, "4 was placed at once");
     }
 }

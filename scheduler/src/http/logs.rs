@@ -77,6 +77,31 @@ pub(crate) fn follow_query(pairs: &[(String, String)]) -> Result<bool, String> {
     Ok(follow)
 }
 
+/// A temporary redirect to the agent's `/files/download` endpoint, which serves the file as
+/// the agent has it now (following is up to the client there).
+fn agent_redirect(url: &str, path: &str) -> Response {
+    let mut query = String::with_capacity(path.len());
+    for byte in path.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                query.push(char::from(byte));
+            }
+            other => query.push_str(&format!("%{other:02X}")),
+        }
+    }
+    let location = format!("{}/files/download?path={query}", url.trim_end_matches('/'));
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
+            response
+                .headers_mut()
+                .insert(axum::http::header::LOCATION, value);
+            response
+        }
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
 async fn logs(
     state: AppState,
     stream: LogStream,
@@ -96,6 +121,9 @@ async fn logs(
         .await
         .map_err(|error| ApiError::internal(error, "Unable to find the task's output"))?
         .ok_or_else(|| ApiError::task_not_found(&id, Form::Document))?;
+    if let LogLocation::Agent { url, path, .. } = &location {
+        return Ok(agent_redirect(url, path));
+    }
     if location == LogLocation::NotStarted && !follow {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -266,6 +294,9 @@ impl Follower {
                         return Ok(None);
                     }
                 }
+                // The task started on a Mesos agent: its output is served there (a new
+                // request is redirected to it).
+                LogLocation::Agent { .. } => return Ok(None),
             }
             if !self.pause().await {
                 return Ok(None);

@@ -151,6 +151,16 @@ impl Store {
         .await
     }
 
+    /// The submission sequence number of a task (its place in the queue); `None` when it
+    /// does not exist.
+    pub async fn seq_of(&self, id: &TaskId) -> Result<Option<u64>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read("reading a task's sequence number", move |conn, path| {
+            queries::seq_of(conn, path, &id)
+        })
+        .await
+    }
+
     /// The task an idempotency key was first used for, as [`InsertOutcome::Existing`]; `None`
     /// when the key is unused.
     pub async fn find_idempotency_key(

@@ -158,6 +158,15 @@ pub(crate) fn get(conn: &Connection, path: &Path, id: &str) -> Result<Option<Tas
     record.map(|record| decode(path, id, &record)).transpose()
 }
 
+/// The submission sequence number of the task `id`.
+pub(crate) fn seq_of(conn: &Connection, path: &Path, id: &str) -> Result<Option<u64>, StoreError> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM tasks WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id], |row| row.get(0)).optional())
+        .map_err(sqlite(path, "reading a task's sequence number"))?;
+    Ok(seq.map(|seq| u64::try_from(seq).unwrap_or(0)))
+}
+
 /// The tasks whose group is one of `groups` and, when given, whose name is `name`, in seq
 /// order, each with its seq. Damaged records are skipped with a warning.
 pub(crate) fn list(

@@ -206,7 +206,7 @@ async fn container_that_vanishes_while_running_is_lost_and_retried() {
 }
 
 #[tokio::test]
-async fn lost_task_is_relaunched_only_after_its_old_container_is_removed_and_stays_killable() {
+async fn a_lost_run_holds_its_resources_until_removed_while_the_relaunch_runs_and_stays_killable() {
     let harness = Harness::start(4.0, config()).await;
     harness
         .fake
@@ -216,18 +216,21 @@ async fn lost_task_is_relaunched_only_after_its_old_container_is_removed_and_sta
     let id = harness
         .submit(&body("slow-rm", 1.0, r#""retries":1"#))
         .await;
-    harness
-        .wait_until(&id, "the first run running", |task| {
-            task.current_state() == Some(Running)
-        })
-        .await;
     let old_run = format!("{id}.0");
     let new_run = format!("{id}.1");
-    // While the old container is being removed, the task is not relaunched (the two runs
-    // would otherwise share the task's resource slot).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Runs are separate units of the backend (a new run id per attempt): the relaunch does
+    // not wait for the old container's removal, and the two never share resources.
+    harness
+        .wait_until(&id, "the relaunch running", |task| {
+            task.retry == 1 && task.current_state() == Some(Running)
+        })
+        .await;
     assert!(!harness.fake.destroyed(&old_run));
-    assert!(harness.scheduler.get(&id).await.unwrap().unwrap().retry == 0);
+    assert_eq!(
+        harness.fake.free_now().cpus,
+        2.0,
+        "the old run keeps its CPU until its container is removed"
+    );
     harness.fake.gate_destroys(true);
     let fake = harness.fake.clone();
     eventually("the old container is removed", || {
@@ -236,11 +239,6 @@ async fn lost_task_is_relaunched_only_after_its_old_container_is_removed_and_sta
         async move { fake.destroyed(&old_run) }
     })
     .await;
-    harness
-        .wait_until(&id, "the relaunch running", |task| {
-            task.retry == 1 && task.current_state() == Some(Running)
-        })
-        .await;
     assert!(!harness.fake.destroyed(&new_run));
 
     // The relaunched run must still be the task's run: killable, and its resources held.

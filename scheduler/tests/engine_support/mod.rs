@@ -4,6 +4,7 @@
 //! on how long something took.
 
 pub(crate) mod fake;
+pub(crate) mod scripted;
 
 use std::future::Future;
 use std::path::Path;

@@ -6,24 +6,33 @@
 //! `/mnt/mesos/sandbox`, holding the fetched URIs and the container's `stdout` and `stderr`.
 //! Containers are named after the run (`<task id>.<attempt>`) and labelled with the task, the
 //! run, the owning scheduler instance and the host ports, so that a restarted scheduler finds
-//! them again ([`Backend::recover`]) and never adopts another instance's containers.
+//! them again ([`LocalBackend::find_runs`], used by `reconcile`) and never adopts another
+//! instance's containers.
+//!
+//! The container operations are plain async methods (`start_run`, `wait_run`, `stop_run`,
+//! `destroy_run`, `find_runs`); [`events`] drives them behind the asynchronous
+//! [`crate::backend::Backend`] interface: placements are decided at once against the host's
+//! capacity, each launch runs in its own task that reports `Running` and the end as status
+//! events, and a run's container is removed and its resources given back when the core
+//! acknowledges its end.
 
 mod disk;
+pub mod events;
 mod host;
 mod recover;
 pub mod spec;
 mod volumes;
 
+use std::collections::HashMap;
 use std::num::NonZeroU64;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use deimos::fetch::{fetch_all, FetchOptions};
 use deimos::hostpath::AllowedPaths;
 use deimos::runtime::lifecycle::{self, EnginePolicy};
-use deimos::runtime::output::{dropped_bytes, output_paths};
+use deimos::runtime::output::output_paths;
 use deimos::runtime::{
     ContainerRuntime, DockerRuntime, LabelFilter, LogOptions, UsageStats, STDERR_FILE, STDOUT_FILE,
 };
@@ -32,14 +41,15 @@ use time::OffsetDateTime;
 
 pub use host::host_capacity;
 
+use self::events::LocalRun;
 use self::recover::{classify, identify, Found};
 use self::spec::{container_spec, MANAGED_BY};
 use super::{
-    Allocation, Backend, BackendError, Capacity, OutputDropped, Placement, RecoveredRun, Resources,
+    Allocation, Backend, BackendError, Capacity, EventSink, RecoveredRun, Reservation, Resources,
     Run, RunOutcome,
 };
 use crate::plan::{PlanError, PlanSettings, RunPlan};
-use crate::task::{Network, NewTask, Task, TaskId, Volume};
+use crate::task::{Task, TaskId, Volume};
 
 /// The default host port range handed out to tasks (inclusive).
 pub const DEFAULT_PORT_RANGE: (u16, u16) = (31000, 32000);
@@ -76,20 +86,31 @@ pub struct LocalConfig {
     pub min_free_bytes: u64,
 }
 
-/// Runs tasks on the local Docker engine. See the [module documentation](self).
+/// Runs tasks on the local Docker engine. See the [module documentation](self). Cheap to
+/// clone (launches run in tasks of their own holding a clone).
+#[derive(Clone)]
 pub struct LocalBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     config: LocalConfig,
     runtime: Arc<dyn ContainerRuntime>,
     capacity: Mutex<Capacity>,
     hostname: String,
     fetch: FetchOptions,
+    /// Runs holding resources (placed, launching, running, or ended and not yet
+    /// acknowledged), by run name (`<task id>.<attempt>`).
+    runs: Mutex<HashMap<String, LocalRun>>,
+    /// Where events go once the core started the backend.
+    events: OnceLock<EventSink>,
 }
 
 impl std::fmt::Debug for LocalBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalBackend")
-            .field("config", &self.config)
-            .field("hostname", &self.hostname)
+            .field("config", &self.inner.config)
+            .field("hostname", &self.inner.hostname)
             .finish_non_exhaustive()
     }
 }
@@ -119,27 +140,45 @@ impl LocalBackend {
             ..FetchOptions::default()
         };
         LocalBackend {
-            capacity: Mutex::new(Capacity::new(
-                config.cpus,
-                config.mem_mib,
-                config.port_range,
-            )),
-            config,
-            runtime,
-            hostname: host::hostname(),
-            fetch,
+            inner: Arc::new(Inner {
+                capacity: Mutex::new(Capacity::new(
+                    config.cpus,
+                    config.mem_mib,
+                    config.port_range,
+                )),
+                config,
+                runtime,
+                hostname: host::hostname(),
+                fetch,
+                runs: Mutex::new(HashMap::new()),
+                events: OnceLock::new(),
+            }),
         }
     }
 
     /// The settings.
     pub fn config(&self) -> &LocalConfig {
-        &self.config
+        &self.inner.config
     }
 
     fn capacity(&self) -> MutexGuard<'_, Capacity> {
         // The accounting stays consistent even if a holder panicked: every update is a
         // single assignment sequence without awaits.
-        self.capacity.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .capacity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn runs(&self) -> MutexGuard<'_, HashMap<String, LocalRun>> {
+        self.inner
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn runtime(&self) -> &dyn ContainerRuntime {
+        self.inner.runtime.as_ref()
     }
 
     async fn prepare_sandbox(&self, task: &Task, sandbox: &Path) -> Result<(), BackendError> {
@@ -160,7 +199,7 @@ impl LocalBackend {
         if plan.fetch.is_empty() {
             return Ok(());
         }
-        fetch_all(&spec::fetch_uris(plan), sandbox, &self.fetch)
+        fetch_all(&spec::fetch_uris(plan), sandbox, &self.inner.fetch)
             .await
             .map(|_| ())
             .map_err(|source| BackendError::Fetch {
@@ -173,7 +212,7 @@ impl LocalBackend {
     /// leftover of a launch interrupted by a crash (the attempt never reported running):
     /// it is removed and the launch repeated once.
     async fn launch(&self, run: &str, spec: &ContainerSpec) -> Result<String, BackendError> {
-        let launched = lifecycle::launch_replacing_leftover(self.runtime.as_ref(), spec)
+        let launched = lifecycle::launch_replacing_leftover(self.runtime(), spec)
             .await
             .map_err(|error| BackendError::launch(run, error))?;
         if launched.replaced_leftover.is_some() {
@@ -189,11 +228,11 @@ impl LocalBackend {
     async fn remove_earlier_attempts(&self, task: &TaskId, run: &str) -> Result<(), BackendError> {
         let filters = [
             LabelFilter::equals(labels::MANAGED_BY, MANAGED_BY),
-            LabelFilter::equals(labels::OWNER, self.config.instance_id.as_str()),
+            LabelFilter::equals(labels::OWNER, self.inner.config.instance_id.as_str()),
             LabelFilter::equals(labels::TASK_ID, task.as_str()),
         ];
         let listed = self
-            .runtime
+            .runtime()
             .list(&filters)
             .await
             .map_err(|error| BackendError::launch(run, error))?;
@@ -211,10 +250,13 @@ impl LocalBackend {
                 container = %container.id,
                 "removing a leftover container of an earlier attempt"
             );
-            self.runtime
-                .remove(&container.id)
-                .await
-                .map_err(|error| BackendError::launch(run, error))?;
+            // The core may be removing it too (an acknowledged end): gone is as good.
+            match self.runtime().remove(&container.id).await {
+                Err(error) if !error.is_no_such_container() => {
+                    return Err(BackendError::launch(run, error));
+                }
+                _ => {}
+            }
         }
         Ok(())
     }
@@ -232,7 +274,7 @@ impl LocalBackend {
                 return Ok(None);
             }
         };
-        let info = match self.runtime.inspect(container).await {
+        let info = match self.runtime().inspect(container).await {
             Ok(info) => info,
             Err(error) if error.is_no_such_container() => return Ok(None),
             Err(error) => {
@@ -249,7 +291,7 @@ impl LocalBackend {
             Found::Ignore => return Ok(None),
             Found::RemoveUnstarted => {
                 tracing::info!(run = %identity.run_id, "removing a container that never started");
-                self.runtime.remove(container).await.map_err(|error| {
+                self.runtime().remove(container).await.map_err(|error| {
                     BackendError::container("destroy", &identity.run_id, container, error)
                 })?;
                 return Ok(None);
@@ -260,7 +302,7 @@ impl LocalBackend {
             container_id: info.id,
             sandbox: self.sandbox_dir(&identity.task_id),
             host_ports: identity.host_ports,
-            hostname: self.hostname.clone(),
+            hostname: self.inner.hostname.clone(),
             started_at: info.started_at.unwrap_or_else(OffsetDateTime::now_utc),
         };
         Ok(Some(RecoveredRun {
@@ -314,97 +356,30 @@ fn host_port_is_free(port: u16) -> bool {
         && std::net::UdpSocket::bind((any, port)).is_ok()
 }
 
-#[async_trait]
-impl Backend for LocalBackend {
-    fn name(&self) -> &'static str {
-        "local"
-    }
-
-    fn admissible(&self, task: &NewTask) -> Result<(), String> {
-        let mut problems = self.capacity().exceeded(&Resources::of(task));
-        if task.network == Network::User && self.config.user_network.is_none() {
-            problems.push(
-                "network: USER needs a Docker network, and none is configured for this \
-                 backend (setting user_network)"
-                    .to_owned(),
-            );
-        }
-        // Constraints match agent attributes (Mesos); this host has none, so a constrained
-        // task would wait forever (Eremetic's head-of-line blocking, E-5): refuse it now.
-        for constraint in &task.agent_constraints {
-            problems.push(format!(
-                "agent_constraints: {}={} can never match: the local backend has no agent \
-                 attributes",
-                constraint.attribute_name, constraint.attribute_value
-            ));
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
-    }
-
-    fn place(&self, needs: &Resources) -> Placement {
+impl LocalBackend {
+    /// Reserves `needs` if they are free now (skipping host ports something else on this
+    /// host holds).
+    pub fn place(&self, needs: &Resources) -> Reservation {
         // A port of the range may be held by something else on this host (another service,
         // another eremetic instance): Docker would refuse to publish it at start.
         self.capacity().place_with(needs, host_port_is_free)
     }
 
-    fn free(&self) -> Resources {
-        self.capacity().free()
-    }
-
-    fn launch_blocker(&self) -> Option<String> {
-        let floor = self.config.min_free_bytes;
-        if floor == 0 {
-            return None;
-        }
-        let data_dir = &self.config.data_dir;
-        disk::floor_reason(data_dir, disk::free_bytes(data_dir), floor)
-    }
-
-    async fn output_dropped(&self, task: &TaskId) -> OutputDropped {
-        let sandbox = self.sandbox_dir(task);
-        OutputDropped {
-            stdout: dropped_bytes(&sandbox.join(STDOUT_FILE)).await,
-            stderr: dropped_bytes(&sandbox.join(STDERR_FILE)).await,
-        }
-    }
-
-    fn total(&self) -> Resources {
-        let capacity = self.capacity();
-        Resources {
-            cpus: capacity.total_cpus(),
-            mem_mib: capacity.total_mem_mib(),
-            ports: capacity.total_ports(),
-        }
-    }
-
-    async fn usage(&self, run_id: &str) -> Result<Option<UsageStats>, BackendError> {
-        let error = match self.runtime.stats(run_id).await {
-            Ok(stats) => return Ok(Some(stats)),
-            Err(error) if error.is_no_such_container() => return Ok(None),
-            Err(error) => error,
-        };
-        // The container may have stopped (or been removed) during the call: then there is
-        // simply no usage any more, which is not a failure.
-        match self.runtime.inspect(run_id).await {
-            Ok(info) if !info.state.is_active() => Ok(None),
-            Err(gone) if gone.is_no_such_container() => Ok(None),
-            _ => Err(BackendError::container("usage", run_id, run_id, error)),
-        }
-    }
-
-    fn adopt(&self, allocation: &Allocation) {
+    /// Marks the resources of a run found again after a restart as used.
+    pub fn adopt(&self, allocation: &Allocation) {
         self.capacity().adopt(allocation);
     }
 
-    fn release(&self, allocation: &Allocation) {
+    /// Gives back the resources of a run that ended or never started; release each
+    /// allocation exactly once.
+    pub fn release(&self, allocation: &Allocation) {
         self.capacity().release(allocation);
     }
 
-    async fn start(
+    /// Starts attempt `attempt` of `task` with the reserved `allocation`: prepares the
+    /// sandbox, fetches the task's URIs into it, creates and starts the container (pulling
+    /// the image when it is missing).
+    pub async fn start_run(
         &self,
         task: &Task,
         attempt: u32,
@@ -426,8 +401,8 @@ impl Backend for LocalBackend {
             });
         }
         let settings = PlanSettings {
-            instance_id: &self.config.instance_id,
-            user_network: self.config.user_network.as_deref(),
+            instance_id: &self.inner.config.instance_id,
+            user_network: self.inner.config.user_network.as_deref(),
         };
         let mut plan = RunPlan::build(task, attempt, allocation, settings).map_err(|error| {
             let (task, reason) = (task.id.clone(), error.reason());
@@ -461,26 +436,29 @@ impl Backend for LocalBackend {
             container_id,
             sandbox,
             host_ports: allocation.host_ports.clone(),
-            hostname: self.hostname.clone(),
+            hostname: self.inner.hostname.clone(),
             started_at: OffsetDateTime::now_utc(),
         })
     }
 
+    /// Waits for the run to end while saving its output into the sandbox; returns once the
+    /// container has stopped and its output is saved (also for a run found again).
+    ///
     /// Saves the output by replaying the container's whole log into emptied `stdout` and
     /// `stderr` files while waiting. Replaying from the start rather than resuming at
     /// `started_at` or at the old files' end makes an adopted run's files exact: Docker's
     /// `since` has whole-second resolution, so resuming would repeat or drop output.
-    async fn wait(&self, run: &Run) -> Result<RunOutcome, BackendError> {
+    pub async fn wait_run(&self, run: &Run) -> Result<RunOutcome, BackendError> {
         reset_output_files(&format!("run {}", run.run_id), &run.sandbox).await?;
         let container = run.container_id.as_str();
         let options = LogOptions {
-            limit: self.config.output_limit,
+            limit: self.inner.config.output_limit,
             ..LogOptions::default()
         };
         // Rides out a Docker restart for a while; a run whose engine stays away fails the
         // wait, and the engine decides what becomes of the task.
         let end = lifecycle::run_to_exit(
-            self.runtime.as_ref(),
+            self.runtime(),
             container,
             &run.sandbox,
             options,
@@ -497,8 +475,9 @@ impl Backend for LocalBackend {
         Ok(RunOutcome::from(status))
     }
 
-    async fn stop(&self, run: &Run, grace: Duration) -> Result<(), BackendError> {
-        match self.runtime.stop(&run.container_id, grace).await {
+    /// Asks the run to stop: SIGTERM, then SIGKILL after `grace`; returns once it stopped.
+    pub async fn stop_run(&self, run: &Run, grace: Duration) -> Result<(), BackendError> {
+        match self.runtime().stop(&run.container_id, grace).await {
             Ok(()) => Ok(()),
             // Nothing left to stop; `wait` reports the run as gone.
             Err(error) if error.is_no_such_container() => Ok(()),
@@ -511,8 +490,9 @@ impl Backend for LocalBackend {
         }
     }
 
-    async fn destroy(&self, run: &Run) -> Result<(), BackendError> {
-        self.runtime
+    /// Removes the run's container (the sandbox stays).
+    pub async fn destroy_run(&self, run: &Run) -> Result<(), BackendError> {
+        self.runtime()
             .remove(&run.container_id)
             .await
             .map_err(|error| {
@@ -520,12 +500,14 @@ impl Backend for LocalBackend {
             })
     }
 
-    async fn recover(&self) -> Result<Vec<RecoveredRun>, BackendError> {
+    /// The runs of this instance that still exist (running or exited), found by their
+    /// labels.
+    pub async fn find_runs(&self) -> Result<Vec<RecoveredRun>, BackendError> {
         let filters = [
             LabelFilter::equals(labels::MANAGED_BY, MANAGED_BY),
-            LabelFilter::equals(labels::OWNER, self.config.instance_id.as_str()),
+            LabelFilter::equals(labels::OWNER, self.inner.config.instance_id.as_str()),
         ];
-        let listed = self.runtime.list(&filters).await.map_err(|error| {
+        let listed = self.runtime().list(&filters).await.map_err(|error| {
             BackendError::query("listing the containers of this instance", error)
         })?;
         let mut recovered = Vec::new();
@@ -537,46 +519,31 @@ impl Backend for LocalBackend {
         Ok(recovered)
     }
 
-    fn sandbox_dir(&self, task: &TaskId) -> PathBuf {
-        // Task ids contain no `/` and are never `.` or `..`, so this stays inside.
-        self.config.data_dir.join(SANDBOXES_DIR).join(task.as_str())
-    }
-
-    async fn sandboxes(&self) -> Result<Vec<TaskId>, BackendError> {
-        let dir = self.config.data_dir.join(SANDBOXES_DIR);
-        let listing_error = |source| BackendError::Sandbox {
-            target: "every task".to_owned(),
-            action: "listing the sandboxes",
-            path: dir.clone(),
-            source,
+    /// Resource usage of the container `run_id` while it exists; `None` when it is gone or
+    /// stopped.
+    pub async fn usage_of(&self, run_id: &str) -> Result<Option<UsageStats>, BackendError> {
+        let error = match self.runtime().stats(run_id).await {
+            Ok(stats) => return Ok(Some(stats)),
+            Err(error) if error.is_no_such_container() => return Ok(None),
+            Err(error) => error,
         };
-        let mut entries = tokio::fs::read_dir(&dir).await.map_err(listing_error)?;
-        let mut tasks = Vec::new();
-        while let Some(entry) = entries.next_entry().await.map_err(listing_error)? {
-            // Anything that is not named like a task is not ours to judge.
-            if let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(|name| TaskId::parse(name).ok())
-            {
-                tasks.push(id);
-            }
+        // The container may have stopped (or been removed) during the call: then there is
+        // simply no usage any more, which is not a failure.
+        match self.runtime().inspect(run_id).await {
+            Ok(info) if !info.state.is_active() => Ok(None),
+            Err(gone) if gone.is_no_such_container() => Ok(None),
+            _ => Err(BackendError::container("usage", run_id, run_id, error)),
         }
-        Ok(tasks)
     }
 
-    async fn remove_sandbox(&self, task: &TaskId) -> Result<(), BackendError> {
-        let path = self.sandbox_dir(task);
-        match tokio::fs::remove_dir_all(&path).await {
-            Ok(()) => Ok(()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(BackendError::Sandbox {
-                target: format!("task {task}"),
-                action: "removing the sandbox",
-                path,
-                source,
-            }),
-        }
+    /// The task's sandbox directory.
+    pub fn sandbox_dir(&self, task: &TaskId) -> PathBuf {
+        // Task ids contain no `/` and are never `.` or `..`, so this stays inside.
+        self.inner
+            .config
+            .data_dir
+            .join(SANDBOXES_DIR)
+            .join(task.as_str())
     }
 }
 

@@ -13,7 +13,10 @@ use nix::sys::signal::Signal;
 use super::spec::HOST_PORTS_LABEL;
 use super::*;
 use crate::backend::RecoveredState;
+use crate::backend::{Backend, OutputDropped};
 use crate::task::{AgentConstraint, FetchUri, PortProtocol, PortRequest};
+use crate::task::{Network, NewTask};
+use async_trait::async_trait;
 
 /// A runtime that records the specifications it is asked to launch and serves canned
 /// containers.
@@ -170,8 +173,8 @@ fn backend(dir: &Path) -> (LocalBackend, Arc<FakeRuntime>) {
 
 fn placed(backend: &LocalBackend, task: &Task) -> Allocation {
     match backend.place(&Resources::of(&task.request)) {
-        Placement::Placed(allocation) => allocation,
-        Placement::Wait => panic!("expected a placement"),
+        Reservation::Reserved(allocation) => allocation,
+        Reservation::Wait => panic!("expected a placement"),
     }
 }
 
@@ -243,7 +246,7 @@ async fn start_fetches_into_a_fresh_sandbox_and_launches_the_spec() {
     std::fs::create_dir_all(&sandbox).unwrap();
     std::fs::write(sandbox.join("stdout"), "previous attempt").unwrap();
     let allocation = placed(&backend, &task);
-    let run = backend.start(&task, 2, &allocation).await.unwrap();
+    let run = backend.start_run(&task, 2, &allocation).await.unwrap();
     assert_eq!(run.run_id, format!("{}.2", task.id));
     assert_eq!(run.host_ports, vec![31000]);
     assert_eq!(run.sandbox, sandbox);
@@ -269,7 +272,7 @@ async fn failed_fetch_fails_the_start_naming_the_uri() {
     req.fetch = vec![FetchUri::from_plain_uri("/nonexistent/tool.sh")];
     let task = task(req);
     let allocation = placed(&backend, &task);
-    let error = backend.start(&task, 1, &allocation).await.unwrap_err();
+    let error = backend.start_run(&task, 1, &allocation).await.unwrap_err();
     assert!(error.is_start_failure(), "{error}");
     assert!(
         error.to_string().contains("/nonexistent/tool.sh"),
@@ -291,7 +294,7 @@ async fn a_local_file_replaced_by_a_link_after_submission_is_refused_at_fetch() 
     req.fetch = vec![FetchUri::from_plain_uri(&planted.to_string_lossy())];
     let task = task(req);
     let allocation = placed(&backend, &task);
-    let error = backend.start(&task, 1, &allocation).await.unwrap_err();
+    let error = backend.start_run(&task, 1, &allocation).await.unwrap_err();
     let text = error.to_string();
     assert!(
         text.contains("local file refused") && text.contains("resolves to"),
@@ -315,7 +318,10 @@ async fn start_refuses_an_allocation_without_the_requested_ports() {
         mem_mib: 64.0,
         host_ports: Vec::new(),
     };
-    let error = backend.start(&task(req), 1, &allocation).await.unwrap_err();
+    let error = backend
+        .start_run(&task(req), 1, &allocation)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, BackendError::AllocationMismatch { .. }),
         "{error}"
@@ -329,7 +335,7 @@ async fn leftover_container_of_the_same_run_is_replaced() {
     *lock(&runtime.conflict_once) = true;
     let task = task(request());
     let allocation = placed(&backend, &task);
-    let run = backend.start(&task, 1, &allocation).await.unwrap();
+    let run = backend.start_run(&task, 1, &allocation).await.unwrap();
     assert_eq!(*lock(&runtime.removed), vec![run.run_id.clone()]);
     assert_eq!(lock(&runtime.launched).len(), 1);
 }
@@ -356,12 +362,12 @@ async fn a_relaunch_removes_the_leftover_container_of_an_earlier_attempt_only() 
         labelled("another-task", &other, 0),
     ]);
     let allocation = placed(&backend, &task);
-    backend.start(&task, 0, &allocation).await.unwrap();
+    backend.start_run(&task, 0, &allocation).await.unwrap();
     assert!(
         lock(&runtime.removed).is_empty(),
         "a first launch has no earlier attempt"
     );
-    let run = backend.start(&task, 1, &allocation).await.unwrap();
+    let run = backend.start_run(&task, 1, &allocation).await.unwrap();
     assert_eq!(run.run_id, format!("{}.1", task.id));
     assert_eq!(
         *lock(&runtime.removed),
@@ -429,7 +435,7 @@ async fn recover_reports_own_runs_and_removes_unstarted_ones() {
         container("c3", &ours("t3", "t3.1"), ContainerState::Created, None),
         container("c4", &foreign, ContainerState::Running, None),
     ];
-    let recovered = backend.recover().await.unwrap();
+    let recovered = backend.find_runs().await.unwrap();
     let summary: Vec<(String, u32, RecoveredState)> = recovered
         .iter()
         .map(|run| (run.task_id.to_string(), run.attempt, run.state.clone()))
@@ -472,7 +478,7 @@ async fn wait_replaces_partial_output_with_the_whole_log() {
         hostname: "h".into(),
         started_at: OffsetDateTime::UNIX_EPOCH,
     };
-    let outcome = backend.wait(&run).await.unwrap();
+    let outcome = backend.wait_run(&run).await.unwrap();
     assert_eq!(outcome.exit_code, 0);
     assert_eq!(
         std::fs::read_to_string(sandbox.join("stdout")).unwrap(),
@@ -482,8 +488,11 @@ async fn wait_replaces_partial_output_with_the_whole_log() {
         container_id: "c9".into(),
         ..run.clone()
     };
-    assert!(backend.wait(&gone).await.unwrap_err().is_gone());
-    backend.stop(&gone, Duration::from_secs(1)).await.unwrap();
+    assert!(backend.wait_run(&gone).await.unwrap_err().is_gone());
+    backend
+        .stop_run(&gone, Duration::from_secs(1))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -506,10 +515,10 @@ async fn usage_of_a_container_that_stopped_during_the_call_is_none_not_an_error(
         container("exited", &[], ContainerState::Exited, Some(0)),
         container("running", &[], ContainerState::Running, None),
     ];
-    assert_eq!(backend.usage("exited").await.unwrap(), None);
-    assert_eq!(backend.usage("removed").await.unwrap(), None);
+    assert_eq!(backend.usage_of("exited").await.unwrap(), None);
+    assert_eq!(backend.usage_of("removed").await.unwrap(), None);
     // A container that still runs and has no statistics is a real failure.
-    let error = backend.usage("running").await.unwrap_err();
+    let error = backend.usage_of("running").await.unwrap_err();
     assert!(error.to_string().contains("running"), "{error}");
 }
 
@@ -555,7 +564,7 @@ async fn a_new_attempt_starts_without_the_rotated_output_of_the_last_one() {
     std::fs::write(&host_file, "precious").unwrap();
     std::os::unix::fs::symlink(&host_file, sandbox.join("stdout")).unwrap();
     let allocation = placed(&backend, &task);
-    backend.start(&task, 0, &allocation).await.unwrap();
+    backend.start_run(&task, 0, &allocation).await.unwrap();
     assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "precious");
     assert!(!sandbox.join("stdout").is_symlink());
     assert_eq!(std::fs::read_to_string(sandbox.join("stdout")).unwrap(), "");

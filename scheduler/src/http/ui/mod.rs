@@ -270,6 +270,16 @@ async fn log_view(service: &dyn TaskService, id: &TaskId, stream: LogStream) -> 
     let path = match service.log_location(id, stream).await {
         Ok(Some(LogLocation::File { path, .. })) => path,
         Ok(Some(LogLocation::NotStarted)) | Ok(None) => return LogView::default(),
+        Ok(Some(LogLocation::Agent { url, path, .. })) => {
+            return LogView {
+                content: html::Html::new(),
+                note: Some(format!(
+                    "the output is on the Mesos agent {url}, in {path} (the API's {} link \
+                     redirects there)",
+                    stream.file_name()
+                )),
+            };
+        }
         Err(source) => {
             let what = format!("the {} location of task {id}", stream.file_name());
             return log_note(&UiError::Read { what, source });
