@@ -20,7 +20,6 @@
 //! - [`http`]: the REST API, server-sent events, web UI and OpenAPI description.
 //! - [`config`], [`logging`], [`metrics`], [`server`]: configuration, logs, Prometheus metrics
 //!   and the wiring of the `eremetic` binary; [`data_dir`]: the data directory's mode (0700).
-//! - [`hermit`]: the command-line client (`hermit` binary).
 //!
 //! Differences from Eremetic are deliberate fixes of its sharp edges (numbered E-n in the seed
 //! behaviour document): requests are validated (E-17), `TASK_ERROR` is terminal (E-8), unknown
@@ -35,7 +34,6 @@ pub mod callback;
 pub mod config;
 pub mod data_dir;
 pub mod engine;
-pub mod hermit;
 pub mod http;
 pub mod logging;
 pub mod mesos;
