@@ -4,7 +4,7 @@
 //! task (an image, a command, resources), the scheduler queues it, runs it once in a container
 //! and keeps its status history.
 //!
-//! - [`task`]: the task model — states ([`task::TaskState`]) and the composite list filter
+//! - [`task`] and [`api`] (re-exported from the `eremetic-model` crate): the task model — states ([`task::TaskState`]) and the composite list filter
 //!   ([`task::StateFilter`]), status history, ids and generated names, the validated request
 //!   ([`task::NewTask`]) and the stored record ([`task::Task`]).
 //! - [`api`]: submit bodies (v1 and deprecated v0) parsed into a [`task::NewTask`] or a
@@ -20,19 +20,20 @@
 //! - [`http`]: the REST API, server-sent events, web UI and OpenAPI description.
 //! - [`config`], [`logging`], [`metrics`], [`server`]: configuration, logs, Prometheus metrics
 //!   and the wiring of the `eremetic` binary; [`data_dir`]: the data directory's mode (0700).
-//! - [`hermit`]: the command-line client (`hermit` binary).
 //!
 //! Differences from Eremetic are deliberate fixes of its sharp edges (numbered E-n in the seed
 //! behaviour document): requests are validated (E-17), `TASK_ERROR` is terminal (E-8), unknown
 //! `state` filter tokens are errors, bodies over 1 MiB are rejected as too large (E-31).
 
-pub mod api;
+/// The task model and request validation live in the `eremetic-model` crate (shared with the
+/// `hermit` client); re-exported here so that `eremetic::task` and `eremetic::api` keep working.
+pub use eremetic_model::{api, task};
+
 pub mod backend;
 pub mod callback;
 pub mod config;
 pub mod data_dir;
 pub mod engine;
-pub mod hermit;
 pub mod http;
 pub mod logging;
 pub mod mesos;
@@ -42,4 +43,6 @@ pub mod plan;
 pub mod server;
 pub mod service;
 pub mod store;
-pub mod task;
+
+#[cfg(test)]
+mod model_agreement;

@@ -1,10 +1,13 @@
 //! The whole service wired together: store, local Docker backend, scheduler core, callback
-//! worker and HTTP server, from a loaded [`Config`] until SIGTERM or SIGINT.
+//! worker and HTTP server, from a loaded [`Config`] until SIGTERM or SIGINT ([`run`]) or until
+//! the embedding program says so ([`serve`]).
 //!
 //! Shutdown stops accepting requests and lets open ones finish; running containers are left
 //! running: the next start adopts them by their labels.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -56,6 +59,30 @@ pub enum ServerError {
 
 /// Runs the service until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    start(config, None, None).await
+}
+
+/// Runs the service on `listener` (already bound: `config.address` and `config.port` are not
+/// used) until `shutdown` resolves, without touching signal handlers: the service embedded in
+/// another program, such as the end-to-end tests of its clients (`hermit`).
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    start(config, Some(listener), Some(Box::pin(shutdown))).await
+}
+
+/// What stops a running service.
+type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// [`run`] (no listener, no shutdown: both from the configuration and the signals, bound and
+/// installed at the moment they always were) and [`serve`].
+async fn start(
+    config: Config,
+    listener: Option<TcpListener>,
+    shutdown: Option<Shutdown>,
+) -> Result<(), ServerError> {
     for warning in config.startup_warnings() {
         tracing::warn!("{warning}");
     }
@@ -84,9 +111,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let worker_stopped = wait_for(stopped.clone());
     let callbacks = tokio::spawn(worker.run(worker_stopped));
     let address = SocketAddr::new(config.address, config.port);
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|source| ServerError::Bind { address, source })?;
+    let listener = match listener {
+        Some(listener) => listener,
+        None => TcpListener::bind(address)
+            .await
+            .map_err(|source| ServerError::Bind { address, source })?,
+    };
     let bound = listener.local_addr().unwrap_or(address);
     let scheme = if config.tls.is_some() {
         "https"
@@ -106,7 +136,10 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         cert: files.cert.clone(),
         key: files.key.clone(),
     });
-    let signals = shutdown_signal().map_err(ServerError::Signals)?;
+    let signals = match shutdown {
+        Some(shutdown) => shutdown,
+        None => Box::pin(shutdown_signal().map_err(ServerError::Signals)?),
+    };
     let served = http::serve(listener, router, tls, async move {
         signals.await;
         tracing::info!(

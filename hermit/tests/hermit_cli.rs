@@ -1,19 +1,20 @@
 //! End to end: the real `hermit` binary against a real `eremetic` service running tasks in
 //! Docker — submitting (with Go-style flags and from a YAML file), waiting with exit-code
 //! propagation, showing and listing tasks, logs (also followed), kill, delete, version,
-//! credentials from the environment, and its one-line errors with documented exit codes.
+//! credentials from the environment, and its one-line errors with documented exit codes. The
+//! service runs in this process (see `support`).
 
 // A panic is the failure report of a test.
 #![allow(clippy::unwrap_used)]
 
-mod e2e_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_support::{free_port, Service, Settings, IMAGE};
 use serde_json::Value;
+use support::{free_port, Service, Settings, IMAGE};
 
 /// How long one hermit invocation may take.
 const HERMIT_DEADLINE: Duration = Duration::from_secs(60);
@@ -271,6 +272,20 @@ async fn ls_lists_filters_and_limits_tasks() {
     );
     let line = failure(&env, &["task", &sleeper], 4);
     assert!(line.contains("not found"), "{line}");
+}
+
+#[tokio::test]
+async fn ls_filter_user_root_finds_a_task_submitted_without_a_user() {
+    let service = Service::start(Settings::new()).await;
+    let env = Env::for_service(&service);
+    let body = serde_json::json!({"image": IMAGE, "command": "sleep 60", "cpu": 0.1, "mem": 32});
+    let running = service.submit(&body).await;
+    service.wait_state(&running, "TASK_RUNNING").await;
+    let listed = success(&env, &["ls", "-filter", "user=root", "-q"]);
+    assert_eq!(listed.trim(), running, "Eremetic's default user is root");
+    assert_eq!(success(&env, &["ls", "-filter", "user=nobody", "-q"]), "");
+    success(&env, &["kill", &running]);
+    service.wait_end(&running, "TASK_KILLED").await;
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 
 use super::error::HermitError;
 use super::view::{parse_state, TaskView};
-use crate::task::{StateGroup, TaskState};
+use eremetic_model::task::{StateGroup, TaskState};
 
 /// One client-side condition of `-filter`.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +172,7 @@ pub fn select<T: AsRef<TaskView>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hermit::view::StatusView;
+    use crate::view::StatusView;
 
     fn task(id: &str, state: &str, time: i64) -> TaskView {
         TaskView {

@@ -1,6 +1,10 @@
 //! `hermit`, the command-line client of the scheduler (the `hermit` binary is a thin wrapper
 //! around [`main`]).
 //!
+//! A package of its own: it shares the task model (states, state groups, fetch URIs) with the
+//! service through the `eremetic-model` crate and depends on nothing else of the service, so
+//! installing it builds no SQLite, Docker client, HTTP server or web UI.
+//!
 //! Compatible with Eremetic's hermit: `run`, `task`, `ls`, `logs`, `kill`, `version` with
 //! their flags, `EREMETIC_URL` (default `http://localhost:8080`; Eremetic's was 8000) and
 //! `HERMIT_INSECURE` (non-empty: no TLS verification). Added: `delete`, `wait`, `logs -f`,

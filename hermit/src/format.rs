@@ -132,7 +132,7 @@ fn align<const N: usize>(rows: &[[String; N]]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hermit::view::StatusView;
+    use crate::view::StatusView;
 
     fn task(id: &str, state: &str, time: i64) -> TaskView {
         TaskView {

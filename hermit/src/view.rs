@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::error::EXIT_FAILURE;
-use crate::task::TaskState;
+use eremetic_model::task::TaskState;
 
 /// One status history entry as sent by the server (states kept as text: a server may send
 /// states this client does not know).

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::cli::RunArgs;
 use super::error::HermitError;
-use crate::task::FetchUri;
+use eremetic_model::task::FetchUri;
 
 /// CPUs of a task when neither a flag nor the task file gives them (Eremetic's hermit).
 pub const DEFAULT_CPU: f64 = 0.1;
