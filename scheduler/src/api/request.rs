@@ -694,7 +694,7 @@ fn check_fetch_uri(uri: &str) -> Result<(), Problem> {
     }
     // A file URL naming another host can never be fetched here (403s for local files that
     // are not allowed come from the operator's policy, which needs the file system).
-    deimos::fetch::local_file_path(uri)
+    deimos_runtime::fetch::local_file_path(uri)
         .map_err(|reason| Problem::Invalid(format!("{:?}: {reason}", without_password(uri))))?;
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deimos::runtime::{ExitStatus, UsageStats};
+use deimos_runtime::runtime::{ExitStatus, UsageStats};
 use time::OffsetDateTime;
 
 pub use capacity::Capacity;

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deimos::runtime::RuntimeError;
+use deimos_runtime::runtime::RuntimeError;
 use eremetic::backend::{
     Allocation, Backend, BackendError, Capacity, Placement, RecoveredRun, RecoveredState,
     Resources, Run, RunOutcome,

@@ -5,7 +5,7 @@
 //!
 //! - **Pairing allocated ports with exposed ports.** `deimos launch` and the executor both
 //!   pulled the image when needed, inspected it and paired the allocated host ports with its
-//!   exposed ports ([`crate::ecp::ports::pair_with_exposed`]); the local backend never pairs
+//!   exposed ports ([`crate::mesos::ports::pair_with_exposed`]); the local backend never pairs
 //!   (an Eremetic task names its container ports). Now: [`publish_allocated_ports`].
 //! - **Launch, and on a name conflict remove the leftover and launch again.** The executor and
 //!   the local backend removed the container holding the name (a leftover of an interrupted
@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use super::logs::{LogOptions, StreamBytes};
 use super::types::{ExitStatus, LogTotals};
 use super::{ContainerRuntime, RuntimeError};
-use crate::ecp::ports::pair_with_exposed;
+use crate::mesos::ports::pair_with_exposed;
 use crate::spec::{ContainerSpec, Protocol};
 
 /// How long the executor and the local backend ride out an unreachable engine by default.
