@@ -36,8 +36,10 @@ pub struct LogAnswer {
 ///   [`RuntimeError::ImageNotFound`] until `ensure_image` pulls it;
 /// - a name added with [`FakeRuntime::add_leftover`] conflicts on `create` until removed;
 /// - every container created is `c1`; `start` fails when [`FakeRuntime::failing_start`];
-/// - `wait` and `stream_logs` take the next scripted answer, and report the container gone
-///   when none is left;
+/// - `wait` takes the next scripted answer and reports the container gone when none is left;
+/// - `stream_logs` takes the next scripted answer; once they are used up it replays the last
+///   one's output, ending cleanly (as Docker does for a stopped container), and reports the
+///   container gone when none was ever scripted;
 /// - the other operations fail as an unreachable engine would.
 #[derive(Debug)]
 pub struct FakeRuntime {
@@ -48,6 +50,10 @@ pub struct FakeRuntime {
     leftovers: Mutex<Vec<String>>,
     waits: Mutex<VecDeque<Result<ExitStatus, RuntimeError>>>,
     logs: Mutex<VecDeque<LogAnswer>>,
+    last_log: Mutex<Option<LogAnswer>>,
+    hold_logs: bool,
+    exited: AtomicBool,
+    exit_seen: tokio::sync::Notify,
 }
 
 impl Default for FakeRuntime {
@@ -60,6 +66,10 @@ impl Default for FakeRuntime {
             leftovers: Mutex::default(),
             waits: Mutex::default(),
             logs: Mutex::default(),
+            last_log: Mutex::default(),
+            hold_logs: false,
+            exited: AtomicBool::new(false),
+            exit_seen: tokio::sync::Notify::new(),
         }
     }
 }
@@ -85,6 +95,15 @@ impl FakeRuntime {
     pub fn failing_start(self) -> Self {
         Self {
             start_fails: true,
+            ..self
+        }
+    }
+
+    /// Every `stream_logs` answers only once a `wait` has reported an exit (a stream that the
+    /// engine ends, for whatever reason, just after the container's exit is seen).
+    pub fn holding_logs_until_exit(self) -> Self {
+        Self {
+            hold_logs: true,
             ..self
         }
     }
@@ -186,7 +205,12 @@ impl ContainerRuntime for FakeRuntime {
     async fn wait(&self, id: &str) -> Result<ExitStatus, RuntimeError> {
         self.record(format!("wait {id}"));
         let next = lock(&self.waits).pop_front();
-        next.unwrap_or_else(|| Err(RuntimeError::NoSuchContainer { id: id.into() }))
+        let answer = next.unwrap_or_else(|| Err(RuntimeError::NoSuchContainer { id: id.into() }));
+        if answer.is_ok() {
+            self.exited.store(true, Ordering::SeqCst);
+            self.exit_seen.notify_waiters();
+        }
+        answer
     }
 
     async fn stop(&self, _id: &str, _grace: Duration) -> Result<(), RuntimeError> {
@@ -226,9 +250,28 @@ impl ContainerRuntime for FakeRuntime {
         options: LogOptions,
     ) -> Result<LogTotals, RuntimeError> {
         self.record(format!("logs {id}"));
-        let Some(answer) = lock(&self.logs).pop_front() else {
-            return Err(RuntimeError::NoSuchContainer { id: id.into() });
+        while self.hold_logs && !self.exited.load(Ordering::SeqCst) {
+            let exit_seen = self.exit_seen.notified();
+            tokio::pin!(exit_seen);
+            // Registered before the check, so a notification in between is not missed.
+            exit_seen.as_mut().enable();
+            if self.exited.load(Ordering::SeqCst) {
+                break;
+            }
+            exit_seen.await;
+        }
+        let next = lock(&self.logs).pop_front();
+        let answer = match next {
+            Some(answer) => answer,
+            None => match lock(&self.last_log).clone() {
+                Some(last) => LogAnswer {
+                    lost: false,
+                    ..last
+                },
+                None => return Err(RuntimeError::NoSuchContainer { id: id.into() }),
+            },
         };
+        *lock(&self.last_log) = Some(answer.clone());
         let chunks = answer.chunks.iter().map(|&(stdout, text)| {
             let message = text.as_bytes().to_vec().into();
             Ok(match stdout {

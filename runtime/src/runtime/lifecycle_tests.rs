@@ -147,7 +147,8 @@ async fn an_engine_that_goes_away_during_the_wait_is_ridden_out_and_no_output_re
     assert_eq!((totals.stdout_bytes, totals.stderr_bytes), (14, 10));
     let calls = runtime.calls();
     assert_eq!(calls.iter().filter(|c| *c == "wait c1").count(), 3);
-    assert_eq!(calls.iter().filter(|c| *c == "logs c1").count(), 3);
+    // Three streams, and the replay after the exit that makes sure the outage cut nothing.
+    assert_eq!(calls.iter().filter(|c| *c == "logs c1").count(), 4);
 }
 
 #[tokio::test]
@@ -219,4 +220,61 @@ async fn a_log_stream_closed_cleanly_by_a_going_engine_is_resumed_after_the_exit
     assert_eq!(end.output.unwrap().stdout_bytes, 8);
     let stdout = std::fs::read_to_string(sandbox.path().join(STDOUT_FILE)).unwrap();
     assert_eq!(stdout, "one\ntwo\n");
+}
+
+#[tokio::test]
+async fn a_log_stream_closed_cleanly_during_an_outage_and_seen_after_the_exit_is_resumed() {
+    let sandbox = tempfile::tempdir().unwrap();
+    // The stream's clean end (the engine going away) is only seen after the exit: both were
+    // ready at once, and the exit was taken first.
+    let runtime = FakeRuntime::default().holding_logs_until_exit();
+    runtime.script_waits([Err(unreachable("wait")), Ok(exit_status(0, false))]);
+    runtime.script_logs([
+        LogAnswer {
+            chunks: vec![(true, "one\n")],
+            lost: false,
+        },
+        LogAnswer {
+            chunks: vec![(true, "one\n"), (false, "two\n")],
+            lost: false,
+        },
+    ]);
+    let end = run_to_exit(
+        &runtime,
+        "c1",
+        sandbox.path(),
+        LogOptions::default(),
+        &quick(None),
+    )
+    .await;
+    assert_eq!(end.exit.unwrap().exit_code, 0);
+    let read = |name| std::fs::read_to_string(sandbox.path().join(name)).unwrap();
+    assert_eq!(
+        (read(STDOUT_FILE), read(STDERR_FILE)),
+        ("one\n".into(), "two\n".into())
+    );
+    assert_eq!(end.output.unwrap().stderr_bytes, 4);
+}
+
+#[tokio::test]
+async fn without_an_exit_the_output_saved_before_the_outage_is_kept() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let runtime = FakeRuntime::default();
+    runtime.script_waits([Err(unreachable("wait"))]);
+    runtime.script_logs([LogAnswer {
+        chunks: vec![(true, "one\n")],
+        lost: false,
+    }]);
+    let end = run_to_exit(
+        &runtime,
+        "c1",
+        sandbox.path(),
+        LogOptions::default(),
+        &quick(Some(Duration::ZERO)),
+    )
+    .await;
+    assert!(end.exit.is_err());
+    assert_eq!(end.output.unwrap().stdout_bytes, 4);
+    let logs = runtime.calls().iter().filter(|c| *c == "logs c1").count();
+    assert_eq!(logs, 1, "no replay without an exit");
 }
