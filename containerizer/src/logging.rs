@@ -19,6 +19,8 @@ use std::sync::Mutex;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 use time::OffsetDateTime;
 
+use deimos_runtime::console::format_console_line;
+
 use crate::config::LogConfig;
 
 /// Logging could not be set up.
@@ -78,21 +80,6 @@ fn plan_outputs(
         syslog: LevelFilter::Off,
         syslog_fell_back_to_console: true,
     }
-}
-
-/// `HH:MM:SS.mmm <target> <message>`.
-fn format_console_line(
-    at: OffsetDateTime,
-    target: &str,
-    message: &std::fmt::Arguments<'_>,
-) -> String {
-    format!(
-        "{:02}:{:02}:{:02}.{:03} {target} {message}\n",
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
 }
 
 /// Where syslog messages go (the local syslog socket, or a recorder in tests).
@@ -211,8 +198,6 @@ impl Log for DeimosLogger {
 mod tests {
     use std::sync::Arc;
 
-    use time::macros::datetime;
-
     use super::*;
 
     #[derive(Clone, Default)]
@@ -244,15 +229,6 @@ mod tests {
                 .target("deimos::test")
                 .args(format_args!("{message}"))
                 .build(),
-        );
-    }
-
-    #[test]
-    fn console_line_has_utc_millisecond_time_target_and_message() {
-        let at = datetime!(2024-05-06 07:08:09.012 UTC);
-        assert_eq!(
-            format_console_line(at, "deimos::runtime", &format_args!("started {}", 3)),
-            "07:08:09.012 deimos::runtime started 3\n"
         );
     }
 

@@ -54,14 +54,14 @@ pub struct Settings {
 pub struct Operator {
     /// Checked when a task is translated, host paths resolved again before the container is
     /// created.
-    pub policy: deimos::policy::ContainerPolicy,
+    pub policy: deimos_runtime::policy::ContainerPolicy,
     /// How the task's URIs are fetched.
-    pub fetch: deimos::fetch::FetchOptions,
+    pub fetch: deimos_runtime::fetch::FetchOptions,
 }
 
 impl Operator {
     /// The settings of a configuration.
-    pub fn from_config(config: &deimos::config::Config) -> Operator {
+    pub fn from_config(config: &deimos_runtime::config::OperatorConfig) -> Operator {
         Operator {
             policy: config.policy.container_policy(),
             fetch: config.uris.fetch_options(),
@@ -74,12 +74,13 @@ impl Operator {
     /// which the framework fills through the executor's URIs) nor `~` is searched: a task
     /// must not be able to choose its own policy.
     pub fn load(config_file: Option<PathBuf>) -> Result<Operator, Error> {
-        let paths = deimos::config::system_search_path(std::path::Path::new("/"));
-        let loaded = deimos::config::load_first(config_file.as_deref(), &paths)?;
-        if let Some(source) = &loaded.source {
+        let paths = deimos_runtime::config::system_search_path(std::path::Path::new("/"));
+        let (config, source) =
+            deimos_runtime::config::load_operator_config(config_file.as_deref(), &paths)?;
+        if let Some(source) = &source {
             log::info!("operator configuration: {}", source.display());
         }
-        Ok(Operator::from_config(&loaded.config))
+        Ok(Operator::from_config(&config))
     }
 }
 
@@ -171,7 +172,7 @@ impl Settings {
     /// The operator's configuration is loaded too ([`Operator::load`]).
     pub fn from_process_env() -> Result<Settings, Error> {
         let mut settings = Settings::from_lookup(|name| std::env::var(name).ok())?;
-        let config_file = std::env::var_os(deimos::config::CONFIG_ENV_VAR)
+        let config_file = std::env::var_os(deimos_runtime::config::CONFIG_ENV_VAR)
             .filter(|value| !value.is_empty())
             .map(PathBuf::from);
         settings.operator = Operator::load(config_file)?;
@@ -257,6 +258,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::path::Path;
 
     use super::*;
 
@@ -280,6 +282,26 @@ mod tests {
         std::fs::write(&bad, "[policy]\nallow_privileged: maybe\n").unwrap();
         let error = Operator::load(Some(bad)).unwrap_err().to_string();
         assert!(error.contains("[policy] allow_privileged"), "{error}");
+    }
+
+    #[test]
+    fn the_containerizers_sections_of_a_shared_deimos_cfg_are_left_to_it() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../etc/deimos.cfg");
+        assert_eq!(Operator::load(Some(example)).unwrap(), Operator::default());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("deimos.cfg");
+        std::fs::write(
+            &file,
+            "[docker]\nhost: unix:///run/docker.sock\n[log]\nconsole: DEBUG\n\
+             [policy]\nallow_volumes_from: yes\n",
+        )
+        .unwrap();
+        assert!(
+            Operator::load(Some(file))
+                .unwrap()
+                .policy
+                .allow_volumes_from
+        );
     }
 
     fn base() -> BTreeMap<&'static str, &'static str> {

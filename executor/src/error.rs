@@ -22,7 +22,7 @@ pub enum Error {
     },
     /// The operator's configuration (`deimos.cfg`) could not be loaded.
     #[error("{0}")]
-    Config(#[from] deimos::config::ConfigError),
+    Config(#[from] deimos_runtime::config::ConfigError),
     /// A task cannot be turned into a container.
     #[error("task {task_id} cannot be run as a container: {reason}")]
     InvalidTask {
@@ -37,13 +37,13 @@ pub enum Error {
     Agent(#[from] mesos_client::ClientError),
     /// The Docker engine could not be used.
     #[error("Docker: {0}")]
-    Docker(#[from] deimos::runtime::RuntimeError),
+    Docker(#[from] deimos_runtime::runtime::RuntimeError),
     /// The task's URIs could not be fetched into the sandbox.
     #[error("fetching the URIs of task {task_id}: {source}")]
     Fetch {
         /// The task.
         task_id: String,
         /// The fetch failure.
-        source: deimos::fetch::FetchError,
+        source: deimos_runtime::fetch::FetchError,
     },
 }

@@ -10,16 +10,12 @@
 
 use std::process::ExitCode;
 
-use deimos::config::{LogConfig, LogLevel};
 use deimos_executor::env::Settings;
 use deimos_executor::run::{exit_code, run};
 
 fn main() -> ExitCode {
     // stderr is the sandbox's `stderr` file; the agent's environment decides nothing here.
-    if let Err(error) = deimos::logging::init(&LogConfig {
-        console: Some(LogLevel::Info),
-        syslog: Some(LogLevel::Off),
-    }) {
+    if let Err(error) = deimos_runtime::console::init(log::LevelFilter::Info) {
         eprintln!("deimos-executor: {error}");
     }
     let settings = match Settings::from_process_env() {

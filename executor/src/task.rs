@@ -1,7 +1,7 @@
 //! A launched `TaskInfo` as a container: pure, through the containerizer's one translation.
 //!
 //! The containerizer already turns a Mesos task into a [`ContainerSpec`]
-//! ([`deimos::ecp::translate::plan_launch`]: image, network, port mappings, docker
+//! ([`deimos_runtime::mesos::translate::plan_launch`]: image, network, port mappings, docker
 //! parameters, volumes, force pull, privileged, command, cpus/mem, environment, URIs). It reads
 //! the unversioned `mesos` package, whose field numbers are those of `mesos.v1`, so a v1
 //! `TaskInfo` is carried over by re-encoding it, and the result is then given the executor's
@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use deimos::ecp::translate::{plan_launch, LaunchContext, TranslateSettings};
-use deimos::fetch::UriSpec;
-use deimos::policy::ContainerPolicy;
-use deimos::spec::{labels, ContainerSpec};
+use deimos_runtime::fetch::UriSpec;
+use deimos_runtime::mesos::translate::{plan_launch, LaunchContext, TranslateSettings};
+use deimos_runtime::policy::ContainerPolicy;
+use deimos_runtime::spec::{labels, ContainerSpec};
 use mesos_proto::{containerizer, mesos, v1};
 use prost::Message;
 

@@ -1,7 +1,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use deimos::spec::{labels, Command, NetworkMode, PortMapping, Protocol, DEFAULT_SANDBOX_MOUNT};
+use deimos_runtime::spec::{
+    labels, Command, NetworkMode, PortMapping, Protocol, DEFAULT_SANDBOX_MOUNT,
+};
 use mesos_proto::v1::{self, container_info, environment, value};
 
 use super::*;
@@ -12,7 +14,7 @@ const SANDBOX: &str = "/var/lib/mesos/slaves/a/frameworks/f/executors/e/runs/r";
 static PERMISSIVE: std::sync::LazyLock<ContainerPolicy> =
     std::sync::LazyLock::new(|| ContainerPolicy {
         allow_privileged: true,
-        host_paths: deimos::hostpath::AllowedPaths::new([PathBuf::from("/srv")], "test"),
+        host_paths: deimos_runtime::hostpath::AllowedPaths::new([PathBuf::from("/srv")], "test"),
         ..ContainerPolicy::default()
     });
 

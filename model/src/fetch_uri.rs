@@ -1,7 +1,7 @@
 //! Which local file a fetch URI names, so that a submission naming a file on another host is
 //! refused at once instead of failing when the task runs.
 //!
-//! This is a copy of `deimos::fetch::local_file_path` (the fetcher that later places the URI in
+//! This is a copy of `deimos_runtime::fetch::local_file_path` (the fetcher that later places the URI in
 //! the sandbox): the model must not depend on the containerizer's runtime library. The
 //! `eremetic` crate holds a test proving the two agree on a table of URIs.
 

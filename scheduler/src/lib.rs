@@ -13,7 +13,7 @@
 //! - [`service`]: the contract between the HTTP layer and the scheduler core.
 //! - [`engine`]: the scheduler core (queue, dispatch, supervision, retries, recovery).
 //! - [`store`]: the durable SQLite task store and callback outbox ([`outbox`]).
-//! - [`backend`]: where tasks run; the local Docker backend through `deimos::runtime`.
+//! - [`backend`]: where tasks run; the local Docker backend through `deimos_runtime::runtime`.
 //! - [`mesos`]: the Mesos scheduler protocol (master URLs, offer matching, `TaskInfo`s, calls,
 //!   status updates, the v1 scheduler API client) for the coming Mesos backend.
 //! - [`callback`]: signed, retried callback delivery.

@@ -192,7 +192,7 @@ mod tests {
     fn log_crate_records_reach_the_output_and_a_second_init_fails() {
         let buffer = Buffer::default();
         install(subscriber(LogLevel::Info, LogFormat::Json, buffer.clone()).unwrap()).unwrap();
-        log::warn!(target: "deimos::runtime", "bridged from the log crate");
+        log::warn!(target: "deimos_runtime::runtime", "bridged from the log crate");
         let text = buffer.text();
         let line = text
             .lines()

@@ -48,7 +48,7 @@ fn the_model_s_local_file_path_agrees_with_the_fetcher_s_on_every_uri() {
     for uri in URIS {
         assert_eq!(
             fetch_uri::local_file_path(uri),
-            deimos::fetch::local_file_path(uri),
+            deimos_runtime::fetch::local_file_path(uri),
             "{uri:?}"
         );
     }

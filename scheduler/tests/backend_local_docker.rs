@@ -358,7 +358,8 @@ async fn engine_gone_after_connecting_fails_the_start_as_unreachable() {
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     let host = format!("unix://{}", socket.display());
     let runtime =
-        deimos::runtime::DockerRuntime::connect_with_api_version(Some(&host), "1.41").unwrap();
+        deimos_runtime::runtime::DockerRuntime::connect_with_api_version(Some(&host), "1.41")
+            .unwrap();
     let backend = LocalBackend::with_runtime(
         config(dir.path(), "eremetic-test:gone", (38090, 38099)),
         std::sync::Arc::new(runtime),

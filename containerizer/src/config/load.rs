@@ -1,13 +1,11 @@
 //! Finding and reading the configuration file; the environment is injected ([`SearchEnv`]) so
 //! that tests do not depend on the machine.
 
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-use super::{parse_config, Config, ConfigError};
+use deimos_runtime::config::{read_first, system_search_path, CONFIG_ENV_VAR};
 
-/// Environment variable naming the configuration file explicitly.
-pub const CONFIG_ENV_VAR: &str = "DEIMOS_CONFIG";
+use super::{parse_config, Config, ConfigError};
 
 /// What the search path depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,19 +67,6 @@ pub fn search_path(env: &SearchEnv) -> Vec<PathBuf> {
     paths
 }
 
-/// The system locations of the search path (`/etc/deimos.cfg`, `/usr/etc/deimos.cfg`,
-/// `/usr/local/etc/deimos.cfg` under `system_root`), without the current or home directory.
-pub fn system_search_path(system_root: &Path) -> Vec<PathBuf> {
-    [
-        "etc/deimos.cfg",
-        "usr/etc/deimos.cfg",
-        "usr/local/etc/deimos.cfg",
-    ]
-    .iter()
-    .map(|system| system_root.join(system))
-    .collect()
-}
-
 /// Loads the first configuration file found: `$DEIMOS_CONFIG` if set (it must exist), else the
 /// first existing entry of [`search_path`]; no file at all gives the defaults.
 pub fn load(env: &SearchEnv) -> Result<LoadedConfig, ConfigError> {
@@ -94,42 +79,14 @@ pub fn load_first(
     config_file: Option<&Path>,
     paths: &[PathBuf],
 ) -> Result<LoadedConfig, ConfigError> {
-    if let Some(path) = config_file {
-        return match read_if_exists(path)? {
-            Some(text) => parse_file(path, &text),
-            None => Err(ConfigError::EnvFileMissing {
-                path: path.to_owned(),
-            }),
-        };
-    }
-    for path in paths {
-        if let Some(text) = read_if_exists(path)? {
-            return parse_file(path, &text);
-        }
-    }
-    Ok(LoadedConfig {
-        config: Config::default(),
-        source: None,
-    })
-}
-
-fn parse_file(path: &Path, text: &str) -> Result<LoadedConfig, ConfigError> {
-    let config = parse_config(text, &path.display().to_string())?;
-    Ok(LoadedConfig {
-        config,
-        source: Some(path.to_owned()),
-    })
-}
-
-/// Reads a file; `None` when it does not exist (any other failure is an error, so that an
-/// unreadable file is reported rather than skipped in favour of the next one).
-fn read_if_exists(path: &Path) -> Result<Option<String>, ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(err) if err.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ConfigError::Read {
-            path: path.to_owned(),
-            source,
+    match read_first(config_file, paths)? {
+        Some((path, text)) => Ok(LoadedConfig {
+            config: parse_config(&text, &path.display().to_string())?,
+            source: Some(path),
+        }),
+        None => Ok(LoadedConfig {
+            config: Config::default(),
+            source: None,
         }),
     }
 }

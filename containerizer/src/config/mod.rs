@@ -9,7 +9,7 @@
 //! Differences from Deimos (seed behaviour 5.3, sharp edge D-14), on purpose:
 //! - keys present in the file are merged one by one over the defaults (Deimos replaced whole
 //!   sections), and an unknown section, unknown key or malformed value is an error naming the
-//!   file, section and key (Deimos silently dropped the section);
+//!   file, line, section and key (Deimos silently dropped the section);
 //! - `[docker]` configures how we reach the Docker Engine API (`host` only), because there is
 //!   no docker CLI to pass options to; `host` may list several endpoints, as Deimos passed
 //!   them to the CLI as repeated `-H`: the first that answers is used;
@@ -23,8 +23,9 @@
 //!   `[policy]` what tasks may ask of the host (Deimos passed every docker option through);
 //! - `[uris]` also says where local files may be fetched from and how large fetches may be.
 //!
-//! Parsing ([`parse_config`]) is a pure function of the text; [`load`] only finds and reads
-//! the file.
+//! The INI syntax, the file lookup, `[policy]` and `[uris]` are `deimos_runtime::config`,
+//! shared with `deimos-executor`. Parsing ([`parse_config`]) is a pure function of the text;
+//! [`load`] only finds and reads the file.
 
 mod load;
 mod parse;
@@ -35,11 +36,12 @@ mod values;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use load::{
-    load, load_first, search_path, system_search_path, LoadedConfig, SearchEnv, CONFIG_ENV_VAR,
+pub use deimos_runtime::config::{
+    system_search_path, ConfigError, PolicyConfig, UrisConfig, CONFIG_ENV_VAR,
 };
+pub use load::{load, load_first, search_path, LoadedConfig, SearchEnv};
 pub use parse::parse_config;
-pub use template::{CommandTemplate, Placeholder, PlaceholderValues};
+pub use template::{CommandTemplate, Placeholder, PlaceholderUnavailable, PlaceholderValues};
 pub use values::{DockerHost, LogLevel};
 
 /// Everything `deimos` can be configured with; [`Default`] is the configuration used when no
@@ -164,76 +166,6 @@ pub struct HooksConfig {
     pub ondestroy: Vec<String>,
 }
 
-/// `[uris]` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UrisConfig {
-    /// `unpack`: unpack fetched archives (tar, zip) into the sandbox.
-    pub unpack: bool,
-    /// `allowed_local_paths`: directories whose files `file://` URIs and absolute paths may
-    /// fetch (resolved, symbolic links followed); empty (the default) refuses local files.
-    pub allowed_local_paths: Vec<PathBuf>,
-    /// `max_size`: largest download or copy of one URI, in bytes.
-    pub max_size: u64,
-    /// `max_extracted_size`: largest size one archive may unpack to, in bytes.
-    pub max_extracted_size: u64,
-}
-
-impl Default for UrisConfig {
-    fn default() -> Self {
-        Self {
-            unpack: true,
-            allowed_local_paths: Vec::new(),
-            max_size: crate::fetch::DEFAULT_MAX_SIZE,
-            max_extracted_size: crate::fetch::DEFAULT_MAX_EXTRACTED_SIZE,
-        }
-    }
-}
-
-impl UrisConfig {
-    /// The fetch options these settings give (other options at their defaults).
-    pub fn fetch_options(&self) -> crate::fetch::FetchOptions {
-        crate::fetch::FetchOptions {
-            unpack: self.unpack,
-            local_files: crate::hostpath::AllowedPaths::new(
-                self.allowed_local_paths.clone(),
-                crate::fetch::DEFAULT_LOCAL_FILES_SETTING,
-            ),
-            max_size: self.max_size,
-            max_extracted_size: self.max_extracted_size,
-            ..crate::fetch::FetchOptions::default()
-        }
-    }
-}
-
-/// `[policy]` section (ours): what tasks may ask of the host, enforced on every container
-/// `deimos` and `deimos-executor` start (Deimos passed any docker option through, D-17).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct PolicyConfig {
-    /// `allow_privileged`: allow privileged containers (no by default).
-    pub allow_privileged: bool,
-    /// `allowed_host_paths`: directories under which host paths may be bind-mounted
-    /// (resolved, symbolic links followed); the task's own sandbox is always allowed.
-    pub allowed_host_paths: Vec<PathBuf>,
-    /// `allow_volumes_from`: allow `--volumes-from` (another container's volumes may be host
-    /// directories outside `allowed_host_paths`); no by default.
-    pub allow_volumes_from: bool,
-}
-
-impl PolicyConfig {
-    /// The container policy these settings give.
-    pub fn container_policy(&self) -> crate::policy::ContainerPolicy {
-        crate::policy::ContainerPolicy {
-            allow_privileged: self.allow_privileged,
-            host_paths: crate::hostpath::AllowedPaths::new(
-                self.allowed_host_paths.clone(),
-                "[policy] allowed_host_paths",
-            ),
-            allow_volumes_from: self.allow_volumes_from,
-            settings: crate::policy::PolicySettings::DEIMOS_CFG,
-        }
-    }
-}
-
 /// `[log]` section; `None` means "not configured": the default then depends on whether
 /// stderr is a terminal (see [`LogConfig::resolve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -295,92 +227,6 @@ impl Default for ObserverConfig {
             command: CommandTemplate::default_observer(),
         }
     }
-}
-
-/// A configuration that could not be loaded; every message names the file and, where one is
-/// concerned, the section and key.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// `$DEIMOS_CONFIG` names a file that does not exist.
-    #[error("{CONFIG_ENV_VAR} names {path}, which does not exist")]
-    EnvFileMissing {
-        /// The path from the environment variable.
-        path: PathBuf,
-    },
-    /// A configuration file exists but could not be read.
-    #[error("cannot read configuration file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not valid INI.
-    #[error("{file}: INI syntax error at line {line}, column {column}: {message}")]
-    Syntax {
-        /// The file (or `<string>`).
-        file: String,
-        /// 1-based line.
-        line: usize,
-        /// 1-based column.
-        column: usize,
-        /// The parser's message.
-        message: String,
-    },
-    /// A key appears before any `[section]` header.
-    #[error("{file}: key {key:?} appears before any [section] header")]
-    KeyOutsideSection {
-        /// The file.
-        file: String,
-        /// The key.
-        key: String,
-    },
-    /// A section this program does not know.
-    #[error("{file}: unknown section [{section}]; known sections: {known}")]
-    UnknownSection {
-        /// The file.
-        file: String,
-        /// The section as written.
-        section: String,
-        /// The known sections, comma-separated.
-        known: String,
-    },
-    /// A key its section does not have.
-    #[error("{file}: [{section}] has no key {key:?}{hint}; supported keys: {supported}")]
-    UnknownKey {
-        /// The file.
-        file: String,
-        /// The section.
-        section: String,
-        /// The key as written.
-        key: String,
-        /// Extra explanation (may be empty), starting with a separator.
-        hint: String,
-        /// The keys the section supports, comma-separated.
-        supported: String,
-    },
-    /// A value that does not have the key's type or violates its constraint.
-    #[error("{file}: [{section}] {key}: {reason}")]
-    InvalidValue {
-        /// The file.
-        file: String,
-        /// The section.
-        section: String,
-        /// The key.
-        key: String,
-        /// What is wrong with the value.
-        reason: String,
-    },
-    /// A command template uses a placeholder its caller could not provide a value for.
-    #[error("command template {template:?} uses {{{placeholder}}}, which has no value: {why}")]
-    PlaceholderUnavailable {
-        /// The argv element.
-        template: String,
-        /// The placeholder name.
-        placeholder: &'static str,
-        /// Why there is no value.
-        why: &'static str,
-    },
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! From INI text to [`Config`]: a pure function, no I/O.
 
-use ini::{Ini, ParseOption};
+use deimos_runtime::config::values::{parse_array, parse_bool};
+use deimos_runtime::config::{parse_ini, IniEntry, KeyProblem, PolicyConfig, UrisConfig};
 
 use super::values::{
-    parse_array, parse_bool, parse_container_path, parse_docker_host, parse_duration,
-    parse_host_dirs, parse_level, parse_non_empty, parse_size, parse_state_root,
+    parse_container_path, parse_docker_host, parse_duration, parse_level, parse_non_empty,
+    parse_state_root,
 };
 use super::{CommandTemplate, Config, ConfigError};
 
@@ -22,115 +23,60 @@ pub(super) const SECTIONS: &[(&str, &[&str])] = &[
         &["stop_grace_period", "cfs_quota", "sandbox_mount", "workdir"],
     ),
     ("hooks", &["onlaunch", "ondestroy"]),
-    (
-        "uris",
-        &[
-            "unpack",
-            "allowed_local_paths",
-            "max_size",
-            "max_extracted_size",
-        ],
-    ),
+    (UrisConfig::SECTION, UrisConfig::KEYS),
     ("log", &["console", "syslog"]),
     ("state", &["root"]),
     ("observer", &["enabled", "command"]),
-    (
-        "policy",
-        &[
-            "allow_privileged",
-            "allowed_host_paths",
-            "allow_volumes_from",
-        ],
-    ),
+    (PolicyConfig::SECTION, PolicyConfig::KEYS),
 ];
 
-/// Why one key could not be applied.
-enum KeyProblem {
-    Unknown,
-    Invalid(String),
-}
-
-impl From<String> for KeyProblem {
-    fn from(reason: String) -> Self {
-        Self::Invalid(reason)
-    }
-}
-
 /// Parses configuration text; `file` names it in error messages. Keys present override the
-/// defaults one by one.
+/// defaults one by one; section names and keys are case-insensitive.
 pub fn parse_config(text: &str, file: &str) -> Result<Config, ConfigError> {
-    let option = ParseOption {
-        // Values are literal: JSON arrays need their quotes and backslashes.
-        enabled_quote: false,
-        enabled_escape: false,
-        // ConfigParser continuation lines, so long arrays can span lines.
-        enabled_indented_mutiline_value: true,
-        enabled_preserve_key_leading_whitespace: false,
-    };
-    let ini = Ini::load_from_str_opt(text, option).map_err(|err| ConfigError::Syntax {
-        file: file.to_owned(),
-        line: err.line,
-        column: err.col,
-        message: err.msg.to_string(),
-    })?;
     let mut config = Config::default();
-    for (section, properties) in ini.iter() {
-        let Some(section) = section else {
-            if let Some((key, _)) = properties.iter().next() {
-                return Err(ConfigError::KeyOutsideSection {
-                    file: file.to_owned(),
-                    key: key.to_owned(),
-                });
-            }
-            continue;
-        };
-        let section = section.trim().to_ascii_lowercase();
-        let Some((name, keys)) = SECTIONS.iter().find(|(name, _)| *name == section) else {
+    // Where `[containers.image] ignore` was set, for the rule that involves two keys.
+    let mut ignore_line = None;
+    for section in parse_ini(text, file)? {
+        let name = section.name.to_ascii_lowercase();
+        let Some((name, keys)) = SECTIONS.iter().find(|(known, _)| *known == name) else {
             let known: Vec<String> = SECTIONS
                 .iter()
                 .map(|(name, _)| format!("[{name}]"))
                 .collect();
             return Err(ConfigError::UnknownSection {
                 file: file.to_owned(),
-                section,
+                line: section.line,
+                section: name,
                 known: known.join(", "),
             });
         };
-        for (key, raw) in properties.iter() {
-            let key = key.trim().to_ascii_lowercase();
-            apply_key(&mut config, name, &key, raw).map_err(|problem| match problem {
-                KeyProblem::Unknown => unknown_key(file, name, keys, &key),
-                KeyProblem::Invalid(reason) => invalid(file, name, &key, reason),
-            })?;
+        for entry in &section.entries {
+            let key = entry.key.to_ascii_lowercase();
+            apply_key(&mut config, name, &key, &entry.value)
+                .map_err(|problem| key_error(file, name, keys, entry, problem))?;
+            if (*name, key.as_str()) == ("containers.image", "ignore") {
+                ignore_line = Some(entry.line);
+            }
         }
     }
-    check_consistency(&config, file)?;
+    check_consistency(&config, file, ignore_line)?;
     Ok(config)
 }
 
-fn unknown_key(file: &str, section: &str, keys: &[&str], key: &str) -> ConfigError {
+fn key_error(
+    file: &str,
+    section: &str,
+    keys: &[&str],
+    entry: &IniEntry,
+    problem: KeyProblem,
+) -> ConfigError {
     let hint = if section == "docker" {
         " (Deimos passed [docker] keys to the docker CLI as options; deimos talks to the \
          Docker Engine API and only needs its address)"
     } else {
         ""
     };
-    ConfigError::UnknownKey {
-        file: file.to_owned(),
-        section: section.to_owned(),
-        key: key.to_owned(),
-        hint: hint.to_owned(),
-        supported: keys.join(", "),
-    }
-}
-
-fn invalid(file: &str, section: &str, key: &str, reason: String) -> ConfigError {
-    ConfigError::InvalidValue {
-        file: file.to_owned(),
-        section: section.to_owned(),
-        key: key.to_owned(),
-        reason,
-    }
+    ConfigError::for_entry(file, section, keys, entry, problem, hint)
 }
 
 fn apply_key(config: &mut Config, section: &str, key: &str, raw: &str) -> Result<(), KeyProblem> {
@@ -141,11 +87,11 @@ fn apply_key(config: &mut Config, section: &str, key: &str, raw: &str) -> Result
         "containers.options" => apply_options(config, key, raw),
         "containers" => apply_containers(config, key, raw),
         "hooks" => apply_hooks(config, key, raw),
-        "uris" => apply_uris(config, key, raw),
+        UrisConfig::SECTION => config.uris.apply(key, raw),
         "log" => apply_log(config, key, raw),
         "state" => apply_state(config, key, raw),
         "observer" => apply_observer(config, key, raw),
-        "policy" => apply_policy(config, key, raw),
+        PolicyConfig::SECTION => config.policy.apply(key, raw),
         _ => Err(KeyProblem::Unknown),
     }
 }
@@ -217,17 +163,6 @@ fn apply_hooks(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProbl
     Ok(())
 }
 
-fn apply_uris(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProblem> {
-    match key {
-        "unpack" => config.uris.unpack = parse_bool(raw)?,
-        "allowed_local_paths" => config.uris.allowed_local_paths = parse_host_dirs(raw)?,
-        "max_size" => config.uris.max_size = parse_size(raw)?,
-        "max_extracted_size" => config.uris.max_extracted_size = parse_size(raw)?,
-        _ => return Err(KeyProblem::Unknown),
-    }
-    Ok(())
-}
-
 fn apply_log(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProblem> {
     match key {
         "console" => config.log.console = Some(parse_level(raw)?),
@@ -257,26 +192,21 @@ fn apply_observer(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyPr
     Ok(())
 }
 
-fn apply_policy(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyProblem> {
-    let policy = &mut config.policy;
-    match key {
-        "allow_privileged" => policy.allow_privileged = parse_bool(raw)?,
-        "allowed_host_paths" => policy.allowed_host_paths = parse_host_dirs(raw)?,
-        "allow_volumes_from" => policy.allow_volumes_from = parse_bool(raw)?,
-        _ => return Err(KeyProblem::Unknown),
-    }
-    Ok(())
-}
-
 /// Rules that involve several keys.
-fn check_consistency(config: &Config, file: &str) -> Result<(), ConfigError> {
-    if config.image.ignore && config.image.default.is_none() {
-        return Err(invalid(
-            file,
-            "containers.image",
-            "ignore",
-            "is true, so the task's image is ignored, but no default image is set".to_owned(),
-        ));
+fn check_consistency(
+    config: &Config,
+    file: &str,
+    ignore_line: Option<usize>,
+) -> Result<(), ConfigError> {
+    if let (true, None, Some(line)) = (config.image.ignore, &config.image.default, ignore_line) {
+        return Err(ConfigError::InvalidValue {
+            file: file.to_owned(),
+            line,
+            section: "containers.image".to_owned(),
+            key: "ignore".to_owned(),
+            reason: "is true, so the task's image is ignored, but no default image is set"
+                .to_owned(),
+        });
     }
     Ok(())
 }

@@ -3,7 +3,10 @@
 
 use std::fmt;
 
-use super::values::{format_duration, format_size};
+use deimos_runtime::config::values::format_array;
+use deimos_runtime::size::format_size;
+
+use super::values::format_duration;
 use super::Config;
 
 impl Config {
@@ -15,8 +18,7 @@ impl Config {
 
 /// A JSON list, the array syntax [`super::parse_config`] reads back.
 fn array(items: &[String]) -> String {
-    // Serializing a slice of strings cannot fail; fall back to an empty list regardless.
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+    format_array(items)
 }
 
 fn paths(paths: &[std::path::PathBuf]) -> String {

@@ -2,7 +2,17 @@
 
 use std::fmt;
 
-use super::ConfigError;
+/// A command template uses a placeholder its caller could not provide a value for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("command template {template:?} uses {{{placeholder}}}, which has no value: {why}")]
+pub struct PlaceholderUnavailable {
+    /// The argv element.
+    pub template: String,
+    /// The placeholder name.
+    pub placeholder: &'static str,
+    /// Why there is no value.
+    pub why: &'static str,
+}
 
 /// A value a [`CommandTemplate`] can refer to as `{name}`; `{{` and `}}` stand for literal
 /// braces.
@@ -86,7 +96,10 @@ impl CommandTemplate {
 
     /// The argv with every placeholder replaced. Fails only when a placeholder that is used
     /// has no value (`{libexec_dir}` without `MESOS_LIBEXEC_DIRECTORY`).
-    pub fn expand(&self, values: &PlaceholderValues<'_>) -> Result<Vec<String>, ConfigError> {
+    pub fn expand(
+        &self,
+        values: &PlaceholderValues<'_>,
+    ) -> Result<Vec<String>, PlaceholderUnavailable> {
         self.0
             .iter()
             .map(|element| expand_element(element, values))
@@ -100,10 +113,13 @@ impl fmt::Display for CommandTemplate {
     }
 }
 
-fn expand_element(element: &str, values: &PlaceholderValues<'_>) -> Result<String, ConfigError> {
+fn expand_element(
+    element: &str,
+    values: &PlaceholderValues<'_>,
+) -> Result<String, PlaceholderUnavailable> {
     // Elements were validated when the template was built; a failure here cannot happen, but
     // is reported rather than panicking.
-    let parts = segments(element).map_err(|_| ConfigError::PlaceholderUnavailable {
+    let parts = segments(element).map_err(|_| PlaceholderUnavailable {
         template: element.to_owned(),
         placeholder: "?",
         why: "the template is malformed",
@@ -115,13 +131,11 @@ fn expand_element(element: &str, values: &PlaceholderValues<'_>) -> Result<Strin
             Segment::Value(Placeholder::Deimos) => out.push_str(values.deimos),
             Segment::Value(Placeholder::ContainerId) => out.push_str(values.container_id),
             Segment::Value(Placeholder::LibexecDir) => {
-                let dir = values
-                    .libexec_dir
-                    .ok_or(ConfigError::PlaceholderUnavailable {
-                        template: element.to_owned(),
-                        placeholder: Placeholder::LibexecDir.name(),
-                        why: "MESOS_LIBEXEC_DIRECTORY is not set",
-                    })?;
+                let dir = values.libexec_dir.ok_or(PlaceholderUnavailable {
+                    template: element.to_owned(),
+                    placeholder: Placeholder::LibexecDir.name(),
+                    why: "MESOS_LIBEXEC_DIRECTORY is not set",
+                })?;
                 out.push_str(dir);
             }
         }

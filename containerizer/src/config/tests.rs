@@ -153,12 +153,31 @@ fn policy_and_fetch_limits_are_read_and_default_to_refusing() {
 }
 
 #[test]
-fn malformed_value_names_file_section_key_and_reason() {
+fn malformed_value_names_file_line_section_key_and_reason() {
     let message = error("[containers.options]\nignore: perhaps\n");
     assert_eq!(
         message,
-        "/etc/deimos.cfg: [containers.options] ignore: \"perhaps\" is not a boolean \
+        "/etc/deimos.cfg:2: [containers.options] ignore: \"perhaps\" is not a boolean \
          (true/false, yes/no, on/off, 1/0)"
+    );
+}
+
+#[test]
+fn unknown_sections_keys_and_the_two_key_rule_name_their_line() {
+    let message = error("[state]\nroot: /x\n\n[dokcer]\n");
+    assert!(
+        message.starts_with("/etc/deimos.cfg:4: unknown section [dokcer]"),
+        "{message}"
+    );
+    let message = error("[uris]\n; comment\nunpak: true\n");
+    assert!(
+        message.starts_with("/etc/deimos.cfg:3: [uris] has no key"),
+        "{message}"
+    );
+    let message = error("[containers.image]\n\nignore: true\n");
+    assert!(
+        message.starts_with("/etc/deimos.cfg:3: [containers.image] ignore"),
+        "{message}"
     );
 }
 

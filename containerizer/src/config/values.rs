@@ -1,4 +1,6 @@
-//! Value syntax shared by all keys: arrays, booleans, log levels, durations, Docker hosts.
+//! Value syntax of the containerizer's own keys: log levels, durations, Docker hosts, paths.
+//! Arrays, booleans, host directories and sizes are `deimos_runtime`'s (shared with the
+//! executor).
 //!
 //! Every function is pure and returns the reason a value is rejected; the caller adds the
 //! file, section and key.
@@ -74,31 +76,6 @@ impl fmt::Display for DockerHost {
             Self::Unix(path) => write!(f, "unix://{}", path.display()),
             Self::Tcp(authority) => write!(f, "tcp://{authority}"),
         }
-    }
-}
-
-/// Parses an array: a JSON list of strings when the value starts with `[`, an empty list for
-/// an empty value, otherwise a one-element list holding the value.
-pub(super) fn parse_array(raw: &str) -> Result<Vec<String>, String> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(Vec::new());
-    }
-    if !raw.starts_with('[') {
-        return Ok(vec![raw.to_owned()]);
-    }
-    serde_json::from_str::<Vec<String>>(raw)
-        .map_err(|err| format!("{raw:?} starts with '[' but is not a JSON list of strings: {err}"))
-}
-
-/// Parses a boolean: `true/false/yes/no/on/off/1/0`, any case.
-pub(super) fn parse_bool(raw: &str) -> Result<bool, String> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(format!(
-            "{raw:?} is not a boolean (true/false, yes/no, on/off, 1/0)"
-        )),
     }
 }
 
@@ -184,74 +161,6 @@ pub(super) fn parse_docker_host(raw: &str) -> Result<DockerHost, String> {
     ))
 }
 
-/// Parses a size in bytes: a whole number, optionally with a binary unit `KiB`, `MiB`,
-/// `GiB` or `TiB` (`1GiB`, `512 MiB`, `1048576`).
-pub(super) fn parse_size(raw: &str) -> Result<u64, String> {
-    let text = raw.trim();
-    let unit_start = text
-        .find(|c: char| c.is_ascii_alphabetic())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(unit_start);
-    let scale: u64 = match unit {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "TiB" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "{raw:?} has unknown unit {unit:?} (use KiB, MiB, GiB or TiB, or plain bytes)"
-            ))
-        }
-    };
-    let amount: u64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a size (a whole number of bytes, or e.g. 1GiB)"))?;
-    match amount.checked_mul(scale) {
-        Some(0) => Err(format!("{raw:?} must be more than zero")),
-        Some(bytes) => Ok(bytes),
-        None => Err(format!("{raw:?} is too large")),
-    }
-}
-
-/// Formats a size the way [`parse_size`] reads it back exactly (the largest exact unit).
-pub(super) fn format_size(bytes: u64) -> String {
-    let units = [
-        (1u64 << 40, "TiB"),
-        (1 << 30, "GiB"),
-        (1 << 20, "MiB"),
-        (1 << 10, "KiB"),
-    ];
-    units
-        .iter()
-        .find(|(unit, _)| bytes >= *unit && bytes % unit == 0)
-        .map_or_else(
-            || bytes.to_string(),
-            |(unit, name)| format!("{}{name}", bytes / unit),
-        )
-}
-
-/// Parses a list of host directories: absolute paths without `..`.
-pub(super) fn parse_host_dirs(raw: &str) -> Result<Vec<PathBuf>, String> {
-    parse_array(raw)?
-        .into_iter()
-        .map(|dir| {
-            let path = PathBuf::from(dir.trim());
-            if !path.is_absolute() {
-                return Err(format!("{dir:?} must be an absolute path"));
-            }
-            if path
-                .components()
-                .any(|c| c == std::path::Component::ParentDir)
-            {
-                return Err(format!("{dir:?} must not contain '..'"));
-            }
-            Ok(path)
-        })
-        .collect()
-}
-
 /// Checks an absolute path inside containers (sandbox mount, working directory).
 pub(super) fn parse_container_path(raw: &str) -> Result<String, String> {
     let raw = raw.trim();
@@ -292,46 +201,6 @@ pub(super) fn parse_non_empty(raw: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn array_from_json_list_of_strings() {
-        assert_eq!(
-            parse_array(r#"["-e", "A=b c"]"#),
-            Ok(vec!["-e".to_owned(), "A=b c".to_owned()])
-        );
-        assert_eq!(parse_array("[]"), Ok(vec![]));
-    }
-
-    #[test]
-    fn array_from_plain_value_is_one_element() {
-        assert_eq!(parse_array("/bin/true"), Ok(vec!["/bin/true".to_owned()]));
-    }
-
-    #[test]
-    fn array_from_empty_value_is_empty() {
-        assert_eq!(parse_array("  "), Ok(vec![]));
-    }
-
-    #[test]
-    fn array_rejects_list_of_non_strings_and_broken_json() {
-        assert!(parse_array("[1, 2]")
-            .unwrap_err()
-            .contains("not a JSON list of strings"));
-        assert!(parse_array("[\"a\"").is_err());
-        assert!(parse_array("[\"a\", true]").is_err());
-    }
-
-    #[test]
-    fn bool_accepts_common_spellings_in_any_case() {
-        for yes in ["true", "True", "YES", "on", "1"] {
-            assert_eq!(parse_bool(yes), Ok(true), "{yes}");
-        }
-        for no in ["false", "FALSE", "No", "off", "0"] {
-            assert_eq!(parse_bool(no), Ok(false), "{no}");
-        }
-        assert!(parse_bool("maybe").is_err());
-        assert!(parse_bool("").is_err());
-    }
 
     #[test]
     fn level_names_are_case_insensitive_and_off_disables() {
@@ -411,31 +280,6 @@ mod tests {
         assert!(parse_state_root("relative")
             .unwrap_err()
             .contains("absolute"));
-    }
-
-    #[test]
-    fn sizes_take_binary_units_and_round_trip() {
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("1GB").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("0").unwrap_err().contains("more than zero"));
-        assert!(parse_size("-1").is_err());
-        assert!(parse_size("99999999TiB").unwrap_err().contains("too large"));
-        for bytes in [1u64 << 30, 3 << 20, 1000, 1536] {
-            assert_eq!(parse_size(&format_size(bytes)), Ok(bytes), "{bytes}");
-        }
-    }
-
-    #[test]
-    fn host_dirs_must_be_absolute_without_parent_components() {
-        assert_eq!(
-            parse_host_dirs(r#"["/srv/a", "/data"]"#),
-            Ok(vec![PathBuf::from("/srv/a"), PathBuf::from("/data")])
-        );
-        assert_eq!(parse_host_dirs(""), Ok(vec![]));
-        assert!(parse_host_dirs("srv").unwrap_err().contains("absolute"));
-        assert!(parse_host_dirs("/srv/../etc").unwrap_err().contains(".."));
     }
 
     #[test]

@@ -24,13 +24,13 @@ mod context;
 mod destroy;
 mod hooks;
 mod launch;
-pub mod ports;
 mod recover;
 mod termination;
-pub mod translate;
 mod usage;
 mod wait;
 mod watcher;
+
+pub use deimos_runtime::mesos::{ports, translate};
 
 pub use admin::{print_config, print_locks, state_command};
 pub use context::Context;

@@ -94,15 +94,15 @@ mod id;
 mod lock;
 mod locks_listing;
 mod record;
+#[cfg(any(test, feature = "test-util"))]
+mod testing;
 mod timestamp;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use cleanup::{
-    seed_exited_containers, CleanupFailure, CleanupReport, ExitedEntry, SkipReason, SkippedEntry,
-};
+pub use cleanup::{CleanupFailure, CleanupReport, ExitedEntry, SkipReason, SkippedEntry};
 pub use create::{LaunchingContainer, NewContainer};
 pub use dir::{ContainerDir, ContainerStatus, ContainerSummary};
 pub use error::StateError;
@@ -119,6 +119,8 @@ pub use locks_listing::{
     ProcLock,
 };
 pub use record::ContainerRecord;
+#[cfg(any(test, feature = "test-util"))]
+pub use testing::seed_exited_containers;
 pub use timestamp::{
     format_iso_millis, parse_cutoff, parse_iso, InvalidTimestamp, StartTimeName, CUTOFF_FORMAT,
 };

@@ -21,7 +21,7 @@ pub mod status;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use deimos::runtime::ExitStatus;
+use deimos_runtime::runtime::ExitStatus;
 use mesos_proto::v1::executor::{call, event, Call, Event};
 use mesos_proto::v1::{framework_info, task_status, TaskInfo, TaskState};
 

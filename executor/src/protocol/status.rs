@@ -1,7 +1,7 @@
 //! Task status updates: what a container outcome means for the task, and the `UPDATE` call
 //! carrying it. Pure.
 
-use deimos::runtime::ExitStatus;
+use deimos_runtime::runtime::ExitStatus;
 use mesos_proto::v1::executor::{call, Call};
 use mesos_proto::v1::{task_status, ExecutorId, FrameworkId, TaskId, TaskState, TaskStatus};
 
@@ -136,7 +136,7 @@ pub fn as_uuid_v4(mut bytes: [u8; 16]) -> [u8; 16] {
 
 #[cfg(test)]
 mod tests {
-    use deimos::runtime::exit_status;
+    use deimos_runtime::runtime::exit_status;
 
     use super::*;
 

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use deimos::runtime::exit_status;
+use deimos_runtime::runtime::exit_status;
 use mesos_proto::v1::executor::{call, event, Call, Event};
 use mesos_proto::v1::{
     self, container_info, framework_info, task_status, KillPolicy, TaskInfo, TaskState, TaskStatus,
@@ -257,7 +257,7 @@ fn launch_reports_starting_and_launches_the_planned_container() {
     // Identity from SUBSCRIBED.
     assert_eq!(plan.spec.name.as_deref(), Some("mesos-cid.t"));
     assert_eq!(
-        plan.spec.labels[deimos::spec::labels::CONTAINER_ID].as_str(),
+        plan.spec.labels[deimos_runtime::spec::labels::CONTAINER_ID].as_str(),
         "cid"
     );
 }

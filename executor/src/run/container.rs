@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deimos::fetch::{fetch_all, FetchOptions, FileOwner};
-use deimos::runtime::lifecycle::{self, EnginePolicy};
-use deimos::runtime::{ContainerRuntime, LogOptions};
+use deimos_runtime::fetch::{fetch_all, FetchOptions, FileOwner};
+use deimos_runtime::runtime::lifecycle::{self, EnginePolicy};
+use deimos_runtime::runtime::{ContainerRuntime, LogOptions};
 
 use crate::env::Operator;
 use crate::error::Error;

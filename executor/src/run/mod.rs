@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use deimos::runtime::{ContainerRuntime, DockerRuntime};
+use deimos_runtime::runtime::{ContainerRuntime, DockerRuntime};
 use futures::StreamExt;
 use mesos_proto::v1::executor::{event, Call, Event};
 use tokio::sync::mpsc;

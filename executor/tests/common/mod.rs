@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use deimos::runtime::{ContainerRuntime, DockerRuntime, LabelFilter};
-use deimos::spec::labels;
+use deimos_runtime::runtime::{ContainerRuntime, DockerRuntime, LabelFilter};
+use deimos_runtime::spec::labels;
 use mesos_harness::agent::{AgentSetup, FakeAgent};
 use mesos_proto::v1::executor::Call;
 use mesos_proto::v1::{

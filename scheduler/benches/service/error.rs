@@ -47,7 +47,7 @@ pub(crate) enum BenchError {
         /// The request, naming the container or image.
         what: String,
         /// The runtime's error.
-        source: deimos::runtime::RuntimeError,
+        source: deimos_runtime::runtime::RuntimeError,
     },
     /// Something did not happen in time.
     #[error("timed out: {0}")]
@@ -73,7 +73,7 @@ impl BenchError {
     /// A mapper for `map_err` of Docker runtime results.
     pub(crate) fn docker(
         what: impl Into<String>,
-    ) -> impl FnOnce(deimos::runtime::RuntimeError) -> BenchError {
+    ) -> impl FnOnce(deimos_runtime::runtime::RuntimeError) -> BenchError {
         let what = what.into();
         move |source| BenchError::Docker { what, source }
     }

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use deimos::runtime::{ContainerRuntime, DockerRuntime};
-use deimos::spec::{
+use deimos_runtime::runtime::{ContainerRuntime, DockerRuntime};
+use deimos_runtime::spec::{
     labels, Command, ContainerSpec, EnvVar, Limits, Sandbox, DEFAULT_SANDBOX_MOUNT,
 };
 use http_body_util::BodyExt;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use deimos::spec::labels;
+use deimos_runtime::spec::labels;
 
 use crate::client::Connection;
 use crate::error::{BenchError, Result};

@@ -4,8 +4,8 @@
 
 use std::path::PathBuf;
 
-use deimos::fetch::FetchError;
-use deimos::runtime::RuntimeError;
+use deimos_runtime::fetch::FetchError;
+use deimos_runtime::runtime::RuntimeError;
 
 use crate::task::TaskId;
 

@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deimos::runtime::UsageStats;
+use deimos_runtime::runtime::UsageStats;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 

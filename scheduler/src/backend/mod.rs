@@ -11,8 +11,9 @@ pub mod interface;
 pub mod local;
 pub mod placement;
 
-use deimos::runtime::ExitStatus;
 use std::path::PathBuf;
+
+use deimos_runtime::runtime::ExitStatus;
 use time::OffsetDateTime;
 
 pub use capacity::Capacity;

@@ -201,74 +201,9 @@ pub fn format_duration(duration: Duration) -> String {
     }
 }
 
-/// Binary size units [`parse_size`] accepts, largest first, with their short forms.
-const SIZE_UNITS: [(&str, &str, u64); 5] = [
-    ("PiB", "P", 1 << 50),
-    ("TiB", "T", 1 << 40),
-    ("GiB", "G", 1 << 30),
-    ("MiB", "M", 1 << 20),
-    ("KiB", "K", 1 << 10),
-];
-
-/// Sizes: an integer of bytes, or an integer with a binary unit `B`, `KiB`, `MiB`, `GiB`,
-/// `TiB`, `PiB` (or `K`, `M`, `G`, `T`, `P`), any case: `1073741824`, `512MiB`, `1G`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (digits, unit) = trimmed.split_at(split);
-    let invalid = || {
-        format!(
-            "{text:?} is not a size (use an integer of bytes or e.g. 64KiB, 512MiB, 1GiB, 2TiB)"
-        )
-    };
-    let amount: u64 = digits.parse().map_err(|_| invalid())?;
-    let unit = unit.trim();
-    let multiplier = if unit.is_empty() || unit.eq_ignore_ascii_case("B") {
-        1
-    } else {
-        SIZE_UNITS
-            .iter()
-            .find(|(long, short, _)| {
-                unit.eq_ignore_ascii_case(long) || unit.eq_ignore_ascii_case(short)
-            })
-            .map(|(_, _, size)| *size)
-            .ok_or_else(invalid)?
-    };
-    amount
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text:?} is too large a size (at most 16 EiB)"))
-}
-
-/// The shortest exact spelling [`parse_size`] reads back (`1GiB`, `1500`).
-pub fn format_size(bytes: u64) -> String {
-    SIZE_UNITS
-        .iter()
-        .find(|(_, _, size)| bytes > 0 && bytes % size == 0)
-        .map_or_else(
-            || bytes.to_string(),
-            |(unit, _, size)| format!("{}{unit}", bytes / size),
-        )
-}
-
-/// A size for people, rounded to one decimal: `512 MiB`, `1.5 GiB`, `300 bytes`.
-pub fn human_size(bytes: u64) -> String {
-    SIZE_UNITS
-        .iter()
-        .rev()
-        .take_while(|(_, _, size)| bytes >= *size)
-        .last()
-        .map_or_else(
-            || format!("{bytes} bytes"),
-            |(unit, _, size)| {
-                let value = bytes as f64 / *size as f64;
-                let text = format!("{value:.1}");
-                let text = text.strip_suffix(".0").unwrap_or(&text);
-                format!("{text} {unit}")
-            },
-        )
-}
+// Sizes (`data_dir_min_free`, `task_output_limit`) are read by the one size parser the
+// containerizer's configuration uses too.
+pub use deimos_runtime::size::{format_size, human_size, parse_size};
 
 /// A duration that must not be zero.
 pub(crate) fn parse_positive_duration(text: &str) -> Result<Duration, String> {

@@ -211,35 +211,3 @@ fn meminfo_total_is_read_in_mib() {
     assert_eq!(parse_meminfo_total_mib("MemFree: 1 kB\n"), None);
     assert_eq!(parse_meminfo_total_mib("MemTotal: lots kB\n"), None);
 }
-
-#[test]
-fn sizes_accept_bytes_and_binary_units() {
-    assert_eq!(parse_size("1073741824"), Ok(1 << 30));
-    assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-    assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
-    assert_eq!(parse_size("64k"), Ok(64 << 10));
-    assert_eq!(parse_size("1000PiB"), Ok(1000 << 50));
-    assert_eq!(parse_size("0"), Ok(0));
-    assert_eq!(parse_size("10B"), Ok(10));
-}
-
-#[test]
-fn sizes_reject_garbage_fractions_decimal_units_and_overflow() {
-    for bad in ["", "GiB", "1.5GiB", "-1", "1GB", "ten", "1 GiB x"] {
-        let error = parse_size(bad).unwrap_err();
-        assert!(error.contains("is not a size"), "{bad}: {error}");
-    }
-    let error = parse_size("20000PiB").unwrap_err();
-    assert!(error.contains("too large"), "{error}");
-}
-
-#[test]
-fn sizes_format_exactly_and_for_people() {
-    assert_eq!(format_size(1 << 30), "1GiB");
-    assert_eq!(format_size(1500), "1500");
-    assert_eq!(format_size(3 << 20), "3MiB");
-    assert_eq!(parse_size(&format_size(1000 << 50)), Ok(1000 << 50));
-    assert_eq!(human_size(300), "300 bytes");
-    assert_eq!(human_size(512 << 20), "512 MiB");
-    assert_eq!(human_size(3 << 29), "1.5 GiB");
-}

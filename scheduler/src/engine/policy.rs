@@ -13,7 +13,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use deimos::hostpath::AllowedPaths;
+use deimos_runtime::hostpath::AllowedPaths;
 
 use crate::task::{NewTask, Volume};
 
@@ -100,7 +100,7 @@ impl Policy {
             } else {
                 format!("fetch[{}].uri", index - task.uris_count)
             };
-            let path = deimos::fetch::local_file_path(&uri.uri)
+            let path = deimos_runtime::fetch::local_file_path(&uri.uri)
                 .map_err(|reason| format!("{field}: {reason}"))?;
             if let Some(path) = path {
                 allowed

@@ -13,7 +13,7 @@ use axum::extract::{Extension, Query, State};
 use axum::http::header::{CACHE_CONTROL, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use deimos::runtime::output::{inode_at, inode_of, open_output, open_tail};
+use deimos_runtime::runtime::output::{inode_at, inode_of, open_output, open_tail};
 use tokio::fs::File;
 use tokio::io::AsyncReadExt;
 
@@ -218,7 +218,7 @@ impl OpenFiles {
 
 /// Reads a task's output files; when following, waits for more while the task is active and
 /// ends once it is not and the files are drained. A rotation of the output (see
-/// `deimos::runtime::output`) is followed: the old file is read to its end, then the new one
+/// `deimos_runtime::runtime::output`) is followed: the old file is read to its end, then the new one
 /// from its start. A reader that falls more than one rotation behind continues with the
 /// newest file.
 struct Follower {
@@ -444,7 +444,7 @@ mod tests {
         };
         assert_eq!(drain(&mut files).await, "one\n");
         // The writer appends after the reader found the end, then rotates (as
-        // deimos::runtime::output does: rename to `.1`, create anew) before the reader
+        // deimos_runtime::runtime::output does: rename to `.1`, create anew) before the reader
         // looks again.
         let mut old = std::fs::OpenOptions::new()
             .append(true)

@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use deimos::spec::labels;
+use deimos_runtime::spec::labels;
 use mesos_proto::v1::container_info::docker_info::Network as DockerNetwork;
 
 use super::*;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use deimos::spec::{Command, ContainerSpec, Limits, NetworkMode, Protocol};
+use deimos_runtime::spec::{Command, ContainerSpec, Limits, NetworkMode, Protocol};
 use mesos_proto::v1::container_info::docker_info::Network as DockerNetwork;
 use mesos_proto::v1::{value, AgentId, FrameworkId, Offer, OfferId, Resource, TaskInfo};
 use time::OffsetDateTime;

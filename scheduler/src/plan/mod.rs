@@ -23,7 +23,7 @@
 
 use std::collections::BTreeMap;
 
-use deimos::spec::labels;
+use deimos_runtime::spec::labels;
 
 use crate::backend::Allocation;
 use crate::task::{sandbox_relative_path, FetchUri, PortProtocol, Task, TaskId, Volume};

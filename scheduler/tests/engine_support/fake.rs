@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deimos::runtime::RuntimeError;
+use deimos_runtime::runtime::RuntimeError;
 use eremetic::backend::placement::place_in_order;
 use eremetic::backend::{
     AckToken, Allocation, Backend, BackendError, BackendEvent, Capacity, Demand, EventSink,

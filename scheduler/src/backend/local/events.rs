@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use deimos::runtime::output::dropped_bytes;
-use deimos::runtime::{LabelFilter, UsageStats, STDERR_FILE, STDOUT_FILE};
-use deimos::spec::labels;
+use deimos_runtime::runtime::output::dropped_bytes;
+use deimos_runtime::runtime::{LabelFilter, UsageStats, STDERR_FILE, STDOUT_FILE};
+use deimos_runtime::spec::labels;
 
 use super::spec::MANAGED_BY;
 use super::{disk, host_port_is_free, LocalBackend, SANDBOXES_DIR};

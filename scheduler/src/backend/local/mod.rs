@@ -1,5 +1,5 @@
 //! The embedded default backend: tasks run as containers on the local Docker engine, through
-//! the containerizer's runtime library (`deimos::runtime`), with resources accounted against
+//! the containerizer's runtime library (`deimos_runtime::runtime`), with resources accounted against
 //! the host's (or the configured) cpus, memory and host port range.
 //!
 //! Each task has a sandbox directory `<data_dir>/sandboxes/<task id>`, mounted at
@@ -29,14 +29,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use deimos::fetch::{fetch_all, FetchOptions};
-use deimos::hostpath::AllowedPaths;
-use deimos::runtime::lifecycle::{self, EnginePolicy};
-use deimos::runtime::output::output_paths;
-use deimos::runtime::{
+use deimos_runtime::fetch::{fetch_all, FetchOptions};
+use deimos_runtime::hostpath::AllowedPaths;
+use deimos_runtime::runtime::lifecycle::{self, EnginePolicy};
+use deimos_runtime::runtime::output::output_paths;
+use deimos_runtime::runtime::{
     ContainerRuntime, DockerRuntime, LabelFilter, LogOptions, UsageStats, STDERR_FILE, STDOUT_FILE,
 };
-use deimos::spec::{labels, ContainerSpec};
+use deimos_runtime::spec::{labels, ContainerSpec};
 use time::OffsetDateTime;
 
 pub use host::host_capacity;

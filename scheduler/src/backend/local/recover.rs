@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use deimos::runtime::{exit_status, ContainerInfo, ContainerState};
-use deimos::spec::labels;
+use deimos_runtime::runtime::{exit_status, ContainerInfo, ContainerState};
+use deimos_runtime::spec::labels;
 
 use super::spec::{parse_ports, HOST_PORTS_LABEL};
 use crate::backend::{RecoveredState, RunOutcome};
@@ -88,7 +88,7 @@ const UNKNOWN_EXIT_CODE: i64 = 255;
 
 #[cfg(test)]
 mod tests {
-    use deimos::spec::Limits;
+    use deimos_runtime::spec::Limits;
 
     use super::*;
 

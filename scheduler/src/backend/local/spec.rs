@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use deimos::fetch::UriSpec;
-use deimos::spec::{
+use deimos_runtime::fetch::UriSpec;
+use deimos_runtime::spec::{
     Command, ContainerSpec, EnvVar, Limits, NetworkMode, PortMapping, Protocol, Sandbox,
     VolumeMount, DEFAULT_SANDBOX_MOUNT,
 };
@@ -81,7 +81,7 @@ pub fn container_spec(plan: &RunPlan, sandbox: &Path) -> ContainerSpec {
     }
 }
 
-/// The plan's fetch URIs for `deimos::fetch` (into the sandbox, before the container starts;
+/// The plan's fetch URIs for `deimos_runtime::fetch` (into the sandbox, before the container starts;
 /// the fetcher cache is a Mesos agent's: there is none here).
 pub fn fetch_uris(plan: &RunPlan) -> Vec<UriSpec> {
     plan.fetch

@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use deimos::spec::labels;
+use deimos_runtime::spec::labels;
 use time::OffsetDateTime;
 
 use super::*;

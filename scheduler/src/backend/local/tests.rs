@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use deimos::runtime::{
+use deimos_runtime::runtime::{
     exit_status, ContainerInfo, ContainerState, ExitStatus, ImageInfo, ImageSource,
     ListedContainer, LogOptions, LogTotals, RuntimeError, UsageStats,
 };
-use deimos::spec::{Limits, RegistryAuth};
+use deimos_runtime::spec::{Limits, RegistryAuth};
 use nix::sys::signal::Signal;
 
 use super::spec::HOST_PORTS_LABEL;

@@ -1,10 +1,10 @@
 //! The end of a task's output for its page: the last bytes across the rotated and the current
-//! file (see `deimos::runtime::output`), and the note saying what is not shown.
+//! file (see `deimos_runtime::runtime::output`), and the note saying what is not shown.
 
 use std::io::{self, SeekFrom};
 use std::path::Path;
 
-use deimos::runtime::output::open_tail;
+use deimos_runtime::runtime::output::open_tail;
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 

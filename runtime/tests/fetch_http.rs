@@ -1,4 +1,4 @@
-//! `deimos::fetch` against a real HTTP server on 127.0.0.1: downloads, names, modes, errors.
+//! `deimos_runtime::fetch` against a real HTTP server on 127.0.0.1: downloads, names, modes, errors.
 
 // Test helpers outside #[test] functions may unwrap too: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use deimos::fetch::{fetch_all, FetchError, FetchOptions, UriSpec};
+use deimos_runtime::fetch::{fetch_all, FetchError, FetchOptions, UriSpec};
 use fetch_support::{Reply, TestServer};
 
 fn uri(value: String) -> UriSpec {

@@ -14,7 +14,7 @@ mod convert;
 mod docker;
 mod error;
 pub mod lifecycle;
-mod logs;
+pub(crate) mod logs;
 pub mod output;
 pub mod translate;
 mod types;

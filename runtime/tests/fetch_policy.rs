@@ -1,4 +1,4 @@
-//! `deimos::fetch` under the operator's limits, with real files, links and a real HTTP
+//! `deimos_runtime::fetch` under the operator's limits, with real files, links and a real HTTP
 //! server: which local files may be copied (resolved at fetch time), size caps on downloads,
 //! copies and unpacked archives (nothing left behind), and the owner of fetched files.
 
@@ -10,8 +10,8 @@ mod fetch_support;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use deimos::fetch::{fetch_all, FetchError, FetchOptions, FileOwner, UriSpec};
-use deimos::hostpath::AllowedPaths;
+use deimos_runtime::fetch::{fetch_all, FetchError, FetchOptions, FileOwner, UriSpec};
+use deimos_runtime::hostpath::AllowedPaths;
 use fetch_support::{Member, Reply, TestServer};
 
 fn uri(value: String) -> UriSpec {

@@ -1,4 +1,4 @@
-//! `deimos::fetch` archive handling and local sources: extraction of every format over a real
+//! `deimos_runtime::fetch` archive handling and local sources: extraction of every format over a real
 //! HTTP server, the extract/unpack switches, refusal of entries escaping the sandbox, and
 //! `file://`/plain path copies.
 
@@ -10,8 +10,8 @@ mod fetch_support;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use deimos::fetch::{fetch_all, ArchiveKind, FetchError, FetchOptions, UriSpec};
-use deimos::hostpath::AllowedPaths;
+use deimos_runtime::fetch::{fetch_all, ArchiveKind, FetchError, FetchOptions, UriSpec};
+use deimos_runtime::hostpath::AllowedPaths;
 use fetch_support::{Member, Reply, TestServer};
 
 fn uri(value: String) -> UriSpec {

@@ -10,11 +10,11 @@ use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use deimos::runtime::{
+use deimos_runtime::runtime::{
     ContainerRuntime, ContainerState, DockerRuntime, ExposedPort, ImageSource, LabelFilter,
     LogOptions, RuntimeError,
 };
-use deimos::spec::{
+use deimos_runtime::spec::{
     labels, Command, ContainerSpec, EnvVar, Limits, PortMapping, Protocol, Sandbox,
     DEFAULT_SANDBOX_MOUNT,
 };

@@ -5,7 +5,7 @@
 //!
 //! - **Pairing allocated ports with exposed ports.** `deimos launch` and the executor both
 //!   pulled the image when needed, inspected it and paired the allocated host ports with its
-//!   exposed ports ([`crate::ecp::ports::pair_with_exposed`]); the local backend never pairs
+//!   exposed ports ([`crate::mesos::ports::pair_with_exposed`]); the local backend never pairs
 //!   (an Eremetic task names its container ports). Now: [`publish_allocated_ports`].
 //! - **Launch, and on a name conflict remove the leftover and launch again.** The executor and
 //!   the local backend removed the container holding the name (a leftover of an interrupted
@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use super::logs::{LogOptions, StreamBytes};
 use super::types::{ExitStatus, LogTotals};
 use super::{ContainerRuntime, RuntimeError};
-use crate::ecp::ports::pair_with_exposed;
+use crate::mesos::ports::pair_with_exposed;
 use crate::spec::{ContainerSpec, Protocol};
 
 /// How long the executor and the local backend ride out an unreachable engine by default.
@@ -187,15 +187,20 @@ pub async fn run_to_exit<R: ContainerRuntime + ?Sized>(
         }
     };
     let drained = async {
-        match output {
-            // A stream that ended before the exit while the engine went away may have been
-            // cut by the outage rather than by the exit: replay the rest (the container has
-            // stopped, so the replay ends at once).
-            Some(Ok(_)) if outage_seen => {
-                save_output(runtime, id, dir, options, before, policy).await
-            }
+        let saved = match output {
             Some(saved) => saved,
             None => logs.await,
+        };
+        match saved {
+            // A stream that ended cleanly while the engine went away may have been cut by
+            // the outage rather than by the exit: replay the rest (the container has
+            // stopped, so the replay ends at once, and what was saved is skipped). Whether
+            // the stream's end or the exit was seen first does not matter (both may be
+            // ready at once). Without an exit the engine is gone: keep what was saved.
+            Ok(_) if outage_seen && exit.is_ok() => {
+                save_output(runtime, id, dir, options, before, policy).await
+            }
+            saved => saved,
         }
     };
     let output = match tokio::time::timeout(policy.drain, drained).await {

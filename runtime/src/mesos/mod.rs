@@ -1,0 +1,6 @@
+//! From a Mesos launch (the legacy unversioned `Launch`/`TaskInfo` messages) to a
+//! [`crate::spec::ContainerSpec`]: the pure [`translate::plan_launch`] and the pairing of
+//! allocated host ports with container ports ([`ports`]).
+
+pub mod ports;
+pub mod translate;
