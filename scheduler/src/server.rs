@@ -9,15 +9,20 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::backend::{LocalBackend, LocalConfig};
+use crate::backend::{Backend, LocalBackend, LocalConfig, MesosBackend, MesosConfig};
 use crate::callback::CallbackWorker;
 use crate::config::Config;
 use crate::engine::{EngineConfig, Policy, Scheduler};
 use crate::http::{self, HostNames, HttpConfig, TlsFiles};
+use crate::mesos::calls::FrameworkSettings;
+use crate::mesos::client::{ClientSettings, Credentials};
+use crate::mesos::task_info::LaunchSettings;
+use crate::mesos::MasterUrl;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::service::TaskService;
@@ -35,6 +40,9 @@ pub enum ServerError {
     /// The Docker engine could not be reached.
     #[error("connecting to the Docker engine: {0}")]
     Backend(#[from] crate::backend::BackendError),
+    /// The Mesos backend's settings cannot be used (the credential file).
+    #[error("{0}")]
+    MesosSettings(String),
     /// Recovering the previous run failed.
     #[error("recovering the tasks of the previous run: {0}")]
     Recover(#[from] crate::engine::StartError),
@@ -92,7 +100,10 @@ async fn start(
     }
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.database)?;
-    let backend = LocalBackend::connect(local_config(&config)).await?;
+    let backend: Arc<dyn Backend> = match &config.master {
+        Some(master) => Arc::new(MesosBackend::new(mesos_config(&config, master)?)?),
+        None => Arc::new(LocalBackend::connect(local_config(&config)).await?),
+    };
     let outbox: Arc<dyn Outbox> = Arc::new(store.clone());
     let secret = config
         .callback_secret
@@ -101,7 +112,7 @@ async fn start(
     let worker = CallbackWorker::new(outbox, secret, config.callback_timeout, metrics.clone())?;
     let scheduler = Scheduler::new(
         store.clone(),
-        Arc::new(backend),
+        backend,
         metrics.clone(),
         worker.notifier(),
         engine_config(&config),
@@ -183,6 +194,61 @@ fn local_config(config: &Config) -> LocalConfig {
         output_limit: config.task_output_limit,
         min_free_bytes: config.data_dir_min_free,
     }
+}
+
+/// Mesos' advice for the failover timeout: long enough to outlast any restart.
+const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How long declined offers' resources are not offered again while tasks wait.
+const DECLINE_REFUSE: Duration = Duration::from_secs(5);
+
+fn mesos_config(config: &Config, master: &MasterUrl) -> Result<MesosConfig, ServerError> {
+    let mesos = &config.mesos;
+    let credentials = match &mesos.credential_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|error| {
+                ServerError::MesosSettings(format!(
+                    "credential_file {}: cannot read it: {error}",
+                    path.display()
+                ))
+            })?;
+            Some(Credentials::parse_file(&text).map_err(|why| {
+                ServerError::MesosSettings(format!("credential_file {}: {why}", path.display()))
+            })?)
+        }
+    };
+    let original = match master {
+        MasterUrl::Http(http) => http.base_url(),
+        MasterUrl::ZooKeeper(_) => String::new(),
+    };
+    let mut client = ClientSettings::new(master, &original)
+        .map_err(|error| ServerError::MesosSettings(format!("master: {error}")))?;
+    let principal = credentials
+        .as_ref()
+        .map(|credentials| credentials.principal.clone());
+    client.credentials = credentials;
+    Ok(MesosConfig {
+        client,
+        framework: FrameworkSettings {
+            name: mesos.name.clone().unwrap_or_else(|| "Eremetic".to_owned()),
+            user: mesos.user.clone().unwrap_or_else(|| "root".to_owned()),
+            role: "*".to_owned(),
+            checkpoint: mesos.checkpoint.unwrap_or(true),
+            failover_timeout: mesos.failover_timeout.unwrap_or(DEFAULT_FAILOVER_TIMEOUT),
+            principal,
+            hostname: None,
+            webui_url: None,
+            partition_aware: true,
+        },
+        launch: LaunchSettings {
+            instance_id: config.instance_id.clone(),
+            user_network: config.user_network.clone(),
+            kill_grace: config.kill_grace_period,
+        },
+        refuse: DECLINE_REFUSE,
+        framework_id: mesos.framework_id.clone(),
+    })
 }
 
 fn engine_config(config: &Config) -> EngineConfig {

@@ -273,29 +273,29 @@ fn half_configured_or_missing_tls_files_are_refused() {
 }
 
 #[test]
-fn master_is_refused_because_this_version_has_no_mesos_backend() {
+fn a_zookeeper_master_is_refused_and_eremetic_s_host_port_master_is_read_from_its_env_name() {
     let fixture = Fixture::new();
     let file = fixture.file("master: zk://zk1:2181/mesos\n");
     let error = load_err(&fixture, &fixture.cli(&file, &[]), &[]);
     assert!(
-        error.contains(
-            "master from file",
-        ) && error.contains(
-            "the Mesos backend is not available in this version; remove it to run tasks on the \
-             local Docker engine"
-        ),
+        error.contains("master from file")
+            && error.contains("is a ZooKeeper address")
+            && error.contains("http://host:5050"),
         "{error}"
     );
     let file = fixture.file("");
-    let error = load_err(
+    let config = load(
         &fixture,
         &fixture.cli(&file, &[]),
         &[("MASTER", "10.0.0.1:5050")],
-    );
-    assert!(
-        error.starts_with("master from environment variable MASTER"),
-        "{error}"
-    );
+    )
+    .unwrap();
+    match config.master {
+        Some(eremetic::mesos::MasterUrl::Http(http)) => {
+            assert_eq!(http.base_url(), "http://10.0.0.1:5050");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -111,6 +111,10 @@ pub enum BackendError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// The Mesos backend could not be set up (a bad master address, an HTTP client that
+    /// cannot be built).
+    #[error("Mesos backend: {0}")]
+    Mesos(#[from] crate::mesos::MesosError),
     /// A query that concerns no single run (listing this instance's containers) failed.
     #[error("{operation} failed: {source}")]
     Query {

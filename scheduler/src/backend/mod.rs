@@ -9,6 +9,7 @@ pub mod capacity;
 mod error;
 pub mod interface;
 pub mod local;
+pub mod mesos;
 pub mod placement;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 use deimos_runtime::runtime::ExitStatus;
 use time::OffsetDateTime;
 
+pub use self::mesos::{MesosBackend, MesosConfig};
 pub use capacity::Capacity;
 pub use error::BackendError;
 pub use interface::{

@@ -65,7 +65,7 @@ pub struct Cli {
     /// Capacity of the task queue.
     #[arg(long, value_name = "N")]
     pub queue_size: Option<String>,
-    /// Mesos master (not available in this version: refused).
+    /// Mesos master (`http://host:5050`); unset: the local Docker engine.
     #[arg(long)]
     pub master: Option<String>,
     /// Docker Engine endpoint (unix:///path or tcp://host:port).

@@ -126,7 +126,10 @@ pub struct Config {
     /// `callback_states`: which status changes are POSTed to a task's `callback_uri` unless
     /// its request says (`terminal`, Eremetic's behaviour, or `all`).
     pub callback_states: CallbackStates,
-    /// Eremetic's Mesos framework settings: validated, unused by the local backend.
+    /// `master`: the Mesos master to run tasks on; `None` runs them on the local Docker
+    /// engine.
+    pub master: Option<crate::mesos::MasterUrl>,
+    /// Eremetic's Mesos framework settings: used with `master`, ignored by the local backend.
     pub mesos: MesosSettings,
 }
 
@@ -139,8 +142,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Eremetic's Mesos framework keys, accepted so that existing files keep working; `None`
-/// means not set. The local Docker backend uses none of them.
+/// Eremetic's Mesos framework keys; `None` means not set (defaults apply with `master`). The
+/// local Docker backend uses none of them; `messenger_address` and `messenger_port` (libprocess
+/// only) are accepted and ignored by both.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct MesosSettings {
     /// `name`: framework name.
@@ -211,12 +215,24 @@ impl Config {
                 self.address
             ));
         }
-        let ignored = self.mesos.set_keys();
-        if !ignored.is_empty() {
+        let set = self.mesos.set_keys();
+        if self.master.is_none() && !set.is_empty() {
             warnings.push(format!(
                 "{} set: these are Eremetic's Mesos framework settings, ignored by the local \
                  Docker backend",
-                ignored.join(", ")
+                set.join(", ")
+            ));
+        }
+        let libprocess: Vec<&str> = set
+            .iter()
+            .copied()
+            .filter(|key| key.starts_with("messenger_"))
+            .collect();
+        if self.master.is_some() && !libprocess.is_empty() {
+            warnings.push(format!(
+                "{} set: libprocess settings of Eremetic's driver, ignored (eremetic talks to \
+                 the master over its HTTP API)",
+                libprocess.join(", ")
             ));
         }
         warnings
@@ -289,12 +305,16 @@ pub enum ConfigError {
         /// The key that is missing.
         missing: &'static str,
     },
-    /// `master` is set, but this version has no Mesos backend.
+    /// `master` names a ZooKeeper ensemble; leader detection through ZooKeeper is not
+    /// available yet.
     #[error(
-        "master from {origin}: the Mesos backend is not available in this version; remove it \
-         to run tasks on the local Docker engine"
+        "master from {origin}: {value} is a ZooKeeper address; detecting the leading master \
+         through ZooKeeper is not available in this version: give a master's HTTP address \
+         (http://host:5050; a master that does not lead redirects to the leader)"
     )]
-    MesosBackendUnavailable {
+    ZooKeeperMaster {
+        /// The value.
+        value: String,
         /// Where `master` was set.
         origin: Source,
     },

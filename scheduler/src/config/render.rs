@@ -69,7 +69,15 @@ impl Config {
             ),
             ("data_dir_min_free", size(self.data_dir_min_free)),
             ("queue_size", plain(self.queue_size)),
-            ("master", "~".to_owned()),
+            (
+                "master",
+                match &self.master {
+                    Some(crate::mesos::MasterUrl::Http(http)) => quoted(&http.base_url()),
+                    // Refused at load; a value here would be a bug, shown plainly.
+                    Some(other) => quoted(&format!("{other:?}")),
+                    None => "~".to_owned(),
+                },
+            ),
             ("docker_host", optional(self.docker_host.as_deref(), quoted)),
             ("cpus", plain(self.cpus)),
             ("mem", plain(self.mem)),

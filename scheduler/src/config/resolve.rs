@@ -5,6 +5,8 @@ use std::num::NonZeroU64;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::mesos::MasterUrl;
+
 use super::host::HostFacts;
 use super::layers::{RawValue, Settings, Source};
 use super::values::{self as v, split_list};
@@ -101,11 +103,7 @@ pub(crate) fn resolve(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
     let lookup = Lookup { settings };
-    if let Some(source) = lookup.source("master") {
-        return Err(ConfigError::MesosBackendUnavailable {
-            origin: source.clone(),
-        });
-    }
+    let master = resolve_master(&lookup)?;
     let http_credentials = lookup.get("http_credentials", v::parse_credentials)?;
     let bearer_tokens = lookup.list("bearer_tokens", v::parse_bearer_token)?;
     let open = http_credentials.is_none() && bearer_tokens.is_empty();
@@ -191,6 +189,7 @@ pub(crate) fn resolve(
         callback_states: lookup
             .get("callback_states", CallbackStates::parse)?
             .unwrap_or_default(),
+        master,
         mesos: resolve_mesos(&lookup)?,
     })
 }
@@ -330,17 +329,51 @@ fn half_tls(lookup: &Lookup<'_>, set: &'static str, missing: &'static str) -> Co
     }
 }
 
+/// `master`: an HTTP master (`http://host:5050`, `host:port`); a ZooKeeper address is refused
+/// until leader detection exists.
+fn resolve_master(lookup: &Lookup<'_>) -> Result<Option<MasterUrl>, ConfigError> {
+    let mut text = String::new();
+    let Some(master) = lookup.get("master", |value| {
+        text = value.to_owned();
+        MasterUrl::parse(value).map_err(|error| error.to_string())
+    })?
+    else {
+        return Ok(None);
+    };
+    if let MasterUrl::ZooKeeper(_) = master {
+        return Err(ConfigError::ZooKeeperMaster {
+            value: text,
+            origin: lookup.source("master").cloned().unwrap_or(Source::Default),
+        });
+    }
+    Ok(Some(master))
+}
+
 fn resolve_mesos(lookup: &Lookup<'_>) -> Result<MesosSettings, ConfigError> {
     Ok(MesosSettings {
         name: lookup.get("name", v::parse_non_empty)?,
         user: lookup.get("user", v::parse_non_empty)?,
         checkpoint: lookup.get("checkpoint", v::parse_bool)?,
-        failover_timeout: lookup.get("failover_timeout", parse_seconds)?,
+        failover_timeout: lookup.get("failover_timeout", parse_failover_timeout)?,
         framework_id: lookup.get("framework_id", v::parse_non_empty)?,
         credential_file: lookup.get("credential_file", |t| Ok(PathBuf::from(t)))?,
         messenger_address: lookup.get("messenger_address", v::parse_non_empty)?,
         messenger_port: lookup.get("messenger_port", v::parse_port)?,
     })
+}
+
+/// A failover timeout of 0 would have the master kill every task the moment the connection
+/// drops: refused.
+fn parse_failover_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = parse_seconds(text)?;
+    if timeout.is_zero() {
+        return Err(
+            "0 would have the master kill every task as soon as eremetic disconnects; use \
+             days or weeks"
+                .to_owned(),
+        );
+    }
+    Ok(timeout)
 }
 
 /// Eremetic's `failover_timeout` is a number of seconds, possibly fractional; our duration

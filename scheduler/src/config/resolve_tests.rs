@@ -152,18 +152,43 @@ fn zookeeper_database_and_eremetic_drivers_are_refused() {
 }
 
 #[test]
-fn master_is_refused_because_the_mesos_backend_is_missing() {
+fn a_zookeeper_master_is_refused_until_leader_detection_exists() {
     let error = resolved(&[("master", "zk://zk1:2181/mesos")])
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains(
-            "the Mesos backend is not available in this version; remove it to run \
-                        tasks on the local Docker engine"
-        ),
+        error.contains("zk://zk1:2181/mesos is a ZooKeeper address")
+            && error.contains("http://host:5050"),
         "{error}"
     );
     assert!(error.contains("EREMETIC_MASTER"), "{error}");
+}
+
+#[test]
+fn an_http_master_selects_the_mesos_backend_and_eremetic_s_host_port_form_is_accepted() {
+    for (value, base) in [
+        ("http://master.example:5050", "http://master.example:5050"),
+        ("master.example:5050", "http://master.example:5050"),
+    ] {
+        let config = resolved(&[("master", value)]).unwrap();
+        match config.master {
+            Some(crate::mesos::MasterUrl::Http(http)) => assert_eq!(http.base_url(), base),
+            other => panic!("{value}: {other:?}"),
+        }
+    }
+    let error = resolved(&[("master", "ftp://x")]).unwrap_err().to_string();
+    assert!(error.contains("master"), "{error}");
+}
+
+#[test]
+fn a_failover_timeout_of_zero_is_refused() {
+    let error = resolved(&[("failover_timeout", "0")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("failover_timeout") && error.contains("kill every task"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -18,6 +18,16 @@ use crate::task::{Task, TaskState};
 /// back-off in all).
 const FINISH_ATTEMPTS: u32 = 15;
 
+/// Whether the task's current attempt reached `TASK_RUNNING` (its history since the latest
+/// `TASK_STAGING` has it).
+fn ran_since_staging(task: &Task) -> bool {
+    task.status
+        .iter()
+        .rev()
+        .take_while(|entry| entry.status != TaskState::Staging)
+        .any(|entry| entry.status == TaskState::Running)
+}
+
 /// What an update means for the stored task.
 enum Relevance {
     /// The task's current run: apply it.
@@ -131,7 +141,19 @@ impl Scheduler {
             _ if task.current_state() == Some(TaskState::Terminating) => StopCause::Killed,
             _ => StopCause::None,
         };
-        let judged = verdict(end, cause, task.request.mem);
+        // Whether the run had started is best known from the store: a backend that restarted
+        // (or missed the update) may not know it.
+        let ran = ran_since_staging(&task);
+        let end = match end {
+            RunEnd::Reported(report) if ran && !report.started => {
+                RunEnd::Reported(crate::backend::ReportedEnd {
+                    started: true,
+                    ..report.clone()
+                })
+            }
+            other => other.clone(),
+        };
+        let judged = verdict(&end, cause, task.request.mem);
         task.stdout_dropped_bytes = dropped.stdout;
         task.stderr_dropped_bytes = dropped.stderr;
         let changes = Self::ending_changes(

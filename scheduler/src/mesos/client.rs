@@ -40,6 +40,24 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl Credentials {
+    /// Eremetic's `credential_file`: exactly two whitespace-separated fields, the principal
+    /// and the secret. The error says what is wrong without quoting the secret.
+    pub fn parse_file(text: &str) -> Result<Credentials, String> {
+        let fields: Vec<&str> = text.split_whitespace().collect();
+        match fields.as_slice() {
+            [principal, secret] => Ok(Credentials {
+                principal: (*principal).to_owned(),
+                secret: (*secret).to_owned(),
+            }),
+            _ => Err(format!(
+                "expected two whitespace-separated fields (principal and secret), found {}",
+                fields.len()
+            )),
+        }
+    }
+}
+
 /// How the client reaches the master.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientSettings {
@@ -221,6 +239,18 @@ mod tests {
             message.contains(value) && message.contains("ZooKeeper"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_credential_file_has_exactly_a_principal_and_a_secret() {
+        let credentials = Credentials::parse_file("eremetic  s3cret\n").unwrap();
+        assert_eq!(credentials.principal, "eremetic");
+        assert_eq!(credentials.secret, "s3cret");
+        for bad in ["", "only-one", "one two three"] {
+            let error = Credentials::parse_file(bad).unwrap_err();
+            assert!(error.contains("two whitespace-separated fields"), "{error}");
+            assert!(!error.contains("two three"), "{error}");
+        }
     }
 
     #[test]

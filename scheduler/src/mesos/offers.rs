@@ -249,11 +249,20 @@ impl Leftovers {
 
     /// Whether the task could be claimed now, without claiming it.
     pub fn check(&self, task: &NewTask, now: OffsetDateTime) -> Result<(), Mismatch> {
+        self.check_needs(&Resources::of(task), &task.agent_constraints, now)
+    }
+
+    /// Whether `needs` under `constraints` could be claimed now, without claiming them.
+    pub fn check_needs(
+        &self,
+        needs: &Resources,
+        constraints: &[AgentConstraint],
+        now: OffsetDateTime,
+    ) -> Result<(), Mismatch> {
         if self.unavailable_at(now) {
             return Err(Mismatch::Unavailable);
         }
-        if let Some(unmet) = task
-            .agent_constraints
+        if let Some(unmet) = constraints
             .iter()
             .find(|constraint| !satisfies(&self.attributes, constraint))
         {
@@ -262,7 +271,6 @@ impl Leftovers {
                 value: unmet.attribute_value.clone(),
             });
         }
-        let needs = Resources::of(task);
         let free = self.free();
         if to_millis(needs.cpus) > to_millis(free.cpus) {
             return Err(Mismatch::Cpus {
@@ -288,8 +296,18 @@ impl Leftovers {
     /// Claims what `task` needs from the leftovers, or says why it does not fit (then nothing
     /// is claimed).
     pub fn claim(&mut self, task: &NewTask, now: OffsetDateTime) -> Result<Claim, Mismatch> {
-        self.check(task, now)?;
-        let needs = Resources::of(task);
+        self.claim_needs(&Resources::of(task), &task.agent_constraints, now)
+    }
+
+    /// Claims `needs` under `constraints` from the leftovers, or says why they do not fit
+    /// (then nothing is claimed).
+    pub fn claim_needs(
+        &mut self,
+        needs: &Resources,
+        constraints: &[AgentConstraint],
+        now: OffsetDateTime,
+    ) -> Result<Claim, Mismatch> {
+        self.check_needs(needs, constraints, now)?;
         let mut resources = take_scalar(&mut self.cpus, to_millis(needs.cpus));
         resources.extend(take_scalar(&mut self.mem, to_millis(needs.mem_mib)));
         let (port_resources, host_ports) = take_ports(&mut self.ports, needs.ports);

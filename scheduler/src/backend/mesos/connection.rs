@@ -1,0 +1,281 @@
+//! The subscription to the master: SUBSCRIBE, the event stream, resubscription with jittered
+//! back-off (at most 15 s), and what each event means for the backend and the core.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use mesos_client::Backoff;
+use mesos_proto::v1::scheduler::{event, Event};
+use mesos_proto::v1::{Offer, TaskStatus};
+
+use super::matching::placements_on;
+use super::{framework_token, status_token, HeldOffer, MesosBackend};
+use crate::backend::{BackendEvent, RunEnd, RunId, RunStatus};
+use crate::mesos::calls;
+use crate::mesos::client::{Session, Subscription};
+use crate::mesos::offers::Leftovers;
+use crate::mesos::updates::read_status;
+use crate::task::TaskState;
+
+/// First delay before resubscribing.
+const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
+
+/// Longest delay before resubscribing.
+const BACKOFF_MAX: Duration = Duration::from_secs(15);
+
+impl MesosBackend {
+    /// Subscribes, follows the stream, and subscribes again whenever it ends; forever.
+    pub(super) async fn connection_loop(&self) {
+        let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX);
+        loop {
+            let framework_id = self.state().framework_id.clone();
+            let call = calls::subscribe(&self.inner.config.framework, framework_id.as_deref());
+            let reason = match self.inner.client.subscribe(&call).await {
+                Ok(mut subscription) => {
+                    backoff.reset();
+                    self.follow(&mut subscription).await
+                }
+                Err(error) => format!("subscribing to the Mesos master: {error}"),
+            };
+            self.disconnected(reason);
+            tokio::select! {
+                () = tokio::time::sleep(backoff.next_delay()) => {}
+                () = self.inner.reconnect.notified() => {}
+            }
+        }
+    }
+
+    /// Reads events until the stream ends; returns why it ended.
+    async fn follow(&self, subscription: &mut Subscription) -> String {
+        loop {
+            let event = match subscription.next_event().await {
+                Ok(event) => event,
+                Err(error) => {
+                    return format!("the subscription to the Mesos master broke: {error}")
+                }
+            };
+            if let Some(reason) = self.on_event(event, subscription.session()) {
+                return reason;
+            }
+        }
+    }
+
+    /// Handles one event; `Some(reason)` ends the subscription.
+    fn on_event(&self, event: Event, session: &Session) -> Option<String> {
+        match event
+            .r#type
+            .and_then(|kind| event::Type::try_from(kind).ok())
+        {
+            Some(event::Type::Subscribed) => {
+                let framework_id = event.subscribed?.framework_id.value;
+                self.subscribed(framework_id, session);
+            }
+            Some(event::Type::Offers) => {
+                let offers = event.offers.map(|offers| offers.offers).unwrap_or_default();
+                self.offered(offers);
+            }
+            Some(event::Type::Rescind) => {
+                if let Some(rescind) = event.rescind {
+                    self.forget_offers(HashSet::from([rescind.offer_id.value]));
+                }
+            }
+            Some(event::Type::Update) => {
+                if let Some(update) = event.update {
+                    self.updated(update.status);
+                }
+            }
+            Some(event::Type::Error) => {
+                let message = event.error.map(|error| error.message).unwrap_or_default();
+                return Some(self.refused(message));
+            }
+            Some(event::Type::Failure) => {
+                if let Some(failure) = event.failure {
+                    let agent = failure.agent_id.map(|agent| agent.value);
+                    let executor = failure.executor_id.map(|executor| executor.value);
+                    tracing::warn!(?agent, ?executor, status = ?failure.status, "Mesos reports a failure");
+                }
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn subscribed(&self, framework_id: String, session: &Session) {
+        tracing::info!(
+            framework_id,
+            master = session.endpoint(),
+            "subscribed to the Mesos master"
+        );
+        let mut state = self.state();
+        let same = state.framework_id.as_deref() == Some(framework_id.as_str());
+        state.id_stored = same && state.id_stored;
+        state.framework_id = Some(framework_id.clone());
+        state.session = Some(session.clone());
+        state.suppressed = false;
+        match state.pending_reconcile.take() {
+            Some(runs) => self.send_reconcile(&mut state, &runs),
+            None => self.send_reconcile(&mut state, &[]),
+        }
+        if !state.demand.is_empty() {
+            state.last_revive = None;
+            self.steer_offers(&mut state, true);
+        }
+        drop(state);
+        if let Some(sink) = self.sink() {
+            sink.send(BackendEvent::Connected {
+                ack: Some(framework_token(&framework_id)),
+                framework_id,
+            });
+        }
+    }
+
+    fn offered(&self, offers: Vec<Offer>) {
+        let role = self.inner.config.framework.role.clone();
+        let placements = {
+            let mut state = self.state();
+            for offer in offers {
+                if let Some(url) = &offer.url {
+                    let host = url
+                        .address
+                        .hostname
+                        .clone()
+                        .or_else(|| url.address.ip.clone())
+                        .unwrap_or_else(|| offer.hostname.clone());
+                    let address = format!("{}://{host}:{}", url.scheme, url.address.port);
+                    state.agents.insert(offer.agent_id.value.clone(), address);
+                }
+                state.offers.push(HeldOffer {
+                    leftovers: Leftovers::new(&offer, &role),
+                    outstanding: HashSet::new(),
+                    ready: Vec::new(),
+                });
+            }
+            self.match_offers(&mut state)
+        };
+        if let Some(sink) = self.sink() {
+            for placement in placements {
+                sink.send(BackendEvent::Placed(placement));
+            }
+        }
+    }
+
+    /// Offers that can no longer be used: their placements are forgotten (their launch
+    /// reports that it did not happen).
+    fn forget_offers(&self, offer_ids: HashSet<String>) {
+        let mut state = self.state();
+        for run in placements_on(&state, &offer_ids) {
+            state.placed.remove(&run);
+        }
+        state
+            .offers
+            .retain(|held| !offer_ids.contains(held.leftovers.offer_id()));
+    }
+
+    fn updated(&self, status: TaskStatus) {
+        let change = match read_status(&status) {
+            Ok(change) => change,
+            Err(error) => {
+                tracing::warn!("an update the backend cannot read: {error}");
+                return self.acknowledge_now(&status);
+            }
+        };
+        let (Some(task), Some(attempt)) = (change.task_id.clone(), change.attempt) else {
+            tracing::info!(
+                task = change.mesos_task_id,
+                "an update of a task that is not ours"
+            );
+            return self.acknowledge_now(&status);
+        };
+        let run = RunId::new(task, attempt);
+        let name = run.name();
+        let known = self.state().launched.contains_key(&name);
+        let sink = self.sink();
+        if !known {
+            if change.state.is_some_and(|state| !state.is_terminal()) {
+                if let Some(sink) = sink {
+                    sink.send(BackendEvent::UnknownRun { run });
+                }
+            }
+            return self.acknowledge_now(&status);
+        }
+        let token = match (&change.agent_id, &change.uuid) {
+            (Some(agent), Some(uuid)) => Some(status_token(agent, &name, uuid)),
+            _ => None,
+        };
+        let reported = match change.state {
+            Some(TaskState::Running) => {
+                self.state().running.insert(name);
+                let started_at = change
+                    .timestamp
+                    .unwrap_or_else(time::OffsetDateTime::now_utc);
+                RunStatus::Running { started_at }
+            }
+            Some(state) if state.is_terminal() => {
+                let started = {
+                    let mut held = self.state();
+                    held.launched.remove(&name);
+                    held.running.remove(&name)
+                };
+                match change.reported_end(started) {
+                    Some(end) => RunStatus::Ended(RunEnd::Reported(end)),
+                    None => return self.acknowledge_now(&status),
+                }
+            }
+            // Staging, starting, killing, unreachable: nothing the core records.
+            _ => return self.acknowledge_now(&status),
+        };
+        if let Some(sink) = sink {
+            sink.status(run, reported, token);
+        }
+    }
+
+    /// Acknowledges an update that carries nothing to store.
+    fn acknowledge_now(&self, status: &TaskStatus) {
+        let framework_id = self.state().framework_id.clone();
+        if let Some(call) = framework_id
+            .as_deref()
+            .and_then(|framework_id| calls::acknowledge(framework_id, status))
+        {
+            self.call_in_background(call);
+        }
+    }
+
+    /// An ERROR event ends the subscription; "removed" means the framework is gone for good.
+    fn refused(&self, message: String) -> String {
+        if message.contains("removed") {
+            let mut state = self.state();
+            state.framework_id = None;
+            state.id_stored = false;
+            state.launched.clear();
+            state.running.clear();
+            drop(state);
+            if let Some(sink) = self.sink() {
+                sink.send(BackendEvent::FrameworkRemoved {
+                    reason: message.clone(),
+                });
+            }
+            self.inner.reconnect.notify_one();
+        }
+        format!("the Mesos master ended the subscription: {message}")
+    }
+
+    fn disconnected(&self, reason: String) {
+        tracing::warn!("{reason}");
+        {
+            let mut state = self.state();
+            state.session = None;
+            let offer_ids: HashSet<String> = state
+                .offers
+                .iter()
+                .map(|held| held.leftovers.offer_id().to_owned())
+                .collect();
+            for run in placements_on(&state, &offer_ids) {
+                state.placed.remove(&run);
+            }
+            state.offers.clear();
+        }
+        if let Some(sink) = self.sink() {
+            sink.send(BackendEvent::Disconnected { reason });
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! The Mesos backend: tasks run on a Mesos cluster through the v1 scheduler HTTP API, behind
+//! the asynchronous [`Backend`] interface.
+//!
+//! - One connection task ([`connection`]) subscribes (with the stored framework id), reads
+//!   the event stream and resubscribes with jittered back-off when it breaks.
+//! - The queue's demand is kept; offers are matched against it oldest first
+//!   ([`crate::mesos::offers::Leftovers::claim_needs`]: cpus, memory, ports, agent
+//!   constraints, maintenance), several runs per offer. Placements go to the core, which
+//!   stores `TASK_STAGING` and then launches or abandons each; an offer is accepted once every
+//!   placement on it is settled (one ACCEPT with all its launches), or declined when none was
+//!   launched. Offers nothing was placed on are declined with a filter; an empty demand
+//!   suppresses offers, new demand revives them.
+//! - No offer is accepted before the framework id the master granted is stored (its
+//!   `Connected` event acknowledged).
+//! - Status updates become status events; their ACKNOWLEDGE is sent when the core hands the
+//!   token back, after the change is committed. Updates of runs this instance does not know
+//!   (an implicit reconciliation answer, a run from before a crash) are reported as unknown
+//!   runs, which the core kills.
+//! - Kills are KILL calls (the core repeats them); reconciliation is an explicit RECONCILE of
+//!   the runs the store knows followed by an implicit one.
+
+mod connection;
+mod matching;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use mesos_client::calls::CallName;
+use mesos_proto::v1::{AgentId, OfferId, TaskId as MesosTaskId, TaskInfo, TaskStatus};
+use tokio::sync::Notify;
+
+use super::{
+    AckToken, Backend, BackendError, Demand, EventSink, KnownRun, LogSource, Placement, Resources,
+    RunEnd, RunId, RunStatus,
+};
+use crate::mesos::calls::{self, FrameworkSettings};
+use crate::mesos::client::{ClientSettings, MesosClient, Session};
+use crate::mesos::offers::{Claim, Leftovers};
+use crate::mesos::task_info::{self, LaunchSettings};
+use crate::task::{AgentConstraint, NewTask, Task};
+
+/// Settings of the Mesos backend.
+#[derive(Debug, Clone)]
+pub struct MesosConfig {
+    /// How to reach the master.
+    pub client: ClientSettings,
+    /// What the framework tells the master about itself.
+    pub framework: FrameworkSettings,
+    /// What shapes every `TaskInfo`.
+    pub launch: LaunchSettings,
+    /// How long the resources of a declined offer are not offered again while tasks wait.
+    pub refuse: Duration,
+    /// The framework id to register with when the store has none (Eremetic's
+    /// `framework_id`).
+    pub framework_id: Option<String>,
+}
+
+/// Runs tasks on a Mesos cluster. See the [module documentation](self). Cheap to clone.
+#[derive(Clone)]
+pub struct MesosBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MesosConfig,
+    client: MesosClient,
+    events: OnceLock<EventSink>,
+    state: Mutex<State>,
+    /// Wakes the connection task to resubscribe at once (the framework was removed).
+    reconnect: Notify,
+}
+
+/// A queued run as the backend keeps it between offers.
+#[derive(Debug, Clone)]
+struct Wanted {
+    run: RunId,
+    needs: Resources,
+    constraints: Vec<AgentConstraint>,
+    not_before: Option<Instant>,
+}
+
+/// An offer held while placements on it are being staged by the core.
+struct HeldOffer {
+    leftovers: Leftovers,
+    /// Runs placed on it whose launch or abandonment has not come yet.
+    outstanding: HashSet<String>,
+    /// `TaskInfo`s of the launched placements.
+    ready: Vec<TaskInfo>,
+}
+
+/// A placement handed to the core.
+struct Placed {
+    offer_id: String,
+    claim: Claim,
+}
+
+#[derive(Default)]
+struct State {
+    framework_id: Option<String>,
+    /// The framework id is stored by the core: offers may be accepted.
+    id_stored: bool,
+    session: Option<Session>,
+    offers: Vec<HeldOffer>,
+    demand: Vec<Wanted>,
+    /// Runs of the demand seen so far (to revive offers when a new one comes).
+    demanded: HashSet<String>,
+    suppressed: bool,
+    last_revive: Option<Instant>,
+    placed: HashMap<String, Placed>,
+    /// Launched runs (Mesos task id) and their agents.
+    launched: HashMap<String, String>,
+    /// Runs that reported `TASK_RUNNING`.
+    running: HashSet<String>,
+    /// Runs to reconcile once subscribed.
+    pending_reconcile: Option<Vec<KnownRun>>,
+    /// Agents' HTTP addresses, from their offers.
+    agents: HashMap<String, String>,
+}
+
+/// Least time between two REVIVE calls.
+const REVIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The filter of declined offers while nothing waits: the task that comes revives them.
+const IDLE_REFUSE: Duration = Duration::from_secs(3600);
+
+impl MesosBackend {
+    /// A backend for `config`; nothing is sent before the core starts it.
+    pub fn new(config: MesosConfig) -> Result<MesosBackend, BackendError> {
+        let client = MesosClient::new(config.client.clone())?;
+        Ok(MesosBackend {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                events: OnceLock::new(),
+                state: Mutex::new(State::default()),
+                reconnect: Notify::new(),
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn sink(&self) -> Option<&EventSink> {
+        self.inner.events.get()
+    }
+
+    /// Sends a call on the current subscription in the background; dropped (with a log line)
+    /// when there is none: what matters is sent again (kills by the core, updates by the
+    /// master until acknowledged, offers after resubscription).
+    fn call_in_background(&self, call: mesos_proto::v1::scheduler::Call) {
+        let Some(session) = self.state().session.clone() else {
+            tracing::debug!(call = call.call_name(), "not subscribed: call dropped");
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(error) = session.call(&call).await {
+                tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
+            }
+        });
+    }
+
+    /// Accepts (or declines) the offer of a settled placement once nothing is outstanding
+    /// on it.
+    fn settle(&self, state: &mut State, offer_id: &str) {
+        let Some(index) = state
+            .offers
+            .iter()
+            .position(|held| held.leftovers.offer_id() == offer_id)
+        else {
+            return;
+        };
+        if !state.offers[index].outstanding.is_empty() {
+            return;
+        }
+        let held = state.offers.remove(index);
+        let Some(framework_id) = state.framework_id.clone() else {
+            return;
+        };
+        let offer_ids = vec![OfferId {
+            value: offer_id.to_owned(),
+        }];
+        let refuse = self.inner.config.refuse;
+        let call = if held.ready.is_empty() {
+            calls::decline(&framework_id, offer_ids, refuse)
+        } else {
+            calls::accept(&framework_id, offer_ids, held.ready, refuse)
+        };
+        let Some(session) = state.session.clone() else {
+            return;
+        };
+        tokio::spawn(async move {
+            if let Err(error) = session.call(&call).await {
+                tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
+            }
+        });
+    }
+
+    /// Matches the held offers against the demand; declines offers nothing was placed on.
+    fn match_offers(&self, state: &mut State) -> Vec<Placement> {
+        if !state.id_stored || state.session.is_none() {
+            return Vec::new();
+        }
+        let placements = matching::place(state, time::OffsetDateTime::now_utc(), Instant::now());
+        let unused: Vec<String> = state
+            .offers
+            .iter()
+            .filter(|held| held.outstanding.is_empty() && held.ready.is_empty())
+            .map(|held| held.leftovers.offer_id().to_owned())
+            .collect();
+        if !unused.is_empty() {
+            let refuse = if state.demand.is_empty() {
+                IDLE_REFUSE
+            } else {
+                self.inner.config.refuse
+            };
+            state
+                .offers
+                .retain(|held| !unused.iter().any(|id| id == held.leftovers.offer_id()));
+            if let Some(framework_id) = state.framework_id.clone() {
+                let offer_ids = unused.into_iter().map(|value| OfferId { value }).collect();
+                let call = calls::decline(&framework_id, offer_ids, refuse);
+                if let Some(session) = state.session.clone() {
+                    tokio::spawn(async move {
+                        if let Err(error) = session.call(&call).await {
+                            tracing::warn!("declining offers: {error}");
+                        }
+                    });
+                }
+            }
+        }
+        placements
+    }
+
+    /// SUPPRESS when nothing waits; REVIVE (at most every [`REVIVE_EVERY`]) when a run
+    /// appears in the demand that was not there before, or anything waits while suppressed.
+    fn steer_offers(&self, state: &mut State, new_run: bool) {
+        let Some(framework_id) = state.framework_id.clone() else {
+            return;
+        };
+        let roles = vec![self.inner.config.framework.role.clone()];
+        if state.demand.is_empty() {
+            if !state.suppressed && state.placed.is_empty() {
+                state.suppressed = true;
+                drop_call(state, calls::suppress(&framework_id, &roles));
+            }
+            return;
+        }
+        let due = state
+            .last_revive
+            .is_none_or(|at| at.elapsed() >= REVIVE_EVERY);
+        if (state.suppressed || new_run) && due {
+            state.suppressed = false;
+            state.last_revive = Some(Instant::now());
+            drop_call(state, calls::revive(&framework_id, &roles));
+        }
+    }
+
+    /// The reconciliation calls for `runs` (explicit) and everything else (implicit).
+    fn send_reconcile(&self, state: &mut State, runs: &[KnownRun]) {
+        let Some(framework_id) = state.framework_id.clone() else {
+            return;
+        };
+        // A run without an agent was never launched on Mesos: the master would answer it
+        // lost although it is still to be launched (E-15).
+        let targets: Vec<calls::ReconcileTarget> = runs
+            .iter()
+            .filter_map(|known| {
+                Some(calls::ReconcileTarget {
+                    mesos_task_id: known.run.name(),
+                    agent_id: known.agent_id.clone()?,
+                })
+            })
+            .collect();
+        if let Some(call) = calls::reconcile(&framework_id, &targets) {
+            drop_call(state, call);
+        }
+        drop_call(state, calls::reconcile_all(&framework_id));
+    }
+}
+
+/// Sends `call` on the state's session in the background (nothing without one).
+fn drop_call(state: &State, call: mesos_proto::v1::scheduler::Call) {
+    if let Some(session) = state.session.clone() {
+        tokio::spawn(async move {
+            if let Err(error) = session.call(&call).await {
+                tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
+            }
+        });
+    }
+}
+
+/// The acknowledgement token of a status update: agent, Mesos task id and uuid.
+fn status_token(agent_id: &str, task_id: &str, uuid: &[u8]) -> AckToken {
+    AckToken(format!(
+        "status\n{agent_id}\n{task_id}\n{}",
+        hex::encode(uuid)
+    ))
+}
+
+/// The acknowledgement token of a granted framework id.
+fn framework_token(framework_id: &str) -> AckToken {
+    AckToken(format!("framework\n{framework_id}"))
+}
+
+/// A status with what an ACKNOWLEDGE needs, read back from a token.
+fn acknowledged_status(token: &str) -> Option<TaskStatus> {
+    let mut parts = token.split('\n');
+    let (kind, agent, task, uuid) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if kind != "status" {
+        return None;
+    }
+    Some(TaskStatus {
+        task_id: MesosTaskId {
+            value: task.to_owned(),
+        },
+        agent_id: Some(AgentId {
+            value: agent.to_owned(),
+        }),
+        uuid: Some(hex::decode(uuid).ok()?),
+        ..Default::default()
+    })
+}
+
+#[async_trait]
+impl Backend for MesosBackend {
+    fn name(&self) -> &'static str {
+        "mesos"
+    }
+
+    fn admissible(&self, _task: &NewTask) -> Result<(), String> {
+        // Any agent of the cluster may fit it; one that no agent can ever satisfy waits with
+        // its reason in its document.
+        Ok(())
+    }
+
+    fn total(&self) -> Resources {
+        self.free()
+    }
+
+    fn free(&self) -> Resources {
+        let state = self.state();
+        state.offers.iter().map(|held| held.leftovers.free()).fold(
+            Resources {
+                cpus: 0.0,
+                mem_mib: 0.0,
+                ports: 0,
+            },
+            |sum, free| Resources {
+                cpus: sum.cpus + free.cpus,
+                mem_mib: sum.mem_mib + free.mem_mib,
+                ports: sum.ports + free.ports,
+            },
+        )
+    }
+
+    async fn start(
+        &self,
+        events: EventSink,
+        framework_id: Option<String>,
+    ) -> Result<(), BackendError> {
+        if self.inner.events.set(events).is_err() {
+            return Ok(());
+        }
+        {
+            let mut state = self.state();
+            // The stored id wins over the configured one: it is the one the master granted.
+            state.framework_id = framework_id.or_else(|| self.inner.config.framework_id.clone());
+        }
+        let this = self.clone();
+        tokio::spawn(async move { this.connection_loop().await });
+        Ok(())
+    }
+
+    fn offer_demand(&self, demand: &mut dyn Iterator<Item = Demand<'_>>) -> Vec<Placement> {
+        let mut state = self.state();
+        let mut new_run = false;
+        let mut wanted = Vec::new();
+        for item in demand {
+            let name = item.run.name();
+            if !state.demanded.contains(&name) {
+                new_run = true;
+                state.demanded.insert(name);
+            }
+            wanted.push(Wanted {
+                run: item.run.clone(),
+                needs: *item.needs,
+                constraints: item.constraints.to_vec(),
+                not_before: item.not_before,
+            });
+        }
+        state.demand = wanted;
+        let current: HashSet<String> = state.demand.iter().map(|w| w.run.name()).collect();
+        state.demanded.retain(|name| current.contains(name));
+        self.steer_offers(&mut state, new_run);
+        self.match_offers(&mut state)
+    }
+
+    fn launch(&self, placement: Placement, task: Task) {
+        let name = placement.run.name();
+        let mut state = self.state();
+        let Some(placed) = state.placed.remove(&name) else {
+            drop(state);
+            let reason = "its offer was rescinded or the connection to the master was lost \
+                          before the launch"
+                .to_owned();
+            if let Some(sink) = self.sink() {
+                sink.status(placement.run, RunStatus::NotLaunched { reason }, None);
+            }
+            return;
+        };
+        let built = task_info::task_info(
+            &task,
+            placement.run.attempt,
+            &placed.claim,
+            &self.inner.config.launch,
+        );
+        let offer_id = placed.offer_id.clone();
+        match built {
+            Ok(info) => {
+                state
+                    .launched
+                    .insert(name.clone(), placed.claim.agent_id.clone());
+                if let Some(held) = state
+                    .offers
+                    .iter_mut()
+                    .find(|held| held.leftovers.offer_id() == offer_id)
+                {
+                    held.outstanding.remove(&name);
+                    held.ready.push(info);
+                }
+            }
+            Err(error) => {
+                if let Some(held) = state
+                    .offers
+                    .iter_mut()
+                    .find(|held| held.leftovers.offer_id() == offer_id)
+                {
+                    held.outstanding.remove(&name);
+                }
+                if let Some(sink) = self.sink() {
+                    let end = RunEnd::NotStarted {
+                        reason: error.to_string(),
+                    };
+                    sink.status(placement.run, RunStatus::Ended(end), None);
+                }
+            }
+        }
+        self.settle(&mut state, &offer_id);
+    }
+
+    fn abandon(&self, placement: Placement) {
+        let name = placement.run.name();
+        let mut state = self.state();
+        let Some(placed) = state.placed.remove(&name) else {
+            return;
+        };
+        if let Some(held) = state
+            .offers
+            .iter_mut()
+            .find(|held| held.leftovers.offer_id() == placed.offer_id)
+        {
+            held.outstanding.remove(&name);
+        }
+        self.settle(&mut state, &placed.offer_id);
+    }
+
+    fn kill(&self, run: &RunId, grace: Duration) {
+        let name = run.name();
+        let (framework_id, agent) = {
+            let state = self.state();
+            (
+                state.framework_id.clone(),
+                state.launched.get(&name).cloned(),
+            )
+        };
+        let Some(framework_id) = framework_id else {
+            return;
+        };
+        let call = calls::kill(&framework_id, &name, agent.as_deref(), Some(grace));
+        self.call_in_background(call);
+    }
+
+    fn acknowledge(&self, ack: AckToken) {
+        if let Some(framework_id) = ack.0.strip_prefix("framework\n") {
+            let placements = {
+                let mut state = self.state();
+                if state.framework_id.as_deref() != Some(framework_id) {
+                    return;
+                }
+                state.id_stored = true;
+                self.match_offers(&mut state)
+            };
+            if let Some(sink) = self.sink() {
+                for placement in placements {
+                    sink.send(super::BackendEvent::Placed(placement));
+                }
+            }
+            return;
+        }
+        let Some(status) = acknowledged_status(&ack.0) else {
+            tracing::warn!(token = %ack.0, "an acknowledgement token this backend did not make");
+            return;
+        };
+        let framework_id = self.state().framework_id.clone();
+        if let Some(call) = framework_id
+            .as_deref()
+            .and_then(|framework_id| calls::acknowledge(framework_id, &status))
+        {
+            self.call_in_background(call);
+        }
+    }
+
+    async fn reconcile(&self, runs: Vec<KnownRun>) -> Result<(), BackendError> {
+        let mut state = self.state();
+        for known in &runs {
+            if let Some(agent) = &known.agent_id {
+                state.launched.insert(known.run.name(), agent.clone());
+            }
+        }
+        if state.session.is_some() && state.id_stored {
+            self.send_reconcile(&mut state, &runs);
+        } else {
+            state.pending_reconcile = Some(runs);
+        }
+        Ok(())
+    }
+
+    fn log_source(&self, task: &Task) -> Option<LogSource> {
+        let state = self.state();
+        let framework_id = state.framework_id.as_deref()?;
+        let agent = task.agent_id.as_deref()?;
+        let url = state.agents.get(agent).cloned().or_else(|| {
+            task.hostname
+                .as_ref()
+                .map(|host| format!("http://{host}:5051"))
+        })?;
+        let run = crate::plan::run_id(&task.id, task.current_attempt());
+        Some(LogSource::Agent {
+            url,
+            path: format!("/frameworks/{framework_id}/executors/{run}/runs/latest"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_token_carries_what_the_acknowledge_needs() {
+        let token = status_token("agent-1", "eremetic-task.abc.0", &[1, 2, 255]);
+        let status = acknowledged_status(&token.0).unwrap_or_default();
+        assert_eq!(status.task_id.value, "eremetic-task.abc.0");
+        assert_eq!(
+            status.agent_id.map(|agent| agent.value),
+            Some("agent-1".into())
+        );
+        assert_eq!(status.uuid, Some(vec![1, 2, 255]));
+        assert!(acknowledged_status(&framework_token("fw").0).is_none());
+        assert!(acknowledged_status("status\nagent\ntask\nnot-hex").is_none());
+    }
+}
