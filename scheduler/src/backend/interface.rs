@@ -321,6 +321,12 @@ pub trait Backend: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Why a queued task has not been placed yet, in words, when the backend knows something
+    /// more specific than "waiting" (for example, which agents' offers do not fit it and why).
+    fn waiting_reason(&self, _task: &TaskId) -> Option<String> {
+        None
+    }
+
     /// How much of the task's output was dropped by the output limit so far.
     async fn output_dropped(&self, _task: &TaskId) -> OutputDropped {
         OutputDropped::default()

@@ -348,7 +348,9 @@ impl Scheduler {
     /// it is queued while launches are held back, and its dropped output while it runs.
     async fn annotate(&self, task: &mut Task) {
         if task.current_state() == Some(TaskState::Queued) {
-            task.waiting_reason = self.waiting_reason();
+            task.waiting_reason = self
+                .waiting_reason()
+                .or_else(|| self.inner.backend.waiting_reason(&task.id));
         } else if !task.is_terminal() && task.sandbox_path.is_some() {
             let dropped = self.inner.backend.output_dropped(&task.id).await;
             task.stdout_dropped_bytes = dropped.stdout;
@@ -359,12 +361,12 @@ impl Scheduler {
     /// [`Scheduler::annotate`] for a page of tasks: only the waiting reason (reading output
     /// counters for every task of a long list would cost a file read each).
     fn annotate_waiting<'a>(&self, tasks: impl IntoIterator<Item = &'a mut Task>) {
-        let Some(reason) = self.waiting_reason() else {
-            return;
-        };
+        let reason = self.waiting_reason();
         for task in tasks {
             if task.current_state() == Some(TaskState::Queued) {
-                task.waiting_reason = Some(reason.clone());
+                task.waiting_reason = reason
+                    .clone()
+                    .or_else(|| self.inner.backend.waiting_reason(&task.id));
             }
         }
     }

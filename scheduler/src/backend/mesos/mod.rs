@@ -117,6 +117,8 @@ struct State {
     pending_reconcile: Option<Vec<KnownRun>>,
     /// Agents' HTTP addresses, from their offers.
     agents: HashMap<String, String>,
+    /// Why queued tasks were not placed in the latest matching, by task id.
+    waiting: HashMap<String, String>,
 }
 
 /// Least time between two REVIVE calls.
@@ -398,6 +400,16 @@ impl Backend for MesosBackend {
         state.demand = wanted;
         let current: HashSet<String> = state.demand.iter().map(|w| w.run.name()).collect();
         state.demanded.retain(|name| current.contains(name));
+        let tasks: HashSet<&str> = state.demand.iter().map(|w| w.run.task.as_str()).collect();
+        let stale: Vec<String> = state
+            .waiting
+            .keys()
+            .filter(|task| !tasks.contains(task.as_str()))
+            .cloned()
+            .collect();
+        for task in stale {
+            state.waiting.remove(&task);
+        }
         self.steer_offers(&mut state, new_run);
         self.match_offers(&mut state)
     }
@@ -530,6 +542,20 @@ impl Backend for MesosBackend {
             state.pending_reconcile = Some(runs);
         }
         Ok(())
+    }
+
+    fn waiting_reason(&self, task: &crate::task::TaskId) -> Option<String> {
+        let state = self.state();
+        if state.session.is_none() {
+            return None;
+        }
+        Some(
+            state
+                .waiting
+                .get(task.as_str())
+                .cloned()
+                .unwrap_or_else(|| "waiting for an offer from the Mesos master".to_owned()),
+        )
     }
 
     fn log_source(&self, task: &Task) -> Option<LogSource> {
