@@ -484,3 +484,48 @@ async fn a_task_no_offer_fits_waits_with_the_reason_in_words() {
     let (_, reason) = reason_of(big).await;
     assert!(reason.contains("needs 8 cpus, offer has 4"), "{reason}");
 }
+
+#[tokio::test]
+async fn an_unreachable_update_from_the_master_keeps_the_task_running_until_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master().await;
+    let framework = Framework::start(dir.path(), &master).await;
+    let id = framework.submit(&body("partitioned", 0.5, "")).await;
+    let mesos_id = format!("{id}.0");
+    launched(&master, &mesos_id).await;
+    master
+        .update_task(&mesos_id, MesosState::TaskRunning, None, None)
+        .unwrap();
+    framework.wait_state(&id, Running).await;
+    master
+        .send_status(
+            &mesos_id,
+            mesos_proto::v1::TaskStatus {
+                state: MesosState::TaskUnreachable as i32,
+                source: Some(task_status::Source::Master as i32),
+                reason: Some(task_status::Reason::AgentRemoved as i32),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // The default timeout is minutes: the task stays running, its update acknowledged.
+    eventually("the unreachable update to be acknowledged", || {
+        master
+            .acknowledgements()
+            .iter()
+            .filter(|ack| ack.task_id == mesos_id)
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(
+        framework
+            .scheduler
+            .get(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_state(),
+        Some(Running)
+    );
+}

@@ -150,6 +150,13 @@ pub enum RunStatus {
     /// The backend has no trace of the run (an answer to [`Backend::reconcile`]): it never
     /// started, or it vanished while nobody watched.
     Unknown,
+    /// The run's agent cannot be reached: the run may still be running and come back. The
+    /// core waits `unreachable_timeout` for a `Running` update, then relaunches the task as
+    /// a new attempt (and stops the old run should it come back).
+    Unreachable {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// A status change of a run.

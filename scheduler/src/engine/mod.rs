@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub retention: Option<Duration>,
     /// Relaunch attempts for tasks whose request does not say (`default_retries`).
     pub default_retries: u32,
+    /// How long a run whose agent cannot be reached is waited for before the task is
+    /// relaunched as a new attempt (`unreachable_timeout`).
+    pub unreachable_timeout: Duration,
 }
 
 /// Why the core could not start.
@@ -123,6 +126,8 @@ struct RunSlot {
     deadline_armed: bool,
     /// Whether kills are being sent until the run ends.
     killing: bool,
+    /// Since when the run's agent cannot be reached (cleared by a `Running` update).
+    unreachable_since: Option<Instant>,
 }
 
 impl RunSlot {
@@ -134,6 +139,7 @@ impl RunSlot {
             cause,
             deadline_armed: false,
             killing: false,
+            unreachable_since: None,
         }
     }
 }
