@@ -264,6 +264,7 @@ fn engine_config(config: &Config) -> EngineConfig {
         callback_states: config.callback_states,
         retention: config.retention,
         default_retries: config.default_retries,
+        unreachable_timeout: config.unreachable_timeout,
     }
 }
 

@@ -442,3 +442,90 @@ fn a_removed_framework_forgets_its_id_and_its_tasks_run_again_under_a_new_one() 
     drop(after);
     master_runtime.block_on(master.stop());
 }
+
+#[tokio::test]
+async fn a_task_no_offer_fits_waits_with_the_reason_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master().await;
+    let framework = Framework::start(dir.path(), &master).await;
+    master.wait_subscribed(DEADLINE).await.unwrap();
+    let constrained = framework
+        .submit(&body(
+            "rack-b",
+            0.5,
+            r#""agent_constraints":[{"attribute_name":"rack","attribute_value":"b"}]"#,
+        ))
+        .await;
+    let big = framework.submit(&body("big", 8.0, "")).await;
+    let reason_of = |id: TaskId| {
+        let scheduler = framework.scheduler.clone();
+        async move {
+            let reached = tokio::time::timeout(DEADLINE, async {
+                loop {
+                    let task = scheduler.get(&id).await.unwrap().unwrap();
+                    let reason = task.waiting_reason.clone().unwrap_or_default();
+                    if reason.starts_with("no offer fits it") {
+                        return (task.current_state(), reason);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+            .await;
+            reached.unwrap_or_else(|_| panic!("{id} has no waiting reason from the offers"))
+        }
+    };
+    let (state, reason) = reason_of(constrained).await;
+    assert_eq!(state, Some(Queued));
+    assert!(
+        reason.contains("agent-1.example")
+            && reason.contains(r#"agent attribute "rack" is not "b""#),
+        "{reason}"
+    );
+    let (_, reason) = reason_of(big).await;
+    assert!(reason.contains("needs 8 cpus, offer has 4"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_unreachable_update_from_the_master_keeps_the_task_running_until_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master().await;
+    let framework = Framework::start(dir.path(), &master).await;
+    let id = framework.submit(&body("partitioned", 0.5, "")).await;
+    let mesos_id = format!("{id}.0");
+    launched(&master, &mesos_id).await;
+    master
+        .update_task(&mesos_id, MesosState::TaskRunning, None, None)
+        .unwrap();
+    framework.wait_state(&id, Running).await;
+    master
+        .send_status(
+            &mesos_id,
+            mesos_proto::v1::TaskStatus {
+                state: MesosState::TaskUnreachable as i32,
+                source: Some(task_status::Source::Master as i32),
+                reason: Some(task_status::Reason::AgentRemoved as i32),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    // The default timeout is minutes: the task stays running, its update acknowledged.
+    eventually("the unreachable update to be acknowledged", || {
+        master
+            .acknowledgements()
+            .iter()
+            .filter(|ack| ack.task_id == mesos_id)
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(
+        framework
+            .scheduler
+            .get(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .current_state(),
+        Some(Running)
+    );
+}

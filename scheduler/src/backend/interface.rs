@@ -150,6 +150,13 @@ pub enum RunStatus {
     /// The backend has no trace of the run (an answer to [`Backend::reconcile`]): it never
     /// started, or it vanished while nobody watched.
     Unknown,
+    /// The run's agent cannot be reached: the run may still be running and come back. The
+    /// core waits `unreachable_timeout` for a `Running` update, then relaunches the task as
+    /// a new attempt (and stops the old run should it come back).
+    Unreachable {
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// A status change of a run.
@@ -319,6 +326,12 @@ pub trait Backend: Send + Sync + 'static {
     /// backend cannot tell).
     async fn usage(&self, _run: &RunId) -> Result<Option<UsageStats>, BackendError> {
         Ok(None)
+    }
+
+    /// Why a queued task has not been placed yet, in words, when the backend knows something
+    /// more specific than "waiting" (for example, which agents' offers do not fit it and why).
+    fn waiting_reason(&self, _task: &TaskId) -> Option<String> {
+        None
     }
 
     /// How much of the task's output was dropped by the output limit so far.

@@ -89,6 +89,9 @@ pub struct Cli {
     /// Time between SIGTERM and SIGKILL when killing a task.
     #[arg(long, value_name = "DURATION")]
     pub kill_grace_period: Option<String>,
+    /// How long a task on an unreachable Mesos agent is waited for before it is relaunched.
+    #[arg(long, value_name = "DURATION")]
+    pub unreachable_timeout: Option<String>,
     /// Owner label of this instance's containers.
     #[arg(long, value_name = "ID")]
     pub instance_id: Option<String>,
@@ -136,6 +139,7 @@ impl Cli {
             ("user_network", &self.user_network),
             ("default_retries", &self.default_retries),
             ("kill_grace_period", &self.kill_grace_period),
+            ("unreachable_timeout", &self.unreachable_timeout),
             ("instance_id", &self.instance_id),
             ("allowed_host_paths", &self.allowed_host_paths),
             ("allow_privileged", &self.allow_privileged),

@@ -82,6 +82,7 @@ pub(crate) const KEYS: &[KeySpec] = &[
     key("user_network"),
     key("default_retries"),
     key("kill_grace_period"),
+    key("unreachable_timeout"),
     key("instance_id"),
     KeySpec {
         list: true,

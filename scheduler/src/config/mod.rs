@@ -108,6 +108,9 @@ pub struct Config {
     pub default_retries: u32,
     /// `kill_grace_period`: time between SIGTERM and SIGKILL when a task is killed.
     pub kill_grace_period: Duration,
+    /// `unreachable_timeout`: how long a task whose Mesos agent cannot be reached is waited
+    /// for before it is relaunched.
+    pub unreachable_timeout: Duration,
     /// `instance_id`: owner label put on this instance's containers.
     pub instance_id: String,
     /// `allowed_host_paths`: absolute host directories tasks may bind-mount (with everything

@@ -88,6 +88,7 @@ impl Config {
             ),
             ("default_retries", plain(self.default_retries)),
             ("kill_grace_period", duration(self.kill_grace_period)),
+            ("unreachable_timeout", duration(self.unreachable_timeout)),
             ("instance_id", quoted(&self.instance_id)),
             (
                 "allowed_host_paths",

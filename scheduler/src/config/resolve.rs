@@ -24,6 +24,8 @@ pub(crate) const DEFAULT_PORT_RANGE: v::PortRange = v::PortRange {
 };
 /// Default `kill_grace_period`.
 pub(crate) const DEFAULT_KILL_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// Default `unreachable_timeout` (as Marathon's `unreachableInactiveAfterSeconds`).
+pub(crate) const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default `callback_timeout`.
 pub(crate) const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `callback_retry_period`.
@@ -170,6 +172,9 @@ pub(crate) fn resolve(
         kill_grace_period: lookup
             .get("kill_grace_period", v::parse_duration)?
             .unwrap_or(DEFAULT_KILL_GRACE_PERIOD),
+        unreachable_timeout: lookup
+            .get("unreachable_timeout", v::parse_duration)?
+            .unwrap_or(DEFAULT_UNREACHABLE_TIMEOUT),
         allowed_host_paths: lookup.list("allowed_host_paths", |t, _| parse_host_path(t))?,
         allow_privileged: lookup
             .get("allow_privileged", v::parse_bool)?

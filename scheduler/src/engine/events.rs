@@ -14,12 +14,15 @@ impl Scheduler {
     /// Reads the backend's events until the backend goes away.
     pub(super) async fn event_loop(&self, mut events: mpsc::UnboundedReceiver<BackendEvent>) {
         while let Some(event) = events.recv().await {
-            self.on_event(event);
+            self.on_event(event).await;
         }
         tracing::warn!("the backend stopped reporting events");
     }
 
-    fn on_event(&self, event: BackendEvent) {
+    /// Placements, status updates and unknown runs are handed on at once; the connection
+    /// events are handled in order before the next event is read (a removed framework's id
+    /// must be cleared before the id granted next is stored).
+    async fn on_event(&self, event: BackendEvent) {
         match event {
             BackendEvent::Placed(placement) => self.placed_later(placement),
             BackendEvent::Status(update) => self.deliver(update),
@@ -28,16 +31,14 @@ impl Scheduler {
                 tokio::spawn(async move { this.on_unknown_run(run).await });
             }
             BackendEvent::Connected { framework_id, ack } => {
-                let this = self.clone();
-                tokio::spawn(async move { this.on_connected(framework_id, ack).await });
+                self.on_connected(framework_id, ack).await;
             }
             BackendEvent::Disconnected { reason } => {
                 tracing::warn!("the backend is disconnected: {reason}");
                 self.core().disconnected = Some(reason);
             }
             BackendEvent::FrameworkRemoved { reason } => {
-                let this = self.clone();
-                tokio::spawn(async move { this.on_framework_removed(reason).await });
+                self.on_framework_removed(reason).await;
             }
         }
     }
@@ -103,6 +104,7 @@ impl Scheduler {
             RunStatus::Ended(end) => self.on_end(&run, end).await,
             RunStatus::NotLaunched { reason } => self.on_not_launched(&run, reason).await,
             RunStatus::Unknown => self.on_unknown(&run).await,
+            RunStatus::Unreachable { reason } => self.on_unreachable(&run, reason),
         };
         match (stored, ack) {
             (true, Some(ack)) => {

@@ -55,6 +55,9 @@ pub struct EngineConfig {
     pub retention: Option<Duration>,
     /// Relaunch attempts for tasks whose request does not say (`default_retries`).
     pub default_retries: u32,
+    /// How long a run whose agent cannot be reached is waited for before the task is
+    /// relaunched as a new attempt (`unreachable_timeout`).
+    pub unreachable_timeout: Duration,
 }
 
 /// Why the core could not start.
@@ -123,6 +126,8 @@ struct RunSlot {
     deadline_armed: bool,
     /// Whether kills are being sent until the run ends.
     killing: bool,
+    /// Since when the run's agent cannot be reached (cleared by a `Running` update).
+    unreachable_since: Option<Instant>,
 }
 
 impl RunSlot {
@@ -134,6 +139,7 @@ impl RunSlot {
             cause,
             deadline_armed: false,
             killing: false,
+            unreachable_since: None,
         }
     }
 }
@@ -348,7 +354,9 @@ impl Scheduler {
     /// it is queued while launches are held back, and its dropped output while it runs.
     async fn annotate(&self, task: &mut Task) {
         if task.current_state() == Some(TaskState::Queued) {
-            task.waiting_reason = self.waiting_reason();
+            task.waiting_reason = self
+                .waiting_reason()
+                .or_else(|| self.inner.backend.waiting_reason(&task.id));
         } else if !task.is_terminal() && task.sandbox_path.is_some() {
             let dropped = self.inner.backend.output_dropped(&task.id).await;
             task.stdout_dropped_bytes = dropped.stdout;
@@ -359,12 +367,12 @@ impl Scheduler {
     /// [`Scheduler::annotate`] for a page of tasks: only the waiting reason (reading output
     /// counters for every task of a long list would cost a file read each).
     fn annotate_waiting<'a>(&self, tasks: impl IntoIterator<Item = &'a mut Task>) {
-        let Some(reason) = self.waiting_reason() else {
-            return;
-        };
+        let reason = self.waiting_reason();
         for task in tasks {
             if task.current_state() == Some(TaskState::Queued) {
-                task.waiting_reason = Some(reason.clone());
+                task.waiting_reason = reason
+                    .clone()
+                    .or_else(|| self.inner.backend.waiting_reason(&task.id));
             }
         }
     }

@@ -73,6 +73,16 @@ impl Scheduler {
             }
             Relevance::Unreadable => return false,
         };
+        if let Some(slot) = self
+            .core()
+            .runs
+            .get_mut(&run.task)
+            .filter(|slot| slot.run == *run)
+        {
+            if slot.unreachable_since.take().is_some() {
+                tracing::info!(run = %run, "the run's agent is reachable again");
+            }
+        }
         // A kill that came while the container started keeps the task TERMINATING (the kill
         // is being sent until the run ends); a duplicate changes nothing.
         if task.current_state() == Some(TaskState::Staging) {
@@ -184,6 +194,53 @@ impl Scheduler {
             self.inner.metrics.tasks_terminated_final(state);
         }
         Ok(())
+    }
+
+    /// The run's agent cannot be reached: wait `unreachable_timeout` for it to come back, then
+    /// end the run as lost (a new attempt follows while the task has retries left; the old
+    /// run is stopped should it report again).
+    pub(super) fn on_unreachable(&self, run: &RunId, reason: String) -> bool {
+        let timeout = self.inner.config.unreachable_timeout;
+        {
+            let mut core = self.core();
+            let Some(slot) = core.runs.get_mut(&run.task).filter(|slot| slot.run == *run) else {
+                return true;
+            };
+            if slot.unreachable_since.is_some() {
+                return true;
+            }
+            slot.unreachable_since = Some(std::time::Instant::now());
+        }
+        tracing::warn!(run = %run, "the run's agent cannot be reached ({reason}); waiting {timeout:?} for it");
+        let this = self.clone();
+        let run = run.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let still = this
+                .core()
+                .runs
+                .get(&run.task)
+                .is_some_and(|slot| slot.run == run && slot.unreachable_since.is_some());
+            if !still {
+                return;
+            }
+            let end = RunEnd::Reported(crate::backend::ReportedEnd {
+                state: TaskState::Lost,
+                reason: Some(format!(
+                    "its agent could not be reached for {} s (unreachable_timeout): {reason}",
+                    timeout.as_secs()
+                )),
+                exit_code: None,
+                memory_limited: false,
+                started: true,
+            });
+            this.deliver(crate::backend::StatusUpdate {
+                run,
+                status: crate::backend::RunStatus::Ended(end),
+                ack: None,
+            });
+        });
+        true
     }
 
     /// The launch did not happen (the backend could not reach its engine or cluster): the

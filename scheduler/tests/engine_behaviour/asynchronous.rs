@@ -559,3 +559,62 @@ async fn the_framework_id_is_stored_before_acknowledged_and_forgotten_when_the_f
         None
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_run_is_waited_for_then_relaunched_and_stopped_if_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        unreachable_timeout: Duration::from_millis(500),
+        ..config()
+    };
+    let cluster = Cluster::start_in(dir.path(), false, config).await;
+    // One that comes back in time: nothing changes.
+    let patient = cluster.submit("patient").await;
+    let back = run(&patient, 0);
+    cluster.offered(&back).await;
+    cluster.place_and_launch(&back).await;
+    cluster.backend.running(&back, None);
+    cluster.wait_state(&patient, Running).await;
+    let unreachable = || RunStatus::Unreachable {
+        reason: "agent partitioned".to_owned(),
+    };
+    cluster.backend.status(&back, unreachable(), None);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    cluster.backend.running(&back, None);
+
+    // One that does not: relaunched as attempt 1 after the timeout.
+    let id = cluster
+        .submit_body(&body("partitioned", 1.0, r#""retries":1"#))
+        .await;
+    let first = run(&id, 0);
+    cluster.offered(&first).await;
+    cluster.place_and_launch(&first).await;
+    cluster.backend.running(&first, None);
+    cluster.wait_state(&id, Running).await;
+    cluster.backend.status(&first, unreachable(), None);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(cluster.task(&id).await.current_state(), Some(Running));
+    let relaunched = cluster
+        .wait_until(&id, "lost and queued again", |task| {
+            task.retry == 1 && task.current_state() == Some(Queued)
+        })
+        .await;
+    assert!(relaunched
+        .failure_reason
+        .unwrap_or_default()
+        .contains("unreachable_timeout"),);
+    cluster.offered(&run(&id, 1)).await;
+    // The old run comes back: it is stopped, the task stays queued for its new attempt.
+    cluster.backend.running(&first, None);
+    let backend = cluster.backend.clone();
+    let old = first.clone();
+    eventually("the old run to be stopped", || {
+        let (backend, old) = (backend.clone(), old.clone());
+        async move { !backend.kills_of(&old).is_empty() }
+    })
+    .await;
+    assert_eq!(cluster.task(&id).await.current_state(), Some(Queued));
+
+    let patient = cluster.task(&patient).await;
+    assert_eq!(history(&patient), vec![Queued, Staging, Running]);
+}

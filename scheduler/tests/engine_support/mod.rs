@@ -37,6 +37,7 @@ pub(crate) fn config() -> EngineConfig {
         callback_states: CallbackStates::default(),
         retention: None,
         default_retries: 1,
+        unreachable_timeout: Duration::from_secs(300),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mesos_client::Backoff;
 use mesos_proto::v1::scheduler::{event, Event};
-use mesos_proto::v1::{Offer, TaskStatus};
+use mesos_proto::v1::{Offer, TaskState as MesosState, TaskStatus};
 
 use super::matching::placements_on;
 use super::{framework_token, status_token, HeldOffer, MesosBackend};
@@ -221,7 +221,19 @@ impl MesosBackend {
                     None => return self.acknowledge_now(&status),
                 }
             }
-            // Staging, starting, killing, unreachable: nothing the core records.
+            // The agent cannot be reached: the run may come back.
+            None if change.mesos_state == MesosState::TaskUnreachable => {
+                self.acknowledge_now(&status);
+                let reason = change
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "TASK_UNREACHABLE".to_owned());
+                if let Some(sink) = sink {
+                    sink.status(run, RunStatus::Unreachable { reason }, None);
+                }
+                return;
+            }
+            // Staging, starting, killing: nothing the core records.
             _ => return self.acknowledge_now(&status),
         };
         if let Some(sink) = sink {

@@ -10,15 +10,25 @@ use time::OffsetDateTime;
 use super::{Placed, State};
 use crate::backend::Placement;
 
-/// Places what fits; records each placement as outstanding on its offer.
+/// Runs whose waiting reason is worked out in one matching pass (the oldest ones): a reason
+/// costs one comparison and one message per offer.
+const REASONS_PER_PASS: usize = 1000;
+
+/// Offers named in one waiting reason; the rest are counted.
+const OFFERS_PER_REASON: usize = 3;
+
+/// Places what fits; records each placement as outstanding on its offer, and for runs that fit
+/// no offer, why (in `state.waiting`).
 pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) -> Vec<Placement> {
     let mut placements = Vec::new();
+    let mut explained = 0;
     let State {
         demand,
         offers,
         placed,
         launched,
         agents,
+        waiting,
         ..
     } = state;
     for wanted in demand.iter() {
@@ -29,13 +39,23 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
         if placed.contains_key(&name) || launched.contains_key(&name) {
             continue;
         }
+        let mut misfits = Vec::new();
+        let mut fitted = false;
         for held in offers.iter_mut() {
-            let Ok(claim) = held
+            let claim = match held
                 .leftovers
                 .claim_needs(&wanted.needs, &wanted.constraints, now)
-            else {
-                continue;
+            {
+                Ok(claim) => claim,
+                Err(mismatch) => {
+                    if explained < REASONS_PER_PASS {
+                        misfits.push(format!("{}: {mismatch}", held.leftovers.hostname()));
+                    }
+                    continue;
+                }
             };
+            fitted = true;
+            waiting.remove(wanted.run.task.as_str());
             held.outstanding.insert(name.clone());
             let agent_id = claim.agent_id.clone();
             placements.push(Placement {
@@ -57,8 +77,26 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
             );
             break;
         }
+        if !fitted && !misfits.is_empty() {
+            explained += 1;
+            waiting.insert(wanted.run.task.to_string(), no_offer_fits(&misfits));
+        }
     }
     placements
+}
+
+/// "no offer fits it: host-a: needs 4 cpus, offer has 2; host-b: ... (and 5 more offers)".
+fn no_offer_fits(misfits: &[String]) -> String {
+    let named = misfits
+        .iter()
+        .take(OFFERS_PER_REASON)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    match misfits.len().saturating_sub(OFFERS_PER_REASON) {
+        0 => format!("no offer fits it: {named}"),
+        more => format!("no offer fits it: {named} (and {more} more offers)"),
+    }
 }
 
 /// The runs placed on offers that are gone (rescinded, or the connection was lost): their

@@ -28,8 +28,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use mesos_client::calls::CallName;
+use mesos_proto::v1::scheduler::Call;
 use mesos_proto::v1::{AgentId, OfferId, TaskId as MesosTaskId, TaskInfo, TaskStatus};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, Notify};
 
 use super::{
     AckToken, Backend, BackendError, Demand, EventSink, KnownRun, LogSource, Placement, Resources,
@@ -70,6 +71,8 @@ struct Inner {
     state: Mutex<State>,
     /// Wakes the connection task to resubscribe at once (the framework was removed).
     reconnect: Notify,
+    /// The receiving end of the call queue, taken by the call task at start.
+    queued_calls: Mutex<Option<mpsc::UnboundedReceiver<Call>>>,
 }
 
 /// A queued run as the backend keeps it between offers.
@@ -117,10 +120,32 @@ struct State {
     pending_reconcile: Option<Vec<KnownRun>>,
     /// Agents' HTTP addresses, from their offers.
     agents: HashMap<String, String>,
+    /// Why queued tasks were not placed in the latest matching, by task id.
+    waiting: HashMap<String, String>,
+    /// Calls to the master, sent one after the other in this order by the call task (a
+    /// DECLINE must reach the master before the REVIVE that follows it, or its filter would
+    /// outlive the revival).
+    calls: Option<mpsc::UnboundedSender<Call>>,
+}
+
+impl State {
+    /// Queues a call to the master.
+    fn send(&self, call: Call) {
+        match &self.calls {
+            Some(calls) => {
+                let _ = calls.send(call);
+            }
+            None => tracing::debug!(call = call.call_name(), "backend not started: call dropped"),
+        }
+    }
 }
 
 /// Least time between two REVIVE calls.
 const REVIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// While tasks wait and no offer is held, offers are revived again this often (a safety net:
+/// a filter may outlive its reason).
+const REVIVE_AGAIN: Duration = Duration::from_secs(10);
 
 /// The filter of declined offers while nothing waits: the task that comes revives them.
 const IDLE_REFUSE: Duration = Duration::from_secs(3600);
@@ -129,12 +154,17 @@ impl MesosBackend {
     /// A backend for `config`; nothing is sent before the core starts it.
     pub fn new(config: MesosConfig) -> Result<MesosBackend, BackendError> {
         let client = MesosClient::new(config.client.clone())?;
+        let (calls, queued) = mpsc::unbounded_channel();
         Ok(MesosBackend {
             inner: Arc::new(Inner {
                 config,
                 client,
                 events: OnceLock::new(),
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State {
+                    calls: Some(calls),
+                    ..State::default()
+                }),
+                queued_calls: Mutex::new(Some(queued)),
                 reconnect: Notify::new(),
             }),
         })
@@ -151,19 +181,24 @@ impl MesosBackend {
         self.inner.events.get()
     }
 
-    /// Sends a call on the current subscription in the background; dropped (with a log line)
-    /// when there is none: what matters is sent again (kills by the core, updates by the
-    /// master until acknowledged, offers after resubscription).
-    fn call_in_background(&self, call: mesos_proto::v1::scheduler::Call) {
-        let Some(session) = self.state().session.clone() else {
-            tracing::debug!(call = call.call_name(), "not subscribed: call dropped");
-            return;
-        };
-        tokio::spawn(async move {
+    /// Queues a call to the master (sent in order on the current subscription; dropped with
+    /// a log line when there is none: what matters is sent again — kills by the core, updates
+    /// by the master until acknowledged, offers after resubscription).
+    fn call_in_background(&self, call: Call) {
+        self.state().send(call);
+    }
+
+    /// Sends the queued calls one after the other on the current subscription.
+    async fn call_loop(&self, mut calls: mpsc::UnboundedReceiver<Call>) {
+        while let Some(call) = calls.recv().await {
+            let Some(session) = self.state().session.clone() else {
+                tracing::debug!(call = call.call_name(), "not subscribed: call dropped");
+                continue;
+            };
             if let Err(error) = session.call(&call).await {
                 tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
             }
-        });
+        }
     }
 
     /// Accepts (or declines) the offer of a settled placement once nothing is outstanding
@@ -192,14 +227,7 @@ impl MesosBackend {
         } else {
             calls::accept(&framework_id, offer_ids, held.ready, refuse)
         };
-        let Some(session) = state.session.clone() else {
-            return;
-        };
-        tokio::spawn(async move {
-            if let Err(error) = session.call(&call).await {
-                tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
-            }
-        });
+        state.send(call);
     }
 
     /// Matches the held offers against the demand; declines offers nothing was placed on.
@@ -225,14 +253,7 @@ impl MesosBackend {
                 .retain(|held| !unused.iter().any(|id| id == held.leftovers.offer_id()));
             if let Some(framework_id) = state.framework_id.clone() {
                 let offer_ids = unused.into_iter().map(|value| OfferId { value }).collect();
-                let call = calls::decline(&framework_id, offer_ids, refuse);
-                if let Some(session) = state.session.clone() {
-                    tokio::spawn(async move {
-                        if let Err(error) = session.call(&call).await {
-                            tracing::warn!("declining offers: {error}");
-                        }
-                    });
-                }
+                state.send(calls::decline(&framework_id, offer_ids, refuse));
             }
         }
         placements
@@ -248,17 +269,17 @@ impl MesosBackend {
         if state.demand.is_empty() {
             if !state.suppressed && state.placed.is_empty() {
                 state.suppressed = true;
-                drop_call(state, calls::suppress(&framework_id, &roles));
+                state.send(calls::suppress(&framework_id, &roles));
             }
             return;
         }
-        let due = state
-            .last_revive
-            .is_none_or(|at| at.elapsed() >= REVIVE_EVERY);
-        if (state.suppressed || new_run) && due {
+        let since = state.last_revive.map(|at| at.elapsed());
+        let due = since.is_none_or(|since| since >= REVIVE_EVERY);
+        let starving = state.offers.is_empty() && since.is_none_or(|since| since >= REVIVE_AGAIN);
+        if ((state.suppressed || new_run) && due) || starving {
             state.suppressed = false;
             state.last_revive = Some(Instant::now());
-            drop_call(state, calls::revive(&framework_id, &roles));
+            state.send(calls::revive(&framework_id, &roles));
         }
     }
 
@@ -279,20 +300,9 @@ impl MesosBackend {
             })
             .collect();
         if let Some(call) = calls::reconcile(&framework_id, &targets) {
-            drop_call(state, call);
+            state.send(call);
         }
-        drop_call(state, calls::reconcile_all(&framework_id));
-    }
-}
-
-/// Sends `call` on the state's session in the background (nothing without one).
-fn drop_call(state: &State, call: mesos_proto::v1::scheduler::Call) {
-    if let Some(session) = state.session.clone() {
-        tokio::spawn(async move {
-            if let Err(error) = session.call(&call).await {
-                tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
-            }
-        });
+        state.send(calls::reconcile_all(&framework_id));
     }
 }
 
@@ -373,6 +383,16 @@ impl Backend for MesosBackend {
             // The stored id wins over the configured one: it is the one the master granted.
             state.framework_id = framework_id.or_else(|| self.inner.config.framework_id.clone());
         }
+        let queued = self
+            .inner
+            .queued_calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(queued) = queued {
+            let this = self.clone();
+            tokio::spawn(async move { this.call_loop(queued).await });
+        }
         let this = self.clone();
         tokio::spawn(async move { this.connection_loop().await });
         Ok(())
@@ -398,6 +418,16 @@ impl Backend for MesosBackend {
         state.demand = wanted;
         let current: HashSet<String> = state.demand.iter().map(|w| w.run.name()).collect();
         state.demanded.retain(|name| current.contains(name));
+        let tasks: HashSet<&str> = state.demand.iter().map(|w| w.run.task.as_str()).collect();
+        let stale: Vec<String> = state
+            .waiting
+            .keys()
+            .filter(|task| !tasks.contains(task.as_str()))
+            .cloned()
+            .collect();
+        for task in stale {
+            state.waiting.remove(&task);
+        }
         self.steer_offers(&mut state, new_run);
         self.match_offers(&mut state)
     }
@@ -524,12 +554,25 @@ impl Backend for MesosBackend {
                 state.launched.insert(known.run.name(), agent.clone());
             }
         }
-        if state.session.is_some() && state.id_stored {
+        // Subscribed already: asked now; else at the subscription.
+        if state.session.is_some() {
             self.send_reconcile(&mut state, &runs);
         } else {
             state.pending_reconcile = Some(runs);
         }
         Ok(())
+    }
+
+    fn waiting_reason(&self, task: &crate::task::TaskId) -> Option<String> {
+        let state = self.state();
+        state.session.as_ref()?;
+        Some(
+            state
+                .waiting
+                .get(task.as_str())
+                .cloned()
+                .unwrap_or_else(|| "waiting for an offer from the Mesos master".to_owned()),
+        )
     }
 
     fn log_source(&self, task: &Task) -> Option<LogSource> {
