@@ -31,6 +31,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The command in a task's `TaskInfo.data` cannot be read.
+    #[error("task {task_id}: {source}")]
+    TaskData {
+        /// The task.
+        task_id: String,
+        /// What is wrong with the data.
+        source: deimos_runtime::mesos::task_data::TaskDataError,
+    },
     /// A call to the agent failed: not reachable, refused, an undecodable or broken event
     /// stream.
     #[error("agent: {0}")]

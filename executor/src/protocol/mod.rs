@@ -440,9 +440,11 @@ impl Machine {
                 actions.push(Action::Launch(Box::new(plan)));
                 actions
             }
+            // The task description is at fault, not its run: TASK_ERROR, as a master
+            // reports an invalid task.
             Err(error) => self.finish(
                 &task_id,
-                Report::with_message(TaskState::TaskFailed, error.to_string())
+                Report::with_message(TaskState::TaskError, error.to_string())
                     .because(task_status::Reason::TaskInvalid),
             ),
         }

@@ -386,7 +386,7 @@ fn invalid_task_fails_without_launching() {
     info.container = None;
     let actions = machine.handle(launch(info));
     let status = one(&actions);
-    assert_eq!(status.state(), TaskState::TaskFailed);
+    assert_eq!(status.state(), TaskState::TaskError);
     assert_eq!(status.reason(), task_status::Reason::TaskInvalid);
     assert!(status.message().contains("Docker image"), "{status:?}");
     assert!(!actions.iter().any(|a| matches!(a, Action::Launch(_))));
@@ -394,6 +394,23 @@ fn invalid_task_fails_without_launching() {
         exit_of(&machine.handle(ack(&status))),
         Some(ExitReason::Completed)
     );
+}
+
+#[test]
+fn malformed_task_data_is_a_task_error_and_nothing_is_launched() {
+    let mut machine = subscribed();
+    let mut info = task("t");
+    info.command = None;
+    info.data = Some(b"deimos-task-data v7\n".to_vec());
+    let actions = machine.handle(launch(info));
+    let status = one(&actions);
+    assert_eq!(status.state(), TaskState::TaskError);
+    assert_eq!(status.reason(), task_status::Reason::TaskInvalid);
+    assert!(
+        status.message().contains("task data format version 7"),
+        "{status:?}"
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Launch(_))));
 }
 
 #[test]
