@@ -234,8 +234,17 @@ impl Driver {
             };
             log::info!("task {task_id} runs in container {id}");
             lock(&containers).insert(task_id.clone(), id.clone());
+            // Read before following: the container is removed once it has ended.
+            let inspect = match runtime.inspect_json(&id).await {
+                Ok(document) => Some(Box::new(document)),
+                Err(error) => {
+                    log::warn!("inspecting the container {id} of task {task_id}: {error}; TASK_RUNNING goes without it");
+                    None
+                }
+            };
             report(ContainerOutcome::Started {
                 container: id.clone(),
+                inspect,
             });
             let outcome = container::follow(&runtime, &task_id, &id, &sandbox).await;
             lock(&containers).remove(&task_id);
