@@ -43,6 +43,13 @@ pub enum Error {
     /// stream.
     #[error("agent: {0}")]
     Agent(#[from] mesos_client::ClientError),
+    /// The watchdog that removes the containers should the executor die could not be
+    /// started.
+    #[error("starting the watchdog process: {reason}")]
+    Watchdog {
+        /// What went wrong.
+        reason: String,
+    },
     /// The Docker engine could not be used.
     #[error("Docker: {0}")]
     Docker(#[from] deimos_runtime::runtime::RuntimeError),

@@ -39,6 +39,9 @@ pub struct TaskContext<'a> {
     pub directory: &'a Path,
     /// The operator's policy (`[policy]` of `deimos.cfg`).
     pub policy: &'a ContainerPolicy,
+    /// This executor process's instance id (label [`labels::EXECUTOR_INSTANCE`]), by which
+    /// its watchdog finds the containers to remove when the executor dies.
+    pub instance: &'a str,
 }
 
 /// Everything needed to start a task's container.
@@ -230,11 +233,13 @@ fn translation_env(ctx: &TaskContext<'_>) -> BTreeMap<String, String> {
 fn set_identity_labels(spec: &mut ContainerSpec, ctx: &TaskContext<'_>, task_id: &str) {
     spec.labels.remove(labels::OWNER);
     spec.labels.remove(labels::CONTAINER_ID);
+    spec.labels.remove(labels::EXECUTOR_INSTANCE);
     let mut ours = vec![
         (labels::MANAGED_BY, MANAGED_BY),
         (labels::TASK_ID, task_id),
         (labels::EXECUTOR_ID, ctx.executor_id),
         (labels::FRAMEWORK_ID, ctx.framework_id),
+        (labels::EXECUTOR_INSTANCE, ctx.instance),
     ];
     if let Some(container) = ctx.container_id {
         ours.push((labels::CONTAINER_ID, container));

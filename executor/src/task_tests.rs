@@ -30,6 +30,7 @@ fn ctx() -> TaskContext<'static> {
         container_id: Some("cid-1"),
         directory: Path::new(SANDBOX),
         policy: &PERMISSIVE,
+        instance: "instance-1",
     }
 }
 
@@ -156,6 +157,7 @@ fn container_is_named_and_labelled_as_this_executors() {
     assert_eq!(l[labels::EXECUTOR_ID], "exec-1");
     assert_eq!(l[labels::FRAMEWORK_ID], "fw-1");
     assert_eq!(l[labels::CONTAINER_ID], "cid-1");
+    assert_eq!(l[labels::EXECUTOR_INSTANCE], "instance-1");
     assert!(!l.contains_key(labels::OWNER));
 }
 

@@ -217,6 +217,7 @@ enum Mode {
 pub struct Machine {
     envelope: Envelope,
     settings: Settings,
+    instance: String,
     uuids: Box<dyn FnMut() -> [u8; 16] + Send>,
     link: Link,
     mode: Mode,
@@ -242,10 +243,16 @@ impl std::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A machine for the executor described by `settings`; `uuids` gives 16 random bytes per
-    /// call (made into a version-4 UUID here).
-    pub fn new(settings: Settings, uuids: Box<dyn FnMut() -> [u8; 16] + Send>) -> Machine {
+    /// A machine for the executor described by `settings`, whose containers are labelled
+    /// with the process `instance` id; `uuids` gives 16 random bytes per call (made into a
+    /// version-4 UUID here).
+    pub fn new(
+        settings: Settings,
+        instance: String,
+        uuids: Box<dyn FnMut() -> [u8; 16] + Send>,
+    ) -> Machine {
         Machine {
+            instance,
             envelope: Envelope {
                 framework_id: settings.framework_id.clone(),
                 executor_id: settings.executor_id.clone(),
@@ -424,6 +431,7 @@ impl Machine {
             container_id: self.container_id.as_deref(),
             directory: &self.settings.directory,
             policy: &self.settings.operator.policy,
+            instance: &self.instance,
         };
         let planned = plan_task(&info, &context);
         self.tasks.insert(

@@ -39,6 +39,7 @@ fn machine_with(checkpoint: bool) -> Machine {
     let mut counter = 0u8;
     Machine::new(
         settings(checkpoint),
+        "instance-1".into(),
         Box::new(move || {
             counter = counter.wrapping_add(1);
             [counter; 16]
