@@ -31,10 +31,25 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The command in a task's `TaskInfo.data` cannot be read.
+    #[error("task {task_id}: {source}")]
+    TaskData {
+        /// The task.
+        task_id: String,
+        /// What is wrong with the data.
+        source: deimos_runtime::mesos::task_data::TaskDataError,
+    },
     /// A call to the agent failed: not reachable, refused, an undecodable or broken event
     /// stream.
     #[error("agent: {0}")]
     Agent(#[from] mesos_client::ClientError),
+    /// The watchdog that removes the containers should the executor die could not be
+    /// started.
+    #[error("starting the watchdog process: {reason}")]
+    Watchdog {
+        /// What went wrong.
+        reason: String,
+    },
     /// The Docker engine could not be used.
     #[error("Docker: {0}")]
     Docker(#[from] deimos_runtime::runtime::RuntimeError),

@@ -8,6 +8,7 @@
 //! | [`agent`] | HTTP client of the agent's executor API (SUBSCRIBE stream, UPDATE calls) |
 //! | [`run`] | the process: machine, agent, Docker runtime and timers wired together |
 //! | [`protocol`] | the protocol state machine: events and container outcomes → actions (pure) |
+//! | [`watchdog`] | the process that removes the executor's containers should it die |
 
 pub mod agent;
 pub mod env;
@@ -15,5 +16,6 @@ pub mod error;
 pub mod protocol;
 pub mod run;
 pub mod task;
+pub mod watchdog;
 
 pub use error::Error;

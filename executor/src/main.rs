@@ -1,4 +1,6 @@
 //! `deimos-executor`: started by a Mesos agent with the executor environment (no arguments).
+//! `deimos-executor watchdog <instance>` is the executor's own watchdog process (see
+//! `deimos_executor::watchdog`), never started by hand.
 //!
 //! Exit codes:
 //! - `0`: every task ended and the agent acknowledged its terminal update, or SHUTDOWN;
@@ -12,11 +14,18 @@ use std::process::ExitCode;
 
 use deimos_executor::env::Settings;
 use deimos_executor::run::{exit_code, run};
+use deimos_executor::watchdog;
 
 fn main() -> ExitCode {
     // stderr is the sandbox's `stderr` file; the agent's environment decides nothing here.
     if let Err(error) = deimos_runtime::console::init(log::LevelFilter::Info) {
         eprintln!("deimos-executor: {error}");
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, instance] = args.as_slice() {
+        if command == watchdog::WATCHDOG_ARG {
+            return ExitCode::from(watchdog::main(instance));
+        }
     }
     let settings = match Settings::from_process_env() {
         Ok(settings) => settings,

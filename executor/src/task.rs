@@ -12,6 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use deimos_runtime::fetch::UriSpec;
+use deimos_runtime::mesos::task_data;
 use deimos_runtime::mesos::translate::{plan_launch, LaunchContext, TranslateSettings};
 use deimos_runtime::policy::ContainerPolicy;
 use deimos_runtime::spec::{labels, ContainerSpec};
@@ -38,6 +39,9 @@ pub struct TaskContext<'a> {
     pub directory: &'a Path,
     /// The operator's policy (`[policy]` of `deimos.cfg`).
     pub policy: &'a ContainerPolicy,
+    /// This executor process's instance id (label [`labels::EXECUTOR_INSTANCE`]), by which
+    /// its watchdog finds the containers to remove when the executor dies.
+    pub instance: &'a str,
 }
 
 /// Everything needed to start a task's container.
@@ -61,8 +65,10 @@ pub struct TaskPlan {
 /// Translates a launched task into a container plan. Pure.
 ///
 /// The task must name a Docker image (`ContainerInfo.docker.image`, or a Docker image of a
-/// `MESOS` container). A task without `command` runs the image's default command: a
-/// real master refuses tasks that carry both an executor and a command.
+/// `MESOS` container). Its command comes from `TaskInfo.data`
+/// ([`deimos_runtime::mesos::task_data`]): a real master refuses tasks that carry both an
+/// executor and a command, so the scheduler sends it there. A task without data runs its
+/// `command` when an agent hands one through, and the image's default command otherwise.
 pub fn plan_task(task: &v1::TaskInfo, ctx: &TaskContext<'_>) -> Result<TaskPlan, Error> {
     let task_id = task.task_id.value.clone();
     let invalid = |reason: String| Error::InvalidTask {
@@ -77,11 +83,11 @@ pub fn plan_task(task: &v1::TaskInfo, ctx: &TaskContext<'_>) -> Result<TaskPlan,
             "no Docker image: set ContainerInfo.docker.image (container type DOCKER)".into(),
         ));
     }
-    let mut unversioned = mesos::TaskInfo::decode(task.encode_to_vec().as_slice())
+    let mut with_command = task.clone();
+    with_command.command = Some(task_command(task)?);
+    with_command.data = None;
+    let unversioned = mesos::TaskInfo::decode(with_command.encode_to_vec().as_slice())
         .map_err(|error| invalid(format!("re-encoding the TaskInfo failed: {error}")))?;
-    unversioned
-        .command
-        .get_or_insert_with(mesos::CommandInfo::default);
     let container_id = ctx.container_id.unwrap_or(ctx.executor_id);
     let launch = containerizer::Launch {
         container_id: mesos::ContainerId {
@@ -126,6 +132,66 @@ pub fn plan_task(task: &v1::TaskInfo, ctx: &TaskContext<'_>) -> Result<TaskPlan,
     })
 }
 
+/// The command a task runs: decoded from `TaskInfo.data`, else its `command`, else none (the
+/// image's default). Data and a command together are ambiguous and refused. Secret values of
+/// the environment become plain values: the container gets them as ordinary variables.
+fn task_command(task: &v1::TaskInfo) -> Result<v1::CommandInfo, Error> {
+    let task_id = &task.task_id.value;
+    let data = task.data.as_deref().filter(|data| !data.is_empty());
+    let mut command = match (data, &task.command) {
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidTask {
+                task_id: task_id.clone(),
+                reason: "both TaskInfo.command and TaskInfo.data are set; the command belongs \
+                         in TaskInfo.data only"
+                    .into(),
+            })
+        }
+        (Some(data), None) => task_data::decode(data).map_err(|source| Error::TaskData {
+            task_id: task_id.clone(),
+            source,
+        })?,
+        (None, Some(command)) => command.clone(),
+        (None, None) => return Ok(v1::CommandInfo::default()),
+    };
+    resolve_secret_values(&mut command).map_err(|reason| Error::InvalidTask {
+        task_id: task_id.clone(),
+        reason,
+    })?;
+    Ok(command)
+}
+
+/// Replaces each `SECRET` variable holding its value (`Secret.value.data`, UTF-8) by a plain
+/// one. A secret by reference needs a secret store, which an executor does not have: refused,
+/// naming the variable.
+fn resolve_secret_values(command: &mut v1::CommandInfo) -> Result<(), String> {
+    use v1::environment::variable::Type;
+    let Some(environment) = command.environment.as_mut() else {
+        return Ok(());
+    };
+    for variable in &mut environment.variables {
+        if variable.r#type.and_then(|t| Type::try_from(t).ok()) != Some(Type::Secret) {
+            continue;
+        }
+        let name = &variable.name;
+        let secret = variable
+            .secret
+            .take()
+            .ok_or_else(|| format!("environment variable {name}: type SECRET without a secret"))?;
+        let data = secret.value.map(|value| value.data).ok_or_else(|| {
+            format!(
+                "environment variable {name}: only secrets given by value are supported \
+                 (a secret reference needs a secret store)"
+            )
+        })?;
+        let value = String::from_utf8(data)
+            .map_err(|_| format!("environment variable {name}: the secret value is not UTF-8"))?;
+        variable.value = Some(value);
+        variable.r#type = Some(Type::Value as i32);
+    }
+    Ok(())
+}
+
 /// A `DurationInfo` as a duration; negative values are zero.
 pub fn duration_of(info: &v1::DurationInfo) -> Duration {
     Duration::from_nanos(u64::try_from(info.nanoseconds).unwrap_or(0))
@@ -167,11 +233,13 @@ fn translation_env(ctx: &TaskContext<'_>) -> BTreeMap<String, String> {
 fn set_identity_labels(spec: &mut ContainerSpec, ctx: &TaskContext<'_>, task_id: &str) {
     spec.labels.remove(labels::OWNER);
     spec.labels.remove(labels::CONTAINER_ID);
+    spec.labels.remove(labels::EXECUTOR_INSTANCE);
     let mut ours = vec![
         (labels::MANAGED_BY, MANAGED_BY),
         (labels::TASK_ID, task_id),
         (labels::EXECUTOR_ID, ctx.executor_id),
         (labels::FRAMEWORK_ID, ctx.framework_id),
+        (labels::EXECUTOR_INSTANCE, ctx.instance),
     ];
     if let Some(container) = ctx.container_id {
         ours.push((labels::CONTAINER_ID, container));

@@ -30,6 +30,7 @@ fn ctx() -> TaskContext<'static> {
         container_id: Some("cid-1"),
         directory: Path::new(SANDBOX),
         policy: &PERMISSIVE,
+        instance: "instance-1",
     }
 }
 
@@ -156,6 +157,7 @@ fn container_is_named_and_labelled_as_this_executors() {
     assert_eq!(l[labels::EXECUTOR_ID], "exec-1");
     assert_eq!(l[labels::FRAMEWORK_ID], "fw-1");
     assert_eq!(l[labels::CONTAINER_ID], "cid-1");
+    assert_eq!(l[labels::EXECUTOR_INSTANCE], "instance-1");
     assert!(!l.contains_key(labels::OWNER));
 }
 
@@ -445,4 +447,144 @@ fn empty_task_id_is_invalid() {
         plan_task(&task, &ctx()),
         Err(Error::InvalidTask { .. })
     ));
+}
+
+/// The task of [`task_with`] with `command` carried in `TaskInfo.data`, as a scheduler sends it.
+fn task_with_data(command: &v1::CommandInfo) -> v1::TaskInfo {
+    let mut task = task_with(docker("busybox"), None);
+    task.data = Some(deimos_runtime::mesos::task_data::encode(command));
+    task
+}
+
+fn secret_variable(name: &str, secret: v1::Secret) -> v1::environment::Variable {
+    v1::environment::Variable {
+        name: name.into(),
+        r#type: Some(environment::variable::Type::Secret as i32),
+        secret: Some(secret),
+        ..Default::default()
+    }
+}
+
+fn secret_value(data: &[u8]) -> v1::Secret {
+    v1::Secret {
+        r#type: Some(v1::secret::Type::Value as i32),
+        value: Some(v1::secret::Value {
+            data: data.to_vec(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn command_in_task_data_runs_exactly_as_the_same_command_in_the_task() {
+    let command = v1::CommandInfo {
+        shell: Some(false),
+        value: Some("/bin/app".into()),
+        arguments: vec!["app".into(), "--port".into(), "8080".into()],
+        user: Some("nobody".into()),
+        environment: Some(v1::Environment {
+            variables: vec![v1::environment::Variable {
+                name: "PORT0".into(),
+                value: Some("31000".into()),
+                ..Default::default()
+            }],
+        }),
+        uris: vec![v1::command_info::Uri {
+            value: "http://example.invalid/app.tgz".into(),
+            extract: Some(true),
+            ..Default::default()
+        }],
+    };
+    let from_data = plan_task(&task_with_data(&command), &ctx()).unwrap();
+    let from_command = plan_task(&task_with(docker("busybox"), Some(command)), &ctx()).unwrap();
+    assert_eq!(from_data, from_command);
+    assert_eq!(
+        from_data.spec.command,
+        Command::Argv(vec!["/bin/app".into(), "--port".into(), "8080".into()])
+    );
+    assert_eq!(from_data.spec.user.as_deref(), Some("nobody"));
+    assert_eq!(env_values(&from_data, "PORT0"), ["31000"]);
+    assert_eq!(from_data.uris[0].value, "http://example.invalid/app.tgz");
+}
+
+#[test]
+fn secret_values_in_task_data_reach_the_container_as_plain_variables() {
+    let command = v1::CommandInfo {
+        value: Some("env".into()),
+        environment: Some(v1::Environment {
+            variables: vec![secret_variable("TOKEN", secret_value(b"s3cret"))],
+        }),
+        ..Default::default()
+    };
+    let plan = plan_task(&task_with_data(&command), &ctx()).unwrap();
+    assert_eq!(env_values(&plan, "TOKEN"), ["s3cret"]);
+}
+
+#[test]
+fn secrets_by_reference_or_not_utf8_are_refused_naming_the_variable() {
+    let reference = v1::Secret {
+        r#type: Some(v1::secret::Type::Reference as i32),
+        reference: Some(v1::secret::Reference {
+            name: "vault/token".into(),
+            key: None,
+        }),
+        ..Default::default()
+    };
+    for (secret, why) in [
+        (reference, "only secrets given by value"),
+        (secret_value(&[0xff, 0xfe]), "not UTF-8"),
+    ] {
+        let command = v1::CommandInfo {
+            environment: Some(v1::Environment {
+                variables: vec![secret_variable("TOKEN", secret)],
+            }),
+            ..Default::default()
+        };
+        let message = plan_task(&task_with_data(&command), &ctx())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("environment variable TOKEN") && message.contains(why),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn malformed_or_unknown_version_task_data_is_refused_with_the_reason() {
+    let mut task = task_with(docker("busybox"), None);
+    task.data = Some(b"echo hello".to_vec());
+    let error = plan_task(&task, &ctx()).unwrap_err();
+    assert!(matches!(error, Error::TaskData { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("task task-1: TaskInfo.data is not deimos task data"),
+        "{message}"
+    );
+
+    task.data = Some(b"deimos-task-data v9\n".to_vec());
+    let message = plan_task(&task, &ctx()).unwrap_err().to_string();
+    assert!(
+        message.contains("version 9") && message.contains("only version 1"),
+        "{message}"
+    );
+}
+
+#[test]
+fn task_data_and_a_task_command_together_are_refused() {
+    let mut task = task_with_data(&v1::CommandInfo::default());
+    task.command = shell("true");
+    let message = plan_task(&task, &ctx()).unwrap_err().to_string();
+    assert!(
+        message.contains("both TaskInfo.command and TaskInfo.data"),
+        "{message}"
+    );
+}
+
+#[test]
+fn empty_task_data_counts_as_none() {
+    let mut task = task_with(docker("busybox"), None);
+    task.data = Some(Vec::new());
+    let plan = plan_task(&task, &ctx()).unwrap();
+    assert_eq!(plan.spec.command, Command::ImageDefault);
 }

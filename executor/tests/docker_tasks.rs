@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{containers_of, docker, grace, read, shell_task, Setup, PATIENCE};
-use mesos_proto::v1::{task_status, TaskId, TaskState};
+use mesos_proto::v1::{container_info, task_status, TaskId, TaskState};
 
 fn task_id(id: &str) -> TaskId {
     TaskId { value: id.into() }
@@ -31,7 +31,7 @@ async fn finished_task_reports_starting_running_finished_and_executor_exits_zero
     setup.acknowledge("t1", TaskState::TaskStarting).await;
     setup.acknowledge("t1", TaskState::TaskRunning).await;
     let finished = setup.acknowledge("t1", TaskState::TaskFinished).await;
-    assert!(finished.message().contains("code 0"), "{finished:?}");
+    assert_eq!(finished.message(), "Container exited with status 0");
 
     assert_eq!(setup.exit_code().await, 0, "{}", setup.executor_log());
     assert_eq!(
@@ -75,10 +75,7 @@ async fn failing_command_reports_task_failed_with_its_exit_code() {
     setup.acknowledge("t1", TaskState::TaskStarting).await;
     setup.acknowledge("t1", TaskState::TaskRunning).await;
     let failed = setup.acknowledge("t1", TaskState::TaskFailed).await;
-    assert!(
-        failed.message().contains("exited with code 3"),
-        "{failed:?}"
-    );
+    assert_eq!(failed.message(), "Container exited with status 3");
     assert_eq!(setup.exit_code().await, 0, "{}", setup.executor_log());
 }
 
@@ -103,7 +100,12 @@ async fn kill_stops_the_container_and_reports_task_killed() {
         .kill_with_policy(task_id("t1"), Some(grace(Duration::from_secs(1))))
         .expect("KILL");
     let killed = setup.acknowledge("t1", TaskState::TaskKilled).await;
-    assert!(killed.message().contains("killed"), "{killed:?}");
+    // `sleep` as the container's first process ignores SIGTERM: SIGKILL after the grace.
+    assert_eq!(
+        killed.message(),
+        "Container terminated with signal Killed",
+        "{killed:?}"
+    );
 
     assert_eq!(setup.exit_code().await, 0, "{}", setup.executor_log());
     assert!(containers_of(&docker, &setup.framework_id).await.is_empty());
@@ -237,5 +239,65 @@ async fn out_of_memory_task_fails_with_the_memory_limitation_reason() {
         task_status::Reason::ContainerLimitationMemory,
         "{failed:?}"
     );
+    assert_eq!(
+        failed.message(),
+        "Memory limit exceeded: Requested: 32MB; Container terminated with signal Killed"
+    );
+    assert_eq!(setup.exit_code().await, 0, "{}", setup.executor_log());
+}
+
+#[tokio::test]
+async fn running_update_carries_docker_inspect_and_the_containers_address() {
+    let docker = docker().await;
+    let mut setup = Setup::start("inspect", |_| {}).await;
+    setup
+        .agent
+        .wait_subscribed(PATIENCE)
+        .await
+        .expect("SUBSCRIBE");
+    let mut task = shell_task("t1", "sleep 300");
+    if let Some(info) = task.container.as_mut().and_then(|c| c.docker.as_mut()) {
+        info.network = Some(container_info::docker_info::Network::Bridge as i32);
+    }
+    setup.agent.launch(task).expect("LAUNCH");
+    setup.acknowledge("t1", TaskState::TaskStarting).await;
+    let running = setup.acknowledge("t1", TaskState::TaskRunning).await;
+
+    // `data` is what `docker inspect` prints: an array with the one container.
+    let data: serde_json::Value =
+        serde_json::from_slice(running.data()).expect("TASK_RUNNING data is JSON");
+    let documents = data.as_array().expect("a JSON array");
+    assert_eq!(documents.len(), 1, "{data}");
+    let document = &documents[0];
+    let ids = containers_of(&docker, &setup.framework_id).await;
+    assert_eq!(document["Id"].as_str(), ids.first().map(String::as_str));
+    let sandbox_mount = document["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|mount| mount["Destination"] == "/mnt/mesos/sandbox")
+        .and_then(|mount| mount["Source"].as_str());
+    let sandbox = setup.sandbox.path().display().to_string();
+    assert_eq!(sandbox_mount, Some(sandbox.as_str()), "{document}");
+
+    // The address Docker gave the container on its network, as Mesos reports it.
+    let expected = document["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+        .as_str()
+        .filter(|address| !address.is_empty())
+        .expect("an address on the bridge network");
+    let status = running.container_status.clone().unwrap_or_default();
+    let reported: Vec<_> = status
+        .network_infos
+        .iter()
+        .flat_map(|info| &info.ip_addresses)
+        .filter_map(|ip| ip.ip_address.as_deref())
+        .collect();
+    assert_eq!(reported, [expected], "{running:?}");
+
+    setup
+        .agent
+        .kill_with_policy(task_id("t1"), Some(grace(Duration::from_secs(1))))
+        .expect("KILL");
+    setup.acknowledge("t1", TaskState::TaskKilled).await;
     assert_eq!(setup.exit_code().await, 0, "{}", setup.executor_log());
 }

@@ -21,6 +21,9 @@ pub mod labels {
     pub const EXECUTOR_ID: &str = "io.deimos.executor-id";
     /// The Mesos framework id.
     pub const FRAMEWORK_ID: &str = "io.deimos.framework-id";
+    /// The process instance of `deimos-executor` that runs the container (a random id per
+    /// executor process): its watchdog removes the instance's containers when it dies.
+    pub const EXECUTOR_INSTANCE: &str = "io.deimos.executor-instance";
     /// Identifies the agent instance (its work directory) or scheduler instance that owns the
     /// container, so that two agents on one host never adopt each other's containers.
     pub const OWNER: &str = "io.deimos.owner";

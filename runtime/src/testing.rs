@@ -36,6 +36,8 @@ pub struct LogAnswer {
 ///   [`RuntimeError::ImageNotFound`] until `ensure_image` pulls it;
 /// - a name added with [`FakeRuntime::add_leftover`] conflicts on `create` until removed;
 /// - every container created is `c1`; `start` fails when [`FakeRuntime::failing_start`];
+/// - `inspect_json` describes the last container created ([`FakeRuntime::FAKE_IP`] on its
+///   network, its sandbox mounted), or fails as for a missing container before any `create`;
 /// - `wait` takes the next scripted answer and reports the container gone when none is left;
 /// - `stream_logs` takes the next scripted answer; once they are used up it replays the last
 ///   one's output, ending cleanly (as Docker does for a stopped container), and reports the
@@ -54,6 +56,7 @@ pub struct FakeRuntime {
     hold_logs: bool,
     exited: AtomicBool,
     exit_seen: tokio::sync::Notify,
+    created: Mutex<Option<ContainerSpec>>,
 }
 
 impl Default for FakeRuntime {
@@ -70,6 +73,7 @@ impl Default for FakeRuntime {
             hold_logs: false,
             exited: AtomicBool::new(false),
             exit_seen: tokio::sync::Notify::new(),
+            created: Mutex::default(),
         }
     }
 }
@@ -85,6 +89,9 @@ pub fn unreachable(operation: &'static str) -> RuntimeError {
 }
 
 impl FakeRuntime {
+    /// The address `inspect_json` gives the container on its network.
+    pub const FAKE_IP: &'static str = "172.17.0.2";
+
     /// The image is missing until pulled.
     pub fn without_image(self) -> Self {
         self.image_present.store(false, Ordering::SeqCst);
@@ -187,6 +194,7 @@ impl ContainerRuntime for FakeRuntime {
                 reason: "already in use (HTTP 409)".into(),
             });
         }
+        *lock(&self.created) = Some(spec.clone());
         Ok("c1".into())
     }
 
@@ -229,6 +237,34 @@ impl ContainerRuntime for FakeRuntime {
 
     async fn inspect(&self, _id: &str) -> Result<ContainerInfo, RuntimeError> {
         Err(unreachable("inspect"))
+    }
+
+    async fn inspect_json(&self, id: &str) -> Result<serde_json::Value, RuntimeError> {
+        self.record(format!("inspect_json {id}"));
+        let created = lock(&self.created).clone();
+        let spec = created.ok_or_else(|| RuntimeError::NoSuchContainer { id: id.to_owned() })?;
+        let mode = spec.network.as_docker();
+        let mounts: Vec<serde_json::Value> = spec
+            .sandbox
+            .iter()
+            .map(|sandbox| {
+                serde_json::json!({
+                    "Type": "bind",
+                    "Source": sandbox.host_dir,
+                    "Destination": sandbox.container_dir,
+                })
+            })
+            .collect();
+        let exited = self.exited.load(Ordering::SeqCst);
+        Ok(serde_json::json!({
+            "Id": "c1",
+            "Name": format!("/{}", spec.name.unwrap_or_default()),
+            "Config": { "Image": spec.image, "Labels": spec.labels },
+            "State": { "Running": !exited, "Pid": if exited { 0 } else { 4242 } },
+            "HostConfig": { "NetworkMode": mode },
+            "Mounts": mounts,
+            "NetworkSettings": { "Networks": { mode.clone(): { "IPAddress": Self::FAKE_IP } } },
+        }))
     }
 
     async fn stats(&self, _id: &str) -> Result<UsageStats, RuntimeError> {

@@ -450,6 +450,46 @@ async fn inspect_reports_a_running_container() {
 }
 
 #[tokio::test]
+async fn inspect_json_is_the_engines_document_with_mounts_and_network() {
+    let runtime = docker().await;
+    let guard = ContainerGuard::new(&runtime, "inspectjson").await;
+    let sandbox = tempfile::tempdir().unwrap();
+    let spec = ContainerSpec {
+        sandbox: Some(Sandbox {
+            host_dir: sandbox.path().to_path_buf(),
+            container_dir: DEFAULT_SANDBOX_MOUNT.into(),
+        }),
+        ..shell(&guard, BUSYBOX, "sleep 1000")
+    };
+    let id = runtime.launch(&spec).await.unwrap();
+    let document = runtime.inspect_json(&guard.name).await.unwrap();
+    assert_eq!(document["Id"], id.as_str());
+    assert_eq!(document["Name"], format!("/{}", guard.name).as_str());
+    assert_eq!(document["State"]["Running"], true);
+    let sandbox_mount = document["Mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|mount| mount["Destination"] == DEFAULT_SANDBOX_MOUNT);
+    assert_eq!(
+        sandbox_mount.map(|mount| mount["Source"].clone()),
+        Some(sandbox.path().display().to_string().into()),
+        "{document}"
+    );
+    // The engine's own fields come through, also those this crate never reads.
+    let mode = document["HostConfig"]["NetworkMode"].as_str().unwrap();
+    let address = document["NetworkSettings"]["Networks"][mode]["IPAddress"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(address.parse::<std::net::IpAddr>().is_ok(), "{document}");
+    assert!(document["Config"]["Env"].is_array(), "{document}");
+
+    runtime.remove(&id).await.unwrap();
+    let error = runtime.inspect_json(&id).await.unwrap_err();
+    assert!(error.is_no_such_container(), "{error}");
+}
+
+#[tokio::test]
 async fn removing_an_absent_container_is_ok() {
     let runtime = docker().await;
     let guard = ContainerGuard::new(&runtime, "remove").await;

@@ -16,6 +16,7 @@
 //!   `MESOS_RECOVERY_TIMEOUT`; without (or once that expires) → stop everything and exit;
 //! - exit once every task's terminal update is acknowledged.
 
+pub mod running;
 pub mod status;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ use mesos_proto::v1::{framework_info, task_status, TaskInfo, TaskState};
 
 use crate::env::Settings;
 use crate::task::{duration_of, plan_task, TaskContext, TaskPlan};
+use running::running_report;
 use status::{exit_report, is_terminal, Envelope, Report};
 
 /// How long the first subscription may take to succeed when the framework does not checkpoint
@@ -80,6 +82,8 @@ pub enum ContainerOutcome {
     Started {
         /// Its Docker id.
         container: String,
+        /// Its `docker inspect` document, when it could be read (boxed: it is large).
+        inspect: Option<Box<serde_json::Value>>,
     },
     /// It could not be started (fetch, pull, create or start failed); nothing runs.
     LaunchFailed {
@@ -174,6 +178,8 @@ struct Task {
     kill: Option<Duration>,
     /// The task's own kill policy.
     kill_grace: Option<Duration>,
+    /// The container's memory limit in bytes, for the report of an OOM kill.
+    memory_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +217,7 @@ enum Mode {
 pub struct Machine {
     envelope: Envelope,
     settings: Settings,
+    instance: String,
     uuids: Box<dyn FnMut() -> [u8; 16] + Send>,
     link: Link,
     mode: Mode,
@@ -236,10 +243,16 @@ impl std::fmt::Debug for Machine {
 }
 
 impl Machine {
-    /// A machine for the executor described by `settings`; `uuids` gives 16 random bytes per
-    /// call (made into a version-4 UUID here).
-    pub fn new(settings: Settings, uuids: Box<dyn FnMut() -> [u8; 16] + Send>) -> Machine {
+    /// A machine for the executor described by `settings`, whose containers are labelled
+    /// with the process `instance` id; `uuids` gives 16 random bytes per call (made into a
+    /// version-4 UUID here).
+    pub fn new(
+        settings: Settings,
+        instance: String,
+        uuids: Box<dyn FnMut() -> [u8; 16] + Send>,
+    ) -> Machine {
         Machine {
+            instance,
             envelope: Envelope {
                 framework_id: settings.framework_id.clone(),
                 executor_id: settings.executor_id.clone(),
@@ -418,6 +431,7 @@ impl Machine {
             container_id: self.container_id.as_deref(),
             directory: &self.settings.directory,
             policy: &self.settings.operator.policy,
+            instance: &self.instance,
         };
         let planned = plan_task(&info, &context);
         self.tasks.insert(
@@ -429,20 +443,24 @@ impl Machine {
                 acknowledged: false,
                 kill: None,
                 kill_grace: None,
+                memory_limit: None,
             },
         );
         match planned {
             Ok(plan) => {
                 if let Some(task) = self.tasks.get_mut(&task_id) {
                     task.kill_grace = plan.kill_grace;
+                    task.memory_limit = plan.spec.limits.memory_bytes;
                 }
                 let mut actions = self.report(&task_id, Report::plain(TaskState::TaskStarting));
                 actions.push(Action::Launch(Box::new(plan)));
                 actions
             }
+            // The task description is at fault, not its run: TASK_ERROR, as a master
+            // reports an invalid task.
             Err(error) => self.finish(
                 &task_id,
-                Report::with_message(TaskState::TaskFailed, error.to_string())
+                Report::with_message(TaskState::TaskError, error.to_string())
                     .because(task_status::Reason::TaskInvalid),
             ),
         }
@@ -601,7 +619,7 @@ impl Machine {
         }
         let killed = task.kill.is_some();
         match outcome {
-            ContainerOutcome::Started { container } => {
+            ContainerOutcome::Started { container, inspect } => {
                 task.container = Some(container.clone());
                 if let Some(grace) = task.kill {
                     task.phase = Phase::Stopping;
@@ -613,7 +631,13 @@ impl Machine {
                     }];
                 }
                 task.phase = Phase::Running;
-                self.report(task_id, Report::plain(TaskState::TaskRunning))
+                let network = task
+                    .info
+                    .container
+                    .as_ref()
+                    .and_then(|container| container.network_infos.first());
+                let report = running_report(inspect.as_deref(), network);
+                self.report(task_id, report)
             }
             ContainerOutcome::LaunchFailed { reason } if killed => self.finish(
                 task_id,
@@ -631,7 +655,10 @@ impl Machine {
                 )
                 .because(task_status::Reason::ContainerLaunchFailed),
             ),
-            ContainerOutcome::Exited(status) => self.finish(task_id, exit_report(&status, killed)),
+            ContainerOutcome::Exited(status) => {
+                let report = exit_report(&status, killed, task.memory_limit);
+                self.finish(task_id, report)
+            }
             ContainerOutcome::Lost { reason } => self.finish(
                 task_id,
                 Report::with_message(

@@ -39,6 +39,7 @@ fn machine_with(checkpoint: bool) -> Machine {
     let mut counter = 0u8;
     Machine::new(
         settings(checkpoint),
+        "instance-1".into(),
         Box::new(move || {
             counter = counter.wrapping_add(1);
             [counter; 16]
@@ -165,6 +166,7 @@ fn started(id: &str) -> Input {
         id,
         ContainerOutcome::Started {
             container: format!("docker-{id}"),
+            inspect: None,
         },
     )
 }
@@ -331,10 +333,57 @@ fn failing_exit_reports_failed_with_the_exit_code() {
     let mut machine = running("t");
     let status = one(&machine.handle(exited("t", 3)));
     assert_eq!(status.state(), TaskState::TaskFailed);
-    assert!(
-        status.message().contains("exited with code 3"),
-        "{status:?}"
+    assert_eq!(status.message(), "Container exited with status 3");
+}
+
+#[test]
+fn running_update_carries_the_inspect_array_and_the_containers_address() {
+    let mut machine = subscribed();
+    machine.handle(launch(task("t")));
+    let document = serde_json::json!({
+        "Id": "docker-t",
+        "HostConfig": { "NetworkMode": "bridge" },
+        "NetworkSettings": { "Networks": { "bridge": { "IPAddress": "172.17.0.9" } } },
+    });
+    let status = one(&machine.handle(container(
+        "t",
+        ContainerOutcome::Started {
+            container: "docker-t".into(),
+            inspect: Some(Box::new(document.clone())),
+        },
+    )));
+    assert_eq!(status.state(), TaskState::TaskRunning);
+    let data: serde_json::Value = serde_json::from_slice(status.data()).unwrap();
+    assert_eq!(data, serde_json::json!([document]));
+    let networks = status.container_status.unwrap_or_default().network_infos;
+    assert_eq!(
+        networks[0].ip_addresses[0].ip_address.as_deref(),
+        Some("172.17.0.9")
     );
+}
+
+#[test]
+fn oom_kill_names_the_tasks_memory_limit() {
+    let mut machine = subscribed();
+    let mut info = task("t");
+    info.resources = vec![v1::Resource {
+        name: "mem".into(),
+        r#type: v1::value::Type::Scalar as i32,
+        scalar: Some(v1::value::Scalar { value: 64.0 }),
+        ..Default::default()
+    }];
+    machine.handle(launch(info));
+    machine.handle(started("t"));
+    let status = one(&machine.handle(container(
+        "t",
+        ContainerOutcome::Exited(exit_status(137, true)),
+    )));
+    assert_eq!(
+        status.message(),
+        "Memory limit exceeded: Requested: 64MB; Container terminated with signal Killed"
+    );
+    let limitation = status.limitation.unwrap_or_default();
+    assert_eq!(limitation.resources[0].scalar.map(|s| s.value), Some(64.0));
 }
 
 #[test]
@@ -386,7 +435,7 @@ fn invalid_task_fails_without_launching() {
     info.container = None;
     let actions = machine.handle(launch(info));
     let status = one(&actions);
-    assert_eq!(status.state(), TaskState::TaskFailed);
+    assert_eq!(status.state(), TaskState::TaskError);
     assert_eq!(status.reason(), task_status::Reason::TaskInvalid);
     assert!(status.message().contains("Docker image"), "{status:?}");
     assert!(!actions.iter().any(|a| matches!(a, Action::Launch(_))));
@@ -394,6 +443,23 @@ fn invalid_task_fails_without_launching() {
         exit_of(&machine.handle(ack(&status))),
         Some(ExitReason::Completed)
     );
+}
+
+#[test]
+fn malformed_task_data_is_a_task_error_and_nothing_is_launched() {
+    let mut machine = subscribed();
+    let mut info = task("t");
+    info.command = None;
+    info.data = Some(b"deimos-task-data v7\n".to_vec());
+    let actions = machine.handle(launch(info));
+    let status = one(&actions);
+    assert_eq!(status.state(), TaskState::TaskError);
+    assert_eq!(status.reason(), task_status::Reason::TaskInvalid);
+    assert!(
+        status.message().contains("task data format version 7"),
+        "{status:?}"
+    );
+    assert!(!actions.iter().any(|a| matches!(a, Action::Launch(_))));
 }
 
 #[test]

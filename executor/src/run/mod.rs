@@ -25,25 +25,38 @@ use crate::env::Settings;
 use crate::error::Error;
 use crate::protocol::{Action, ContainerOutcome, ExitReason, Input, Machine};
 use crate::task::TaskPlan;
+use crate::watchdog;
 
 /// Attempts of one UPDATE call while the subscription it belongs to lasts.
 pub const SEND_ATTEMPTS: u32 = 5;
 /// Pause between two attempts of an UPDATE call.
 pub const SEND_RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Connects to Docker and the agent of `settings` and runs until the executor's work is done.
+/// Connects to Docker and the agent of `settings` and runs until the executor's work is done,
+/// watched by its [`watchdog`] process.
 pub async fn run(settings: Settings) -> Result<ExitReason, Error> {
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(DockerRuntime::connect(None).await?);
-    run_with_runtime(settings, runtime).await
+    // Before any container exists: from now on, should this process die, the watchdog
+    // removes the containers labelled with this instance.
+    let instance = hex(&random_bytes());
+    let lifeline = watchdog::start(&instance)?;
+    log::info!("executor instance {instance}: its watchdog runs");
+    let result = run_with_runtime(settings, runtime, instance).await;
+    // Only now may the watchdog sweep (it finds nothing after a clean exit).
+    drop(lifeline);
+    result
 }
 
-/// [`run`] with a given container runtime.
+/// [`run`] with a given container runtime, labelling the containers with the executor
+/// `instance` id, without a watchdog: should the process die, its containers are the
+/// caller's to remove.
 pub async fn run_with_runtime(
     settings: Settings,
     runtime: Arc<dyn ContainerRuntime>,
+    instance: String,
 ) -> Result<ExitReason, Error> {
     let agent = AgentClient::new(&settings)?;
-    let machine = Machine::new(settings.clone(), Box::new(random_bytes));
+    let machine = Machine::new(settings.clone(), instance, Box::new(random_bytes));
     let (inputs, receiver) = mpsc::unbounded_channel();
     let generation = Arc::new(AtomicU64::new(0));
     let sender = spawn_sender(agent.clone(), Arc::clone(&generation));
@@ -234,8 +247,17 @@ impl Driver {
             };
             log::info!("task {task_id} runs in container {id}");
             lock(&containers).insert(task_id.clone(), id.clone());
+            // Read before following: the container is removed once it has ended.
+            let inspect = match runtime.inspect_json(&id).await {
+                Ok(document) => Some(Box::new(document)),
+                Err(error) => {
+                    log::warn!("inspecting the container {id} of task {task_id}: {error}; TASK_RUNNING goes without it");
+                    None
+                }
+            };
             report(ContainerOutcome::Started {
                 container: id.clone(),
+                inspect,
             });
             let outcome = container::follow(&runtime, &task_id, &id, &sandbox).await;
             lock(&containers).remove(&task_id);
@@ -351,6 +373,11 @@ fn random_bytes() -> [u8; 16] {
         bytes[8..].copy_from_slice(&count.to_le_bytes());
     }
     bytes
+}
+
+/// Bytes as lower-case hexadecimal.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// A random delay in `[0, max]` (the official executor library's linear-random backoff).

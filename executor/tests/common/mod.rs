@@ -219,14 +219,30 @@ fn spawn_executor(env: &[(String, String)], sandbox: &Path) -> Child {
 
 /// A task running `line` with `sh -c` in the test image.
 pub fn shell_task(id: &str, line: &str) -> TaskInfo {
+    data_task(
+        id,
+        &CommandInfo {
+            value: Some(line.into()),
+            ..Default::default()
+        },
+    )
+}
+
+/// A task of the test image running `command`, carried in `TaskInfo.data` as a scheduler
+/// sends it (a master refuses a task with both an executor and a command).
+pub fn data_task(id: &str, command: &CommandInfo) -> TaskInfo {
+    TaskInfo {
+        data: Some(deimos_runtime::mesos::task_data::encode(command)),
+        ..image_task(id)
+    }
+}
+
+/// A task of the test image without command or data (the image's default command).
+pub fn image_task(id: &str) -> TaskInfo {
     TaskInfo {
         name: id.into(),
         task_id: TaskId { value: id.into() },
         resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
-        command: Some(CommandInfo {
-            value: Some(line.into()),
-            ..Default::default()
-        }),
         container: Some(ContainerInfo {
             r#type: container_info::Type::Docker as i32,
             docker: Some(container_info::DockerInfo {
@@ -245,6 +261,18 @@ pub fn grace(duration: Duration) -> KillPolicy {
         grace_period: Some(mesos_proto::v1::DurationInfo {
             nanoseconds: i64::try_from(duration.as_nanos()).unwrap_or(i64::MAX),
         }),
+    }
+}
+
+/// The `ports` resource of one range.
+pub fn ports(begin: u64, end: u64) -> Resource {
+    Resource {
+        name: "ports".into(),
+        r#type: value::Type::Ranges as i32,
+        ranges: Some(value::Ranges {
+            range: vec![value::Range { begin, end }],
+        }),
+        ..Default::default()
     }
 }
 

@@ -108,6 +108,23 @@ pub(crate) fn container_info(lookup: &str, response: ContainerInspectResponse) -
     }
 }
 
+/// A `docker inspect`-shaped document of what [`ContainerInfo`] knows (the default of
+/// [`super::ContainerRuntime::inspect_json`]).
+pub(crate) fn inspect_document(info: &ContainerInfo) -> serde_json::Value {
+    serde_json::json!({
+        "Id": info.id,
+        "Name": format!("/{}", info.name),
+        "Config": { "Image": info.image, "Labels": info.labels },
+        "State": {
+            "Status": info.state.as_docker(),
+            "Running": info.running,
+            "Pid": info.pid.unwrap_or(0),
+            "ExitCode": info.exit_code.unwrap_or(0),
+            "OOMKilled": info.oom_killed,
+        },
+    })
+}
+
 /// The limits applied by a host configuration (zero means "unset" to Docker).
 pub(crate) fn limits_of(host: &HostConfig) -> Limits {
     let positive = |value: Option<i64>| value.filter(|v| *v > 0);
@@ -175,4 +192,37 @@ fn strip_slash(name: &str) -> String {
 
 fn to_btree_map(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     map.unwrap_or_default().into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inspect_document_has_the_engines_keys_for_what_is_known() {
+        let info = ContainerInfo {
+            id: "abc".into(),
+            name: "task-1".into(),
+            image: "busybox".into(),
+            state: ContainerState::Exited,
+            running: false,
+            pid: None,
+            exit_code: Some(3),
+            oom_killed: true,
+            started_at: None,
+            finished_at: None,
+            labels: BTreeMap::from([("k".to_owned(), "v".to_owned())]),
+            limits: Limits::default(),
+        };
+        let document = inspect_document(&info);
+        assert_eq!(document["Id"], "abc");
+        assert_eq!(document["Name"], "/task-1");
+        assert_eq!(document["Config"]["Image"], "busybox");
+        assert_eq!(document["Config"]["Labels"]["k"], "v");
+        assert_eq!(document["State"]["Status"], "exited");
+        assert_eq!(document["State"]["Running"], false);
+        assert_eq!(document["State"]["Pid"], 0);
+        assert_eq!(document["State"]["ExitCode"], 3);
+        assert_eq!(document["State"]["OOMKilled"], true);
+    }
 }

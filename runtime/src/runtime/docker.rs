@@ -348,6 +348,21 @@ impl ContainerRuntime for DockerRuntime {
         Ok(convert::container_info(id, response))
     }
 
+    async fn inspect_json(&self, id: &str) -> Result<serde_json::Value, RuntimeError> {
+        let response = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|error| RuntimeError::container("inspect", id, error))?;
+        // The typed response serialises back under the engine's own keys, without the
+        // fields it did not send.
+        serde_json::to_value(response).map_err(|error| RuntimeError::Docker {
+            operation: "inspect",
+            target: id.to_owned(),
+            reason: format!("the inspect document cannot be rendered as JSON: {error}"),
+        })
+    }
+
     async fn stats(&self, id: &str) -> Result<UsageStats, RuntimeError> {
         let options = StatsOptions {
             stream: false,

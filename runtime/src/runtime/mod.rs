@@ -85,6 +85,16 @@ pub trait ContainerRuntime: Send + Sync {
     /// Inspects a container.
     async fn inspect(&self, id: &str) -> Result<ContainerInfo, RuntimeError>;
 
+    /// The container's `docker inspect` document (one JSON object, the engine's
+    /// `GET /containers/{id}/json`), as a Mesos Docker executor sends it in `TaskStatus.data`.
+    ///
+    /// The default builds the document from [`ContainerRuntime::inspect`], with the fields
+    /// that carries (`Id`, `Name`, `Config.Image`, `Config.Labels`, `State`); an engine-backed
+    /// runtime gives the engine's own document.
+    async fn inspect_json(&self, id: &str) -> Result<serde_json::Value, RuntimeError> {
+        Ok(convert::inspect_document(&self.inspect(id).await?))
+    }
+
     /// One-shot resource usage of a container (for usage reports when cgroups cannot be read).
     async fn stats(&self, id: &str) -> Result<UsageStats, RuntimeError>;
 

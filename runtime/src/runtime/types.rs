@@ -87,6 +87,20 @@ impl ContainerState {
         }
     }
 
+    /// Docker's name of the state (`unknown` for [`ContainerState::Unknown`]).
+    pub fn as_docker(self) -> &'static str {
+        match self {
+            ContainerState::Created => "created",
+            ContainerState::Running => "running",
+            ContainerState::Paused => "paused",
+            ContainerState::Restarting => "restarting",
+            ContainerState::Removing => "removing",
+            ContainerState::Exited => "exited",
+            ContainerState::Dead => "dead",
+            ContainerState::Unknown => "unknown",
+        }
+    }
+
     /// Whether the container's process may still be alive.
     pub fn is_active(self) -> bool {
         matches!(
