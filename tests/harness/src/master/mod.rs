@@ -33,6 +33,7 @@
 //! ACKNOWLEDGEd. Master-made updates (invalid offers, invalid tasks,
 //! reconciliation) have no uuid.
 
+mod agents;
 mod http;
 mod offers;
 mod resources;
@@ -40,6 +41,7 @@ mod rules;
 mod setup;
 mod state;
 mod tasks;
+mod validation;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -158,7 +160,10 @@ impl FakeMaster {
     /// Registers a scripted agent; its resources are offered at once.
     pub fn add_agent(&self, spec: AgentSpec) -> Result<(), HarnessError> {
         let mut state = self.shared.lock();
-        if state.agents.iter().any(|a| a.agent_id == spec.agent_id) {
+        let known = state.agents.iter().any(|a| a.agent_id == spec.agent_id)
+            || state.unreachable_since(&spec.agent_id).is_some()
+            || state.gone_agents.contains(&spec.agent_id);
+        if known {
             return Err(HarnessError::DuplicateAgent {
                 agent_id: spec.agent_id,
             });
@@ -167,6 +172,63 @@ impl FakeMaster {
         drop(state);
         self.shared.notify();
         Ok(())
+    }
+
+    /// The agent stops answering the master's health checks and is marked
+    /// unreachable (`Master::markUnreachable`): each task the master tracks
+    /// there gets TASK_UNREACHABLE (PARTITION_AWARE frameworks) or
+    /// TASK_LOST, reason REASON_AGENT_REMOVED, source MASTER, message
+    /// "health check timed out", `unreachable_time` set, no uuid; then its
+    /// offers are rescinded and every connected framework gets FAILURE with
+    /// the agent id. The agent keeps its tasks and unacknowledged updates
+    /// ([`FakeMaster::reregister_agent`] brings them back); updates the test
+    /// sends meanwhile wait on the agent.
+    pub fn mark_unreachable(&self, agent_id: &str) -> Result<(), HarnessError> {
+        self.agent_operation("mark unreachable", agent_id, |state| {
+            state.mark_unreachable(agent_id)
+        })
+    }
+
+    /// The operator marks the agent gone (`Master::markGone`). A registered
+    /// agent's tasks get TASK_GONE_BY_OPERATOR (REASON_AGENT_REMOVED_BY_OPERATOR)
+    /// or, for frameworks that are not PARTITION_AWARE, TASK_LOST
+    /// (REASON_AGENT_REMOVED), message "Agent has been marked gone"; offers
+    /// are rescinded and FAILURE sent as for an unreachable agent. An
+    /// unreachable agent's tasks get the same updates and nothing else. The
+    /// agent is shut down: it can never re-register. Marking a gone agent
+    /// again does nothing.
+    pub fn mark_gone(&self, agent_id: &str) -> Result<(), HarnessError> {
+        self.agent_operation("mark gone", agent_id, |state| state.mark_gone(agent_id))
+    }
+
+    /// An unreachable agent re-registers (`Master::__reregisterSlave`): each
+    /// task it still runs comes back — for every framework, including those
+    /// told TASK_LOST — announced by an update in the agent's latest state
+    /// (source MASTER, REASON_AGENT_REREGISTERED, "Unreachable agent
+    /// re-reregistered", no uuid); then its unacknowledged updates are
+    /// re-sent and its free resources offered.
+    pub fn reregister_agent(&self, agent_id: &str) -> Result<(), HarnessError> {
+        self.agent_operation("re-register", agent_id, |state| {
+            state.reregister_agent(agent_id, Instant::now())
+        })
+    }
+
+    fn agent_operation(
+        &self,
+        operation: &'static str,
+        agent_id: &str,
+        apply: impl FnOnce(&mut MasterState) -> Result<(), agents::AgentRefusal>,
+    ) -> Result<(), HarnessError> {
+        let result = apply(&mut self.shared.lock());
+        self.shared.notify();
+        result.map_err(|refusal| HarnessError::AgentNotApplicable {
+            operation,
+            agent_id: agent_id.to_owned(),
+            reason: match refusal {
+                agents::AgentRefusal::Unknown => "the master has no such agent".to_owned(),
+                agents::AgentRefusal::WrongState(state) => format!("the agent is {state}"),
+            },
+        })
     }
 
     /// Rescinds an outstanding offer (RESCIND event to its framework).

@@ -84,6 +84,10 @@ impl MasterState {
             };
             let (framework_id, role) = (framework.id.clone(), framework.role());
             let offer = self.make_offer(&agent, &framework_id, &role, &free);
+            if let Some(timeout) = self.setup.offer_timeout {
+                self.offer_deadlines
+                    .push((offer.id.value.clone(), now + timeout));
+            }
             self.offers.push(offer.clone());
             made.push(offer);
         }
@@ -189,7 +193,7 @@ impl MasterState {
                 Some(offer::operation::Type::Launch) => {
                     let tasks = operation.launch.clone().unwrap_or_default().task_infos;
                     for task in tasks {
-                        self.launch(framework_id, &agent_id, task, &mut remaining);
+                        self.launch(framework_id, &agent_id, task, &mut remaining, now);
                     }
                 }
                 Some(offer::operation::Type::LaunchGroup) => {
@@ -382,6 +386,24 @@ impl MasterState {
         };
         self.send_event(&offer.framework_id.value, event);
         true
+    }
+
+    /// `Master::offerTimeout`: offers outstanding longer than
+    /// `--offer_timeout` are rescinded (RESCIND), their resources recovered
+    /// without a filter (offered again at the next allocation).
+    pub(crate) fn expire_offers(&mut self, now: Instant) {
+        let outstanding = &self.offers;
+        self.offer_deadlines
+            .retain(|(id, _)| outstanding.iter().any(|o| &o.id.value == id));
+        let expired: Vec<String> = self
+            .offer_deadlines
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for offer_id in expired {
+            self.rescind(&offer_id);
+        }
     }
 
     /// Removes a framework's offers without telling it (disconnection,

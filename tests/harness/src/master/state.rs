@@ -11,7 +11,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 use mesos_proto::v1::scheduler::{call, event, Call, Event};
-use mesos_proto::v1::{framework_info, Address, FrameworkId, FrameworkInfo, MasterInfo, Offer};
+use mesos_proto::v1::{
+    framework_info, Address, FrameworkId, FrameworkInfo, MasterInfo, Offer, TimeInfo,
+};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
@@ -82,8 +84,15 @@ pub(crate) struct MasterState {
     pub(crate) frameworks: Vec<Framework>,
     pub(crate) removed_frameworks: Vec<String>,
     next_framework: u64,
+    /// Registered agents.
     pub(crate) agents: Vec<AgentSpec>,
+    /// Agents marked unreachable, with the time they were (`slaves.unreachable`).
+    pub(crate) unreachable_agents: Vec<(AgentSpec, TimeInfo)>,
+    /// Ids of agents marked gone (`slaves.gone`).
+    pub(crate) gone_agents: Vec<String>,
     pub(crate) offers: Vec<Offer>,
+    /// When each outstanding offer is rescinded (`--offer_timeout`).
+    pub(crate) offer_deadlines: Vec<(String, Instant)>,
     pub(crate) next_offer: u64,
     pub(crate) next_allocation: Instant,
     pub(crate) tasks: Vec<Task>,
@@ -111,7 +120,10 @@ impl MasterState {
             removed_frameworks: Vec::new(),
             next_framework: 0,
             agents: Vec::new(),
+            unreachable_agents: Vec::new(),
+            gone_agents: Vec::new(),
             offers: Vec::new(),
+            offer_deadlines: Vec::new(),
             next_offer: 0,
             next_allocation: now,
             tasks: Vec::new(),
@@ -397,6 +409,7 @@ impl MasterState {
             self.remove_framework(&id);
         }
         self.retry_updates(now);
+        self.expire_offers(now);
         if self.next_allocation <= now {
             self.allocate(now);
         }
@@ -473,7 +486,7 @@ fn validate_framework_info(info: &FrameworkInfo) -> Result<(), String> {
         );
     }
     if let Some(id) = &info.id {
-        super::tasks::validate_id(&id.value)
+        super::validation::validate_id(&id.value)
             .map_err(|reason| format!("'FrameworkInfo.id' is invalid: {reason}"))?;
     }
     Ok(())
