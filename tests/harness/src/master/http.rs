@@ -5,16 +5,17 @@ use std::sync::Arc;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, LOCATION};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use tokio::time::Instant;
 
+use super::auth::{basic_principal, SCHEDULER_REALM, UNAUTHORIZED_BODY};
 use super::rules::{check_request, RequestHead};
 use super::setup::Leadership;
 use super::state::Admission;
 use super::Shared;
 use crate::common::http::{
-    empty_response, rejection_response, stream_response, text_response, Body,
+    empty_response, rejection_response, stream_response, text_response, Body, Rejection,
 };
 
 /// Paths of the scheduler endpoint: the documented one and the one under
@@ -28,6 +29,12 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
     if !SCHEDULER_PATHS.contains(&request.uri().path()) {
         return text_response(StatusCode::NOT_FOUND, String::new());
     }
+    // libprocess authenticates on the route, before the handler runs.
+    let principal = match authenticate(&request, &shared) {
+        Authentication::Off => None,
+        Authentication::Principal(principal) => Some(principal),
+        Authentication::Refused => return unauthorized(),
+    };
     let leadership = shared.lock().leadership;
     match leadership {
         Leadership::Leading => {}
@@ -53,6 +60,7 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
         content_type: header(CONTENT_TYPE.as_str()),
         accept: header(ACCEPT.as_str()),
         stream_id: header(MESOS_STREAM_ID),
+        principal: principal.as_deref(),
     };
     let checked = check_request(head, &body);
     let admission = {
@@ -63,7 +71,7 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
                 Err(refusal.rejection)
             }
             Ok((call, checked)) => {
-                let admission = state.admit(&call, checked, head.stream_id, Instant::now());
+                let admission = state.admit(&call, checked, head, Instant::now());
                 // Recorded after the effects, as the master logs a call once handled.
                 state.calls.push(call);
                 admission
@@ -90,6 +98,48 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
             response
         }
     }
+}
+
+/// The outcome of authenticating a request.
+enum Authentication {
+    /// `--authenticate_http_frameworks` is off.
+    Off,
+    /// Authenticated as this principal.
+    Principal(String),
+    /// Refused (recorded as a rejection): the answer is 401.
+    Refused,
+}
+
+/// With `--authenticate_http_frameworks`, the Basic authenticator's verdict.
+fn authenticate(request: &Request<Incoming>, shared: &Shared) -> Authentication {
+    let mut state = shared.lock();
+    let Some(credentials) = &state.setup.http_framework_credentials else {
+        return Authentication::Off;
+    };
+    let authorization = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    if let Some(principal) = basic_principal(credentials, authorization) {
+        return Authentication::Principal(principal);
+    }
+    state
+        .rejections
+        .push(Rejection::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY));
+    drop(state);
+    shared.notify();
+    Authentication::Refused
+}
+
+/// libprocess' `Unauthorized`: `WWW-Authenticate: Basic realm="<realm>"`,
+/// body "401 Unauthorized.".
+fn unauthorized() -> Response<Body> {
+    let mut response = text_response(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY.to_owned());
+    let challenge = format!("Basic realm=\"{SCHEDULER_REALM}\"");
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// `Master::Http::redirect`: 307 to `//<leader>:<port><path>[?query]`

@@ -34,6 +34,7 @@
 //! reconciliation) have no uuid.
 
 mod agents;
+mod auth;
 mod http;
 mod offers;
 mod resources;

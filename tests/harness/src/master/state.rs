@@ -18,7 +18,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
 use super::offers::OfferFilter;
-use super::rules::Checked;
+use super::rules::{Checked, RequestHead};
 use super::setup::{Acknowledgement, AgentSpec, KillRequest, Leadership, MasterSetup};
 use super::tasks::Task;
 use crate::common::codec::{frame_payload, ContentType};
@@ -150,16 +150,22 @@ impl MasterState {
         &mut self,
         call: &Call,
         checked: Checked,
-        stream_id: Option<&[u8]>,
+        head: RequestHead<'_>,
         now: Instant,
     ) -> Result<Admission, Rejection> {
         let call_type = match checked {
             Checked::Subscribe(content_type) => {
-                let subscribe = call.subscribe.clone().unwrap_or_default();
+                let mut subscribe = call.subscribe.clone().unwrap_or_default();
+                // An authenticated framework without a principal gets its own.
+                let info = &mut subscribe.framework_info;
+                if let (Some(principal), None) = (head.principal, &info.principal) {
+                    info.principal = Some(principal.to_owned());
+                }
                 return Ok(self.subscribe(subscribe, content_type, now));
             }
             Checked::Other(call_type) => call_type,
         };
+        let stream_id = head.stream_id;
         let framework_id = call.framework_id.clone().unwrap_or_default().value;
         let Some(framework) = self.framework(&framework_id) else {
             return Err(Rejection::new(
@@ -167,6 +173,13 @@ impl MasterState {
                 "Framework cannot be found",
             ));
         };
+        if let Some(principal) = head.principal {
+            let declared = framework.info.principal.as_deref().unwrap_or("");
+            if principal != declared {
+                let message = super::auth::principal_mismatch(principal, declared);
+                return Err(Rejection::new(StatusCode::BAD_REQUEST, message));
+            }
+        }
         let Some(connection) = &framework.connection else {
             return Err(Rejection::new(
                 StatusCode::FORBIDDEN,
