@@ -22,7 +22,9 @@ async fn start_authenticating() -> FakeMaster {
         http_framework_credentials: Some(credentials),
         ..fast_setup()
     };
-    FakeMaster::start(setup).await.expect("the fake master starts")
+    FakeMaster::start(setup)
+        .await
+        .expect("the fake master starts")
 }
 
 fn basic(principal: &str, secret: &str) -> String {

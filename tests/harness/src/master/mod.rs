@@ -35,6 +35,7 @@
 
 mod agents;
 mod auth;
+mod endpoints;
 mod http;
 mod offers;
 mod resources;
@@ -141,14 +142,28 @@ impl FakeMaster {
     }
 
     /// Who leads: `Some(self.endpoint())` = this master (the default);
-    /// `Some(other)` = requests are redirected (307) there; `None` = no
-    /// leader (503). Losing leadership drops every subscription stream, as a
-    /// real master's process ends.
+    /// `Some(other)` = requests are redirected (307) there, the leader's
+    /// MasterInfo hostname being its IP address (as a master started with
+    /// `--hostname=<ip>`; [`FakeMaster::set_leader_named`] gives a host
+    /// name); `None` = no leader (503). Losing leadership drops every
+    /// subscription stream, as a real master's process ends.
     pub fn set_leader(&self, leader: Option<SocketAddr>) {
+        let named = leader.map(|address| (address.ip().to_string(), address));
+        self.set_leadership(named);
+    }
+
+    /// Another master leads, whose MasterInfo has this `hostname` and
+    /// `address`: redirects name it by host name, as `Master::Http::redirect`
+    /// does (`//<hostname>:<port><path>`).
+    pub fn set_leader_named(&self, hostname: &str, address: SocketAddr) {
+        self.set_leadership(Some((hostname.to_owned(), address)));
+    }
+
+    fn set_leadership(&self, leader: Option<(String, SocketAddr)>) {
         let mut state = self.shared.lock();
         state.leadership = match leader {
-            Some(address) if address == self.address => Leadership::Leading,
-            Some(address) => Leadership::Other(address),
+            Some((_, address)) if address == self.address => Leadership::Leading,
+            Some((hostname, address)) => Leadership::Other { hostname, address },
             None => Leadership::None,
         };
         if state.leadership != Leadership::Leading {

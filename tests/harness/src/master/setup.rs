@@ -164,12 +164,18 @@ pub struct Acknowledgement {
 }
 
 /// Which master leads, as this master believes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Leadership {
     /// This master leads and serves the API.
     Leading,
-    /// Another master leads: requests are redirected there.
-    Other(std::net::SocketAddr),
+    /// Another master leads: requests are redirected there, by the
+    /// `hostname` of its MasterInfo and its port.
+    Other {
+        /// `MasterInfo.hostname` of the leader.
+        hostname: String,
+        /// The leader's socket address (its port is `MasterInfo.port`).
+        address: std::net::SocketAddr,
+    },
     /// No leader elected: 503.
     None,
 }

@@ -81,6 +81,8 @@ pub(crate) struct MasterState {
     pub(crate) address: SocketAddr,
     pub(crate) master_id: String,
     pub(crate) leadership: Leadership,
+    /// When the master started (`/state`'s `start_time`; it is elected then).
+    pub(crate) start_time: std::time::SystemTime,
     pub(crate) frameworks: Vec<Framework>,
     pub(crate) removed_frameworks: Vec<String>,
     next_framework: u64,
@@ -116,6 +118,7 @@ impl MasterState {
             address,
             master_id,
             leadership: Leadership::Leading,
+            start_time: std::time::SystemTime::now(),
             frameworks: Vec::new(),
             removed_frameworks: Vec::new(),
             next_framework: 0,
