@@ -3,9 +3,12 @@
 //! `Master::Http::scheduler` and the master's framework, offer and task
 //! handling (protocol reference §2 and §3).
 //!
-//! Request rules, in the master's order: 404 for other paths; 307 to the
-//! leader (`Location: //<ip>:<port><path>[?query]`) or 503 `No leader
-//! elected` when this master does not lead ([`FakeMaster::set_leader`]); 405
+//! Request rules, in the master's order: 404 for other paths; with
+//! [`MasterSetup::http_framework_credentials`] 401 (`WWW-Authenticate:
+//! Basic realm="mesos-master-scheduler"`) without valid Basic credentials;
+//! 307 to the leader (`Location: //<leader hostname>:<port><path>[?query]`)
+//! or 503 `No leader elected` when this master does not lead
+//! ([`FakeMaster::set_leader`], [`FakeMaster::set_leader_named`]); 405
 //! (with `Allow: POST`) for other methods; 400 without `Content-Type`; 415
 //! unless it is exactly `application/json` or `application/x-protobuf`; 400
 //! for an undecodable body or missing required fields; 400 for
@@ -26,6 +29,15 @@
 //! the client closes it) the framework's offers go and its
 //! `failover_timeout` starts; re-subscribing in time keeps its tasks,
 //! otherwise it is removed and its tasks killed.
+//!
+//! TaskInfos are validated as `validation::task::validate` does (texts in
+//! TASK_ERROR updates, `validation.rs`); a DOCKER command task whose run
+//! options the docker executor cannot build gets TASK_STARTING then
+//! TASK_FAILED from it. Agents can become unreachable, be marked gone and
+//! re-register ([`FakeMaster::mark_unreachable`], [`FakeMaster::mark_gone`],
+//! [`FakeMaster::reregister_agent`]) with the updates, RESCINDs and FAILUREs
+//! the master sends; offers time out after [`MasterSetup::offer_timeout`].
+//! `/state` and `/redirect` (also under `/master/`) answer as the master's.
 //!
 //! Tasks launched by ACCEPT are TASK_STAGING; the test plays the agent and
 //! executor with [`FakeMaster::update_task`]: updates carry a uuid, are

@@ -24,6 +24,15 @@ const MAX_REFUSE_SECONDS: f64 = 365.0 * 86_400.0;
 const MIN_CPUS: f64 = 0.01;
 const MIN_MEM: f64 = 32.0;
 
+/// `Master::offer` for a framework without MULTI_ROLE (MESOS-8237): the
+/// offer and its resources carry no `allocation_info`.
+fn strip_allocation_info(offer: &mut Offer) {
+    offer.allocation_info = None;
+    for resource in &mut offer.resources {
+        resource.allocation_info = None;
+    }
+}
+
 /// A refused-resources filter (`RefusedOfferFilter`): while it lasts, the
 /// agent's free resources are not offered to the framework if they are
 /// contained in the refused ones.
@@ -83,7 +92,11 @@ impl MasterState {
                 continue;
             };
             let (framework_id, role) = (framework.id.clone(), framework.role());
-            let offer = self.make_offer(&agent, &framework_id, &role, &free);
+            let multi_role = framework.has_capability(framework_info::capability::Type::MultiRole);
+            let mut offer = self.make_offer(&agent, &framework_id, &role, &free);
+            if !multi_role {
+                strip_allocation_info(&mut offer);
+            }
             if let Some(timeout) = self.setup.offer_timeout {
                 self.offer_deadlines
                     .push((offer.id.value.clone(), now + timeout));
