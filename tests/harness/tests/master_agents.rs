@@ -326,3 +326,63 @@ async fn offers_never_time_out_by_default() {
     subscription.assert_quiet(Duration::from_millis(800)).await;
     assert_eq!(master.offers_outstanding().len(), 1);
 }
+
+/// `used_resources.cpus` of the first agent in `/master/state`.
+async fn used_cpus(master: &FakeMaster) -> f64 {
+    use http_body_util::BodyExt;
+    let response = request(
+        master.endpoint(),
+        hyper::Method::GET,
+        "/master/state",
+        &[],
+        Vec::new(),
+    )
+    .await;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("a body")
+        .to_bytes();
+    let state: serde_json::Value = serde_json::from_slice(&body).expect("JSON state");
+    state["slaves"][0]["used_resources"]["cpus"]
+        .as_f64()
+        .expect("a cpus amount")
+}
+
+#[tokio::test]
+async fn exited_executor_gives_failure_with_its_status_and_frees_its_resources() {
+    let master = start_with_agent().await;
+    let (mut subscription, framework_id) = subscribe_new(&master, framework_info()).await;
+    let offers = subscription.offers().await;
+    let mut task = task_info("t1", AGENT, 1.0, 128.0);
+    task.command = None;
+    task.executor = Some(mesos_proto::v1::ExecutorInfo {
+        executor_id: mesos_proto::v1::ExecutorId { value: "e1".into() },
+        command: Some(mesos_proto::v1::CommandInfo {
+            value: Some("run-executor".into()),
+            ..Default::default()
+        }),
+        resources: vec![scalar("cpus", 0.5), scalar("mem", 32.0)],
+        ..Default::default()
+    });
+    let call = launch_call(&framework_id, &[&offers[0].id], vec![task]);
+    post_call(&master, &subscription.stream_id, &call).await;
+    master
+        .wait_for_task_state("t1", TaskState::TaskStaging, WAIT)
+        .await
+        .unwrap();
+
+    assert_eq!(used_cpus(&master).await, 1.5);
+    master.executor_exited(AGENT, "e1", 9).unwrap();
+    assert_eq!(used_cpus(&master).await, 1.0);
+    let failure = subscription.event_of(event::Type::Failure).await;
+    let failure = failure.failure.unwrap();
+    assert_eq!(failure.agent_id.unwrap().value, AGENT);
+    assert_eq!(failure.executor_id.unwrap().value, "e1");
+    assert_eq!(failure.status, Some(9));
+    // The master ignores a second exit of the same executor, and command
+    // tasks have no executor it tracks.
+    assert!(master.executor_exited(AGENT, "e1", 9).is_err());
+    assert!(master.executor_exited(AGENT, "t1", 0).is_err());
+}

@@ -28,6 +28,8 @@ pub(crate) enum AgentRefusal {
     Unknown,
     /// The agent is in a state the operation does not apply to.
     WrongState(&'static str),
+    /// No running custom executor with that id on the agent.
+    NoSuchExecutor,
 }
 
 /// How a removed agent's tasks end for one framework (`__removeSlave`).
@@ -173,6 +175,69 @@ impl MasterState {
             self.forward_head(i, now);
         }
         self.allocate(now);
+        Ok(())
+    }
+
+    /// Whether the executor exited and no task started it again.
+    pub(crate) fn executor_exited_before(
+        &self,
+        agent_id: &str,
+        framework_id: &str,
+        executor_id: &str,
+    ) -> bool {
+        self.exited_executors
+            .iter()
+            .any(|(a, f, e)| a == agent_id && f == framework_id && e == executor_id)
+    }
+
+    /// `Master::exitedExecutor`: the agent reports that a custom executor
+    /// the master tracks exited with wait `status`; the master forgets it
+    /// (its resources are free) and sends FAILURE (agent, executor, status)
+    /// to its framework if connected. Exits the master would ignore (agent
+    /// not registered, executor unknown or already gone) are refused.
+    pub(crate) fn executor_exited(
+        &mut self,
+        agent_id: &str,
+        executor_id: &str,
+        status: i32,
+    ) -> Result<(), AgentRefusal> {
+        match self.agent_state_name(agent_id) {
+            Some("registered") => {}
+            Some(state) => return Err(AgentRefusal::WrongState(state)),
+            None => return Err(AgentRefusal::Unknown),
+        }
+        let running = self.tasks.iter().find(|t| {
+            t.is_live()
+                && t.agent_id == agent_id
+                && t.info
+                    .executor
+                    .as_ref()
+                    .is_some_and(|e| e.executor_id.value == executor_id)
+                && !self.executor_exited_before(agent_id, &t.framework_id, executor_id)
+        });
+        let Some(task) = running else {
+            return Err(AgentRefusal::NoSuchExecutor);
+        };
+        let framework_id = task.framework_id.clone();
+        self.exited_executors.push((
+            agent_id.to_owned(),
+            framework_id.clone(),
+            executor_id.to_owned(),
+        ));
+        let failure = Event {
+            r#type: Some(event::Type::Failure as i32),
+            failure: Some(event::Failure {
+                agent_id: Some(AgentId {
+                    value: agent_id.to_owned(),
+                }),
+                executor_id: Some(mesos_proto::v1::ExecutorId {
+                    value: executor_id.to_owned(),
+                }),
+                status: Some(status),
+            }),
+            ..Default::default()
+        };
+        self.send_event(&framework_id, failure);
         Ok(())
     }
 

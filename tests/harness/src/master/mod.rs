@@ -241,6 +241,25 @@ impl FakeMaster {
         })
     }
 
+    /// The agent reports that custom executor `executor_id` exited with
+    /// wait status `status` (`Master::exitedExecutor`): the master forgets
+    /// the executor (its resources are free; a later task naming it starts
+    /// a new one) and sends FAILURE with the agent id, executor id and
+    /// status to its framework. The executor's tasks are untouched: the
+    /// test sends their terminal updates as the agent would. Refused for an
+    /// agent that is not registered or an executor the master does not
+    /// track as running there (command tasks have none).
+    pub fn executor_exited(
+        &self,
+        agent_id: &str,
+        executor_id: &str,
+        status: i32,
+    ) -> Result<(), HarnessError> {
+        self.agent_operation("report an exited executor on", agent_id, |state| {
+            state.executor_exited(agent_id, executor_id, status)
+        })
+    }
+
     fn agent_operation(
         &self,
         operation: &'static str,
@@ -255,6 +274,9 @@ impl FakeMaster {
             reason: match refusal {
                 agents::AgentRefusal::Unknown => "the master has no such agent".to_owned(),
                 agents::AgentRefusal::WrongState(state) => format!("the agent is {state}"),
+                agents::AgentRefusal::NoSuchExecutor => {
+                    "the master tracks no running custom executor with that id there".to_owned()
+                }
             },
         })
     }

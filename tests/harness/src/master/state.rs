@@ -92,6 +92,9 @@ pub(crate) struct MasterState {
     pub(crate) unreachable_agents: Vec<(AgentSpec, TimeInfo)>,
     /// Ids of agents marked gone (`slaves.gone`).
     pub(crate) gone_agents: Vec<String>,
+    /// Executors (agent, framework, executor id) that exited while their
+    /// tasks are still known: no longer running, no longer holding resources.
+    pub(crate) exited_executors: Vec<(String, String, String)>,
     pub(crate) offers: Vec<Offer>,
     /// When each outstanding offer is rescinded (`--offer_timeout`).
     pub(crate) offer_deadlines: Vec<(String, Instant)>,
@@ -125,6 +128,7 @@ impl MasterState {
             agents: Vec::new(),
             unreachable_agents: Vec::new(),
             gone_agents: Vec::new(),
+            exited_executors: Vec::new(),
             offers: Vec::new(),
             offer_deadlines: Vec::new(),
             next_offer: 0,

@@ -94,7 +94,12 @@ impl MasterState {
         {
             used.add(&Resources::from_proto(&task.info.resources).unwrap_or_default());
             if let Some(executor) = &task.info.executor {
-                if !executors.contains(&executor.executor_id) {
+                let exited = self.executor_exited_before(
+                    agent_id,
+                    &task.framework_id,
+                    &executor.executor_id.value,
+                );
+                if !exited && !executors.contains(&executor.executor_id) {
                     executors.push(executor.executor_id.clone());
                     used.add(&Resources::from_proto(&executor.resources).unwrap_or_default());
                 }
@@ -142,6 +147,12 @@ impl MasterState {
                     backoff: self.setup.status_update_retry_min,
                     removed: false,
                 });
+                // A task naming an executor that exited starts a new one.
+                if let Some(executor) = self.tasks.last().and_then(|t| t.info.executor.clone()) {
+                    let id = executor.executor_id.value;
+                    self.exited_executors
+                        .retain(|(a, f, e)| !(a == agent_id && f == framework_id && *e == id));
+                }
                 self.run_docker_executor_checks(now);
             }
         }
@@ -278,6 +289,9 @@ impl MasterState {
                 && info.executor_id == executor.executor_id;
             same.then_some(info)
         });
+        let exited =
+            self.executor_exited_before(agent_id, framework_id, &executor.executor_id.value);
+        let existing = existing.filter(|_| !exited);
         if let Some(info) = existing.filter(|info| *info != executor) {
             // The master prints both with protobuf's `DebugString`; this
             // prints Rust's debug form between the same separators.
