@@ -386,3 +386,73 @@ async fn exited_executor_gives_failure_with_its_status_and_frees_its_resources()
     assert!(master.executor_exited(AGENT, "e1", 9).is_err());
     assert!(master.executor_exited(AGENT, "t1", 0).is_err());
 }
+
+/// Fails the master over and re-subscribes the framework under its id.
+async fn fail_over_and_resubscribe(
+    master: &FakeMaster,
+    old: Subscription,
+    framework_id: &str,
+) -> Subscription {
+    master.fail_over();
+    drop(old);
+    let info = mesos_proto::v1::FrameworkInfo {
+        id: Some(mesos_proto::v1::FrameworkId {
+            value: framework_id.to_owned(),
+        }),
+        ..framework_info()
+    };
+    let (subscription, id) = subscribe_new(master, info).await;
+    assert_eq!(id, framework_id);
+    subscription
+}
+
+#[tokio::test]
+async fn after_failover_reconciliation_is_silent_until_the_agent_reregisters() {
+    let master = start_with_agent().await;
+    let (old, framework_id) = launch_one(&master, "t1").await;
+    let mut subscription = fail_over_and_resubscribe(&master, old, &framework_id).await;
+    let stream = subscription.stream_id.clone();
+    let explicit = reconcile_call(&framework_id, &[("t1", Some(AGENT)), ("x", None)]);
+    post_call(&master, &stream, &explicit).await;
+    post_call(&master, &stream, &reconcile_call(&framework_id, &[])).await;
+    // No answers, and no offers from the agent that has not re-registered.
+    subscription.assert_quiet(QUIET).await;
+
+    master.reregister_agent(AGENT).unwrap();
+    // A recovered agent comes back silently; its free resources are offered.
+    assert!(!subscription.offers().await.is_empty());
+    post_call(&master, &stream, &reconcile_call(&framework_id, &[])).await;
+    let known = subscription.update().await;
+    assert_eq!(known.task_id.value, "t1");
+    assert_eq!(known.state(), TaskState::TaskStaging);
+    assert_eq!(known.message(), "Reconciliation: Latest task state");
+}
+
+#[tokio::test]
+async fn agent_missing_after_the_reregister_timeout_is_unreachable_with_failure_only() {
+    let setup = MasterSetup {
+        agent_reregister_timeout: Duration::from_millis(300),
+        ..fast_setup()
+    };
+    let master = FakeMaster::start(setup).await.unwrap();
+    master
+        .add_agent(AgentSpec::new(AGENT, "127.0.0.1"))
+        .unwrap();
+    let (old, framework_id) = launch_one(&master, "t1").await;
+    let mut subscription = fail_over_and_resubscribe(&master, old, &framework_id).await;
+    // The master knows none of the agent's tasks: FAILURE is all it sends.
+    let failure = subscription.event_skipping_heartbeats().await;
+    assert_eq!(failure.r#type(), event::Type::Failure, "{failure:?}");
+    let stream = subscription.stream_id.clone();
+    let explicit = reconcile_call(&framework_id, &[("t1", Some(AGENT))]);
+    post_call(&master, &stream, &explicit).await;
+    let answer = subscription.update().await;
+    assert_eq!(answer.state(), TaskState::TaskLost);
+    assert_eq!(answer.message(), "Reconciliation: Task is unreachable");
+
+    master.reregister_agent(AGENT).unwrap();
+    let back = subscription.update().await;
+    assert_eq!(back.task_id.value, "t1");
+    assert_eq!(back.state(), TaskState::TaskStaging);
+    assert_eq!(back.message(), "Unreachable agent re-reregistered");
+}

@@ -63,6 +63,8 @@ impl MasterState {
             Some("unreachable")
         } else if self.gone_agents.iter().any(|g| g == agent_id) {
             Some("gone")
+        } else if self.recovered_agents.iter().any(|a| a.agent_id == agent_id) {
+            Some("recovered")
         } else {
             None
         }
@@ -73,6 +75,7 @@ impl MasterState {
     pub(crate) fn mark_unreachable(&mut self, agent_id: &str) -> Result<(), AgentRefusal> {
         match self.agent_state_name(agent_id) {
             Some("registered") => {}
+            // Only the re-registration timeout marks a recovered agent unreachable.
             Some(state) => return Err(AgentRefusal::WrongState(state)),
             None => return Err(AgentRefusal::Unknown),
         }
@@ -112,6 +115,14 @@ impl MasterState {
                 self.gone_agents.push(agent_id.to_owned());
                 self.end_unreachable_tasks(agent_id);
             }
+            // The master has no task metadata for it (MESOS-9739): nothing is sent.
+            Some("recovered") => {
+                self.recovered_agents.retain(|a| a.agent_id != agent_id);
+                self.gone_agents.push(agent_id.to_owned());
+                for task in self.tasks.iter_mut().filter(|t| t.agent_id == agent_id) {
+                    task.clear_pending();
+                }
+            }
             Some(_) => {}
             None => return Err(AgentRefusal::Unknown),
         }
@@ -132,6 +143,10 @@ impl MasterState {
     ) -> Result<(), AgentRefusal> {
         match self.agent_state_name(agent_id) {
             Some("unreachable") => {}
+            Some("recovered") => {
+                self.reregister_recovered(agent_id, now);
+                return Ok(());
+            }
             Some(state) => return Err(AgentRefusal::WrongState(state)),
             None => return Err(AgentRefusal::Unknown),
         }
@@ -150,6 +165,7 @@ impl MasterState {
         for &i in &returning {
             let task = &mut self.tasks[i];
             task.unreachable = false;
+            task.unknown_since_failover = false;
             task.state = task.agent_state;
             let latest = task.statuses.last();
             let status = TaskStatus {
@@ -176,6 +192,99 @@ impl MasterState {
         }
         self.allocate(now);
         Ok(())
+    }
+
+    /// This master becomes the leader after a failover: subscription
+    /// streams end (schedulers must re-subscribe), outstanding offers are
+    /// gone, and every registered agent is only known from the registry
+    /// (`slaves.recovered`): the master does not know its tasks until it
+    /// re-registers, stays silent when asked to reconcile them, and marks it
+    /// unreachable after `agent_reregister_timeout`. Unreachable and gone
+    /// agents stay so. (The frameworks stay known here, disconnected with
+    /// their failover timeouts running; a real new leader learns them back
+    /// from their re-subscription.)
+    pub(crate) fn master_failover(&mut self, now: Instant) {
+        self.drop_all_connections(now);
+        self.offers.clear();
+        let recovered: Vec<AgentSpec> = std::mem::take(&mut self.agents);
+        for agent in &recovered {
+            let on_agent = self
+                .tasks
+                .iter_mut()
+                .filter(|t| t.agent_id == agent.agent_id);
+            for task in on_agent.filter(|t| !t.removed) {
+                task.unknown_since_failover = true;
+            }
+        }
+        self.recovered_agents.extend(recovered);
+        self.reregister_deadline = Some(now + self.setup.agent_reregister_timeout);
+    }
+
+    /// `Master::__reregisterSlave` for an agent recovered from the
+    /// registry: its tasks become known without any update; it re-sends
+    /// what it holds and its free resources are offered.
+    fn reregister_recovered(&mut self, agent_id: &str, now: Instant) {
+        let Some(index) = self
+            .recovered_agents
+            .iter()
+            .position(|a| a.agent_id == agent_id)
+        else {
+            return;
+        };
+        let spec = self.recovered_agents.remove(index);
+        self.agents.push(spec);
+        let returning: Vec<usize> = (0..self.tasks.len())
+            .filter(|&i| !self.tasks[i].removed && self.tasks[i].agent_id == agent_id)
+            .collect();
+        for &i in &returning {
+            let task = &mut self.tasks[i];
+            task.unknown_since_failover = false;
+            task.state = task.agent_state;
+        }
+        for &i in &returning {
+            self.forward_head(i, now);
+        }
+        self.allocate(now);
+    }
+
+    /// `Master::recoveredSlavesTimeout`: agents still not re-registered are
+    /// marked unreachable "during master failover": only FAILURE (the
+    /// master knows none of their tasks), no task updates, no offers.
+    pub(crate) fn recovered_agents_timeout(&mut self) {
+        self.reregister_deadline = None;
+        let time = TimeInfo {
+            nanoseconds: (unix_seconds() * 1e9) as i64,
+        };
+        for agent in std::mem::take(&mut self.recovered_agents) {
+            let agent_id = agent.agent_id.clone();
+            self.unreachable_agents.push((agent, time));
+            self.send_failure_to_all(&agent_id);
+        }
+    }
+
+    /// `Master::sendSlaveLost`: FAILURE with the agent id to every
+    /// connected framework.
+    fn send_failure_to_all(&mut self, agent_id: &str) {
+        let connected: Vec<String> = self
+            .frameworks
+            .iter()
+            .filter(|f| f.connection.is_some())
+            .map(|f| f.id.clone())
+            .collect();
+        for framework_id in connected {
+            let failure = Event {
+                r#type: Some(event::Type::Failure as i32),
+                failure: Some(event::Failure {
+                    agent_id: Some(AgentId {
+                        value: agent_id.to_owned(),
+                    }),
+                    executor_id: None,
+                    status: None,
+                }),
+                ..Default::default()
+            };
+            self.send_event(&framework_id, failure);
+        }
     }
 
     /// Whether the executor exited and no task started it again.
@@ -300,26 +409,7 @@ impl MasterState {
         for offer_id in offers {
             self.rescind(&offer_id);
         }
-        let connected: Vec<String> = self
-            .frameworks
-            .iter()
-            .filter(|f| f.connection.is_some())
-            .map(|f| f.id.clone())
-            .collect();
-        for framework_id in connected {
-            let failure = Event {
-                r#type: Some(event::Type::Failure as i32),
-                failure: Some(event::Failure {
-                    agent_id: Some(AgentId {
-                        value: agent_id.to_owned(),
-                    }),
-                    executor_id: None,
-                    status: None,
-                }),
-                ..Default::default()
-            };
-            self.send_event(&framework_id, failure);
-        }
+        self.send_failure_to_all(agent_id);
     }
 
     /// `Master::markGone` for an agent already unreachable: its unreachable

@@ -190,7 +190,11 @@ impl FakeMaster {
         let mut state = self.shared.lock();
         let known = state.agents.iter().any(|a| a.agent_id == spec.agent_id)
             || state.unreachable_since(&spec.agent_id).is_some()
-            || state.gone_agents.contains(&spec.agent_id);
+            || state.gone_agents.contains(&spec.agent_id)
+            || state
+                .recovered_agents
+                .iter()
+                .any(|a| a.agent_id == spec.agent_id);
         if known {
             return Err(HarnessError::DuplicateAgent {
                 agent_id: spec.agent_id,
@@ -239,6 +243,21 @@ impl FakeMaster {
         self.agent_operation("re-register", agent_id, |state| {
             state.reregister_agent(agent_id, Instant::now())
         })
+    }
+
+    /// This master becomes the leader after a master failover
+    /// (`Master::_recover`): every subscription stream ends (schedulers
+    /// re-subscribe, with their framework ids), offers are gone, and the
+    /// registered agents are known only from the registry until
+    /// [`FakeMaster::reregister_agent`]: their tasks are unknown (no
+    /// answer to reconciliation naming them, or naming no agent while any
+    /// is missing; implicit reconciliation leaves them out), their updates
+    /// wait, and after [`MasterSetup::agent_reregister_timeout`] the missing
+    /// ones are marked unreachable with FAILURE only. A recovered agent
+    /// re-registers silently: its tasks become known without updates.
+    pub fn fail_over(&self) {
+        self.shared.lock().master_failover(Instant::now());
+        self.shared.notify();
     }
 
     /// The agent reports that custom executor `executor_id` exited with

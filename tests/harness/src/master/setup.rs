@@ -34,6 +34,10 @@ pub struct MasterSetup {
     /// false (default), the kill is only recorded ([`KillRequest`]) and the
     /// test decides what the task does.
     pub auto_complete_kills: bool,
+    /// `--agent_reregister_timeout` (10 min): after
+    /// [`FakeMaster::fail_over`](super::FakeMaster::fail_over), agents that have not re-registered
+    /// within it are marked unreachable.
+    pub agent_reregister_timeout: Duration,
     /// `--offer_timeout`: an offer outstanding this long is rescinded
     /// (RESCIND) and its resources offered again. `None` (Mesos' default):
     /// offers never time out.
@@ -58,6 +62,7 @@ impl Default for MasterSetup {
             status_update_retry_min: Duration::from_secs(10),
             status_update_retry_max: Duration::from_secs(600),
             auto_complete_kills: false,
+            agent_reregister_timeout: Duration::from_secs(600),
             offer_timeout: None,
             http_framework_credentials: None,
         }

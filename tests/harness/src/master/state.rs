@@ -90,6 +90,11 @@ pub(crate) struct MasterState {
     pub(crate) agents: Vec<AgentSpec>,
     /// Agents marked unreachable, with the time they were (`slaves.unreachable`).
     pub(crate) unreachable_agents: Vec<(AgentSpec, TimeInfo)>,
+    /// Agents known from the registry after a failover that have not
+    /// re-registered yet (`slaves.recovered`).
+    pub(crate) recovered_agents: Vec<AgentSpec>,
+    /// When the recovered agents still missing are marked unreachable.
+    pub(crate) reregister_deadline: Option<Instant>,
     /// Ids of agents marked gone (`slaves.gone`).
     pub(crate) gone_agents: Vec<String>,
     /// Executors (agent, framework, executor id) that exited while their
@@ -127,6 +132,8 @@ impl MasterState {
             next_framework: 0,
             agents: Vec::new(),
             unreachable_agents: Vec::new(),
+            recovered_agents: Vec::new(),
+            reregister_deadline: None,
             gone_agents: Vec::new(),
             exited_executors: Vec::new(),
             offers: Vec::new(),
@@ -430,6 +437,9 @@ impl MasterState {
         }
         self.retry_updates(now);
         self.expire_offers(now);
+        if self.reregister_deadline.is_some_and(|at| at <= now) {
+            self.recovered_agents_timeout();
+        }
         if self.next_allocation <= now {
             self.allocate(now);
         }

@@ -39,6 +39,9 @@ pub(crate) struct Task {
     /// longer report it, its id cannot be reused, and it comes back when
     /// the agent re-registers.
     pub(crate) unreachable: bool,
+    /// On an agent not re-registered since this master's failover: the
+    /// master does not know the task until the agent comes back.
+    pub(crate) unknown_since_failover: bool,
     /// State of the update last forwarded to the framework (what
     /// reconciliation reports, `status_update_state` in Mesos).
     forwarded_state: Option<TaskState>,
@@ -64,7 +67,7 @@ impl Task {
 
     /// In the master's active tasks (`framework->tasks`).
     pub(crate) fn is_known(&self) -> bool {
-        !self.removed && !self.unreachable
+        !self.removed && !self.unreachable && !self.unknown_since_failover
     }
 
     pub(crate) fn view(&self) -> TaskView {
@@ -140,6 +143,7 @@ impl MasterState {
                     state: TaskState::TaskStaging,
                     agent_state: TaskState::TaskStaging,
                     unreachable: false,
+                    unknown_since_failover: false,
                     forwarded_state: None,
                     statuses: Vec::new(),
                     pending: VecDeque::new(),
@@ -206,7 +210,10 @@ impl MasterState {
         let task_id = task.task_id.value.clone();
         validate_id(&task_id)?;
         let same_id = |t: &&Task| {
-            !t.removed && t.framework_id == framework_id && t.info.task_id.value == task_id
+            !t.removed
+                && !t.unknown_since_failover
+                && t.framework_id == framework_id
+                && t.info.task_id.value == task_id
         };
         match self.tasks.iter().find(same_id) {
             Some(t) if t.unreachable => {
@@ -530,6 +537,15 @@ impl MasterState {
                 continue;
             }
             let agent = wanted.agent_id.as_ref().map(|id| id.value.as_str());
+            // Case (2): the task may be on an agent that has not re-registered
+            // since the failover (any of them when no agent is named): no answer.
+            let maybe_recovered = match agent {
+                Some(id) => self.recovered_agents.iter().any(|a| a.agent_id == id),
+                None => !self.recovered_agents.is_empty(),
+            };
+            if maybe_recovered {
+                continue;
+            }
             answers.push(self.unknown_task_answer(wanted, agent, partition_aware));
         }
         for status in answers {
