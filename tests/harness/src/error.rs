@@ -76,6 +76,17 @@ pub enum HarnessError {
         /// Why the agent would not send it.
         reason: String,
     },
+    /// An agent operation (unreachable, gone, re-register) named an agent
+    /// the master does not know, or one in a state it does not apply to.
+    #[error("cannot {operation} agent {agent_id}: {reason}")]
+    AgentNotApplicable {
+        /// The operation attempted.
+        operation: &'static str,
+        /// The agent id given.
+        agent_id: String,
+        /// Why it does not apply.
+        reason: String,
+    },
     /// The operation needs a framework with an open subscription stream.
     #[error("framework {framework_id} has no open subscription stream")]
     FrameworkNotConnected {

@@ -4,11 +4,14 @@
 //! [`master::FakeMaster`] serves the scheduler side of the master's v1 HTTP
 //! API (`POST /api/v1/scheduler`): the master's status codes, Content-Type,
 //! Accept and `Mesos-Stream-Id` rules, SUBSCRIBED / HEARTBEAT / OFFERS /
-//! UPDATE / RESCIND / ERROR streams in JSON or protobuf, offers from scripted
-//! agents, ACCEPT/LAUNCH validation, DECLINE filters, reliable status updates
-//! with acknowledgement and retry, KILL, reconciliation, framework failover
-//! and leader redirects. Tests play the agents and executors
-//! (`update_task`) and inspect the decoded calls.
+//! UPDATE / RESCIND / FAILURE / ERROR streams in JSON or protobuf, offers
+//! from scripted agents (with `--offer_timeout`), ACCEPT/LAUNCH validation
+//! with the master's texts, DECLINE filters, reliable status updates with
+//! acknowledgement and retry, KILL, reconciliation, framework failover,
+//! agents becoming unreachable, gone or re-registering, HTTP framework
+//! authentication, `/state`, `/redirect` and leader redirects by host name.
+//! Tests play the agents and executors (`update_task`) and inspect the
+//! decoded calls.
 //!
 //! [`agent::FakeAgent`] serves the executor side of the agent's v1 HTTP API
 //! on `127.0.0.1:<ephemeral port>` exactly as a real agent answers it

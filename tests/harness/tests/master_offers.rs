@@ -80,6 +80,9 @@ async fn agent_resources_are_offered_as_scalars_and_ranges_with_attributes_and_u
     assert_eq!(ranges, vec![(31000, 31009), (32000, 32000)]);
     assert!(offer.resources.iter().all(|r| r.name != "disk"));
     assert_eq!(offer.attributes[0].name, "rack");
+    // Not MULTI_ROLE: no allocation info anywhere (MESOS-8237).
+    assert!(offer.allocation_info.is_none());
+    assert!(offer.resources.iter().all(|r| r.allocation_info.is_none()));
     assert_eq!(master.offers_outstanding(), offers);
 }
 
@@ -323,4 +326,25 @@ async fn resources_of_a_finished_task_are_offered_again() {
             .value,
         1.0
     );
+}
+
+#[tokio::test]
+async fn multi_role_framework_gets_allocation_info_naming_its_role() {
+    let master = start_with_agent().await;
+    let info = mesos_proto::v1::FrameworkInfo {
+        roles: vec!["dev".into()],
+        capabilities: vec![mesos_proto::v1::framework_info::Capability {
+            r#type: Some(mesos_proto::v1::framework_info::capability::Type::MultiRole as i32),
+        }],
+        ..framework_info()
+    };
+    let (mut subscription, _) = subscribe_new(&master, info).await;
+    let offer = subscription.offers().await.remove(0);
+    let role =
+        |a: Option<&mesos_proto::v1::resource::AllocationInfo>| a.and_then(|a| a.role.clone());
+    assert_eq!(role(offer.allocation_info.as_ref()).as_deref(), Some("dev"));
+    assert!(offer
+        .resources
+        .iter()
+        .all(|r| role(r.allocation_info.as_ref()).as_deref() == Some("dev")));
 }

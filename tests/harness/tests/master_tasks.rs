@@ -196,6 +196,11 @@ async fn explicit_reconciliation_reports_the_latest_state_and_lost_for_unknown_t
         (unknown.task_id.value.as_str(), unknown.state()),
         ("ghost", TaskState::TaskLost)
     );
+    // Case (3) of `Master::reconcile`: the agent is registered.
+    assert_eq!(
+        unknown.message(),
+        "Reconciliation: Task is unknown to the agent"
+    );
     assert!(unknown.uuid.is_none());
 }
 

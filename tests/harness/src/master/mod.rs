@@ -3,9 +3,12 @@
 //! `Master::Http::scheduler` and the master's framework, offer and task
 //! handling (protocol reference §2 and §3).
 //!
-//! Request rules, in the master's order: 404 for other paths; 307 to the
-//! leader (`Location: //<ip>:<port><path>[?query]`) or 503 `No leader
-//! elected` when this master does not lead ([`FakeMaster::set_leader`]); 405
+//! Request rules, in the master's order: 404 for other paths; with
+//! [`MasterSetup::http_framework_credentials`] 401 (`WWW-Authenticate:
+//! Basic realm="mesos-master-scheduler"`) without valid Basic credentials;
+//! 307 to the leader (`Location: //<leader hostname>:<port><path>[?query]`)
+//! or 503 `No leader elected` when this master does not lead
+//! ([`FakeMaster::set_leader`], [`FakeMaster::set_leader_named`]); 405
 //! (with `Allow: POST`) for other methods; 400 without `Content-Type`; 415
 //! unless it is exactly `application/json` or `application/x-protobuf`; 400
 //! for an undecodable body or missing required fields; 400 for
@@ -27,12 +30,24 @@
 //! `failover_timeout` starts; re-subscribing in time keeps its tasks,
 //! otherwise it is removed and its tasks killed.
 //!
+//! TaskInfos are validated as `validation::task::validate` does (texts in
+//! TASK_ERROR updates, `validation.rs`); a DOCKER command task whose run
+//! options the docker executor cannot build gets TASK_STARTING then
+//! TASK_FAILED from it. Agents can become unreachable, be marked gone and
+//! re-register ([`FakeMaster::mark_unreachable`], [`FakeMaster::mark_gone`],
+//! [`FakeMaster::reregister_agent`]) with the updates, RESCINDs and FAILUREs
+//! the master sends; offers time out after [`MasterSetup::offer_timeout`].
+//! `/state` and `/redirect` (also under `/master/`) answer as the master's.
+//!
 //! Tasks launched by ACCEPT are TASK_STAGING; the test plays the agent and
 //! executor with [`FakeMaster::update_task`]: updates carry a uuid, are
 //! delivered one at a time per task and retried with doubling backoff until
 //! ACKNOWLEDGEd. Master-made updates (invalid offers, invalid tasks,
 //! reconciliation) have no uuid.
 
+mod agents;
+mod auth;
+mod endpoints;
 mod http;
 mod offers;
 mod resources;
@@ -40,6 +55,7 @@ mod rules;
 mod setup;
 mod state;
 mod tasks;
+mod validation;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -138,14 +154,28 @@ impl FakeMaster {
     }
 
     /// Who leads: `Some(self.endpoint())` = this master (the default);
-    /// `Some(other)` = requests are redirected (307) there; `None` = no
-    /// leader (503). Losing leadership drops every subscription stream, as a
-    /// real master's process ends.
+    /// `Some(other)` = requests are redirected (307) there, the leader's
+    /// MasterInfo hostname being its IP address (as a master started with
+    /// `--hostname=<ip>`; [`FakeMaster::set_leader_named`] gives a host
+    /// name); `None` = no leader (503). Losing leadership drops every
+    /// subscription stream, as a real master's process ends.
     pub fn set_leader(&self, leader: Option<SocketAddr>) {
+        let named = leader.map(|address| (address.ip().to_string(), address));
+        self.set_leadership(named);
+    }
+
+    /// Another master leads, whose MasterInfo has this `hostname` and
+    /// `address`: redirects name it by host name, as `Master::Http::redirect`
+    /// does (`//<hostname>:<port><path>`).
+    pub fn set_leader_named(&self, hostname: &str, address: SocketAddr) {
+        self.set_leadership(Some((hostname.to_owned(), address)));
+    }
+
+    fn set_leadership(&self, leader: Option<(String, SocketAddr)>) {
         let mut state = self.shared.lock();
         state.leadership = match leader {
-            Some(address) if address == self.address => Leadership::Leading,
-            Some(address) => Leadership::Other(address),
+            Some((_, address)) if address == self.address => Leadership::Leading,
+            Some((hostname, address)) => Leadership::Other { hostname, address },
             None => Leadership::None,
         };
         if state.leadership != Leadership::Leading {
@@ -158,7 +188,14 @@ impl FakeMaster {
     /// Registers a scripted agent; its resources are offered at once.
     pub fn add_agent(&self, spec: AgentSpec) -> Result<(), HarnessError> {
         let mut state = self.shared.lock();
-        if state.agents.iter().any(|a| a.agent_id == spec.agent_id) {
+        let known = state.agents.iter().any(|a| a.agent_id == spec.agent_id)
+            || state.unreachable_since(&spec.agent_id).is_some()
+            || state.gone_agents.contains(&spec.agent_id)
+            || state
+                .recovered_agents
+                .iter()
+                .any(|a| a.agent_id == spec.agent_id);
+        if known {
             return Err(HarnessError::DuplicateAgent {
                 agent_id: spec.agent_id,
             });
@@ -167,6 +204,100 @@ impl FakeMaster {
         drop(state);
         self.shared.notify();
         Ok(())
+    }
+
+    /// The agent stops answering the master's health checks and is marked
+    /// unreachable (`Master::markUnreachable`): each task the master tracks
+    /// there gets TASK_UNREACHABLE (PARTITION_AWARE frameworks) or
+    /// TASK_LOST, reason REASON_AGENT_REMOVED, source MASTER, message
+    /// "health check timed out", `unreachable_time` set, no uuid; then its
+    /// offers are rescinded and every connected framework gets FAILURE with
+    /// the agent id. The agent keeps its tasks and unacknowledged updates
+    /// ([`FakeMaster::reregister_agent`] brings them back); updates the test
+    /// sends meanwhile wait on the agent.
+    pub fn mark_unreachable(&self, agent_id: &str) -> Result<(), HarnessError> {
+        self.agent_operation("mark unreachable", agent_id, |state| {
+            state.mark_unreachable(agent_id)
+        })
+    }
+
+    /// The operator marks the agent gone (`Master::markGone`). A registered
+    /// agent's tasks get TASK_GONE_BY_OPERATOR (REASON_AGENT_REMOVED_BY_OPERATOR)
+    /// or, for frameworks that are not PARTITION_AWARE, TASK_LOST
+    /// (REASON_AGENT_REMOVED), message "Agent has been marked gone"; offers
+    /// are rescinded and FAILURE sent as for an unreachable agent. An
+    /// unreachable agent's tasks get the same updates and nothing else. The
+    /// agent is shut down: it can never re-register. Marking a gone agent
+    /// again does nothing.
+    pub fn mark_gone(&self, agent_id: &str) -> Result<(), HarnessError> {
+        self.agent_operation("mark gone", agent_id, |state| state.mark_gone(agent_id))
+    }
+
+    /// An unreachable agent re-registers (`Master::__reregisterSlave`): each
+    /// task it still runs comes back — for every framework, including those
+    /// told TASK_LOST — announced by an update in the agent's latest state
+    /// (source MASTER, REASON_AGENT_REREGISTERED, "Unreachable agent
+    /// re-reregistered", no uuid); then its unacknowledged updates are
+    /// re-sent and its free resources offered.
+    pub fn reregister_agent(&self, agent_id: &str) -> Result<(), HarnessError> {
+        self.agent_operation("re-register", agent_id, |state| {
+            state.reregister_agent(agent_id, Instant::now())
+        })
+    }
+
+    /// This master becomes the leader after a master failover
+    /// (`Master::_recover`): every subscription stream ends (schedulers
+    /// re-subscribe, with their framework ids), offers are gone, and the
+    /// registered agents are known only from the registry until
+    /// [`FakeMaster::reregister_agent`]: their tasks are unknown (no
+    /// answer to reconciliation naming them, or naming no agent while any
+    /// is missing; implicit reconciliation leaves them out), their updates
+    /// wait, and after [`MasterSetup::agent_reregister_timeout`] the missing
+    /// ones are marked unreachable with FAILURE only. A recovered agent
+    /// re-registers silently: its tasks become known without updates.
+    pub fn fail_over(&self) {
+        self.shared.lock().master_failover(Instant::now());
+        self.shared.notify();
+    }
+
+    /// The agent reports that custom executor `executor_id` exited with
+    /// wait status `status` (`Master::exitedExecutor`): the master forgets
+    /// the executor (its resources are free; a later task naming it starts
+    /// a new one) and sends FAILURE with the agent id, executor id and
+    /// status to its framework. The executor's tasks are untouched: the
+    /// test sends their terminal updates as the agent would. Refused for an
+    /// agent that is not registered or an executor the master does not
+    /// track as running there (command tasks have none).
+    pub fn executor_exited(
+        &self,
+        agent_id: &str,
+        executor_id: &str,
+        status: i32,
+    ) -> Result<(), HarnessError> {
+        self.agent_operation("report an exited executor on", agent_id, |state| {
+            state.executor_exited(agent_id, executor_id, status)
+        })
+    }
+
+    fn agent_operation(
+        &self,
+        operation: &'static str,
+        agent_id: &str,
+        apply: impl FnOnce(&mut MasterState) -> Result<(), agents::AgentRefusal>,
+    ) -> Result<(), HarnessError> {
+        let result = apply(&mut self.shared.lock());
+        self.shared.notify();
+        result.map_err(|refusal| HarnessError::AgentNotApplicable {
+            operation,
+            agent_id: agent_id.to_owned(),
+            reason: match refusal {
+                agents::AgentRefusal::Unknown => "the master has no such agent".to_owned(),
+                agents::AgentRefusal::WrongState(state) => format!("the agent is {state}"),
+                agents::AgentRefusal::NoSuchExecutor => {
+                    "the master tracks no running custom executor with that id there".to_owned()
+                }
+            },
+        })
     }
 
     /// Rescinds an outstanding offer (RESCIND event to its framework).

@@ -24,6 +24,15 @@ const MAX_REFUSE_SECONDS: f64 = 365.0 * 86_400.0;
 const MIN_CPUS: f64 = 0.01;
 const MIN_MEM: f64 = 32.0;
 
+/// `Master::offer` for a framework without MULTI_ROLE (MESOS-8237): the
+/// offer and its resources carry no `allocation_info`.
+fn strip_allocation_info(offer: &mut Offer) {
+    offer.allocation_info = None;
+    for resource in &mut offer.resources {
+        resource.allocation_info = None;
+    }
+}
+
 /// A refused-resources filter (`RefusedOfferFilter`): while it lasts, the
 /// agent's free resources are not offered to the framework if they are
 /// contained in the refused ones.
@@ -83,7 +92,15 @@ impl MasterState {
                 continue;
             };
             let (framework_id, role) = (framework.id.clone(), framework.role());
-            let offer = self.make_offer(&agent, &framework_id, &role, &free);
+            let multi_role = framework.has_capability(framework_info::capability::Type::MultiRole);
+            let mut offer = self.make_offer(&agent, &framework_id, &role, &free);
+            if !multi_role {
+                strip_allocation_info(&mut offer);
+            }
+            if let Some(timeout) = self.setup.offer_timeout {
+                self.offer_deadlines
+                    .push((offer.id.value.clone(), now + timeout));
+            }
             self.offers.push(offer.clone());
             made.push(offer);
         }
@@ -189,7 +206,7 @@ impl MasterState {
                 Some(offer::operation::Type::Launch) => {
                     let tasks = operation.launch.clone().unwrap_or_default().task_infos;
                     for task in tasks {
-                        self.launch(framework_id, &agent_id, task, &mut remaining);
+                        self.launch(framework_id, &agent_id, task, &mut remaining, now);
                     }
                 }
                 Some(offer::operation::Type::LaunchGroup) => {
@@ -382,6 +399,24 @@ impl MasterState {
         };
         self.send_event(&offer.framework_id.value, event);
         true
+    }
+
+    /// `Master::offerTimeout`: offers outstanding longer than
+    /// `--offer_timeout` are rescinded (RESCIND), their resources recovered
+    /// without a filter (offered again at the next allocation).
+    pub(crate) fn expire_offers(&mut self, now: Instant) {
+        let outstanding = &self.offers;
+        self.offer_deadlines
+            .retain(|(id, _)| outstanding.iter().any(|o| &o.id.value == id));
+        let expired: Vec<String> = self
+            .offer_deadlines
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for offer_id in expired {
+            self.rescind(&offer_id);
+        }
     }
 
     /// Removes a framework's offers without telling it (disconnection,

@@ -182,6 +182,36 @@ impl Resources {
         }
     }
 
+    /// The `/state` form (`json(JSON::ObjectWriter*, const Resources&)` in
+    /// `src/common/http.cpp`): amounts summed over roles, `cpus`, `gpus`,
+    /// `mem` and `disk` always present (0 when absent), ranges as
+    /// `"[31000-31009, 32000-32000]"`.
+    pub(crate) fn to_state_json(&self) -> serde_json::Value {
+        let mut object = serde_json::Map::new();
+        for name in ["cpus", "gpus", "mem", "disk"] {
+            object.insert(name.to_owned(), serde_json::json!(0.0));
+        }
+        let mut scalars: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((name, _), milli) in &self.scalars {
+            *scalars.entry(name).or_insert(0) += milli;
+        }
+        for (name, milli) in scalars {
+            object.insert(name.to_owned(), serde_json::json!(milli as f64 / 1000.0));
+        }
+        let mut ranges: BTreeMap<&str, Vec<(u64, u64)>> = BTreeMap::new();
+        for ((name, _), set) in &self.ranges {
+            ranges.entry(name).or_default().extend(set.iter().copied());
+        }
+        for (name, set) in ranges {
+            let text: Vec<String> = normalize(set)
+                .iter()
+                .map(|(b, e)| format!("{b}-{e}"))
+                .collect();
+            object.insert(name.to_owned(), format!("[{}]", text.join(", ")).into());
+        }
+        serde_json::Value::Object(object)
+    }
+
     /// Whether every amount of `other` is available in `self`.
     pub(crate) fn contains(&self, other: &Resources) -> bool {
         let scalars_fit = other

@@ -18,6 +18,9 @@ pub(crate) struct RequestHead<'a> {
     pub(crate) content_type: Option<&'a [u8]>,
     pub(crate) accept: Option<&'a [u8]>,
     pub(crate) stream_id: Option<&'a [u8]>,
+    /// The principal the request authenticated as (`None` without
+    /// `--authenticate_http_frameworks`).
+    pub(crate) principal: Option<&'a str>,
 }
 
 /// A refused scheduler-API request.
@@ -58,7 +61,7 @@ pub(crate) fn check_request(
     };
     let call: Call = decode_call(content_type, body)
         .map_err(|message| Refusal::before_decoding(StatusCode::BAD_REQUEST, message))?;
-    let call_type = match validate_call(&call) {
+    let call_type = match validate_call(&call, head.principal) {
         Ok(call_type) => call_type,
         Err(reason) => {
             let message = format!("Failed to validate scheduler::Call: {reason}");
@@ -81,7 +84,9 @@ pub(crate) fn check_request(
 }
 
 /// `validation::scheduler::call::validate`: the call type or the reason.
-pub(crate) fn validate_call(call: &Call) -> Result<call::Type, String> {
+/// `principal` is the authenticated one, which a SUBSCRIBE's
+/// `FrameworkInfo.principal` must equal when set.
+pub(crate) fn validate_call(call: &Call, principal: Option<&str>) -> Result<call::Type, String> {
     let Some(call_type) = call.r#type.and_then(|n| call::Type::try_from(n).ok()) else {
         // An unknown enum number is an unknown field to C++: `has_type()` is false.
         return Err("Expecting 'type' to be present".to_owned());
@@ -100,6 +105,12 @@ pub(crate) fn validate_call(call: &Call) -> Result<call::Type, String> {
         if info_id.unwrap_or("") != call_id.unwrap_or("") || info_id.is_some() != call_id.is_some()
         {
             return Err("'framework_id' differs from 'subscribe.framework_info.id'".to_owned());
+        }
+        let declared = subscribe.framework_info.principal.as_deref();
+        if let (Some(authenticated), Some(declared)) = (principal, declared) {
+            if authenticated != declared {
+                return Err(super::auth::principal_mismatch(authenticated, declared));
+            }
         }
         return Ok(call_type);
     }
@@ -193,10 +204,10 @@ mod tests {
 
     #[test]
     fn subscribe_ids_must_both_be_absent_or_equal() {
-        assert!(validate_call(&subscribe(None, None)).is_ok());
-        assert!(validate_call(&subscribe(Some("x"), Some("x"))).is_ok());
+        assert!(validate_call(&subscribe(None, None), None).is_ok());
+        assert!(validate_call(&subscribe(Some("x"), Some("x")), None).is_ok());
         for (envelope, info) in [(Some("x"), None), (None, Some("x")), (Some("x"), Some("y"))] {
-            let err = validate_call(&subscribe(envelope, info)).unwrap_err();
+            let err = validate_call(&subscribe(envelope, info), None).unwrap_err();
             assert_eq!(
                 err,
                 "'framework_id' differs from 'subscribe.framework_info.id'"
@@ -211,7 +222,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            validate_call(&teardown).unwrap_err(),
+            validate_call(&teardown, None).unwrap_err(),
             "Expecting 'framework_id' to be present"
         );
         let kill = Call {
@@ -220,7 +231,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            validate_call(&kill).unwrap_err(),
+            validate_call(&kill, None).unwrap_err(),
             "Expecting 'kill' to be present"
         );
     }
@@ -229,9 +240,9 @@ mod tests {
     fn acknowledge_needs_a_sixteen_byte_uuid() {
         let mut uuid = vec![0u8; 16];
         uuid[6] = 0x40;
-        assert!(validate_call(&acknowledge(uuid)).is_ok());
+        assert!(validate_call(&acknowledge(uuid), None).is_ok());
         let textual = b"6f1c3a10-227b-4c55-8a01-020304050607".to_vec();
-        assert!(validate_call(&acknowledge(textual)).is_err());
+        assert!(validate_call(&acknowledge(textual), None).is_err());
     }
 
     #[test]
@@ -242,6 +253,7 @@ mod tests {
             content_type: Some(b"application/json"),
             accept: Some(b"text/html"),
             stream_id: Some(b"x"),
+            principal: None,
         };
         let refusal = check_request(head, &body).unwrap_err();
         assert_eq!(refusal.rejection.status, StatusCode::NOT_ACCEPTABLE);

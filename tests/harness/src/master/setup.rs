@@ -1,6 +1,7 @@
 //! Configuration of a [`FakeMaster`](super::FakeMaster), the agents it
 //! offers, and the views of its state handed to tests.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mesos_proto::v1::{Attribute, KillPolicy, TaskInfo, TaskState, TaskStatus};
@@ -33,6 +34,21 @@ pub struct MasterSetup {
     /// false (default), the kill is only recorded ([`KillRequest`]) and the
     /// test decides what the task does.
     pub auto_complete_kills: bool,
+    /// `--agent_reregister_timeout` (10 min): after
+    /// [`FakeMaster::fail_over`](super::FakeMaster::fail_over), agents that have not re-registered
+    /// within it are marked unreachable.
+    pub agent_reregister_timeout: Duration,
+    /// `--offer_timeout`: an offer outstanding this long is rescinded
+    /// (RESCIND) and its resources offered again. `None` (Mesos' default):
+    /// offers never time out.
+    pub offer_timeout: Option<Duration>,
+    /// `--authenticate_http_frameworks` with the Basic authenticator and
+    /// these credentials (principal → secret): `Some` makes every request to
+    /// the scheduler endpoint need `Authorization: Basic` with one of them
+    /// (401 with `WWW-Authenticate: Basic realm="mesos-master-scheduler"`
+    /// otherwise), and the authenticated principal must match
+    /// `FrameworkInfo.principal`. `None` (default): no authentication.
+    pub http_framework_credentials: Option<BTreeMap<String, String>>,
 }
 
 impl Default for MasterSetup {
@@ -46,6 +62,9 @@ impl Default for MasterSetup {
             status_update_retry_min: Duration::from_secs(10),
             status_update_retry_max: Duration::from_secs(600),
             auto_complete_kills: false,
+            agent_reregister_timeout: Duration::from_secs(600),
+            offer_timeout: None,
+            http_framework_credentials: None,
         }
     }
 }
@@ -118,6 +137,10 @@ pub struct TaskView {
     /// True once the master forgot the task (terminal update acknowledged,
     /// or framework removed): reconciliation no longer knows it.
     pub removed: bool,
+    /// True while the master holds the task as unreachable: its agent was
+    /// marked unreachable (or gone, for a framework that is not
+    /// PARTITION_AWARE) and has not re-registered.
+    pub unreachable: bool,
 }
 
 /// A KILL the master forwarded to the task's agent.
@@ -146,12 +169,18 @@ pub struct Acknowledgement {
 }
 
 /// Which master leads, as this master believes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Leadership {
     /// This master leads and serves the API.
     Leading,
-    /// Another master leads: requests are redirected there.
-    Other(std::net::SocketAddr),
+    /// Another master leads: requests are redirected there, by the
+    /// `hostname` of its MasterInfo and its port.
+    Other {
+        /// `MasterInfo.hostname` of the leader.
+        hostname: String,
+        /// The leader's socket address (its port is `MasterInfo.port`).
+        address: std::net::SocketAddr,
+    },
     /// No leader elected: 503.
     None,
 }

@@ -11,12 +11,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::StatusCode;
 use mesos_proto::v1::scheduler::{call, event, Call, Event};
-use mesos_proto::v1::{framework_info, Address, FrameworkId, FrameworkInfo, MasterInfo, Offer};
+use mesos_proto::v1::{
+    framework_info, Address, FrameworkId, FrameworkInfo, MasterInfo, Offer, TimeInfo,
+};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
 use super::offers::OfferFilter;
-use super::rules::Checked;
+use super::rules::{Checked, RequestHead};
 use super::setup::{Acknowledgement, AgentSpec, KillRequest, Leadership, MasterSetup};
 use super::tasks::Task;
 use crate::common::codec::{frame_payload, ContentType};
@@ -79,11 +81,28 @@ pub(crate) struct MasterState {
     pub(crate) address: SocketAddr,
     pub(crate) master_id: String,
     pub(crate) leadership: Leadership,
+    /// When the master started (`/state`'s `start_time`; it is elected then).
+    pub(crate) start_time: std::time::SystemTime,
     pub(crate) frameworks: Vec<Framework>,
     pub(crate) removed_frameworks: Vec<String>,
     next_framework: u64,
+    /// Registered agents.
     pub(crate) agents: Vec<AgentSpec>,
+    /// Agents marked unreachable, with the time they were (`slaves.unreachable`).
+    pub(crate) unreachable_agents: Vec<(AgentSpec, TimeInfo)>,
+    /// Agents known from the registry after a failover that have not
+    /// re-registered yet (`slaves.recovered`).
+    pub(crate) recovered_agents: Vec<AgentSpec>,
+    /// When the recovered agents still missing are marked unreachable.
+    pub(crate) reregister_deadline: Option<Instant>,
+    /// Ids of agents marked gone (`slaves.gone`).
+    pub(crate) gone_agents: Vec<String>,
+    /// Executors (agent, framework, executor id) that exited while their
+    /// tasks are still known: no longer running, no longer holding resources.
+    pub(crate) exited_executors: Vec<(String, String, String)>,
     pub(crate) offers: Vec<Offer>,
+    /// When each outstanding offer is rescinded (`--offer_timeout`).
+    pub(crate) offer_deadlines: Vec<(String, Instant)>,
     pub(crate) next_offer: u64,
     pub(crate) next_allocation: Instant,
     pub(crate) tasks: Vec<Task>,
@@ -107,11 +126,18 @@ impl MasterState {
             address,
             master_id,
             leadership: Leadership::Leading,
+            start_time: std::time::SystemTime::now(),
             frameworks: Vec::new(),
             removed_frameworks: Vec::new(),
             next_framework: 0,
             agents: Vec::new(),
+            unreachable_agents: Vec::new(),
+            recovered_agents: Vec::new(),
+            reregister_deadline: None,
+            gone_agents: Vec::new(),
+            exited_executors: Vec::new(),
             offers: Vec::new(),
+            offer_deadlines: Vec::new(),
             next_offer: 0,
             next_allocation: now,
             tasks: Vec::new(),
@@ -138,16 +164,22 @@ impl MasterState {
         &mut self,
         call: &Call,
         checked: Checked,
-        stream_id: Option<&[u8]>,
+        head: RequestHead<'_>,
         now: Instant,
     ) -> Result<Admission, Rejection> {
         let call_type = match checked {
             Checked::Subscribe(content_type) => {
-                let subscribe = call.subscribe.clone().unwrap_or_default();
+                let mut subscribe = call.subscribe.clone().unwrap_or_default();
+                // An authenticated framework without a principal gets its own.
+                let info = &mut subscribe.framework_info;
+                if let (Some(principal), None) = (head.principal, &info.principal) {
+                    info.principal = Some(principal.to_owned());
+                }
                 return Ok(self.subscribe(subscribe, content_type, now));
             }
             Checked::Other(call_type) => call_type,
         };
+        let stream_id = head.stream_id;
         let framework_id = call.framework_id.clone().unwrap_or_default().value;
         let Some(framework) = self.framework(&framework_id) else {
             return Err(Rejection::new(
@@ -155,6 +187,13 @@ impl MasterState {
                 "Framework cannot be found",
             ));
         };
+        if let Some(principal) = head.principal {
+            let declared = framework.info.principal.as_deref().unwrap_or("");
+            if principal != declared {
+                let message = super::auth::principal_mismatch(principal, declared);
+                return Err(Rejection::new(StatusCode::BAD_REQUEST, message));
+            }
+        }
         let Some(connection) = &framework.connection else {
             return Err(Rejection::new(
                 StatusCode::FORBIDDEN,
@@ -397,6 +436,10 @@ impl MasterState {
             self.remove_framework(&id);
         }
         self.retry_updates(now);
+        self.expire_offers(now);
+        if self.reregister_deadline.is_some_and(|at| at <= now) {
+            self.recovered_agents_timeout();
+        }
         if self.next_allocation <= now {
             self.allocate(now);
         }
@@ -473,7 +516,7 @@ fn validate_framework_info(info: &FrameworkInfo) -> Result<(), String> {
         );
     }
     if let Some(id) = &info.id {
-        super::tasks::validate_id(&id.value)
+        super::validation::validate_id(&id.value)
             .map_err(|reason| format!("'FrameworkInfo.id' is invalid: {reason}"))?;
     }
     Ok(())

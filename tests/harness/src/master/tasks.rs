@@ -9,17 +9,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mesos_client::is_terminal;
 use mesos_proto::v1::scheduler::{call, event, Event};
 use mesos_proto::v1::{
-    executor_info, framework_info, task_status, AgentId, FrameworkId, TaskId, TaskInfo, TaskState,
-    TaskStatus,
+    container_info, framework_info, task_status, AgentId, ExecutorInfo, FrameworkId, TaskId,
+    TaskInfo, TaskState, TaskStatus,
 };
 use tokio::time::Instant;
 
 use super::resources::Resources;
 use super::setup::{Acknowledgement, KillRequest, TaskView};
 use super::state::{random_uuid, MasterState};
-
-/// `NAME_MAX`: ids become directory names.
-const NAME_MAX: usize = 255;
+use super::validation::{
+    docker_run_options, validate_executor_info, validate_id, validate_launch_executor,
+    validate_task_durations, validate_task_infos,
+};
 
 /// A task the master knows.
 #[derive(Debug, Clone)]
@@ -27,8 +28,20 @@ pub(crate) struct Task {
     pub(crate) info: TaskInfo,
     pub(crate) framework_id: String,
     pub(crate) agent_id: String,
-    /// Latest state the agent reported.
+    /// The master's latest state of the task (`Task.state`): what the agent
+    /// reported, or what the master set when the agent went.
     pub(crate) state: TaskState,
+    /// The agent's latest state of the task (what it reports when it
+    /// re-registers; it keeps running while the master thinks it lost).
+    pub(crate) agent_state: TaskState,
+    /// In the framework's `unreachableTasks`: its agent was removed while
+    /// the task was known; reconciliation and implicit reconciliation no
+    /// longer report it, its id cannot be reused, and it comes back when
+    /// the agent re-registers.
+    pub(crate) unreachable: bool,
+    /// On an agent not re-registered since this master's failover: the
+    /// master does not know the task until the agent comes back.
+    pub(crate) unknown_since_failover: bool,
     /// State of the update last forwarded to the framework (what
     /// reconciliation reports, `status_update_state` in Mesos).
     forwarded_state: Option<TaskState>,
@@ -46,6 +59,17 @@ impl Task {
         !self.removed && !is_terminal(self.state)
     }
 
+    /// The agent drops what it still had to deliver (it was shut down).
+    pub(crate) fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.next_retry = None;
+    }
+
+    /// In the master's active tasks (`framework->tasks`).
+    pub(crate) fn is_known(&self) -> bool {
+        !self.removed && !self.unreachable && !self.unknown_since_failover
+    }
+
     pub(crate) fn view(&self) -> TaskView {
         TaskView {
             task_id: self.info.task_id.value.clone(),
@@ -56,6 +80,7 @@ impl Task {
             statuses: self.statuses.clone(),
             unacknowledged: self.pending.iter().cloned().collect(),
             removed: self.removed,
+            unreachable: self.unreachable,
         }
     }
 }
@@ -72,7 +97,12 @@ impl MasterState {
         {
             used.add(&Resources::from_proto(&task.info.resources).unwrap_or_default());
             if let Some(executor) = &task.info.executor {
-                if !executors.contains(&executor.executor_id) {
+                let exited = self.executor_exited_before(
+                    agent_id,
+                    &task.framework_id,
+                    &executor.executor_id.value,
+                );
+                if !exited && !executors.contains(&executor.executor_id) {
                     executors.push(executor.executor_id.clone());
                     used.add(&Resources::from_proto(&executor.resources).unwrap_or_default());
                 }
@@ -89,6 +119,7 @@ impl MasterState {
         agent_id: &str,
         task: TaskInfo,
         remaining: &mut Resources,
+        now: Instant,
     ) {
         match self.validate_task(framework_id, agent_id, task.clone(), remaining) {
             Err(message) => {
@@ -110,6 +141,9 @@ impl MasterState {
                     framework_id: framework_id.to_owned(),
                     agent_id: agent_id.to_owned(),
                     state: TaskState::TaskStaging,
+                    agent_state: TaskState::TaskStaging,
+                    unreachable: false,
+                    unknown_since_failover: false,
                     forwarded_state: None,
                     statuses: Vec::new(),
                     pending: VecDeque::new(),
@@ -117,13 +151,55 @@ impl MasterState {
                     backoff: self.setup.status_update_retry_min,
                     removed: false,
                 });
+                // A task naming an executor that exited starts a new one.
+                if let Some(executor) = self.tasks.last().and_then(|t| t.info.executor.clone()) {
+                    let id = executor.executor_id.value;
+                    self.exited_executors
+                        .retain(|(a, f, e)| !(a == agent_id && f == framework_id && *e == id));
+                }
+                self.run_docker_executor_checks(now);
             }
         }
     }
 
-    /// `validation::task::validate` as far as offers and ids go; returns the
-    /// TaskInfo with the executor's `framework_id` filled in and the
-    /// resources it takes.
+    /// The agents run the Docker containerizer (`--containerizers=docker,mesos`):
+    /// a command task with a DOCKER ContainerInfo goes to the docker
+    /// executor, which sends TASK_STARTING and, when
+    /// `Docker::RunOptions::create` refuses the container, TASK_FAILED
+    /// "Failed to create docker run options: ..." (`src/docker/executor.cpp`,
+    /// `DockerExecutorProcess::launchTask`; no reason set), both reliable.
+    fn run_docker_executor_checks(&mut self, now: Instant) {
+        let Some(task) = self.tasks.last() else {
+            return;
+        };
+        let Some(container) = &task.info.container else {
+            return;
+        };
+        let docker = container.r#type == container_info::Type::Docker as i32;
+        if !docker || task.info.command.is_none() {
+            return;
+        }
+        let Err(error) = docker_run_options(container, &task.info.resources) else {
+            return;
+        };
+        let task_id = task.info.task_id.value.clone();
+        let starting = executor_status(TaskState::TaskStarting);
+        let failed = TaskStatus {
+            message: Some(format!("Failed to create docker run options: {error}")),
+            ..executor_status(TaskState::TaskFailed)
+        };
+        // The task was just staged on a registered agent: both are accepted.
+        let _ = self.agent_update(&task_id, starting, now);
+        let _ = self.agent_update(&task_id, failed, now);
+    }
+
+    /// `validation::task::validate` in its order: `validateTask` (id,
+    /// unique id incl. unreachable tasks, agent, then the stateless field
+    /// checks of `validation.rs`), `validateExecutor` (command xor executor,
+    /// executor rules, framework id, resources, compatibility with a running
+    /// executor, total against the offer). Returns the TaskInfo with the
+    /// executor's `framework_id` filled in (as `Master::accept` does before
+    /// validating) and the resources it takes.
     fn validate_task(
         &self,
         framework_id: &str,
@@ -132,16 +208,35 @@ impl MasterState {
         remaining: &Resources,
     ) -> Result<(TaskInfo, Resources), String> {
         let task_id = task.task_id.value.clone();
-        validate_id(&task_id).map_err(|reason| format!("Task ID is invalid: {reason}"))?;
-        let duplicate = self.tasks.iter().any(|t| {
-            !t.removed && t.framework_id == framework_id && t.info.task_id.value == task_id
-        });
-        if duplicate {
-            return Err(format!("Task has duplicate ID: {task_id}"));
+        validate_id(&task_id)?;
+        let same_id = |t: &&Task| {
+            !t.removed
+                && !t.unknown_since_failover
+                && t.framework_id == framework_id
+                && t.info.task_id.value == task_id
+        };
+        match self.tasks.iter().find(same_id) {
+            Some(t) if t.unreachable => {
+                return Err(format!(
+                    "Task reuses the ID of an unreachable task: {task_id}"
+                ));
+            }
+            Some(_) => return Err(format!("Task has duplicate ID: {task_id}")),
+            None => {}
         }
         if task.agent_id.value != agent_id {
-            return Err(format!("Task uses invalid agent: {}", task.agent_id.value));
+            return Err(format!(
+                "Task uses invalid agent {} while agent {agent_id} is expected",
+                task.agent_id.value
+            ));
         }
+        validate_task_durations(&task)?;
+        if task.resources.is_empty() {
+            return Err("Task uses no resources".to_owned());
+        }
+        let mut needed = Resources::from_proto(&task.resources)
+            .map_err(|reason| format!("Task uses invalid resources: {reason}"))?;
+        validate_task_infos(&task)?;
         if task.executor.is_some() == task.command.is_some() {
             return Err(
                 "Task should have at least one (but not both) of CommandInfo or \
@@ -149,12 +244,12 @@ impl MasterState {
                     .to_owned(),
             );
         }
-        if task.resources.is_empty() {
-            return Err("Task uses no resources".to_owned());
-        }
-        let mut needed = Resources::from_proto(&task.resources)
-            .map_err(|reason| format!("Task uses invalid resources: {reason}"))?;
         if let Some(executor) = &mut task.executor {
+            if executor.framework_id.is_none() {
+                executor.framework_id = Some(FrameworkId {
+                    value: framework_id.to_owned(),
+                });
+            }
             let running = self.validate_executor(framework_id, agent_id, executor)?;
             if !running {
                 let executor_resources = Resources::from_proto(&executor.resources)
@@ -171,39 +266,28 @@ impl MasterState {
         Ok((task, needed))
     }
 
-    /// ExecutorInfo checks; fills `framework_id`. True when the executor is
-    /// already running on the agent (its resources are then not needed).
+    /// `executor::internal::validate` then the LAUNCH rules of
+    /// `task::internal::validateExecutor`. True when the executor is already
+    /// running on the agent (its resources are then not needed).
     fn validate_executor(
         &self,
         framework_id: &str,
         agent_id: &str,
-        executor: &mut mesos_proto::v1::ExecutorInfo,
+        executor: &ExecutorInfo,
     ) -> Result<bool, String> {
-        validate_id(&executor.executor_id.value)
-            .map_err(|reason| format!("Executor ID is invalid: {reason}"))?;
-        if executor
-            .r#type
-            .is_some_and(|t| t != executor_info::Type::Custom as i32)
+        validate_executor_info(executor)?;
+        if let Some(id) = executor
+            .framework_id
+            .as_ref()
+            .filter(|id| id.value != framework_id)
         {
-            return Err("'ExecutorInfo.type' must be 'CUSTOM'".to_owned());
+            return Err(format!(
+                "ExecutorInfo has an invalid FrameworkID (Actual: {} vs Expected: {framework_id})",
+                id.value
+            ));
         }
-        if executor.command.is_none() {
-            return Err("'ExecutorInfo.command' must be set".to_owned());
-        }
-        match &executor.framework_id {
-            Some(id) if id.value != framework_id => {
-                return Err(format!(
-                    "ExecutorInfo has an invalid FrameworkID (Actual: {} vs Expected: {framework_id})",
-                    id.value
-                ));
-            }
-            Some(_) => {}
-            None => {
-                executor.framework_id = Some(FrameworkId {
-                    value: framework_id.to_owned(),
-                });
-            }
-        }
+        Resources::from_proto(&executor.resources)
+            .map_err(|reason| format!("Executor uses invalid resources: {reason}"))?;
         let existing = self.tasks.iter().find_map(|t| {
             let info = t.info.executor.as_ref()?;
             let same = t.is_live()
@@ -212,14 +296,21 @@ impl MasterState {
                 && info.executor_id == executor.executor_id;
             same.then_some(info)
         });
-        match existing {
-            Some(info) if info != executor => Err(format!(
-                "ExecutorInfo is not compatible with ExecutorInfo of the running executor {}",
-                executor.executor_id.value
-            )),
-            Some(_) => Ok(true),
-            None => Ok(false),
+        let exited =
+            self.executor_exited_before(agent_id, framework_id, &executor.executor_id.value);
+        let existing = existing.filter(|_| !exited);
+        if let Some(info) = existing.filter(|info| *info != executor) {
+            // The master prints both with protobuf's `DebugString`; this
+            // prints Rust's debug form between the same separators.
+            let rule = "-".repeat(60);
+            return Err(format!(
+                "ExecutorInfo is not compatible with existing ExecutorInfo with same \
+                 ExecutorID.\n{rule}\nExisting ExecutorInfo:\n{info:?}\n{rule}\n\
+                 ExecutorInfo:\n{executor:?}\n{rule}\n"
+            ));
         }
+        validate_launch_executor(executor)?;
+        Ok(existing.is_some())
     }
 
     /// A status update generated by the master (no uuid, not retried).
@@ -260,16 +351,22 @@ impl MasterState {
             .iter()
             .position(|t| !t.removed && t.info.task_id.value == task_id)
             .ok_or_else(|| format!("the master knows no live task {task_id}"))?;
+        if self.gone_agents.contains(&self.tasks[index].agent_id) {
+            return Err(format!(
+                "its agent {} was marked gone and shut down",
+                self.tasks[index].agent_id
+            ));
+        }
         let task = &mut self.tasks[index];
         let state = TaskState::try_from(status.state)
             .map_err(|_| format!("{} is not a TaskState number", status.state))?;
         if state == TaskState::TaskStaging {
             return Err("TASK_STAGING is set by the master, agents never send it".to_owned());
         }
-        if is_terminal(task.state) {
+        if is_terminal(task.agent_state) {
             return Err(format!(
                 "task {task_id} is already {}: no update follows a terminal one",
-                task.state.as_str_name()
+                task.agent_state.as_str_name()
             ));
         }
         status.task_id = task.info.task_id.clone();
@@ -284,17 +381,23 @@ impl MasterState {
             .uuid
             .get_or_insert_with(|| random_uuid().to_vec())
             .clone();
-        task.state = state;
+        task.agent_state = state;
         task.statuses.push(status.clone());
         task.pending.push_back(status);
-        if task.pending.len() == 1 {
-            self.forward_head(index, now);
+        let first = task.pending.len() == 1;
+        let agent_id = task.agent_id.clone();
+        // The master learns the state only when it receives the update.
+        if self.agent_registered(&agent_id) {
+            self.tasks[index].state = state;
+            if first {
+                self.forward_head(index, now);
+            }
         }
         Ok(uuid)
     }
 
     /// Sends the front pending update of task `index` and schedules a retry.
-    fn forward_head(&mut self, index: usize, now: Instant) {
+    pub(crate) fn forward_head(&mut self, index: usize, now: Instant) {
         let task = &mut self.tasks[index];
         let Some(head) = task.pending.front().cloned() else {
             return;
@@ -310,10 +413,16 @@ impl MasterState {
     pub(crate) fn retry_updates(&mut self, now: Instant) {
         let max = self.setup.status_update_retry_max;
         for index in 0..self.tasks.len() {
-            let task = &mut self.tasks[index];
+            let task = &self.tasks[index];
             if task.removed || task.next_retry.is_none_or(|at| at > now) {
                 continue;
             }
+            if !self.agent_registered(&task.agent_id) {
+                // The agent keeps the update; it is re-sent on re-registration.
+                self.tasks[index].next_retry = None;
+                continue;
+            }
+            let task = &mut self.tasks[index];
             task.backoff = (task.backoff * 2).min(max);
             self.forward_head(index, now);
         }
@@ -333,6 +442,8 @@ impl MasterState {
                 && t.framework_id == framework_id
                 && t.info.task_id == ack.task_id
                 && t.agent_id == ack.agent_id.value
+                // The master drops acknowledgements for agents not registered.
+                && self.agent_registered(&t.agent_id)
                 && t.pending.front().and_then(|s| s.uuid.as_ref()) == Some(&ack.uuid)
         });
         self.acknowledgements.push(Acknowledgement {
@@ -362,7 +473,7 @@ impl MasterState {
     /// another agent is ignored; otherwise it goes to the agent.
     pub(crate) fn kill(&mut self, framework_id: &str, kill: &call::Kill, now: Instant) {
         let known = self.tasks.iter().find(|t| {
-            !t.removed && t.framework_id == framework_id && t.info.task_id == kill.task_id
+            t.is_known() && t.framework_id == framework_id && t.info.task_id == kill.task_id
         });
         let Some(task) = known else {
             let reconcile = call::Reconcile {
@@ -400,8 +511,9 @@ impl MasterState {
         let _ = self.agent_update(&task_id, executor_status(TaskState::TaskKilled), now);
     }
 
-    /// `Master::reconcile` (§3.6): implicit for an empty list, else one
-    /// answer per listed task.
+    /// `Master::reconcile` (§3.6): implicit for an empty list (the tasks
+    /// the master knows, not the unreachable ones), else one answer per
+    /// listed task following the six cases of `Master::reconcile`.
     pub(crate) fn reconcile(&mut self, framework_id: &str, reconcile: &call::Reconcile) {
         let partition_aware = self
             .framework(framework_id)
@@ -411,44 +523,78 @@ impl MasterState {
             for task in self
                 .tasks
                 .iter()
-                .filter(|t| !t.removed && t.framework_id == framework_id)
+                .filter(|t| t.is_known() && t.framework_id == framework_id)
             {
                 answers.push(latest_state_status(task));
             }
         }
         for wanted in &reconcile.tasks {
             let known = self.tasks.iter().find(|t| {
-                !t.removed && t.framework_id == framework_id && t.info.task_id == wanted.task_id
+                t.is_known() && t.framework_id == framework_id && t.info.task_id == wanted.task_id
             });
             if let Some(task) = known {
                 answers.push(latest_state_status(task));
                 continue;
             }
-            let agent_registered = wanted
-                .agent_id
-                .as_ref()
-                .is_some_and(|id| self.agents.iter().any(|a| a.agent_id == id.value));
-            let (state, message) = match (agent_registered, partition_aware) {
-                (_, false) => (TaskState::TaskLost, "Reconciliation: Task is unknown"),
-                (true, true) => (
-                    TaskState::TaskGone,
-                    "Reconciliation: Task is unknown to the agent",
-                ),
-                (false, true) => (TaskState::TaskUnknown, "Reconciliation: Task is unknown"),
+            let agent = wanted.agent_id.as_ref().map(|id| id.value.as_str());
+            // Case (2): the task may be on an agent that has not re-registered
+            // since the failover (any of them when no agent is named): no answer.
+            let maybe_recovered = match agent {
+                Some(id) => self.recovered_agents.iter().any(|a| a.agent_id == id),
+                None => !self.recovered_agents.is_empty(),
             };
-            answers.push(TaskStatus {
-                task_id: wanted.task_id.clone(),
-                state: state as i32,
-                message: Some(message.to_owned()),
-                source: Some(task_status::Source::Master as i32),
-                reason: Some(task_status::Reason::Reconciliation as i32),
-                agent_id: wanted.agent_id.clone(),
-                timestamp: Some(unix_seconds()),
-                ..Default::default()
-            });
+            if maybe_recovered {
+                continue;
+            }
+            answers.push(self.unknown_task_answer(wanted, agent, partition_aware));
         }
         for status in answers {
             self.send_event(framework_id, update_event(status));
+        }
+    }
+
+    /// Cases (3) to (6) of `Master::reconcile` (TASK_LOST instead of the
+    /// partition-aware states for other frameworks).
+    fn unknown_task_answer(
+        &self,
+        wanted: &call::reconcile::Task,
+        agent: Option<&str>,
+        partition_aware: bool,
+    ) -> TaskStatus {
+        let registered = agent.is_some_and(|id| self.agent_registered(id));
+        let unreachable_since = agent.and_then(|id| self.unreachable_since(id));
+        let gone = agent.is_some_and(|id| self.gone_agents.iter().any(|g| g == id));
+        let (state, message, unreachable_time) = if registered {
+            let message = "Reconciliation: Task is unknown to the agent";
+            (TaskState::TaskGone, message, None)
+        } else if let Some(time) = unreachable_since {
+            let message = "Reconciliation: Task is unreachable";
+            (TaskState::TaskUnreachable, message, Some(time))
+        } else if gone {
+            let message = "Reconciliation: Task is gone";
+            (TaskState::TaskGoneByOperator, message, None)
+        } else {
+            (
+                TaskState::TaskUnknown,
+                "Reconciliation: Task is unknown",
+                None,
+            )
+        };
+        let state = if partition_aware {
+            state
+        } else {
+            TaskState::TaskLost
+        };
+        TaskStatus {
+            task_id: wanted.task_id.clone(),
+            state: state as i32,
+            message: Some(message.to_owned()),
+            source: Some(task_status::Source::Master as i32),
+            reason: Some(task_status::Reason::Reconciliation as i32),
+            agent_id: wanted.agent_id.clone(),
+            timestamp: Some(unix_seconds()),
+            unreachable_time,
+            ..Default::default()
         }
     }
 
@@ -500,7 +646,7 @@ fn executor_status(state: TaskState) -> TaskStatus {
     }
 }
 
-fn update_event(status: TaskStatus) -> Event {
+pub(crate) fn update_event(status: TaskStatus) -> Event {
     Event {
         r#type: Some(event::Type::Update as i32),
         update: Some(event::Update { status }),
@@ -508,41 +654,15 @@ fn update_event(status: TaskStatus) -> Event {
     }
 }
 
-fn unix_seconds() -> f64 {
+pub(crate) fn unix_seconds() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// `common::validation::validateID`: ids become directory names.
-pub(crate) fn validate_id(id: &str) -> Result<(), String> {
-    if id.is_empty() {
-        return Err("ID must not be empty".to_owned());
-    }
-    if id.len() > NAME_MAX {
-        return Err(format!("ID must not be greater than {NAME_MAX} characters"));
-    }
-    if id == "." || id == ".." {
-        return Err(format!("'{id}' is disallowed"));
-    }
-    if id.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
-        return Err(format!("'{id}' contains invalid characters"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_that_cannot_be_directory_names_are_invalid() {
-        assert!(validate_id("task-1").is_ok());
-        for bad in ["", ".", "..", "a/b", "a\\b", "a\nb"] {
-            assert!(validate_id(bad).is_err(), "{bad:?}");
-        }
-        assert!(validate_id(&"x".repeat(256)).is_err());
-    }
 
     #[test]
     fn lost_is_terminal_and_unreachable_is_not() {

@@ -401,7 +401,16 @@ pub fn kill_call(framework_id: &str, task: &str) -> Call {
 /// on it, without a refuse filter; returns the stream and framework id once
 /// the task is STAGING.
 pub async fn launch_one(master: &FakeMaster, task: &str) -> (Subscription, String) {
-    let (mut subscription, framework_id) = subscribe_new(master, framework_info()).await;
+    launch_one_as(master, framework_info(), task).await
+}
+
+/// [`launch_one`] for a framework subscribing with `info`.
+pub async fn launch_one_as(
+    master: &FakeMaster,
+    info: FrameworkInfo,
+    task: &str,
+) -> (Subscription, String) {
+    let (mut subscription, framework_id) = subscribe_new(master, info).await;
     let offers = subscription.offers().await;
     let mut call = launch_call(
         &framework_id,
