@@ -65,9 +65,23 @@ pub fn containers_of_task(task_id: &str) -> Vec<String> {
     labelled("io.deimos.task-id", task_id)
 }
 
-/// Whether a container is running.
+/// Whether a container is running; a container removed meanwhile (the service removes ended
+/// runs' containers in the background) is not.
 pub fn is_running(container: &str) -> bool {
-    docker(&["inspect", "--format", "{{.State.Running}}", container]).trim() == "true"
+    let output = Command::new("docker")
+        .args(["inspect", "--format", "{{.State.Running}}", container])
+        .output()
+        .unwrap_or_else(|error| panic!("run docker inspect {container}: {error}"));
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("No such object") || stderr.contains("No such container"),
+            "docker inspect {container} failed: {}",
+            stderr.trim()
+        );
+        return false;
+    }
+    String::from_utf8_lossy(&output.stdout).trim() == "true"
 }
 
 /// Removes (forcibly) every container labelled `key=value`. Best effort: used by guards.
