@@ -21,6 +21,7 @@ use crate::engine::{EngineConfig, Policy, Scheduler};
 use crate::http::{self, HostNames, HttpConfig, TlsFiles};
 use crate::mesos::calls::FrameworkSettings;
 use crate::mesos::client::{ClientSettings, Credentials};
+use crate::mesos::launch_mode::ExecutorSettings;
 use crate::mesos::task_info::LaunchSettings;
 use crate::mesos::MasterUrl;
 use crate::metrics::Metrics;
@@ -245,6 +246,13 @@ fn mesos_config(config: &Config, master: &MasterUrl) -> Result<MesosConfig, Serv
             instance_id: config.instance_id.clone(),
             user_network: config.user_network.clone(),
             kill_grace: config.kill_grace_period,
+            mode: config.launch_mode,
+            executor: ExecutorSettings {
+                command: config.executor_command.clone(),
+                uri: config.executor_uri.clone(),
+                cpus: config.executor_cpus,
+                mem_mib: config.executor_mem as f64,
+            },
         },
         refuse: DECLINE_REFUSE,
         framework_id: mesos.framework_id.clone(),

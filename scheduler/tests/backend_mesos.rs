@@ -18,6 +18,7 @@ use eremetic::backend::{MesosBackend, MesosConfig};
 use eremetic::engine::Scheduler;
 use eremetic::mesos::calls::FrameworkSettings;
 use eremetic::mesos::client::ClientSettings;
+use eremetic::mesos::launch_mode::{ExecutorSettings, LaunchMode};
 use eremetic::mesos::task_info::LaunchSettings;
 use eremetic::mesos::MasterUrl;
 use eremetic::metrics::Metrics;
@@ -61,6 +62,8 @@ fn backend_for(master: &FakeMaster, failover_timeout: Duration) -> MesosBackend 
             instance_id: "mesos-test".into(),
             user_network: None,
             kill_grace: Duration::from_secs(3),
+            mode: LaunchMode::Docker,
+            executor: ExecutorSettings::default(),
         },
         refuse: Duration::from_secs(1),
         framework_id: None,
@@ -527,5 +530,61 @@ async fn an_unreachable_update_from_the_master_keeps_the_task_running_until_the_
             .unwrap()
             .current_state(),
         Some(Running)
+    );
+}
+
+/// The scalar `name` of a list of resources.
+fn scalar(resources: &[mesos_proto::v1::Resource], name: &str) -> f64 {
+    resources
+        .iter()
+        .filter(|resource| resource.name == name)
+        .filter_map(|resource| resource.scalar.as_ref())
+        .map(|scalar| scalar.value)
+        .sum()
+}
+
+#[tokio::test]
+async fn each_launch_mode_reaches_the_master_as_a_task_it_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master().await;
+    let framework = Framework::start(dir.path(), &master).await;
+    master.wait_subscribed(DEADLINE).await.unwrap();
+    let label = |mode: &str| format!(r#""labels":{{"eremetic.launch_mode":"{mode}"}}"#);
+    let executor = framework
+        .submit(&body("with-executor", 0.5, &label("deimos-executor")))
+        .await;
+    let unified = framework
+        .submit(&body("unified", 0.5, &label("mesos")))
+        .await;
+    for id in [&executor, &unified] {
+        launched(&master, &format!("{id}.0")).await;
+    }
+
+    let info = master.task(&format!("{executor}.0")).unwrap().info;
+    assert!(info.command.is_none());
+    let command = deimos_runtime::mesos::task_data::decode(info.data.as_deref().unwrap())
+        .expect("the command travels in data");
+    assert_eq!(command.value.as_deref(), Some("true"));
+    let executor_info = info.executor.expect("a custom executor");
+    assert_eq!(scalar(&info.resources, "cpus"), 0.5);
+    assert_eq!(scalar(&executor_info.resources, "cpus"), 0.1);
+    assert_eq!(scalar(&executor_info.resources, "mem"), 32.0);
+
+    let info = master.task(&format!("{unified}.0")).unwrap().info;
+    let container = info.container.expect("a container");
+    assert_eq!(
+        container.r#type,
+        mesos_proto::v1::container_info::Type::Mesos as i32
+    );
+
+    // A launch mode that does not exist is refused at submission, naming the label.
+    let submission = Submission {
+        task: request(&body("bad", 0.5, &label("rkt"))),
+        idempotency_key: None,
+    };
+    let error = framework.scheduler.submit(submission).await.unwrap_err();
+    assert!(
+        error.to_string().contains("labels.eremetic.launch_mode"),
+        "{error}"
     );
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use eremetic::mesos::calls::{self, FrameworkSettings, ReconcileTarget};
 use eremetic::mesos::client::{ClientSettings, MesosClient, Subscription};
+use eremetic::mesos::launch_mode::{ExecutorSettings, LaunchMode};
 use eremetic::mesos::offers::Leftovers;
 use eremetic::mesos::task_info::{task_info, LaunchSettings};
 use eremetic::mesos::updates::{read_status, StatusChange};
@@ -141,8 +142,10 @@ async fn task_lifecycle_through_the_scheduler_api() {
         instance_id: "eremetic:test".into(),
         user_network: None,
         kill_grace: Duration::from_secs(5),
+        mode: LaunchMode::Docker,
+        executor: ExecutorSettings::default(),
     };
-    let info = task_info(&task, 0, &claim, &settings).expect("task info");
+    let info = task_info(&task, 0, &claim, None, &settings).expect("task info");
     let mesos_id = info.task_id.value.clone();
     session
         .call(&calls::accept(

@@ -18,6 +18,7 @@
 //!    are status events, and runs the store does not know come as
 //!    [`BackendEvent::UnknownRun`].
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -68,6 +69,9 @@ pub struct Demand<'a> {
     pub needs: &'a Resources,
     /// Agent attributes it requires, all of which must hold.
     pub constraints: &'a [AgentConstraint],
+    /// The task's labels (a backend may read placement hints from them, such as the Mesos
+    /// launch mode, which decides whether executor resources are needed too).
+    pub labels: &'a BTreeMap<String, String>,
     /// Not to be placed before this instant (back-off after a failed attempt).
     pub not_before: Option<Instant>,
 }

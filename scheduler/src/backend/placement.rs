@@ -69,6 +69,8 @@ mod tests {
     use super::*;
     use crate::task::TaskId;
 
+    static EMPTY: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+
     struct Wanted {
         run: RunId,
         seq: u64,
@@ -121,6 +123,7 @@ mod tests {
             seq: w.seq,
             needs: &w.needs,
             constraints: &[],
+            labels: &EMPTY,
             not_before: w.not_before,
         });
         let free = host.0;

@@ -92,6 +92,9 @@ pub struct Cli {
     /// How long a task on an unreachable Mesos agent is waited for before it is relaunched.
     #[arg(long, value_name = "DURATION")]
     pub unreachable_timeout: Option<String>,
+    /// How tasks are launched on Mesos agents: docker, deimos-executor or mesos.
+    #[arg(long, value_name = "MODE")]
+    pub launch_mode: Option<String>,
     /// Owner label of this instance's containers.
     #[arg(long, value_name = "ID")]
     pub instance_id: Option<String>,
@@ -140,6 +143,7 @@ impl Cli {
             ("default_retries", &self.default_retries),
             ("kill_grace_period", &self.kill_grace_period),
             ("unreachable_timeout", &self.unreachable_timeout),
+            ("launch_mode", &self.launch_mode),
             ("instance_id", &self.instance_id),
             ("allowed_host_paths", &self.allowed_host_paths),
             ("allow_privileged", &self.allow_privileged),

@@ -83,6 +83,11 @@ pub(crate) const KEYS: &[KeySpec] = &[
     key("default_retries"),
     key("kill_grace_period"),
     key("unreachable_timeout"),
+    key("launch_mode"),
+    key("executor_command"),
+    key("executor_uri"),
+    key("executor_cpus"),
+    key("executor_mem"),
     key("instance_id"),
     KeySpec {
         list: true,

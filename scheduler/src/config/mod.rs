@@ -111,6 +111,17 @@ pub struct Config {
     /// `unreachable_timeout`: how long a task whose Mesos agent cannot be reached is waited
     /// for before it is relaunched.
     pub unreachable_timeout: Duration,
+    /// `launch_mode`: how tasks are launched on Mesos agents (a task's
+    /// `eremetic.launch_mode` label may override it).
+    pub launch_mode: crate::mesos::launch_mode::LaunchMode,
+    /// `executor_command`: the command that starts `deimos-executor` on an agent.
+    pub executor_command: String,
+    /// `executor_uri`: where agents fetch `deimos-executor` from before starting it.
+    pub executor_uri: Option<String>,
+    /// `executor_cpus`: CPUs claimed for the executor on top of each task's.
+    pub executor_cpus: f64,
+    /// `executor_mem`: memory (MiB) claimed for the executor on top of each task's.
+    pub executor_mem: u64,
     /// `instance_id`: owner label put on this instance's containers.
     pub instance_id: String,
     /// `allowed_host_paths`: absolute host directories tasks may bind-mount (with everything

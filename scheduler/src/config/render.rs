@@ -89,6 +89,14 @@ impl Config {
             ("default_retries", plain(self.default_retries)),
             ("kill_grace_period", duration(self.kill_grace_period)),
             ("unreachable_timeout", duration(self.unreachable_timeout)),
+            ("launch_mode", plain(self.launch_mode)),
+            ("executor_command", quoted(&self.executor_command)),
+            (
+                "executor_uri",
+                optional(self.executor_uri.as_deref(), quoted),
+            ),
+            ("executor_cpus", plain(self.executor_cpus)),
+            ("executor_mem", plain(self.executor_mem)),
             ("instance_id", quoted(&self.instance_id)),
             (
                 "allowed_host_paths",

@@ -5,6 +5,7 @@ use std::num::NonZeroU64;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use crate::mesos::launch_mode::{ExecutorSettings, LaunchMode};
 use crate::mesos::MasterUrl;
 
 use super::host::HostFacts;
@@ -26,6 +27,8 @@ pub(crate) const DEFAULT_PORT_RANGE: v::PortRange = v::PortRange {
 pub(crate) const DEFAULT_KILL_GRACE_PERIOD: Duration = Duration::from_secs(10);
 /// Default `unreachable_timeout` (as Marathon's `unreachableInactiveAfterSeconds`).
 pub(crate) const DEFAULT_UNREACHABLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default `executor_mem` (MiB).
+pub(crate) const DEFAULT_EXECUTOR_MEM: u64 = 32;
 /// Default `callback_timeout`.
 pub(crate) const DEFAULT_CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `callback_retry_period`.
@@ -175,6 +178,19 @@ pub(crate) fn resolve(
         unreachable_timeout: lookup
             .get("unreachable_timeout", v::parse_duration)?
             .unwrap_or(DEFAULT_UNREACHABLE_TIMEOUT),
+        launch_mode: lookup
+            .get("launch_mode", LaunchMode::parse)?
+            .unwrap_or_default(),
+        executor_command: lookup
+            .get("executor_command", v::parse_non_empty)?
+            .unwrap_or_else(|| ExecutorSettings::default().command),
+        executor_uri: lookup.get("executor_uri", v::parse_non_empty)?,
+        executor_cpus: lookup
+            .get("executor_cpus", v::parse_cpus)?
+            .unwrap_or_else(|| ExecutorSettings::default().cpus),
+        executor_mem: lookup
+            .get("executor_mem", |t| v::parse_integer_at_least(t, 0))?
+            .unwrap_or(DEFAULT_EXECUTOR_MEM),
         allowed_host_paths: lookup.list("allowed_host_paths", |t, _| parse_host_path(t))?,
         allow_privileged: lookup
             .get("allow_privileged", v::parse_bool)?

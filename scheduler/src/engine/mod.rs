@@ -335,6 +335,7 @@ impl Scheduler {
             run: RunId::new(task.id.clone(), task.next_attempt()),
             needs: Resources::of(&task.request),
             constraints: Arc::from(task.request.agent_constraints.clone()),
+            labels: Arc::new(task.request.labels.clone()),
             queued_at: Instant::now(),
             not_before,
         }

@@ -25,6 +25,8 @@ pub struct QueueEntry {
     pub needs: Resources,
     /// Agent attributes it requires.
     pub constraints: Arc<[AgentConstraint]>,
+    /// The task's labels.
+    pub labels: Arc<BTreeMap<String, String>>,
     /// When it was (re)queued, for the launch latency metric.
     pub queued_at: Instant,
     /// Not to be launched before this instant (back-off after a failed start).
@@ -147,6 +149,7 @@ impl Queue {
                 seq: entry.seq,
                 needs: &entry.needs,
                 constraints: &entry.constraints,
+                labels: &entry.labels,
                 not_before: entry.not_before,
             });
             place(&mut demand)
@@ -183,6 +186,7 @@ mod tests {
                 ports: 0,
             },
             constraints: Arc::from(Vec::new()),
+            labels: Arc::default(),
             queued_at: Instant::now(),
             not_before: None,
         }

@@ -14,6 +14,7 @@
 pub mod calls;
 pub mod client;
 mod error;
+pub mod launch_mode;
 pub mod master_url;
 pub mod offers;
 pub mod task_info;

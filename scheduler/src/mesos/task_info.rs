@@ -10,11 +10,13 @@
 use std::time::Duration;
 
 use mesos_proto::v1::{
-    command_info, container_info, environment, volume, AgentId, CommandInfo, ContainerInfo,
-    DurationInfo, Environment, KillPolicy, Label, Labels, NetworkInfo, Parameter, Resource,
-    TaskId as MesosTaskId, TaskInfo, Volume,
+    command_info, container_info, environment, executor_info, image, network_info, volume, AgentId,
+    CommandInfo, ContainerInfo, DurationInfo, Environment, ExecutorId, ExecutorInfo, Image,
+    KillPolicy, Label, Labels, NetworkInfo, Parameter, Resource, TaskId as MesosTaskId, TaskInfo,
+    Volume,
 };
 
+use super::launch_mode::{ExecutorSettings, LaunchMode, MESOS_BRIDGE_NETWORK};
 use super::offers::Claim;
 use super::MesosError;
 use crate::backend::Allocation;
@@ -33,6 +35,10 @@ pub struct LaunchSettings {
     pub user_network: Option<String>,
     /// Time between the graceful and the forced kill (the task's kill policy).
     pub kill_grace: Duration,
+    /// How tasks are launched unless their label says otherwise (`launch_mode`).
+    pub mode: LaunchMode,
+    /// How `deimos-executor` is started, in that mode.
+    pub executor: ExecutorSettings,
 }
 
 /// The Mesos task id of attempt `attempt` of a task: `<task id>.<attempt>`.
@@ -55,14 +61,22 @@ pub fn parse_mesos_task_id(value: &str) -> Option<(TaskId, Option<u32>)> {
 }
 
 /// The `TaskInfo` launching attempt `attempt` of `task` with the resources and host ports of
-/// `claim` (see [`super::offers::Leftovers::claim`]): the task's [`RunPlan`] rendered by
-/// [`render`].
+/// `claim` (see [`super::offers::Leftovers::claim`]) in the task's launch mode: the task's
+/// [`RunPlan`] rendered by [`render`], then shaped for the mode ([`render_in_mode`]);
+/// `executor` holds the executor's resources in mode `deimos-executor`.
 pub fn task_info(
     task: &Task,
     attempt: u32,
     claim: &Claim,
+    executor: Option<&Claim>,
     settings: &LaunchSettings,
 ) -> Result<TaskInfo, MesosError> {
+    let invalid = |why: String| MesosError::InvalidTask {
+        task: task.id.to_string(),
+        why,
+    };
+    let mode = LaunchMode::of_task(&task.request.labels, settings.mode).map_err(invalid)?;
+    mode.check(&task.request).map_err(invalid)?;
     let allocation = Allocation::for_task(&task.request, claim.host_ports.clone());
     let plan_settings = PlanSettings {
         instance_id: &settings.instance_id,
@@ -74,12 +88,125 @@ pub fn task_info(
             why: error.reason(),
         }
     })?;
-    render(
+    let info = render(
         &plan,
         &claim.agent_id,
         claim.resources.clone(),
         settings.kill_grace,
-    )
+    )?;
+    let executor_resources = executor.map(|claim| claim.resources.clone());
+    render_in_mode(info, &plan, mode, &settings.executor, executor_resources)
+        .map_err(|why| invalid(why.to_owned()))
+}
+
+/// Shapes a Docker-mode `TaskInfo` (from [`render`]) for `mode`.
+///
+/// - `deimos-executor`: the command moves into `data` (`deimos_runtime::mesos::task_data`),
+///   the task gets a CUSTOM `ExecutorInfo` (id: the run id; command: `executor.command`, the
+///   executor URI fetched first; resources: `executor_resources`); the DOCKER container stays
+///   on the task for the executor to read.
+/// - `mesos`: the container becomes MESOS with the image as a Docker `Image` (`cached`
+///   unless the task forces a pull), joining the CNI network `mesos-bridge` for `BRIDGE` or
+///   the `USER` network by name, with the port mappings on that network; `HOST` joins none.
+pub fn render_in_mode(
+    mut info: TaskInfo,
+    plan: &RunPlan,
+    mode: LaunchMode,
+    executor: &ExecutorSettings,
+    executor_resources: Option<Vec<Resource>>,
+) -> Result<TaskInfo, &'static str> {
+    match mode {
+        LaunchMode::Docker => Ok(info),
+        LaunchMode::DeimosExecutor => {
+            let resources = executor_resources
+                .ok_or("launch mode deimos-executor needs the executor's resources")?;
+            let command = info
+                .command
+                .take()
+                .ok_or("the task has no command to carry")?;
+            info.data = Some(deimos_runtime::mesos::task_data::encode(&command));
+            info.executor = Some(ExecutorInfo {
+                r#type: Some(executor_info::Type::Custom as i32),
+                executor_id: ExecutorId {
+                    value: plan.run_id.clone(),
+                },
+                name: Some("deimos-executor".to_owned()),
+                command: Some(CommandInfo {
+                    uris: executor
+                        .uri
+                        .iter()
+                        .map(|uri| command_info::Uri {
+                            value: uri.clone(),
+                            executable: Some(true),
+                            extract: Some(false),
+                            cache: Some(true),
+                            output_file: None,
+                        })
+                        .collect(),
+                    shell: Some(true),
+                    value: Some(executor.command.clone()),
+                    ..Default::default()
+                }),
+                resources,
+                ..Default::default()
+            });
+            Ok(info)
+        }
+        LaunchMode::Mesos => {
+            let docker = info
+                .container
+                .as_ref()
+                .and_then(|container| container.docker.clone())
+                .ok_or("the task has no container")?;
+            let port_mappings: Vec<network_info::PortMapping> = docker
+                .port_mappings
+                .iter()
+                .map(|port| network_info::PortMapping {
+                    host_port: port.host_port,
+                    container_port: port.container_port,
+                    protocol: port.protocol.clone(),
+                })
+                .collect();
+            let network = match &plan.network {
+                PlanNetwork::Host => None,
+                PlanNetwork::Bridge => Some(MESOS_BRIDGE_NETWORK.to_owned()),
+                PlanNetwork::User(name) => Some(name.clone()),
+                PlanNetwork::None => {
+                    return Err("network NONE is not available in launch mode mesos")
+                }
+            };
+            let volumes = info
+                .container
+                .take()
+                .map(|container| container.volumes)
+                .unwrap_or_default();
+            info.container = Some(ContainerInfo {
+                r#type: container_info::Type::Mesos as i32,
+                volumes,
+                mesos: Some(container_info::MesosInfo {
+                    image: Some(Image {
+                        r#type: image::Type::Docker as i32,
+                        docker: Some(image::Docker {
+                            name: docker.image,
+                            config: None,
+                        }),
+                        cached: Some(!docker.force_pull_image.unwrap_or(false)),
+                        appc: None,
+                    }),
+                }),
+                network_infos: network
+                    .map(|name| NetworkInfo {
+                        name: Some(name),
+                        port_mappings,
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            });
+            Ok(info)
+        }
+    }
 }
 
 /// The `TaskInfo` of `plan` on agent `agent_id` with the claimed offer `resources` (they

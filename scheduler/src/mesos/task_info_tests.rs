@@ -4,6 +4,7 @@ use deimos_runtime::spec::labels;
 use mesos_proto::v1::container_info::docker_info::Network as DockerNetwork;
 
 use super::*;
+use crate::mesos::launch_mode::{ExecutorSettings, LaunchMode};
 use crate::mesos::offers::Leftovers;
 use crate::mesos::test_support::*;
 use crate::plan::{HOST_PORTS_LABEL, MANAGED_BY};
@@ -15,6 +16,8 @@ fn settings() -> LaunchSettings {
         instance_id: "eremetic:/var/lib/eremetic".into(),
         user_network: Some("backend-net".into()),
         kill_grace: Duration::from_secs(10),
+        mode: LaunchMode::Docker,
+        executor: ExecutorSettings::default(),
     }
 }
 
@@ -30,7 +33,7 @@ fn claim_for(task: &Task) -> Claim {
 }
 
 fn build(task: &Task) -> TaskInfo {
-    task_info(task, 2, &claim_for(task), &settings()).expect("task info")
+    task_info(task, 2, &claim_for(task), None, &settings()).expect("task info")
 }
 
 fn env(info: &TaskInfo) -> Vec<(String, String)> {
@@ -252,7 +255,7 @@ fn user_network_joins_the_configured_network() {
     );
     let mut no_network = settings();
     no_network.user_network = None;
-    let message = task_info(&task, 0, &claim_for(&task), &no_network)
+    let message = task_info(&task, 0, &claim_for(&task), None, &no_network)
         .expect_err("no user network")
         .to_string();
     assert!(
@@ -266,7 +269,7 @@ fn a_claim_with_the_wrong_number_of_ports_is_refused() {
     let task = full_task();
     let mut claim = claim_for(&task);
     claim.host_ports.pop();
-    let message = task_info(&task, 0, &claim, &settings())
+    let message = task_info(&task, 0, &claim, None, &settings())
         .expect_err("port count")
         .to_string();
     assert!(message.contains("2 ports requested but 1"), "{message}");
@@ -277,8 +280,129 @@ fn an_overlong_mesos_task_id_is_refused() {
     let mut task = full_task();
     task.id = TaskId::parse(&"a".repeat(254)).expect("254 bytes is a valid task id");
     let claim = claim_for(&task);
-    let message = task_info(&task, 10, &claim, &settings())
+    let message = task_info(&task, 10, &claim, None, &settings())
         .expect_err("too long")
         .to_string();
     assert!(message.contains("at most 255"), "{message}");
+}
+
+fn in_mode(task: &Task, mode: LaunchMode) -> Result<TaskInfo, MesosError> {
+    let settings = LaunchSettings {
+        mode,
+        executor: ExecutorSettings {
+            command: "/usr/local/bin/deimos-executor".into(),
+            uri: Some("http://repo.example/deimos-executor".into()),
+            cpus: 0.1,
+            mem_mib: 32.0,
+        },
+        ..settings()
+    };
+    let executor_claim = (mode == LaunchMode::DeimosExecutor).then(|| claim_for(task));
+    task_info(
+        task,
+        2,
+        &claim_for(task),
+        executor_claim.as_ref(),
+        &settings,
+    )
+}
+
+#[test]
+fn deimos_executor_mode_carries_the_command_in_data_and_a_custom_executor() {
+    let task = full_task();
+    let docker_info = build(&task);
+    let info = in_mode(&task, LaunchMode::DeimosExecutor).expect("task info");
+    assert!(
+        info.command.is_none(),
+        "a master refuses command and executor together"
+    );
+    let carried =
+        deimos_runtime::mesos::task_data::decode(info.data.as_deref().unwrap_or_default())
+            .expect("data decodes");
+    assert_eq!(
+        Some(carried),
+        docker_info.command,
+        "the same command as in docker mode"
+    );
+    assert_eq!(
+        info.container, docker_info.container,
+        "the DOCKER container stays"
+    );
+    let executor = info.executor.expect("an executor");
+    assert_eq!(executor.r#type, Some(executor_info::Type::Custom as i32));
+    assert_eq!(executor.executor_id.value, info.task_id.value);
+    let command = executor.command.expect("executor command");
+    assert_eq!(
+        command.value.as_deref(),
+        Some("/usr/local/bin/deimos-executor")
+    );
+    assert_eq!(command.uris[0].value, "http://repo.example/deimos-executor");
+    assert_eq!(command.uris[0].executable, Some(true));
+    assert!(
+        !executor.resources.is_empty(),
+        "the executor's own resources"
+    );
+}
+
+/// The full task without what only Docker can do.
+fn unified_task() -> Task {
+    let mut task = full_task();
+    task.request.privileged = false;
+    task.request.dns = None;
+    task.request.volumes_from.clear();
+    task
+}
+
+#[test]
+fn mesos_mode_uses_a_mesos_container_with_a_docker_image_on_the_bridge_network() {
+    let task = unified_task();
+    let info = in_mode(&task, LaunchMode::Mesos).expect("task info");
+    let container = info.container.expect("container");
+    assert_eq!(container.r#type, container_info::Type::Mesos as i32);
+    assert!(container.docker.is_none());
+    let image = container
+        .mesos
+        .and_then(|mesos| mesos.image)
+        .expect("an image");
+    assert_eq!(image.r#type, image::Type::Docker as i32);
+    assert_eq!(
+        image.docker.map(|docker| docker.name),
+        Some(task.request.image.clone())
+    );
+    assert_eq!(
+        image.cached,
+        Some(!task.request.force_pull_image),
+        "a forced pull is not cached"
+    );
+    let network = &container.network_infos[0];
+    assert_eq!(network.name.as_deref(), Some(MESOS_BRIDGE_NETWORK));
+    assert_eq!(
+        network.port_mappings.len(),
+        task.request.ports.len(),
+        "the port mappings go onto the network"
+    );
+    assert!(info.command.is_some(), "a command task");
+}
+
+#[test]
+fn mesos_mode_refuses_what_the_unified_containerizer_cannot_do_naming_the_field() {
+    let mut task = unified_task();
+    task.request.privileged = true;
+    let message = in_mode(&task, LaunchMode::Mesos).unwrap_err().to_string();
+    assert!(
+        message.contains("privileged: not available in launch mode mesos"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_task_label_chooses_its_launch_mode() {
+    let mut task = unified_task();
+    task.request.labels.insert(
+        crate::mesos::launch_mode::LAUNCH_MODE_LABEL.to_owned(),
+        "mesos".to_owned(),
+    );
+    let info = task_info(&task, 2, &claim_for(&task), None, &settings()).expect("task info");
+    let container = info.container.expect("container");
+    assert_eq!(container.r#type, container_info::Type::Mesos as i32);
 }

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::*;
 use crate::backend::local::spec::{container_spec, docker_user, fetch_uris};
+use crate::mesos::launch_mode::{ExecutorSettings, LaunchMode};
 use crate::mesos::offers::Leftovers;
 use crate::mesos::task_info::{task_info, LaunchSettings};
 use crate::task::{Network, NewTask, PortRequest, Secret};
@@ -130,8 +131,10 @@ fn render_both(task: &Task) -> (ContainerSpec, PathBuf, TaskInfo) {
         instance_id: INSTANCE.into(),
         user_network: Some(USER_NETWORK.into()),
         kill_grace: Duration::from_secs(3),
+        mode: LaunchMode::Docker,
+        executor: ExecutorSettings::default(),
     };
-    let info = task_info(task, 3, &claim, &launch).expect("task info");
+    let info = task_info(task, 3, &claim, None, &launch).expect("task info");
     let allocation = Allocation::for_task(&task.request, claim.host_ports.clone());
     let settings = PlanSettings {
         instance_id: INSTANCE,

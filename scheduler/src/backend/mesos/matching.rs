@@ -8,7 +8,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 
 use super::{Placed, State};
-use crate::backend::Placement;
+use crate::backend::{Placement, Resources};
 
 /// Runs whose waiting reason is worked out in one matching pass (the oldest ones): a reason
 /// costs one comparison and one message per offer.
@@ -41,11 +41,24 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
         }
         let mut misfits = Vec::new();
         let mut fitted = false;
+        // With an executor, the offer must hold both.
+        let together = match &wanted.executor {
+            Some(executor) => Resources {
+                cpus: wanted.needs.cpus + executor.cpus,
+                mem_mib: wanted.needs.mem_mib + executor.mem_mib,
+                ports: wanted.needs.ports,
+            },
+            None => wanted.needs,
+        };
         for held in offers.iter_mut() {
-            let claim = match held
+            let fits = held
                 .leftovers
-                .claim_needs(&wanted.needs, &wanted.constraints, now)
-            {
+                .check_needs(&together, &wanted.constraints, now)
+                .and_then(|()| {
+                    held.leftovers
+                        .claim_needs(&wanted.needs, &wanted.constraints, now)
+                });
+            let claim = match fits {
                 Ok(claim) => claim,
                 Err(mismatch) => {
                     if explained < REASONS_PER_PASS {
@@ -54,6 +67,10 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
                     continue;
                 }
             };
+            let executor = wanted
+                .executor
+                .as_ref()
+                .and_then(|executor| held.leftovers.claim_needs(executor, &[], now).ok());
             fitted = true;
             waiting.remove(wanted.run.task.as_str());
             held.outstanding.insert(name.clone());
@@ -73,6 +90,7 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
                 Placed {
                     offer_id: held.leftovers.offer_id().to_owned(),
                     claim,
+                    executor,
                 },
             );
             break;

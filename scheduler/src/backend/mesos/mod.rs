@@ -38,6 +38,7 @@ use super::{
 };
 use crate::mesos::calls::{self, FrameworkSettings};
 use crate::mesos::client::{ClientSettings, MesosClient, Session};
+use crate::mesos::launch_mode::LaunchMode;
 use crate::mesos::offers::{Claim, Leftovers};
 use crate::mesos::task_info::{self, LaunchSettings};
 use crate::task::{AgentConstraint, NewTask, Task};
@@ -82,6 +83,8 @@ struct Wanted {
     needs: Resources,
     constraints: Vec<AgentConstraint>,
     not_before: Option<Instant>,
+    /// What the executor needs on top of the task (launch mode `deimos-executor`).
+    executor: Option<Resources>,
 }
 
 /// An offer held while placements on it are being staged by the core.
@@ -97,6 +100,8 @@ struct HeldOffer {
 struct Placed {
     offer_id: String,
     claim: Claim,
+    /// The executor's resources (launch mode `deimos-executor`).
+    executor: Option<Claim>,
 }
 
 #[derive(Default)]
@@ -344,10 +349,12 @@ impl Backend for MesosBackend {
         "mesos"
     }
 
-    fn admissible(&self, _task: &NewTask) -> Result<(), String> {
-        // Any agent of the cluster may fit it; one that no agent can ever satisfy waits with
-        // its reason in its document.
-        Ok(())
+    fn admissible(&self, task: &NewTask) -> Result<(), String> {
+        // Resources and constraints: any agent of the cluster may fit it; one that no agent
+        // can ever satisfy waits with its reason in its document. The launch mode must exist
+        // and be able to run the task.
+        let mode = LaunchMode::of_task(&task.labels, self.inner.config.launch.mode)?;
+        mode.check(task)
     }
 
     fn total(&self) -> Resources {
@@ -408,11 +415,19 @@ impl Backend for MesosBackend {
                 new_run = true;
                 state.demanded.insert(name);
             }
+            let launch = &self.inner.config.launch;
+            // A bad label was refused at submission; the service's mode stands in.
+            let mode = LaunchMode::of_task(item.labels, launch.mode).unwrap_or(launch.mode);
             wanted.push(Wanted {
                 run: item.run.clone(),
                 needs: *item.needs,
                 constraints: item.constraints.to_vec(),
                 not_before: item.not_before,
+                executor: (mode == LaunchMode::DeimosExecutor).then_some(Resources {
+                    cpus: launch.executor.cpus,
+                    mem_mib: launch.executor.mem_mib,
+                    ports: 0,
+                }),
             });
         }
         state.demand = wanted;
@@ -449,6 +464,7 @@ impl Backend for MesosBackend {
             &task,
             placement.run.attempt,
             &placed.claim,
+            placed.executor.as_ref(),
             &self.inner.config.launch,
         );
         let offer_id = placed.offer_id.clone();
