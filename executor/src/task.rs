@@ -6,6 +6,14 @@
 //! the unversioned `mesos` package, whose field numbers are those of `mesos.v1`, so a v1
 //! `TaskInfo` is carried over by re-encoding it, and the result is then given the executor's
 //! identity: container name, labels and `MESOS_EXECUTOR_ID`.
+//!
+//! Limits follow Mesos' Docker containerizer (`Docker::RunOptions::create`): 1024 CPU shares
+//! per CPU (at least 2), a CFS quota of cpus × 100 ms per 100 ms period only when the
+//! operator asks for hard limits (`[containers] cfs_quota`, the agent's
+//! `--cgroups_enable_cfs`), the memory limit at least [`MIN_MEMORY_BYTES`]; swap is off
+//! (`MemorySwap` = `Memory`, set by `deimos_runtime`). What the operator's `[policy]` refuses
+//! is [`Error::Refused`], which the executor reports as `TASK_ERROR` with
+//! `REASON_TASK_UNAUTHORIZED`, as a master reports a task its authorizer refuses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
