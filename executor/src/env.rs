@@ -48,8 +48,9 @@ pub struct Settings {
 }
 
 /// What the operator's `deimos.cfg` says about the executor's tasks: `[policy]` (privileged
-/// mode, host paths, `--volumes-from`) and `[uris]` (local files, size caps, unpacking).
-/// [`Default`] is a configuration without a file: everything refused, 1 GiB caps.
+/// mode, host paths, `--volumes-from`), `[uris]` (local files, size caps, unpacking) and
+/// `[containers] cfs_quota` (hard CPU limits). [`Default`] is a configuration without a file:
+/// everything refused, 1 GiB caps, CPU shares only.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Operator {
     /// Checked when a task is translated, host paths resolved again before the container is
@@ -57,6 +58,9 @@ pub struct Operator {
     pub policy: deimos_runtime::policy::ContainerPolicy,
     /// How the task's URIs are fetched.
     pub fetch: deimos_runtime::fetch::FetchOptions,
+    /// Enforce a task's cpus as a CFS quota besides the shares, as a Mesos agent with
+    /// `--cgroups_enable_cfs` does for its Docker containers.
+    pub cfs_quota: bool,
 }
 
 impl Operator {
@@ -65,6 +69,7 @@ impl Operator {
         Operator {
             policy: config.policy.container_policy(),
             fetch: config.uris.fetch_options(),
+            cfs_quota: config.cfs_quota,
         }
     }
 

@@ -31,6 +31,15 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The operator's policy (`[policy]` of `deimos.cfg`) refuses what the task asks of the
+    /// host; the message names the key that would allow it.
+    #[error("task {task_id} refused by the operator's policy: {source}")]
+    Refused {
+        /// The task.
+        task_id: String,
+        /// What is refused.
+        source: deimos_runtime::policy::PolicyError,
+    },
     /// The command in a task's `TaskInfo.data` cannot be read.
     #[error("task {task_id}: {source}")]
     TaskData {

@@ -6,6 +6,14 @@
 //! the unversioned `mesos` package, whose field numbers are those of `mesos.v1`, so a v1
 //! `TaskInfo` is carried over by re-encoding it, and the result is then given the executor's
 //! identity: container name, labels and `MESOS_EXECUTOR_ID`.
+//!
+//! Limits follow Mesos' Docker containerizer (`Docker::RunOptions::create`): 1024 CPU shares
+//! per CPU (at least 2), a CFS quota of cpus × 100 ms per 100 ms period only when the
+//! operator asks for hard limits (`[containers] cfs_quota`, the agent's
+//! `--cgroups_enable_cfs`), the memory limit at least [`MIN_MEMORY_BYTES`]; swap is off
+//! (`MemorySwap` = `Memory`, set by `deimos_runtime`). What the operator's `[policy]` refuses
+//! is [`Error::Refused`], which the executor reports as `TASK_ERROR` with
+//! `REASON_TASK_UNAUTHORIZED`, as a master reports a task its authorizer refuses.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,7 +21,9 @@ use std::time::Duration;
 
 use deimos_runtime::fetch::UriSpec;
 use deimos_runtime::mesos::task_data;
-use deimos_runtime::mesos::translate::{plan_launch, LaunchContext, TranslateSettings};
+use deimos_runtime::mesos::translate::{
+    plan_launch, LaunchContext, TranslateError, TranslateSettings,
+};
 use deimos_runtime::policy::ContainerPolicy;
 use deimos_runtime::spec::{labels, ContainerSpec};
 use mesos_proto::{containerizer, mesos, v1};
@@ -23,6 +33,11 @@ use crate::error::Error;
 
 /// The value of the [`labels::MANAGED_BY`] label on the executor's containers.
 pub const MANAGED_BY: &str = "deimos-executor";
+
+/// The smallest memory limit a container gets (32 MiB), whatever the task's `mem`: Mesos'
+/// Docker containerizer raises a smaller one to its `MIN_MEMORY` as well (Docker itself
+/// refuses limits below 6 MB).
+pub const MIN_MEMORY_BYTES: u64 = 32 << 20;
 
 /// Who runs the task: the identity given to its container.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +54,8 @@ pub struct TaskContext<'a> {
     pub directory: &'a Path,
     /// The operator's policy (`[policy]` of `deimos.cfg`).
     pub policy: &'a ContainerPolicy,
+    /// `[containers] cfs_quota` of `deimos.cfg`: the task's cpus also as a CFS quota.
+    pub cfs_quota: bool,
     /// This executor process's instance id (label [`labels::EXECUTOR_INSTANCE`]), by which
     /// its watchdog finds the containers to remove when the executor dies.
     pub instance: &'a str,
@@ -99,6 +116,7 @@ pub fn plan_task(task: &v1::TaskInfo, ctx: &TaskContext<'_>) -> Result<TaskPlan,
     };
     let settings = TranslateSettings {
         policy: ctx.policy.clone(),
+        cfs_quota: ctx.cfs_quota,
         ..TranslateSettings::default()
     };
     let env = translation_env(ctx);
@@ -110,9 +128,16 @@ pub fn plan_task(task: &v1::TaskInfo, ctx: &TaskContext<'_>) -> Result<TaskPlan,
             cwd: ctx.directory,
         },
     )
-    .map_err(|error| invalid(error.to_string()))?;
+    .map_err(|error| match error {
+        TranslateError::Policy(source) => Error::Refused {
+            task_id: task_id.clone(),
+            source,
+        },
+        other => invalid(other.to_string()),
+    })?;
 
     let mut spec = plan.spec;
+    spec.limits.memory_bytes = spec.limits.memory_bytes.map(|m| m.max(MIN_MEMORY_BYTES));
     spec.name = Some(container_name(container_id, &task_id));
     set_identity_labels(&mut spec, ctx, &task_id);
     if let Some(var) = spec.env.iter_mut().find(|v| v.name == "MESOS_EXECUTOR_ID") {

@@ -30,6 +30,7 @@ fn ctx() -> TaskContext<'static> {
         container_id: Some("cid-1"),
         directory: Path::new(SANDBOX),
         policy: &PERMISSIVE,
+        cfs_quota: false,
         instance: "instance-1",
     }
 }
@@ -61,6 +62,45 @@ fn the_operator_policy_refuses_privileged_tasks_and_host_paths_by_default() {
         "{error}"
     );
     assert!(plan_task(&task_with(docker("busybox"), shell("true")), &strict).is_ok());
+}
+
+#[test]
+fn policy_refusals_are_their_own_error_and_other_faults_stay_invalid_tasks() {
+    let strict = TaskContext {
+        policy: &DEFAULT_POLICY,
+        ..ctx()
+    };
+    let mut info = docker("busybox");
+    info.privileged = Some(true);
+    let error = plan_task(&task_with(info, shell("true")), &strict).unwrap_err();
+    assert!(matches!(error, Error::Refused { .. }), "{error:?}");
+    let mut info = docker("busybox");
+    info.network = Some(v1::container_info::docker_info::Network::User as i32);
+    let error = plan_task(&task_with(info, shell("true")), &strict).unwrap_err();
+    assert!(matches!(error, Error::InvalidTask { .. }), "{error:?}");
+}
+
+#[test]
+fn cfs_quota_from_the_configuration_limits_the_cpus_hard() {
+    let task = task_with(docker("busybox"), shell("true"));
+    let plan = plan_task(&task, &ctx()).unwrap();
+    assert_eq!(plan.spec.limits.cpu_quota, None);
+    let with_quota = TaskContext {
+        cfs_quota: true,
+        ..ctx()
+    };
+    let plan = plan_task(&task, &with_quota).unwrap();
+    assert_eq!(plan.spec.limits.cpu_shares, Some(512));
+    assert_eq!(plan.spec.limits.cpu_quota, Some(0.5));
+}
+
+#[test]
+fn memory_below_32_mib_is_raised_to_it_as_mesos_does() {
+    let mut task = task_with(docker("busybox"), shell("true"));
+    task.resources = vec![scalar("cpus", 0.1), scalar("mem", 4.0)];
+    let plan = plan_task(&task, &ctx()).unwrap();
+    assert_eq!(plan.spec.limits.memory_bytes, Some(MIN_MEMORY_BYTES));
+    assert_eq!(MIN_MEMORY_BYTES, 32 * 1024 * 1024);
 }
 
 fn scalar(name: &str, amount: f64) -> v1::Resource {

@@ -90,6 +90,12 @@ pub enum ContainerOutcome {
         /// Why.
         reason: String,
     },
+    /// The operator's policy refused it right before it was to be created (a host path that,
+    /// resolved, lies outside the allowed directories); nothing runs.
+    Refused {
+        /// Why, naming the key of `deimos.cfg` concerned.
+        reason: String,
+    },
     /// It has stopped.
     Exited(ExitStatus),
     /// The executor lost track of it (waiting failed); it has been removed.
@@ -112,8 +118,8 @@ pub enum Action {
     /// Send this call (UPDATE) on a connection of its own.
     Send(Call),
     /// Fetch, create and start a task's container; report [`ContainerOutcome::Started`] or
-    /// [`ContainerOutcome::LaunchFailed`], then [`ContainerOutcome::Exited`] or
-    /// [`ContainerOutcome::Lost`].
+    /// [`ContainerOutcome::LaunchFailed`] or [`ContainerOutcome::Refused`], then
+    /// [`ContainerOutcome::Exited`] or [`ContainerOutcome::Lost`].
     Launch(Box<TaskPlan>),
     /// Stop a running container: SIGTERM, SIGKILL after `grace`. Repeating it with a shorter
     /// grace escalates.
@@ -431,6 +437,7 @@ impl Machine {
             container_id: self.container_id.as_deref(),
             directory: &self.settings.directory,
             policy: &self.settings.operator.policy,
+            cfs_quota: self.settings.operator.cfs_quota,
             instance: &self.instance,
         };
         let planned = plan_task(&info, &context);
@@ -457,12 +464,17 @@ impl Machine {
                 actions
             }
             // The task description is at fault, not its run: TASK_ERROR, as a master
-            // reports an invalid task.
-            Err(error) => self.finish(
-                &task_id,
-                Report::with_message(TaskState::TaskError, error.to_string())
-                    .because(task_status::Reason::TaskInvalid),
-            ),
+            // reports an invalid task, or one its authorizer refuses.
+            Err(error) => {
+                let reason = match error {
+                    crate::Error::Refused { .. } => task_status::Reason::TaskUnauthorized,
+                    _ => task_status::Reason::TaskInvalid,
+                };
+                self.finish(
+                    &task_id,
+                    Report::with_message(TaskState::TaskError, error.to_string()).because(reason),
+                )
+            }
         }
     }
 
@@ -654,6 +666,19 @@ impl Machine {
                     format!("launching the container failed: {reason}"),
                 )
                 .because(task_status::Reason::ContainerLaunchFailed),
+            ),
+            ContainerOutcome::Refused { reason } if killed => self.finish(
+                task_id,
+                Report::with_message(
+                    TaskState::TaskKilled,
+                    format!("task killed during launch; the launch was refused: {reason}"),
+                )
+                .because(task_status::Reason::TaskKilledDuringLaunch),
+            ),
+            ContainerOutcome::Refused { reason } => self.finish(
+                task_id,
+                Report::with_message(TaskState::TaskError, reason)
+                    .because(task_status::Reason::TaskUnauthorized),
             ),
             ContainerOutcome::Exited(status) => {
                 let report = exit_report(&status, killed, task.memory_limit);

@@ -416,6 +416,23 @@ fn launch_failure_reports_failed_with_the_launch_reason() {
 }
 
 #[test]
+fn a_launch_refused_by_the_operator_policy_is_a_task_error_naming_the_reason() {
+    let mut machine = subscribed();
+    machine.handle(launch(task("t")));
+    let reason = "task t refused by the operator's policy: volume /data: host path \
+                  /srv/link resolves to /etc, outside [policy] allowed_host_paths";
+    let status = one(&machine.handle(container(
+        "t",
+        ContainerOutcome::Refused {
+            reason: reason.into(),
+        },
+    )));
+    assert_eq!(status.state(), TaskState::TaskError);
+    assert_eq!(status.reason(), task_status::Reason::TaskUnauthorized);
+    assert_eq!(status.message(), reason);
+}
+
+#[test]
 fn lost_container_reports_failed() {
     let mut machine = running("t");
     let status = one(&machine.handle(container(

@@ -39,9 +39,9 @@ pub(super) async fn launch(
     operator
         .policy
         .resolve(&mut plan.spec)
-        .map_err(|error| Error::InvalidTask {
+        .map_err(|source| Error::Refused {
             task_id: plan.task_id.clone(),
-            reason: format!("refused by the operator's policy: {error}"),
+            source,
         })?;
     if plan.pair_with_exposed {
         // Pairing needs the image's exposed ports, so the image must be present first.

@@ -239,8 +239,10 @@ impl Driver {
                 Ok(id) => id,
                 Err(error) => {
                     log::error!("launching task {task_id}: {error}");
-                    report(ContainerOutcome::LaunchFailed {
-                        reason: error.to_string(),
+                    let reason = error.to_string();
+                    report(match error {
+                        Error::Refused { .. } => ContainerOutcome::Refused { reason },
+                        _ => ContainerOutcome::LaunchFailed { reason },
                     });
                     return;
                 }

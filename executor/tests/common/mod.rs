@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -97,11 +99,36 @@ pub struct Setup {
     pub executor: Child,
     pub framework_id: String,
     pub guard: ContainerGuard,
+    /// The directory of the `deimos.cfg` given to the executor, if any.
+    pub config_dir: Option<tempfile::TempDir>,
 }
 
 impl Setup {
     /// Starts an agent configured by `configure` and spawns the executor with its environment.
     pub async fn start(test: &str, configure: impl FnOnce(&mut AgentSetup)) -> Setup {
+        Setup::start_with_env(test, configure, &[]).await
+    }
+
+    /// Starts an agent and spawns the executor with the operator's `deimos.cfg` of this text,
+    /// given through `$DEIMOS_CONFIG` (the file lives in a directory of its own, next to the
+    /// sandbox, removed with the setup).
+    pub async fn start_with_config(test: &str, deimos_cfg: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("creating the configuration directory");
+        let file = dir.path().join("deimos.cfg");
+        std::fs::write(&file, deimos_cfg).expect("writing deimos.cfg");
+        let file = file.display().to_string();
+        let mut setup =
+            Setup::start_with_env(test, |_| {}, &[("DEIMOS_CONFIG", file.as_str())]).await;
+        setup.config_dir = Some(dir);
+        setup
+    }
+
+    /// [`Setup::start`] with these variables added to the executor's environment.
+    pub async fn start_with_env(
+        test: &str,
+        configure: impl FnOnce(&mut AgentSetup),
+        extra_env: &[(&str, &str)],
+    ) -> Setup {
         let framework_id = unique(test);
         let guard = ContainerGuard::new(&framework_id);
         let mut setup = AgentSetup::new(&framework_id, "executor-1", "agent-1", unique("cid"));
@@ -110,13 +137,20 @@ impl Setup {
             .await
             .expect("starting the fake agent");
         let sandbox = tempfile::tempdir().expect("creating the sandbox");
-        let executor = spawn_executor(&agent.executor_env(sandbox.path()), sandbox.path());
+        let mut env = agent.executor_env(sandbox.path());
+        env.extend(
+            extra_env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let executor = spawn_executor(&env, sandbox.path());
         Setup {
             agent,
             sandbox,
             executor,
             framework_id,
             guard,
+            config_dir: None,
         }
     }
 

@@ -1,5 +1,7 @@
 //! The operator's sections of `deimos.cfg` that every launcher enforces: `[policy]` (what a
-//! task may ask of the host) and `[uris]` (how its URIs are fetched, with size caps).
+//! task may ask of the host) and `[uris]` (how its URIs are fetched, with size caps), plus
+//! `[containers] cfs_quota` (hard CPU limits), the one key of `deimos`' `[containers]` section
+//! that `deimos-executor` applies too.
 
 use std::path::{Path, PathBuf};
 
@@ -139,19 +141,28 @@ impl PolicyConfig {
 }
 
 /// The operator's sections of a `deimos.cfg`; [`Default`] is a configuration without a file:
-/// everything refused, 1 GiB caps.
+/// everything refused, 1 GiB caps, CPU shares without a CFS quota.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct OperatorConfig {
     /// `[policy]`.
     pub policy: PolicyConfig,
     /// `[uris]`.
     pub uris: UrisConfig,
+    /// `[containers] cfs_quota`: enforce a task's cpus as a hard CFS quota besides the shares
+    /// (what the Mesos agent's `--cgroups_enable_cfs` does for its Docker containerizer).
+    pub cfs_quota: bool,
 }
 
-/// Reads `[policy]` and `[uris]` from `deimos.cfg` text (`file` names it in errors), any case
-/// for section names and keys. The other sections belong to the `deimos` containerizer, which
-/// checks them; here they are skipped. An unknown key or a malformed value of these two
-/// sections is an error naming the file, line, section and key.
+/// The section holding [`OperatorConfig::cfs_quota`]; its other keys are `deimos`' own.
+const CONTAINERS_SECTION: &str = "containers";
+/// The key of [`OperatorConfig::cfs_quota`].
+const CFS_QUOTA_KEY: &str = "cfs_quota";
+
+/// Reads `[policy]`, `[uris]` and `[containers] cfs_quota` from `deimos.cfg` text (`file`
+/// names it in errors), any case for section names and keys. The other sections and keys
+/// belong to the `deimos` containerizer, which checks them; here they are skipped. An unknown
+/// key of `[policy]` or `[uris]`, or a malformed value of a key read here, is an error naming
+/// the file, line, section and key.
 pub fn parse_operator_config(text: &str, file: &str) -> Result<OperatorConfig, ConfigError> {
     let mut config = OperatorConfig::default();
     for section in parse_ini(text, file)? {
@@ -163,6 +174,13 @@ pub fn parse_operator_config(text: &str, file: &str) -> Result<OperatorConfig, C
                     (config.policy.apply(&key, &entry.value), PolicyConfig::KEYS)
                 }
                 UrisConfig::SECTION => (config.uris.apply(&key, &entry.value), UrisConfig::KEYS),
+                CONTAINERS_SECTION if key == CFS_QUOTA_KEY => (
+                    parse_bool(&entry.value)
+                        .map(|on| config.cfs_quota = on)
+                        .map_err(KeyProblem::from),
+                    &[CFS_QUOTA_KEY][..],
+                ),
+                CONTAINERS_SECTION => continue,
                 _ => break,
             };
             applied
@@ -223,6 +241,21 @@ mod tests {
         let policy = config.policy.container_policy();
         assert!(policy.allow_privileged);
         assert_eq!(config.uris.fetch_options().max_size, 10 << 20);
+    }
+
+    #[test]
+    fn cfs_quota_is_read_from_the_containers_section_and_its_other_keys_are_skipped() {
+        assert!(!parse("").unwrap().cfs_quota);
+        let text = "[containers]\nstop_grace_period: 30\nCFS_Quota: on\nsandbox_mount: /x\n";
+        assert!(parse(text).unwrap().cfs_quota);
+        let message = parse("[containers]\ncfs_quota: sometimes\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("/etc/deimos.cfg:2: [containers] cfs_quota:")
+                && message.contains("not a boolean"),
+            "{message}"
+        );
     }
 
     #[test]
