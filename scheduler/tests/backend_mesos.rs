@@ -588,3 +588,49 @@ async fn each_launch_mode_reaches_the_master_as_a_task_it_accepts() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn after_a_master_failover_unanswered_runs_are_asked_about_again_until_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let master = master().await;
+    let framework = Framework::start(dir.path(), &master).await;
+    let id = framework.submit(&body("steady", 0.5, "")).await;
+    let mesos_id = format!("{id}.0");
+    launched(&master, &mesos_id).await;
+    master
+        .update_task(&mesos_id, MesosState::TaskRunning, None, None)
+        .unwrap();
+    let running = framework.wait_state(&id, Running).await;
+    assert_eq!(running.agent_port, Some(5051));
+    assert!(running.framework_id.is_some());
+
+    let asked = |master: &FakeMaster| {
+        master
+            .calls()
+            .iter()
+            .filter(|call| {
+                call.reconcile
+                    .as_ref()
+                    .is_some_and(|r| r.tasks.iter().any(|t| t.task_id.value == mesos_id))
+            })
+            .count()
+    };
+    let before = asked(&master);
+    // The new leader knows the agent only from its registry until it re-registers: it does
+    // not answer about the run.
+    master.fail_over();
+    eventually("the run to be asked about after the resubscription", || {
+        asked(&master) > before
+    })
+    .await;
+    eventually("the unanswered run to be asked about again", || {
+        asked(&master) > before + 1
+    })
+    .await;
+    master.reregister_agent("agent-1").unwrap();
+    master
+        .update_task(&mesos_id, MesosState::TaskFinished, None, None)
+        .unwrap();
+    let task = framework.wait_state(&id, Finished).await;
+    assert_eq!(history(&task), vec![Queued, Staging, Running, Finished]);
+}

@@ -48,6 +48,9 @@ async fn a_task_submitted_over_rest_runs_on_the_cluster_and_its_document_follows
     let task = service.wait_state(&id, "TASK_STAGING").await;
     assert_eq!(task["agent_id"], "agent-1");
     assert_eq!(task["hostname"], "agent-1.example");
+    assert_eq!(task["agent_port"], 5051);
+    let framework_id = master.wait_subscribed(WAIT).await.unwrap();
+    assert_eq!(task["framework_id"], framework_id.as_str());
 
     master
         .update_task(&mesos_id, MesosState::TaskRunning, None, None)

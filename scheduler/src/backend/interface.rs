@@ -88,6 +88,12 @@ pub struct Placement {
     pub hostname: String,
     /// The agent's HTTP address (`http://host:5051`), when it has one.
     pub agent_address: Option<String>,
+    /// The agent's IP address and port (Eremetic's `agent_ip`, `agent_port`), when known.
+    pub agent_ip: Option<String>,
+    /// The agent's port.
+    pub agent_port: Option<u16>,
+    /// The framework the run is launched under (Mesos), when there is one.
+    pub framework_id: Option<String>,
     /// Host ports, one per requested port mapping, in request order.
     pub host_ports: Vec<u16>,
     /// CPUs reserved.

@@ -222,6 +222,9 @@ impl Scheduler {
         }
         task.agent_id = Some(placement.agent_id.clone());
         task.hostname = Some(placement.hostname.clone());
+        task.agent_ip.clone_from(&placement.agent_ip);
+        task.agent_port = placement.agent_port;
+        task.framework_id.clone_from(&placement.framework_id);
         task.host_ports.clone_from(&placement.host_ports);
         task.sandbox_path.clone_from(&placement.sandbox);
         task.attempt = Some(placement.run.attempt);

@@ -9,7 +9,7 @@ use mesos_proto::v1::scheduler::{event, Event};
 use mesos_proto::v1::{Offer, TaskState as MesosState, TaskStatus};
 
 use super::matching::placements_on;
-use super::{framework_token, status_token, HeldOffer, MesosBackend};
+use super::{framework_token, status_token, AgentAddress, HeldOffer, MesosBackend};
 use crate::backend::{BackendEvent, RunEnd, RunId, RunStatus};
 use crate::mesos::calls;
 use crate::mesos::client::{Session, Subscription};
@@ -112,10 +112,7 @@ impl MesosBackend {
         state.framework_id = Some(framework_id.clone());
         state.session = Some(session.clone());
         state.suppressed = false;
-        match state.pending_reconcile.take() {
-            Some(runs) => self.send_reconcile(&mut state, &runs),
-            None => self.send_reconcile(&mut state, &[]),
-        }
+        self.start_reconciliation(&mut state);
         if !state.demand.is_empty() {
             state.last_revive = None;
             self.steer_offers(&mut state, true);
@@ -141,7 +138,12 @@ impl MesosBackend {
                         .clone()
                         .or_else(|| url.address.ip.clone())
                         .unwrap_or_else(|| offer.hostname.clone());
-                    let address = format!("{}://{host}:{}", url.scheme, url.address.port);
+                    let port = u16::try_from(url.address.port).ok();
+                    let address = AgentAddress {
+                        url: format!("{}://{host}:{}", url.scheme, url.address.port),
+                        ip: url.address.ip.clone(),
+                        port,
+                    };
                     state.agents.insert(offer.agent_id.value.clone(), address);
                 }
                 state.offers.push(HeldOffer {
@@ -188,7 +190,11 @@ impl MesosBackend {
         };
         let run = RunId::new(task, attempt);
         let name = run.name();
-        let known = self.state().launched.contains_key(&name);
+        let known = {
+            let mut state = self.state();
+            state.unanswered.remove(&name);
+            state.launched.contains_key(&name)
+        };
         let sink = self.sink();
         if !known {
             if change.state.is_some_and(|state| !state.is_terminal()) {

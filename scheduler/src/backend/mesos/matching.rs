@@ -29,6 +29,7 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
         launched,
         agents,
         waiting,
+        framework_id,
         ..
     } = state;
     for wanted in demand.iter() {
@@ -77,7 +78,10 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
             let agent_id = claim.agent_id.clone();
             placements.push(Placement {
                 run: wanted.run.clone(),
-                agent_address: agents.get(&agent_id).cloned(),
+                agent_address: agents.get(&agent_id).map(|address| address.url.clone()),
+                agent_ip: agents.get(&agent_id).and_then(|address| address.ip.clone()),
+                agent_port: agents.get(&agent_id).and_then(|address| address.port),
+                framework_id: framework_id.clone(),
                 agent_id,
                 hostname: held.leftovers.hostname().to_owned(),
                 host_ports: claim.host_ports.clone(),

@@ -96,6 +96,17 @@ struct HeldOffer {
     ready: Vec<TaskInfo>,
 }
 
+/// Where an agent is, from its offers' `url`.
+#[derive(Debug, Clone)]
+struct AgentAddress {
+    /// `http://host:port`.
+    url: String,
+    /// Its IP address, when the master says it.
+    ip: Option<String>,
+    /// Its port.
+    port: Option<u16>,
+}
+
 /// A placement handed to the core.
 struct Placed {
     offer_id: String,
@@ -121,10 +132,16 @@ struct State {
     launched: HashMap<String, String>,
     /// Runs that reported `TASK_RUNNING`.
     running: HashSet<String>,
-    /// Runs to reconcile once subscribed.
-    pending_reconcile: Option<Vec<KnownRun>>,
+    /// Launched runs asked about in the current reconciliation and not answered yet.
+    unanswered: HashSet<String>,
+    /// When the explicit reconciliation of `unanswered` is asked again.
+    next_reconcile: Option<Instant>,
+    /// The current back-off of the explicit reconciliation.
+    reconcile_backoff: Duration,
+    /// When the last implicit reconciliation was asked.
+    last_implicit: Option<Instant>,
     /// Agents' HTTP addresses, from their offers.
-    agents: HashMap<String, String>,
+    agents: HashMap<String, AgentAddress>,
     /// Why queued tasks were not placed in the latest matching, by task id.
     waiting: HashMap<String, String>,
     /// Calls to the master, sent one after the other in this order by the call task (a
@@ -151,6 +168,18 @@ const REVIVE_EVERY: Duration = Duration::from_secs(1);
 /// While tasks wait and no offer is held, offers are revived again this often (a safety net:
 /// a filter may outlive its reason).
 const REVIVE_AGAIN: Duration = Duration::from_secs(10);
+
+/// First back-off of an explicit reconciliation that is not fully answered.
+const RECONCILE_BACKOFF_INITIAL: Duration = Duration::from_secs(5);
+
+/// Longest back-off of an explicit reconciliation.
+const RECONCILE_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// How often everything is reconciled implicitly.
+const IMPLICIT_RECONCILE_EVERY: Duration = Duration::from_secs(600);
+
+/// How often the reconciliation timers are looked at.
+const RECONCILE_TICK: Duration = Duration::from_secs(1);
 
 /// The filter of declined offers while nothing waits: the task that comes revives them.
 const IDLE_REFUSE: Duration = Duration::from_secs(3600);
@@ -288,26 +317,77 @@ impl MesosBackend {
         }
     }
 
-    /// The reconciliation calls for `runs` (explicit) and everything else (implicit).
-    fn send_reconcile(&self, state: &mut State, runs: &[KnownRun]) {
+    /// Starts a reconciliation (after every subscription): every launched run explicitly,
+    /// asked again with back-off until each is answered (a master that just failed over stays
+    /// silent about agents that have not re-registered), then everything implicitly (the
+    /// runs this instance does not know come back as unknown runs).
+    fn start_reconciliation(&self, state: &mut State) {
+        state.unanswered = state.launched.keys().cloned().collect();
+        state.reconcile_backoff = RECONCILE_BACKOFF_INITIAL;
+        self.ask_unanswered(state);
+        if let Some(framework_id) = state.framework_id.clone() {
+            state.send(calls::reconcile_all(&framework_id));
+            state.last_implicit = Some(Instant::now());
+        }
+    }
+
+    /// The explicit RECONCILE of the unanswered runs; schedules the next one.
+    fn ask_unanswered(&self, state: &mut State) {
         let Some(framework_id) = state.framework_id.clone() else {
             return;
         };
         // A run without an agent was never launched on Mesos: the master would answer it
-        // lost although it is still to be launched (E-15).
-        let targets: Vec<calls::ReconcileTarget> = runs
+        // lost although it is still to be launched (E-15); `launched` only holds runs with
+        // an agent.
+        let targets: Vec<calls::ReconcileTarget> = state
+            .unanswered
             .iter()
-            .filter_map(|known| {
+            .filter_map(|name| {
                 Some(calls::ReconcileTarget {
-                    mesos_task_id: known.run.name(),
-                    agent_id: known.agent_id.clone()?,
+                    mesos_task_id: name.clone(),
+                    agent_id: state.launched.get(name)?.clone(),
                 })
             })
             .collect();
-        if let Some(call) = calls::reconcile(&framework_id, &targets) {
-            state.send(call);
+        match calls::reconcile(&framework_id, &targets) {
+            Some(call) => {
+                state.send(call);
+                state.next_reconcile = Some(Instant::now() + state.reconcile_backoff);
+                state.reconcile_backoff = (state.reconcile_backoff * 2).min(RECONCILE_BACKOFF_MAX);
+            }
+            None => state.next_reconcile = None,
         }
-        state.send(calls::reconcile_all(&framework_id));
+    }
+
+    /// Asks again about unanswered runs when their back-off is over, and everything every
+    /// [`IMPLICIT_RECONCILE_EVERY`]; forever.
+    async fn reconcile_loop(&self) {
+        let mut tick = tokio::time::interval(RECONCILE_TICK);
+        loop {
+            tick.tick().await;
+            let mut state = self.state();
+            if state.session.is_none() {
+                continue;
+            }
+            let now = Instant::now();
+            if state.next_reconcile.is_some_and(|at| at <= now) {
+                let waiting = state.unanswered.len();
+                tracing::info!(
+                    waiting,
+                    "asking the master again about runs it has not answered for"
+                );
+                self.ask_unanswered(&mut state);
+            }
+            let implicit_due = state
+                .last_implicit
+                .is_none_or(|at| now.duration_since(at) >= IMPLICIT_RECONCILE_EVERY);
+            if implicit_due {
+                if let Some(framework_id) = state.framework_id.clone() {
+                    state.send(calls::reconcile_all(&framework_id));
+                    state.last_implicit = Some(now);
+                }
+            }
+        }
     }
 }
 
@@ -402,6 +482,8 @@ impl Backend for MesosBackend {
         }
         let this = self.clone();
         tokio::spawn(async move { this.connection_loop().await });
+        let this = self.clone();
+        tokio::spawn(async move { this.reconcile_loop().await });
         Ok(())
     }
 
@@ -570,11 +652,10 @@ impl Backend for MesosBackend {
                 state.launched.insert(known.run.name(), agent.clone());
             }
         }
-        // Subscribed already: asked now; else at the subscription.
+        // Subscribed already: asked now; else at the subscription, which reconciles every
+        // launched run.
         if state.session.is_some() {
-            self.send_reconcile(&mut state, &runs);
-        } else {
-            state.pending_reconcile = Some(runs);
+            self.start_reconciliation(&mut state);
         }
         Ok(())
     }
@@ -595,11 +676,17 @@ impl Backend for MesosBackend {
         let state = self.state();
         let framework_id = state.framework_id.as_deref()?;
         let agent = task.agent_id.as_deref()?;
-        let url = state.agents.get(agent).cloned().or_else(|| {
-            task.hostname
-                .as_ref()
-                .map(|host| format!("http://{host}:5051"))
-        })?;
+        // The agent's address from its offers; after a restart, before any offer from it,
+        // the stored host and port (the agent's default port without one).
+        let url = state
+            .agents
+            .get(agent)
+            .map(|address| address.url.clone())
+            .or_else(|| {
+                task.hostname
+                    .as_ref()
+                    .map(|host| format!("http://{host}:{}", task.agent_port.unwrap_or(5051)))
+            })?;
         let run = crate::plan::run_id(&task.id, task.current_attempt());
         Some(LogSource::Agent {
             url,
