@@ -150,6 +150,7 @@ impl MesosBackend {
                     leftovers: Leftovers::new(&offer, &role),
                     outstanding: HashSet::new(),
                     ready: Vec::new(),
+                    received: std::time::Instant::now(),
                 });
             }
             self.match_offers(&mut state)

@@ -94,6 +94,8 @@ struct HeldOffer {
     outstanding: HashSet<String>,
     /// `TaskInfo`s of the launched placements.
     ready: Vec<TaskInfo>,
+    /// When it arrived (an offer is never held longer than [`OFFER_HOLD_MAX`]).
+    received: Instant,
 }
 
 /// Where an agent is, from its offers' `url`.
@@ -177,6 +179,11 @@ const RECONCILE_BACKOFF_MAX: Duration = Duration::from_secs(300);
 
 /// How often everything is reconciled implicitly.
 const IMPLICIT_RECONCILE_EVERY: Duration = Duration::from_secs(600);
+
+/// Longest time an offer is held while the core stores its placements: then the placements
+/// still outstanding are given up (their launch reports that it did not happen, and the tasks
+/// wait for the next offer) and the offer is accepted with what is ready, or declined.
+const OFFER_HOLD_MAX: Duration = Duration::from_secs(30);
 
 /// How often the reconciliation timers are looked at.
 const RECONCILE_TICK: Duration = Duration::from_secs(1);
@@ -359,8 +366,35 @@ impl MesosBackend {
         }
     }
 
-    /// Asks again about unanswered runs when their back-off is over, and everything every
-    /// [`IMPLICIT_RECONCILE_EVERY`]; forever.
+    /// Settles the offers held longer than [`OFFER_HOLD_MAX`].
+    fn release_overdue_offers(&self, state: &mut State, now: Instant) {
+        let overdue: Vec<String> = state
+            .offers
+            .iter()
+            .filter(|held| now.duration_since(held.received) >= OFFER_HOLD_MAX)
+            .map(|held| held.leftovers.offer_id().to_owned())
+            .collect();
+        for offer_id in overdue {
+            let Some(held) = state
+                .offers
+                .iter_mut()
+                .find(|held| held.leftovers.offer_id() == offer_id)
+            else {
+                continue;
+            };
+            let given_up: Vec<String> = held.outstanding.drain().collect();
+            if !given_up.is_empty() {
+                tracing::warn!(offer = offer_id, runs = given_up.len(), "an offer was held too long while its placements were stored; giving it up");
+            }
+            for run in given_up {
+                state.placed.remove(&run);
+            }
+            self.settle(state, &offer_id);
+        }
+    }
+
+    /// Gives up offers held too long, asks again about unanswered runs when their back-off is
+    /// over, and about everything every [`IMPLICIT_RECONCILE_EVERY`]; forever.
     async fn reconcile_loop(&self) {
         let mut tick = tokio::time::interval(RECONCILE_TICK);
         loop {
@@ -370,6 +404,7 @@ impl MesosBackend {
                 continue;
             }
             let now = Instant::now();
+            self.release_overdue_offers(&mut state, now);
             if state.next_reconcile.is_some_and(|at| at <= now) {
                 let waiting = state.unanswered.len();
                 tracing::info!(
