@@ -384,7 +384,11 @@ impl MesosBackend {
             };
             let given_up: Vec<String> = held.outstanding.drain().collect();
             if !given_up.is_empty() {
-                tracing::warn!(offer = offer_id, runs = given_up.len(), "an offer was held too long while its placements were stored; giving it up");
+                tracing::warn!(
+                    offer = offer_id,
+                    runs = given_up.len(),
+                    "an offer was held too long while its placements were stored; giving it up"
+                );
             }
             for run in given_up {
                 state.placed.remove(&run);
