@@ -1,15 +1,23 @@
 //! End to end on a cluster: the real `eremetic` binary with `master` set runs a task submitted
 //! over the REST API through the protocol-faithful fake master (subscription, offer, ACCEPT,
-//! status updates played as the executor would send them), and the task document, its history,
-//! exit code, callbacks-free end and the log redirect to the agent follow; a kill over the API
-//! reaches the master; a credential file's principal is announced.
+//! status updates played as the executor would send them), and the task document, its history
+//! and exit code follow; its output is read and followed through the agent's `/files/read`
+//! (a real HTTP server plays the agent's files endpoint); a kill over the API reaches the
+//! master; a credential file's principal is announced.
 
 // A panic is the failure report of a test.
 #![allow(clippy::unwrap_used)]
 
 mod e2e_support;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode as AxumStatus;
+use axum::routing::get;
+use axum::{Json, Router};
 
 use e2e_support::{current_state, history, shell_task, Service, Settings};
 use mesos_harness::master::{AgentSpec, FakeMaster, MasterSetup};
@@ -19,15 +27,56 @@ use reqwest::{Method, StatusCode};
 const WAIT: Duration = Duration::from_secs(20);
 
 async fn master() -> FakeMaster {
+    master_with_agent(AgentSpec::new("agent-1", "agent-1.example")).await
+}
+
+async fn master_with_agent(agent: AgentSpec) -> FakeMaster {
     let setup = MasterSetup {
         allocation_interval: Duration::from_millis(100),
         ..MasterSetup::default()
     };
     let master = FakeMaster::start(setup).await.unwrap();
+    master.add_agent(agent).unwrap();
     master
-        .add_agent(AgentSpec::new("agent-1", "agent-1.example"))
-        .unwrap();
-    master
+}
+
+/// The files an agent serves, by path.
+type Files = Arc<Mutex<HashMap<String, String>>>;
+
+/// `GET /files/read?path&offset&length` as a Mesos agent answers it: the slice as JSON text,
+/// 404 for a file it does not have.
+async fn files_read(
+    State(files): State<Files>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, AxumStatus> {
+    let path = query.get("path").cloned().unwrap_or_default();
+    let offset: usize = query
+        .get("offset")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0);
+    let length: usize = query
+        .get("length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(usize::MAX);
+    let files = files.lock().unwrap();
+    let text = files.get(&path).ok_or(AxumStatus::NOT_FOUND)?;
+    let start = offset.min(text.len());
+    let end = start.saturating_add(length).min(text.len());
+    Ok(Json(
+        serde_json::json!({"data": &text[start..end], "offset": offset}),
+    ))
+}
+
+/// A real HTTP server playing an agent's files endpoint, on a port of its own.
+async fn agent_files() -> (Files, u16) {
+    let files: Files = Arc::default();
+    let router = Router::new()
+        .route("/files/read", get(files_read))
+        .with_state(files.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (files, port)
 }
 
 fn settings(master: &FakeMaster) -> Settings {
@@ -36,9 +85,12 @@ fn settings(master: &FakeMaster) -> Settings {
 
 #[tokio::test]
 async fn a_task_submitted_over_rest_runs_on_the_cluster_and_its_document_follows_the_updates() {
-    let master = master().await;
+    let (files, port) = agent_files().await;
+    let mut agent = AgentSpec::new("agent-1", "127.0.0.1");
+    agent.port = port;
+    let master = master_with_agent(agent).await;
     let service = Service::start(settings(&master)).await;
-    master.wait_subscribed(WAIT).await.unwrap();
+    let framework_id = master.wait_subscribed(WAIT).await.unwrap();
     let id = service.submit(&shell_task("exit 3")).await;
     let mesos_id = format!("{id}.0");
     master
@@ -47,33 +99,31 @@ async fn a_task_submitted_over_rest_runs_on_the_cluster_and_its_document_follows
         .unwrap();
     let task = service.wait_state(&id, "TASK_STAGING").await;
     assert_eq!(task["agent_id"], "agent-1");
-    assert_eq!(task["hostname"], "agent-1.example");
-    assert_eq!(task["agent_port"], 5051);
-    let framework_id = master.wait_subscribed(WAIT).await.unwrap();
+    assert_eq!(task["hostname"], "127.0.0.1");
+    assert_eq!(task["agent_port"], port);
     assert_eq!(task["framework_id"], framework_id.as_str());
 
     master
         .update_task(&mesos_id, MesosState::TaskRunning, None, None)
         .unwrap();
     service.wait_state(&id, "TASK_RUNNING").await;
-    // The output is on the agent: the log API redirects there.
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let response = no_redirects
-        .get(service.url(&format!("/api/v1/task/{id}/stdout")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::TEMPORARY_REDIRECT);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    assert!(
-        location.starts_with("http://agent-1.example:5051/files/download?path=/frameworks/")
-            && location.ends_with(&format!("/executors/{mesos_id}/runs/latest/stdout")),
-        "{location}"
-    );
-
+    // The output is on the agent: read through its files endpoint, and followed.
+    let stdout = format!("/frameworks/{framework_id}/executors/{mesos_id}/runs/latest/stdout");
+    files
+        .lock()
+        .unwrap()
+        .insert(stdout.clone(), "first line\n".to_owned());
+    let response = service.get(&format!("/api/v1/task/{id}/stdout")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "first line\n");
+    let follower = service
+        .get(&format!("/api/v1/task/{id}/stdout?follow=true"))
+        .await;
+    assert_eq!(follower.status(), StatusCode::OK);
+    files
+        .lock()
+        .unwrap()
+        .insert(stdout.clone(), "first line\nsecond line\n".to_owned());
     master
         .update_task(
             &mesos_id,
@@ -83,6 +133,12 @@ async fn a_task_submitted_over_rest_runs_on_the_cluster_and_its_document_follows
         )
         .unwrap();
     let task = service.wait_state(&id, "TASK_FAILED").await;
+    // The follower ends once the task has ended and the output is drained.
+    let followed = tokio::time::timeout(WAIT, follower.text())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(followed, "first line\nsecond line\n");
     assert_eq!(
         history(&task),
         vec!["TASK_QUEUED", "TASK_STAGING", "TASK_RUNNING", "TASK_FAILED"]

@@ -77,31 +77,6 @@ pub(crate) fn follow_query(pairs: &[(String, String)]) -> Result<bool, String> {
     Ok(follow)
 }
 
-/// A temporary redirect to the agent's `/files/download` endpoint, which serves the file as
-/// the agent has it now (following is up to the client there).
-fn agent_redirect(url: &str, path: &str) -> Response {
-    let mut query = String::with_capacity(path.len());
-    for byte in path.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                query.push(char::from(byte));
-            }
-            other => query.push_str(&format!("%{other:02X}")),
-        }
-    }
-    let location = format!("{}/files/download?path={query}", url.trim_end_matches('/'));
-    match HeaderValue::from_str(&location) {
-        Ok(value) => {
-            let mut response = StatusCode::TEMPORARY_REDIRECT.into_response();
-            response
-                .headers_mut()
-                .insert(axum::http::header::LOCATION, value);
-            response
-        }
-        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
-    }
-}
-
 async fn logs(
     state: AppState,
     stream: LogStream,
@@ -121,9 +96,6 @@ async fn logs(
         .await
         .map_err(|error| ApiError::internal(error, "Unable to find the task's output"))?
         .ok_or_else(|| ApiError::task_not_found(&id, Form::Document))?;
-    if let LogLocation::Agent { url, path, .. } = &location {
-        return Ok(agent_redirect(url, path));
-    }
     if location == LogLocation::NotStarted && !follow {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -134,6 +106,7 @@ async fn logs(
         follow,
         location,
         files: None,
+        agent_read: None,
         connection: connection.map(|Extension(info)| info),
         failed: false,
     };
@@ -228,6 +201,8 @@ struct Follower {
     follow: bool,
     location: LogLocation,
     files: Option<OpenFiles>,
+    /// On a Mesos agent: the file read (agent URL and path) and how far.
+    agent_read: Option<(String, String, u64)>,
     connection: Option<ConnectionInfo>,
     failed: bool,
 }
@@ -294,9 +269,16 @@ impl Follower {
                         return Ok(None);
                     }
                 }
-                // The task started on a Mesos agent: its output is served there (a new
-                // request is redirected to it).
-                LogLocation::Agent { .. } => return Ok(None),
+                // The task runs on a Mesos agent: its output is read through the agent.
+                LogLocation::Agent { active, .. } => {
+                    let active = *active;
+                    if let Some(chunk) = self.read_agent().await? {
+                        return Ok(Some(chunk));
+                    }
+                    if !self.follow || !active {
+                        return Ok(None);
+                    }
+                }
             }
             if !self.pause().await {
                 return Ok(None);
@@ -315,6 +297,22 @@ impl Follower {
             Some(files) => files.read_next().await,
             None => Ok(None),
         }
+    }
+
+    /// The next chunk of the output on the agent; `None` at its current end.
+    async fn read_agent(&mut self) -> io::Result<Option<Bytes>> {
+        let LogLocation::Agent { url, path, .. } = &self.location else {
+            return Ok(None);
+        };
+        // A different file (a relaunch on another agent) is read from its start.
+        let offset = match &self.agent_read {
+            Some((read_url, read_path, offset)) if read_url == url && read_path == path => *offset,
+            _ => 0,
+        };
+        let chunk = super::agent_files::read(url, path, offset, CHUNK_BYTES).await?;
+        let read = offset + chunk.len() as u64;
+        self.agent_read = Some((url.clone(), path.clone(), read));
+        Ok((!chunk.is_empty()).then_some(chunk))
     }
 
     async fn requery(&self) -> io::Result<Option<LogLocation>> {
@@ -336,7 +334,7 @@ impl Follower {
             return Ok(false);
         }
         match self.requery().await? {
-            Some(location @ LogLocation::File { .. }) => {
+            Some(location @ (LogLocation::File { .. } | LogLocation::Agent { .. })) => {
                 self.relocate(location);
                 Ok(false)
             }

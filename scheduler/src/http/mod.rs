@@ -13,6 +13,7 @@
 //!   answers 405 (Eremetic: 404);
 //! - the log endpoints read the task's output files and can follow them (E-21).
 
+mod agent_files;
 mod auth;
 mod error;
 mod events;

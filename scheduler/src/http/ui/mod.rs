@@ -275,7 +275,7 @@ async fn log_view(service: &dyn TaskService, id: &TaskId, stream: LogStream) -> 
                 content: html::Html::new(),
                 note: Some(format!(
                     "the output is on the Mesos agent {url}, in {path} (the API's {} link \
-                     redirects there)",
+                     reads it from there)",
                     stream.file_name()
                 )),
             };
