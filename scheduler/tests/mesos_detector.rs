@@ -196,3 +196,39 @@ async fn an_unreachable_ensemble_is_an_error_naming_it() {
         "{why}"
     );
 }
+
+#[tokio::test]
+async fn a_connection_loss_keeps_the_leader_and_later_changes_are_still_followed() {
+    let mut zookeeper = ZooKeeperServer::start().await.expect("ZooKeeper runs");
+    let client = Client::connect(&zookeeper.connect_string()).await.unwrap();
+    mkdir(&client, "/mesos").await;
+    let first = join(&client, "/mesos", &master_info("127.0.0.1", 5050, "m1")).await;
+    join(&client, "/mesos", &master_info("127.0.0.2", 5051, "m2")).await;
+    let detector = MasterDetector::start(target(&zookeeper.connect_string(), "/mesos"));
+    let leader = tokio::time::timeout(WAIT, detector.leader()).await.unwrap();
+    assert_eq!(leader.base_url(), "http://127.0.0.1:5050");
+
+    // The server goes away and comes back within the sessions' timeout.
+    zookeeper.restart().await.expect("ZooKeeper restarts");
+    assert_eq!(detector.current(), Detection::Leader(leader.clone()));
+
+    // The watch was set again on reconnection: the next change is seen.
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match client.delete(&first, None).await {
+                Ok(()) => return,
+                // The test's own client may still be reconnecting.
+                Err(zookeeper_client::Error::ConnectionLoss) => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("deleting {first}: {error}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    wait_for(&detector, "the next leader", |d| {
+        leader_url(d).as_deref() == Some("http://127.0.0.2:5051")
+    })
+    .await;
+}

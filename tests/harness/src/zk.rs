@@ -82,6 +82,15 @@ impl ZooKeeperServer {
         self.port
     }
 
+    /// Kills the server and starts it again on the same port with the same data: clients
+    /// see a connection loss, and their sessions live on if they reconnect in time.
+    pub async fn restart(&mut self) -> Result<(), HarnessError> {
+        self.kill();
+        let classpath = classpath()?;
+        let java = java()?;
+        self.launch(&java, &classpath).await
+    }
+
     async fn launch(&mut self, java: &Path, classpath: &str) -> Result<(), HarnessError> {
         let config = self.dir.join("zoo.cfg");
         let data = self.dir.join("data");
