@@ -212,7 +212,13 @@ fn classpath() -> Result<String, HarnessError> {
 
 fn java() -> Result<PathBuf, HarnessError> {
     if let Some(java) = std::env::var_os("JAVA") {
-        return Ok(PathBuf::from(java));
+        let java = PathBuf::from(java);
+        if !java.is_file() {
+            return Err(HarnessError::ZooKeeperMissing {
+                missing: format!("{} (from JAVA)", java.display()),
+            });
+        }
+        return Ok(java);
     }
     std::env::var_os("PATH")
         .iter()
@@ -263,4 +269,26 @@ fn log_tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_missing_java_runtime_is_named_with_the_way_to_install_it() {
+        // The only test of this binary that sets these variables.
+        std::env::set_var("ZOOKEEPER_CLASSPATH", "/nonexistent/zookeeper.jar");
+        std::env::set_var("JAVA", "/nonexistent/bin/java");
+        let error = ZooKeeperServer::start().await.map(|_| ()).unwrap_err();
+        std::env::remove_var("ZOOKEEPER_CLASSPATH");
+        std::env::remove_var("JAVA");
+        let message = error.to_string();
+        assert!(
+            message.contains("ZooKeeper is not installed")
+                && message.contains("/nonexistent/bin/java")
+                && message.contains("run scripts/setup"),
+            "{message}"
+        );
+    }
 }
