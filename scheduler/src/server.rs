@@ -219,12 +219,7 @@ fn mesos_config(config: &Config, master: &MasterUrl) -> Result<MesosConfig, Serv
             })?)
         }
     };
-    let original = match master {
-        MasterUrl::Http(http) => http.base_url(),
-        MasterUrl::ZooKeeper(_) => String::new(),
-    };
-    let mut client = ClientSettings::new(master, &original)
-        .map_err(|error| ServerError::MesosSettings(format!("master: {error}")))?;
+    let mut client = ClientSettings::new(master);
     let principal = credentials
         .as_ref()
         .map(|credentials| credentials.principal.clone());

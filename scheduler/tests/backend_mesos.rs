@@ -53,7 +53,7 @@ const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 fn backend_for(master: &FakeMaster, failover_timeout: Duration) -> MesosBackend {
     let url = format!("http://{}", master.endpoint());
     let parsed = MasterUrl::parse(&url).unwrap();
-    let mut client = ClientSettings::new(&parsed, &url).unwrap();
+    let mut client = ClientSettings::new(&parsed);
     client.request_timeout = Duration::from_secs(10);
     MesosBackend::new(MesosConfig {
         client,

@@ -273,14 +273,21 @@ fn half_configured_or_missing_tls_files_are_refused() {
 }
 
 #[test]
-fn a_zookeeper_master_is_refused_and_eremetic_s_host_port_master_is_read_from_its_env_name() {
+fn a_zookeeper_master_is_read_and_eremetic_s_host_port_master_is_read_from_its_env_name() {
     let fixture = Fixture::new();
-    let file = fixture.file("master: zk://zk1:2181/mesos\n");
+    let file = fixture.file("master: zk://zk1:2181,zk2:2181/mesos\n");
+    let config = load(&fixture, &fixture.cli(&file, &[]), &[]).unwrap();
+    match config.master {
+        Some(eremetic::mesos::MasterUrl::ZooKeeper(zk)) => {
+            assert_eq!(zk.connect_string(), "zk1:2181,zk2:2181");
+            assert_eq!(zk.path, "/mesos");
+        }
+        other => panic!("{other:?}"),
+    }
+    let file = fixture.file("master: zk://zk1:2181/\n");
     let error = load_err(&fixture, &fixture.cli(&file, &[]), &[]);
     assert!(
-        error.contains("master from file")
-            && error.contains("is a ZooKeeper address")
-            && error.contains("http://host:5050"),
+        error.contains("master from file") && error.contains("may not be / alone"),
         "{error}"
     );
     let file = fixture.file("");

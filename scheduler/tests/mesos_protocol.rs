@@ -37,7 +37,7 @@ fn framework() -> FrameworkSettings {
 
 fn client_for(url: &str) -> MesosClient {
     let master = MasterUrl::parse(url).expect("valid master url");
-    let mut settings = ClientSettings::new(&master, url).expect("http master");
+    let mut settings = ClientSettings::new(&master);
     settings.request_timeout = WAIT;
     MesosClient::new(settings).expect("client")
 }

@@ -319,19 +319,6 @@ pub enum ConfigError {
         /// The key that is missing.
         missing: &'static str,
     },
-    /// `master` names a ZooKeeper ensemble; leader detection through ZooKeeper is not
-    /// available yet.
-    #[error(
-        "master from {origin}: {value} is a ZooKeeper address; detecting the leading master \
-         through ZooKeeper is not available in this version: give a master's HTTP address \
-         (http://host:5050; a master that does not lead redirects to the leader)"
-    )]
-    ZooKeeperMaster {
-        /// The value.
-        value: String,
-        /// Where `master` was set.
-        origin: Source,
-    },
     /// A default that depends on the host could not be determined.
     #[error("cannot determine the default of {key}: {why}; set {key} explicitly")]
     NoDefault {

@@ -73,8 +73,7 @@ impl Config {
                 "master",
                 match &self.master {
                     Some(crate::mesos::MasterUrl::Http(http)) => quoted(&http.base_url()),
-                    // Refused at load; a value here would be a bug, shown plainly.
-                    Some(other) => quoted(&format!("{other:?}")),
+                    Some(crate::mesos::MasterUrl::ZooKeeper(zk)) => quoted(&zk.masked_url()),
                     None => "~".to_owned(),
                 },
             ),

@@ -350,24 +350,12 @@ fn half_tls(lookup: &Lookup<'_>, set: &'static str, missing: &'static str) -> Co
     }
 }
 
-/// `master`: an HTTP master (`http://host:5050`, `host:port`); a ZooKeeper address is refused
-/// until leader detection exists.
+/// `master`: an HTTP master (`http://host:5050`, `host:port`) or a ZooKeeper election
+/// (`zk://[user:password@]host:port,.../path`).
 fn resolve_master(lookup: &Lookup<'_>) -> Result<Option<MasterUrl>, ConfigError> {
-    let mut text = String::new();
-    let Some(master) = lookup.get("master", |value| {
-        text = value.to_owned();
+    lookup.get("master", |value| {
         MasterUrl::parse(value).map_err(|error| error.to_string())
-    })?
-    else {
-        return Ok(None);
-    };
-    if let MasterUrl::ZooKeeper(_) = master {
-        return Err(ConfigError::ZooKeeperMaster {
-            value: text,
-            origin: lookup.source("master").cloned().unwrap_or(Source::Default),
-        });
-    }
-    Ok(Some(master))
+    })
 }
 
 fn resolve_mesos(lookup: &Lookup<'_>) -> Result<MesosSettings, ConfigError> {

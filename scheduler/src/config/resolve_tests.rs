@@ -152,16 +152,30 @@ fn zookeeper_database_and_eremetic_drivers_are_refused() {
 }
 
 #[test]
-fn a_zookeeper_master_is_refused_until_leader_detection_exists() {
-    let error = resolved(&[("master", "zk://zk1:2181/mesos")])
+fn a_zookeeper_master_is_accepted_and_a_malformed_one_names_the_key() {
+    let config = resolved(&[("master", "zk://eremetic:s3cret@zk1:2181,zk2/mesos")]).unwrap();
+    match &config.master {
+        Some(MasterUrl::ZooKeeper(zk)) => {
+            assert_eq!(zk.connect_string(), "zk1:2181,zk2:2181");
+            assert_eq!(zk.path, "/mesos");
+            assert_eq!(
+                zk.masked_url(),
+                format!(
+                    "zk://eremetic:{}@zk1:2181,zk2:2181/mesos",
+                    crate::task::MASK
+                )
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let error = resolved(&[("master", "zk://zk1:2181")])
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("zk://zk1:2181/mesos is a ZooKeeper address")
-            && error.contains("http://host:5050"),
+        error.starts_with("master from environment variable EREMETIC_MASTER")
+            && error.contains("needs a path"),
         "{error}"
     );
-    assert!(error.contains("EREMETIC_MASTER"), "{error}");
 }
 
 #[test]

@@ -10,8 +10,12 @@
 //!   and subscribes again (with its framework id), with a jittered back-off
 //!   ([`mesos_client::Backoff`]).
 //! - A `307` on a call means the master lost leadership: the caller must subscribe again.
-//! - ZooKeeper master detection is not implemented: [`ClientSettings::new`] refuses `zk://`.
+//! - With a `zk://` master, [`MesosClient::leader`] asks a [`MasterDetector`] (started on
+//!   first use) for the leading master, and [`MesosClient::leader_changed`] returns when
+//!   another master leads, or none: the caller then drops its subscription and subscribes to
+//!   the new leader.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use mesos_client::{heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL};
@@ -19,6 +23,7 @@ use mesos_client::{Authorization, CallName, Client, ClientConfig, ClientError};
 use mesos_proto::v1::scheduler::{event, Call, Event};
 use prost::Message;
 
+use super::detector::MasterDetector;
 use super::master_url::{HttpMaster, MasterUrl};
 use super::MesosError;
 
@@ -61,8 +66,9 @@ impl Credentials {
 /// How the client reaches the master.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientSettings {
-    /// Any master; non-leaders redirect to the leader.
-    pub master: HttpMaster,
+    /// Any master (non-leaders redirect to the leader), or the ZooKeeper election of the
+    /// masters.
+    pub master: MasterUrl,
     /// Sent as `Authorization: Basic` on every request when set.
     pub credentials: Option<Credentials>,
     /// Timeout of a call, and of the SUBSCRIBE answer and its first event.
@@ -75,19 +81,14 @@ pub struct ClientSettings {
 
 impl ClientSettings {
     /// Defaults recommended by the Mesos docs (75 s request timeout, 5 missed heartbeats) for
-    /// `master`; a ZooKeeper `master` is refused (not implemented).
-    pub fn new(master: &MasterUrl, original: &str) -> Result<ClientSettings, MesosError> {
-        match master {
-            MasterUrl::Http(http) => Ok(ClientSettings {
-                master: http.clone(),
-                credentials: None,
-                request_timeout: Duration::from_secs(75),
-                missed_heartbeats: 5,
-                max_redirects: 5,
-            }),
-            MasterUrl::ZooKeeper(_) => Err(MesosError::ZooKeeperUnsupported {
-                value: original.to_owned(),
-            }),
+    /// `master`.
+    pub fn new(master: &MasterUrl) -> ClientSettings {
+        ClientSettings {
+            master: master.clone(),
+            credentials: None,
+            request_timeout: Duration::from_secs(75),
+            missed_heartbeats: 5,
+            max_redirects: 5,
         }
     }
 }
@@ -97,6 +98,8 @@ impl ClientSettings {
 pub struct MesosClient {
     settings: ClientSettings,
     client: Client,
+    /// The ZooKeeper detector of a `zk://` master, started by the first [`MesosClient::leader`].
+    detector: Arc<OnceLock<MasterDetector>>,
 }
 
 /// A live subscription: the event stream and the [`Session`] to make calls with.
@@ -133,17 +136,51 @@ impl MesosClient {
         Ok(MesosClient {
             client: Client::new(config)?,
             settings,
+            detector: Arc::new(OnceLock::new()),
         })
     }
 
-    /// Sends SUBSCRIBE (following redirects to the leader) and returns the subscription once
-    /// the master accepted it; the first event (SUBSCRIBED or ERROR) is read with
-    /// [`Subscription::next_event`].
+    /// The master to subscribe to: the configured one, or the leader the ZooKeeper detector
+    /// knows (waiting while no master leads).
+    pub async fn leader(&self) -> HttpMaster {
+        match &self.settings.master {
+            MasterUrl::Http(master) => master.clone(),
+            MasterUrl::ZooKeeper(target) => {
+                let detector = self
+                    .detector
+                    .get_or_init(|| MasterDetector::start(target.clone()));
+                detector.leader().await
+            }
+        }
+    }
+
+    /// Returns when `master` no longer leads according to ZooKeeper; never for an HTTP
+    /// master (its redirects name the leader).
+    pub async fn leader_changed(&self, master: &HttpMaster) {
+        match self.detector.get() {
+            Some(detector) => detector.changed_from(master).await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends SUBSCRIBE to [`MesosClient::leader`]; see [`MesosClient::subscribe_to`].
     pub async fn subscribe(&self, call: &Call) -> Result<Subscription, MesosError> {
+        let master = self.leader().await;
+        self.subscribe_to(&master, call).await
+    }
+
+    /// Sends SUBSCRIBE to `master` (following redirects to the leader) and returns the
+    /// subscription once the master accepted it; the first event (SUBSCRIBED or ERROR) is
+    /// read with [`Subscription::next_event`].
+    pub async fn subscribe_to(
+        &self,
+        master: &HttpMaster,
+        call: &Call,
+    ) -> Result<Subscription, MesosError> {
         let events = self
             .client
             .subscribe::<Event>(
-                &self.settings.master.scheduler_endpoint(),
+                &master.scheduler_endpoint(),
                 call.call_name(),
                 call.encode_to_vec(),
                 Some(self.settings.request_timeout),
@@ -227,19 +264,6 @@ impl From<ClientError> for MesosError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn zookeeper_masters_are_refused_by_the_client() {
-        let value = "zk://zk1:2181/mesos";
-        let master = MasterUrl::parse(value).expect("valid zk url");
-        let message = ClientSettings::new(&master, value)
-            .expect_err("zk unsupported")
-            .to_string();
-        assert!(
-            message.contains(value) && message.contains("ZooKeeper"),
-            "{message}"
-        );
-    }
 
     #[test]
     fn a_credential_file_has_exactly_a_principal_and_a_secret() {

@@ -21,15 +21,6 @@ pub enum MesosError {
         /// What is wrong with it.
         why: String,
     },
-    /// The master is configured as a ZooKeeper URL, which the HTTP client cannot use directly.
-    #[error(
-        "Mesos master {value:?} is a ZooKeeper URL: ZooKeeper leader detection is not \
-         implemented yet; configure http://<master>:5050 (any master redirects to the leader)"
-    )]
-    ZooKeeperUnsupported {
-        /// The value as configured.
-        value: String,
-    },
     /// A task that cannot be expressed as a Mesos `TaskInfo`.
     #[error("task {task}: cannot build its Mesos TaskInfo: {why}")]
     InvalidTask {

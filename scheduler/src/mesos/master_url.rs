@@ -10,11 +10,9 @@
 //! A missing port defaults to 5050 for masters and 2181 for ZooKeeper servers. Hosts may be
 //! bracketed IPv6 literals (`[::1]:5050`).
 //!
-//! ZooKeeper I/O is not implemented: this module parses the target and implements the pure
-//! parts of leader detection ([`leader_node`], [`master_from_node`]); a ZooKeeper client must
-//! still list `<path>`'s children with a watch, read the leader's data and re-detect when the
-//! children change. Until then, configure any master over HTTP: every non-leading master
-//! answers scheduler calls with a `307` to the leader, which the client follows.
+//! This module parses the target and implements the pure parts of leader detection
+//! ([`leader_node`], [`master_from_node`]); [`super::detector::MasterDetector`] does the
+//! ZooKeeper I/O (children with a watch, the leader's data, re-detection on changes).
 
 use std::fmt;
 
@@ -145,6 +143,17 @@ impl ZkTarget {
             .map(|server| format!("{}:{}", bracket(&server.host), server.port))
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// The URL with the password masked: `zk://user:<mask>@h1:p1,h2:p2/path`.
+    pub fn masked_url(&self) -> String {
+        let credentials = self
+            .credentials
+            .as_ref()
+            .map_or_else(String::new, |credentials| {
+                format!("{}:{}@", credentials.username, crate::task::MASK)
+            });
+        format!("zk://{credentials}{}{}", self.connect_string(), self.path)
     }
 }
 
@@ -356,8 +365,10 @@ pub fn master_from_node(node: &str, data: &[u8]) -> Result<HttpMaster, MesosErro
     master_from_info(&info).map_err(invalid)
 }
 
-/// The HTTP address of a `MasterInfo`: `address` (hostname preferred, then ip) when present,
-/// else the legacy `hostname`/`ip` (IPv4 in network byte order) and `port` fields.
+/// The HTTP address of a `MasterInfo`, as Mesos' v1 scheduler library reaches a detected
+/// master (`scheduler.cpp`, `detected`: the IP and port of `MasterInfo.pid`): the `pid`'s
+/// address when it has one, else `address` (ip preferred, then hostname), else the legacy
+/// `hostname`/`ip` (IPv4 in network byte order) and `port` fields.
 pub fn master_from_info(info: &mesos_proto::v1::MasterInfo) -> Result<HttpMaster, String> {
     let http = |host: String, port: u32| -> Result<HttpMaster, String> {
         let port = u16::try_from(port)
@@ -371,12 +382,18 @@ pub fn master_from_info(info: &mesos_proto::v1::MasterInfo) -> Result<HttpMaster
             path_prefix: String::new(),
         })
     };
+    if let Some(pid) = info.pid.as_deref().filter(|pid| !pid.is_empty()) {
+        let address = pid.split_once('@').map_or(pid, |(_, address)| address);
+        let (host, port) = host_port(address, DEFAULT_MASTER_PORT)
+            .map_err(|why| format!("bad master pid {pid:?}: {why}"))?;
+        return http(host, u32::from(port));
+    }
     if let Some(address) = &info.address {
         let host = address
-            .hostname
+            .ip
             .clone()
-            .filter(|host| !host.is_empty())
-            .or_else(|| address.ip.clone().filter(|ip| !ip.is_empty()));
+            .filter(|ip| !ip.is_empty())
+            .or_else(|| address.hostname.clone().filter(|host| !host.is_empty()));
         if let Some(host) = host {
             let port = u32::try_from(address.port).unwrap_or(0);
             return http(host, port);

@@ -137,11 +137,23 @@ fn leader_is_the_member_with_the_smallest_sequence() {
 }
 
 #[test]
-fn json_master_info_prefers_the_address_hostname() {
+fn json_master_info_is_reached_at_its_pid_as_the_scheduler_library_does() {
     let data = br#"{"address":{"hostname":"m1","ip":"10.0.0.1","port":5050},"hostname":"m1",
-        "id":"x","ip":16777226,"pid":"master@10.0.0.1:5050","port":5050,"version":"1.0.0"}"#;
+        "id":"x","ip":16777226,"pid":"master@10.0.0.2:5051","port":5050,"version":"1.0.0"}"#;
+    let master = master_from_node("json.info_0000000012", data).expect("master");
+    assert_eq!(master.base_url(), "http://10.0.0.2:5051");
+    // Without a pid: the address's ip, then its host name.
+    let data = br#"{"address":{"hostname":"m1","ip":"10.0.0.1","port":5050},"id":"x","ip":0,
+        "port":5050}"#;
+    let master = master_from_node("json.info_0000000012", data).expect("master");
+    assert_eq!(master.base_url(), "http://10.0.0.1:5050");
+    let data = br#"{"address":{"hostname":"m1","port":5050},"id":"x","ip":0,"port":5050}"#;
     let master = master_from_node("json.info_0000000012", data).expect("master");
     assert_eq!(master.base_url(), "http://m1:5050");
+    let message = master_from_node("json.info_0000000012", br#"{"pid":"master@:x","id":"x"}"#)
+        .expect_err("bad pid")
+        .to_string();
+    assert!(message.contains("bad master pid"), "{message}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! model and the Mesos v1 scheduler API, and an HTTP client for that API.
 //!
 //! - [`master_url`]: the `master` configuration value (HTTP master or ZooKeeper target).
+//! - [`detector`]: the leading master of a ZooKeeper election, followed through its changes.
 //! - [`offers`]: what an offer holds, whether a task fits, which resources and host ports to
 //!   claim, packing several tasks into one offer.
 //! - [`task_info`]: a task's attempt as a v1 `TaskInfo` (Docker container, command, env).
@@ -13,6 +14,7 @@
 
 pub mod calls;
 pub mod client;
+pub mod detector;
 mod error;
 pub mod launch_mode;
 pub mod master_url;

@@ -93,4 +93,30 @@ pub enum HarnessError {
         /// The framework id concerned (`<any>` when none is connected).
         framework_id: String,
     },
+    /// ZooKeeper is not installed where the harness looks for it.
+    #[error(
+        "ZooKeeper is not installed: {missing} not found (run scripts/setup, which installs \
+         Debian's zookeeper package and a Java runtime)"
+    )]
+    ZooKeeperMissing {
+        /// The file or program that is missing.
+        missing: String,
+    },
+    /// The private ZooKeeper server did not start or did not answer.
+    #[error("the test ZooKeeper server {what}")]
+    ZooKeeperServer {
+        /// What failed, with the end of its log when there is one.
+        what: String,
+    },
+    /// A ZooKeeper operation of the fake master failed.
+    #[error("ZooKeeper {connect}: {operation}: {source}")]
+    ZooKeeper {
+        /// The connect string of the ensemble.
+        connect: String,
+        /// The operation and its path.
+        operation: String,
+        /// The client's error.
+        #[source]
+        source: zookeeper_client::Error,
+    },
 }

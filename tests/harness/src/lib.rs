@@ -9,7 +9,9 @@
 //! with the master's texts, DECLINE filters, reliable status updates with
 //! acknowledgement and retry, KILL, reconciliation, framework failover,
 //! agents becoming unreachable, gone or re-registering, HTTP framework
-//! authentication, `/state`, `/redirect` and leader redirects by host name.
+//! authentication, `/state`, `/redirect` and leader redirects by host name;
+//! with [`master::MasterSetup::zookeeper`] it contends for leadership in a
+//! real ZooKeeper ([`zk::ZooKeeperServer`]) as a Mesos master does.
 //! Tests play the agents and executors (`update_task`) and inspect the
 //! decoded calls.
 //!
@@ -40,5 +42,6 @@ pub mod agent;
 mod common;
 mod error;
 pub mod master;
+pub mod zk;
 
 pub use error::HarnessError;

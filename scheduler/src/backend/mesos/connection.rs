@@ -1,5 +1,7 @@
-//! The subscription to the master: SUBSCRIBE, the event stream, resubscription with jittered
-//! back-off (at most 15 s), and what each event means for the backend and the core.
+//! The subscription to the master: SUBSCRIBE to the leader (the configured master, or the one
+//! ZooKeeper elected; a new election ends the subscription), the event stream, resubscription
+//! with jittered back-off (at most 15 s), and what each event means for the backend and the
+//! core.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use super::{framework_token, status_token, AgentAddress, HeldOffer, MesosBackend
 use crate::backend::{BackendEvent, RunEnd, RunId, RunStatus};
 use crate::mesos::calls;
 use crate::mesos::client::{Session, Subscription};
+use crate::mesos::master_url::HttpMaster;
 use crate::mesos::offers::Leftovers;
 use crate::mesos::updates::read_status;
 use crate::task::TaskState;
@@ -28,12 +31,13 @@ impl MesosBackend {
     pub(super) async fn connection_loop(&self) {
         let mut backoff = Backoff::new(BACKOFF_INITIAL, BACKOFF_MAX);
         loop {
+            let leader = self.inner.client.leader().await;
             let framework_id = self.state().framework_id.clone();
             let call = calls::subscribe(&self.inner.config.framework, framework_id.as_deref());
-            let reason = match self.inner.client.subscribe(&call).await {
+            let reason = match self.inner.client.subscribe_to(&leader, &call).await {
                 Ok(mut subscription) => {
                     backoff.reset();
-                    self.follow(&mut subscription).await
+                    self.follow_leader(&leader, &mut subscription).await
                 }
                 Err(error) => format!("subscribing to the Mesos master: {error}"),
             };
@@ -42,6 +46,18 @@ impl MesosBackend {
                 () = tokio::time::sleep(backoff.next_delay()) => {}
                 () = self.inner.reconnect.notified() => {}
             }
+        }
+    }
+
+    /// Follows the stream while `leader` leads (ZooKeeper may elect another: the stream on
+    /// the old leader is then dropped); returns why it ended.
+    async fn follow_leader(&self, leader: &HttpMaster, subscription: &mut Subscription) -> String {
+        tokio::select! {
+            reason = self.follow(subscription) => reason,
+            () = self.inner.client.leader_changed(leader) => format!(
+                "the Mesos master {} no longer leads",
+                leader.base_url()
+            ),
         }
     }
 

@@ -56,6 +56,7 @@ mod setup;
 mod state;
 mod tasks;
 mod validation;
+mod zk;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -71,6 +72,7 @@ pub use crate::common::codec::{ContentType, APPLICATION_JSON, APPLICATION_PROTOB
 pub use crate::common::http::Rejection;
 pub use http::MESOS_STREAM_ID;
 pub use setup::{Acknowledgement, AgentSpec, KillRequest, MasterSetup, TaskView};
+pub use zk::{ZooKeeperElection, MASTER_INFO_JSON_LABEL};
 
 use crate::common::http::ServerHandle;
 use crate::error::HarnessError;
@@ -109,6 +111,8 @@ pub struct FakeMaster {
     address: SocketAddr,
     server: Option<ServerHandle>,
     ticker: JoinHandle<()>,
+    /// The ZooKeeper membership ([`MasterSetup::zookeeper`]).
+    contender: Option<zk::Contender>,
 }
 
 impl FakeMaster {
@@ -121,6 +125,7 @@ impl FakeMaster {
             source,
         })?;
         let (changed, _) = watch::channel(());
+        let election = setup.zookeeper.clone();
         let shared = Arc::new(Shared {
             state: Mutex::new(MasterState::new(setup, address, Instant::now())),
             changed,
@@ -130,12 +135,40 @@ impl FakeMaster {
             http::handle(request, Arc::clone(&for_server))
         });
         let ticker = tokio::spawn(tick_loop(Arc::downgrade(&shared)));
-        Ok(FakeMaster {
+        let mut master = FakeMaster {
             shared,
             address,
             server: Some(server),
             ticker,
+            contender: None,
+        };
+        if let Some(election) = election {
+            // Nobody is known to lead until the election is read.
+            master.shared.lock().leadership = setup::Leadership::None;
+            let info = master.shared.lock().master_info();
+            let shared = Arc::clone(&master.shared);
+            master.contender = Some(zk::Contender::join(election, &info, shared).await?);
+        }
+        Ok(master)
+    }
+
+    /// This master's member znode in ZooKeeper (`json.info_0000000003`),
+    /// when it contends ([`MasterSetup::zookeeper`]).
+    pub fn zookeeper_node(&self) -> Option<String> {
+        self.contender.as_ref().map(|c| c.node().to_owned())
+    }
+
+    /// Whether this master leads (alone, or elected in ZooKeeper).
+    pub fn is_leading(&self) -> bool {
+        self.shared.lock().leadership == setup::Leadership::Leading
+    }
+
+    /// Waits until this master leads (elected in ZooKeeper).
+    pub async fn wait_leading(&self, timeout: Duration) -> Result<(), HarnessError> {
+        self.wait_until("this master to lead", timeout, |state| {
+            (state.leadership == setup::Leadership::Leading).then_some(())
         })
+        .await
     }
 
     /// `ip:port` of the master.
@@ -496,8 +529,15 @@ impl FakeMaster {
         .await
     }
 
-    /// Stops serving: the listener, every connection and the timers end.
+    /// Stops serving: the ZooKeeper membership is withdrawn (the next member
+    /// leads), then the listener, every connection and the timers end.
     pub async fn stop(mut self) {
+        if let Some(contender) = self.contender.take() {
+            if let Err(error) = contender.withdraw().await {
+                // The session's end removes the node all the same.
+                eprintln!("fake master: {error}");
+            }
+        }
         self.ticker.abort();
         if let Some(server) = self.server.take() {
             server.stop().await;

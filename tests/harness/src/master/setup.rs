@@ -7,6 +7,7 @@ use std::time::Duration;
 use mesos_proto::v1::{Attribute, KillPolicy, TaskInfo, TaskState, TaskStatus};
 
 use super::resources::Resources;
+use super::zk::ZooKeeperElection;
 
 /// Configuration of a [`FakeMaster`](super::FakeMaster). Defaults are Mesos'.
 #[derive(Debug, Clone)]
@@ -49,6 +50,15 @@ pub struct MasterSetup {
     /// otherwise), and the authenticated principal must match
     /// `FrameworkInfo.principal`. `None` (default): no authentication.
     pub http_framework_credentials: Option<BTreeMap<String, String>>,
+    /// `--zk`: contend for leadership in ZooKeeper (an ephemeral sequential
+    /// `json.info_` node with this master's `MasterInfo` JSON under the
+    /// path). The master then leads, redirects or answers 503 as the
+    /// election says (do not also call `set_leader`), and a master that
+    /// comes to lead after start-up recovers as after
+    /// [`FakeMaster::fail_over`](super::FakeMaster::fail_over): its agents
+    /// stand for the replicated registry's and must re-register. `None`
+    /// (default): the master leads alone.
+    pub zookeeper: Option<ZooKeeperElection>,
 }
 
 impl Default for MasterSetup {
@@ -65,6 +75,7 @@ impl Default for MasterSetup {
             agent_reregister_timeout: Duration::from_secs(600),
             offer_timeout: None,
             http_framework_credentials: None,
+            zookeeper: None,
         }
     }
 }
