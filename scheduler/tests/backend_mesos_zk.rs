@@ -19,6 +19,7 @@ use eremetic::backend::{MesosBackend, MesosConfig};
 use eremetic::engine::Scheduler;
 use eremetic::mesos::calls::FrameworkSettings;
 use eremetic::mesos::client::ClientSettings;
+use eremetic::mesos::launch_mode::{ExecutorSettings, LaunchMode};
 use eremetic::mesos::task_info::LaunchSettings;
 use eremetic::mesos::MasterUrl;
 use eremetic::metrics::Metrics;
@@ -78,6 +79,8 @@ fn backend(master: &str) -> MesosBackend {
             instance_id: "mesos-zk-test".into(),
             user_network: None,
             kill_grace: Duration::from_secs(3),
+            mode: LaunchMode::Docker,
+            executor: ExecutorSettings::default(),
         },
         refuse: Duration::from_secs(1),
         framework_id: None,
