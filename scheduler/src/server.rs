@@ -102,7 +102,10 @@ async fn start(
     let metrics = Arc::new(Metrics::new());
     let store = Store::open(&config.database)?;
     let backend: Arc<dyn Backend> = match &config.master {
-        Some(master) => Arc::new(MesosBackend::new(mesos_config(&config, master)?)?),
+        Some(master) => Arc::new(MesosBackend::new(
+            mesos_config(&config, master)?,
+            metrics.clone(),
+        )?),
         None => Arc::new(LocalBackend::connect(local_config(&config)).await?),
     };
     let outbox: Arc<dyn Outbox> = Arc::new(store.clone());

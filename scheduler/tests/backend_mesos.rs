@@ -21,7 +21,7 @@ use eremetic::mesos::client::ClientSettings;
 use eremetic::mesos::launch_mode::{ExecutorSettings, LaunchMode};
 use eremetic::mesos::task_info::LaunchSettings;
 use eremetic::mesos::MasterUrl;
-use eremetic::metrics::Metrics;
+use eremetic::metrics::{Metrics, OutcomeLabels, StateLabels};
 use eremetic::service::{Submission, TaskService};
 use eremetic::store::{Store, META_FRAMEWORK_ID};
 use eremetic::task::{Task, TaskId, TaskState};
@@ -50,24 +50,31 @@ fn framework(failover_timeout: Duration) -> FrameworkSettings {
 /// Mesos' advice: a failover timeout of weeks.
 const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 
-fn backend_for(master: &FakeMaster, failover_timeout: Duration) -> MesosBackend {
+fn backend_for(
+    master: &FakeMaster,
+    failover_timeout: Duration,
+    metrics: Arc<Metrics>,
+) -> MesosBackend {
     let url = format!("http://{}", master.endpoint());
     let parsed = MasterUrl::parse(&url).unwrap();
     let mut client = ClientSettings::new(&parsed);
     client.request_timeout = Duration::from_secs(10);
-    MesosBackend::new(MesosConfig {
-        client,
-        framework: framework(failover_timeout),
-        launch: LaunchSettings {
-            instance_id: "mesos-test".into(),
-            user_network: None,
-            kill_grace: Duration::from_secs(3),
-            mode: LaunchMode::Docker,
-            executor: ExecutorSettings::default(),
+    MesosBackend::new(
+        MesosConfig {
+            client,
+            framework: framework(failover_timeout),
+            launch: LaunchSettings {
+                instance_id: "mesos-test".into(),
+                user_network: None,
+                kill_grace: Duration::from_secs(3),
+                mode: LaunchMode::Docker,
+                executor: ExecutorSettings::default(),
+            },
+            refuse: Duration::from_secs(1),
+            framework_id: None,
         },
-        refuse: Duration::from_secs(1),
-        framework_id: None,
-    })
+        metrics,
+    )
     .unwrap()
 }
 
@@ -86,6 +93,7 @@ async fn master() -> FakeMaster {
 
 /// A started core over the Mesos backend and a store in `dir`.
 struct Framework {
+    metrics: Arc<Metrics>,
     scheduler: Scheduler,
     store: Store,
 }
@@ -97,15 +105,20 @@ impl Framework {
 
     async fn start_with(dir: &Path, master: &FakeMaster, failover_timeout: Duration) -> Framework {
         let store = Store::open(&dir.join("eremetic.db")).unwrap();
+        let metrics = Arc::new(Metrics::new());
         let scheduler = Scheduler::new(
             store.clone(),
-            Arc::new(backend_for(master, failover_timeout)),
-            Arc::new(Metrics::new()),
+            Arc::new(backend_for(master, failover_timeout, metrics.clone())),
+            metrics.clone(),
             Arc::new(Notify::new()),
             config(),
         );
         scheduler.start().await.unwrap();
-        Framework { scheduler, store }
+        Framework {
+            metrics,
+            scheduler,
+            store,
+        }
     }
 
     async fn submit(&self, body: &str) -> TaskId {
@@ -214,6 +227,29 @@ async fn a_task_runs_through_an_offer_and_its_updates_are_stored_then_acknowledg
         master.task(&mesos_id).is_some_and(|task| task.removed)
     })
     .await;
+
+    // What happened is counted for Prometheus.
+    let metrics = &framework.metrics;
+    let offers = |outcome: &str| {
+        metrics
+            .mesos_offers
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .get()
+    };
+    assert!(offers("received") >= 1 && offers("used") == 1);
+    let updates = |state: &str| {
+        metrics
+            .mesos_updates
+            .get_or_create(&StateLabels {
+                state: state.to_owned(),
+            })
+            .get()
+    };
+    assert_eq!((updates("TASK_RUNNING"), updates("TASK_FAILED")), (1, 1));
+    assert_eq!(metrics.mesos_connected.get(), 1);
+    assert!(metrics.mesos_reconciliations.get() >= 1);
 }
 
 #[tokio::test]

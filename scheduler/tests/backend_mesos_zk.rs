@@ -62,29 +62,32 @@ async fn member(zookeeper: &ZooKeeperServer, hostname: &str) -> FakeMaster {
 fn backend(master: &str) -> MesosBackend {
     let mut client = ClientSettings::new(&MasterUrl::parse(master).unwrap());
     client.request_timeout = Duration::from_secs(10);
-    MesosBackend::new(MesosConfig {
-        client,
-        framework: FrameworkSettings {
-            name: "Eremetic".into(),
-            user: "root".into(),
-            role: "*".into(),
-            checkpoint: true,
-            failover_timeout: WEEK,
-            principal: None,
-            hostname: None,
-            webui_url: None,
-            partition_aware: true,
+    MesosBackend::new(
+        MesosConfig {
+            client,
+            framework: FrameworkSettings {
+                name: "Eremetic".into(),
+                user: "root".into(),
+                role: "*".into(),
+                checkpoint: true,
+                failover_timeout: WEEK,
+                principal: None,
+                hostname: None,
+                webui_url: None,
+                partition_aware: true,
+            },
+            launch: LaunchSettings {
+                instance_id: "mesos-zk-test".into(),
+                user_network: None,
+                kill_grace: Duration::from_secs(3),
+                mode: LaunchMode::Docker,
+                executor: ExecutorSettings::default(),
+            },
+            refuse: Duration::from_secs(1),
+            framework_id: None,
         },
-        launch: LaunchSettings {
-            instance_id: "mesos-zk-test".into(),
-            user_network: None,
-            kill_grace: Duration::from_secs(3),
-            mode: LaunchMode::Docker,
-            executor: ExecutorSettings::default(),
-        },
-        refuse: Duration::from_secs(1),
-        framework_id: None,
-    })
+        Arc::new(Metrics::new()),
+    )
     .unwrap()
 }
 

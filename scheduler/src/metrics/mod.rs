@@ -100,6 +100,16 @@ pub struct Metrics {
     pub tasks_delayed: EremeticCounter,
     /// Eremetic's `scheduler_tasks_running`.
     pub tasks_running: Gauge,
+    /// Mesos offers by outcome: `received`, `used` (accepted with launches), `declined`.
+    pub mesos_offers: Family<OutcomeLabels, Counter>,
+    /// Mesos status updates received, by Mesos state (`TASK_RUNNING`...).
+    pub mesos_updates: Family<StateLabels, Counter>,
+    /// Subscriptions to the Mesos master by outcome: `subscribed`, `failed`.
+    pub mesos_subscriptions: Family<OutcomeLabels, Counter>,
+    /// Reconciliation requests sent to the Mesos master.
+    pub mesos_reconciliations: Counter,
+    /// 1 while subscribed to a Mesos master.
+    pub mesos_connected: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -114,6 +124,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts `count` Mesos offers with `outcome`.
+    pub fn mesos_offers(&self, outcome: &str, count: u64) {
+        self.mesos_offers
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.to_owned(),
+            })
+            .inc_by(count);
+    }
+
     /// Creates and registers every metric.
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
@@ -131,6 +150,11 @@ impl Metrics {
             tasks_terminated: Family::default(),
             tasks_delayed: EremeticCounter::default(),
             tasks_running: Gauge::default(),
+            mesos_offers: Family::default(),
+            mesos_updates: Family::default(),
+            mesos_subscriptions: Family::default(),
+            mesos_reconciliations: Counter::default(),
+            mesos_connected: Gauge::default(),
         };
         let ours = registry.sub_registry_with_prefix("eremetic");
         ours.register("tasks", "Tasks by current state", metrics.tasks.clone());
@@ -168,6 +192,31 @@ impl Metrics {
             "callbacks",
             "Callback deliveries by outcome",
             metrics.callbacks.clone(),
+        );
+        ours.register(
+            "mesos_offers",
+            "Mesos offers by outcome (received, used, declined)",
+            metrics.mesos_offers.clone(),
+        );
+        ours.register(
+            "mesos_updates",
+            "Mesos status updates received, by Mesos state",
+            metrics.mesos_updates.clone(),
+        );
+        ours.register(
+            "mesos_subscriptions",
+            "Subscriptions to the Mesos master by outcome (subscribed, failed)",
+            metrics.mesos_subscriptions.clone(),
+        );
+        ours.register(
+            "mesos_reconciliations",
+            "Reconciliation requests sent to the Mesos master",
+            metrics.mesos_reconciliations.clone(),
+        );
+        ours.register(
+            "mesos_connected",
+            "1 while subscribed to a Mesos master",
+            metrics.mesos_connected.clone(),
         );
         let compat = registry.sub_registry_with_prefix("scheduler");
         compat.register(

@@ -117,6 +117,14 @@ impl MesosBackend {
     }
 
     fn subscribed(&self, framework_id: String, session: &Session) {
+        let metrics = &self.inner.metrics;
+        metrics
+            .mesos_subscriptions
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: "subscribed".to_owned(),
+            })
+            .inc();
+        metrics.mesos_connected.set(1);
         tracing::info!(
             framework_id,
             master = session.endpoint(),
@@ -143,6 +151,9 @@ impl MesosBackend {
     }
 
     fn offered(&self, offers: Vec<Offer>) {
+        self.inner
+            .metrics
+            .mesos_offers("received", offers.len() as u64);
         let role = self.inner.config.framework.role.clone();
         let placements = {
             let mut state = self.state();
@@ -191,6 +202,15 @@ impl MesosBackend {
     }
 
     fn updated(&self, status: TaskStatus) {
+        let state = MesosState::try_from(status.state).map_or_else(
+            |_| "UNKNOWN".to_owned(),
+            |state| state.as_str_name().to_owned(),
+        );
+        self.inner
+            .metrics
+            .mesos_updates
+            .get_or_create(&crate::metrics::StateLabels { state })
+            .inc();
         let change = match read_status(&status) {
             Ok(change) => change,
             Err(error) => {
@@ -296,6 +316,14 @@ impl MesosBackend {
 
     fn disconnected(&self, reason: String) {
         tracing::warn!("{reason}");
+        let metrics = &self.inner.metrics;
+        metrics.mesos_connected.set(0);
+        metrics
+            .mesos_subscriptions
+            .get_or_create(&crate::metrics::OutcomeLabels {
+                outcome: "failed".to_owned(),
+            })
+            .inc();
         {
             let mut state = self.state();
             state.session = None;

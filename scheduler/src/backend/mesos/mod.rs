@@ -41,6 +41,7 @@ use crate::mesos::client::{ClientSettings, MesosClient, Session};
 use crate::mesos::launch_mode::LaunchMode;
 use crate::mesos::offers::{Claim, Leftovers};
 use crate::mesos::task_info::{self, LaunchSettings};
+use crate::metrics::Metrics;
 use crate::task::{AgentConstraint, NewTask, Task};
 
 /// Settings of the Mesos backend.
@@ -67,6 +68,7 @@ pub struct MesosBackend {
 
 struct Inner {
     config: MesosConfig,
+    metrics: Arc<Metrics>,
     client: MesosClient,
     events: OnceLock<EventSink>,
     state: Mutex<State>,
@@ -192,13 +194,15 @@ const RECONCILE_TICK: Duration = Duration::from_secs(1);
 const IDLE_REFUSE: Duration = Duration::from_secs(3600);
 
 impl MesosBackend {
-    /// A backend for `config`; nothing is sent before the core starts it.
-    pub fn new(config: MesosConfig) -> Result<MesosBackend, BackendError> {
+    /// A backend for `config` counting into `metrics`; nothing is sent before the core starts
+    /// it.
+    pub fn new(config: MesosConfig, metrics: Arc<Metrics>) -> Result<MesosBackend, BackendError> {
         let client = MesosClient::new(config.client.clone())?;
         let (calls, queued) = mpsc::unbounded_channel();
         Ok(MesosBackend {
             inner: Arc::new(Inner {
                 config,
+                metrics,
                 client,
                 events: OnceLock::new(),
                 state: Mutex::new(State {
@@ -264,8 +268,10 @@ impl MesosBackend {
         }];
         let refuse = self.inner.config.refuse;
         let call = if held.ready.is_empty() {
+            self.inner.metrics.mesos_offers("declined", 1);
             calls::decline(&framework_id, offer_ids, refuse)
         } else {
+            self.inner.metrics.mesos_offers("used", 1);
             calls::accept(&framework_id, offer_ids, held.ready, refuse)
         };
         state.send(call);
@@ -292,6 +298,9 @@ impl MesosBackend {
             state
                 .offers
                 .retain(|held| !unused.iter().any(|id| id == held.leftovers.offer_id()));
+            self.inner
+                .metrics
+                .mesos_offers("declined", unused.len() as u64);
             if let Some(framework_id) = state.framework_id.clone() {
                 let offer_ids = unused.into_iter().map(|value| OfferId { value }).collect();
                 state.send(calls::decline(&framework_id, offer_ids, refuse));
@@ -334,6 +343,7 @@ impl MesosBackend {
         self.ask_unanswered(state);
         if let Some(framework_id) = state.framework_id.clone() {
             state.send(calls::reconcile_all(&framework_id));
+            self.inner.metrics.mesos_reconciliations.inc();
             state.last_implicit = Some(Instant::now());
         }
     }
@@ -359,6 +369,7 @@ impl MesosBackend {
         match calls::reconcile(&framework_id, &targets) {
             Some(call) => {
                 state.send(call);
+                self.inner.metrics.mesos_reconciliations.inc();
                 state.next_reconcile = Some(Instant::now() + state.reconcile_backoff);
                 state.reconcile_backoff = (state.reconcile_backoff * 2).min(RECONCILE_BACKOFF_MAX);
             }
@@ -423,6 +434,7 @@ impl MesosBackend {
             if implicit_due {
                 if let Some(framework_id) = state.framework_id.clone() {
                     state.send(calls::reconcile_all(&framework_id));
+                    self.inner.metrics.mesos_reconciliations.inc();
                     state.last_implicit = Some(now);
                 }
             }
