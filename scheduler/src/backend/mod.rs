@@ -51,7 +51,8 @@ impl Resources {
     }
 }
 
-/// Resources reserved for one run by [`Backend::place`] (or re-reserved by [`Backend::adopt`]).
+/// Resources reserved for one run by a placement (or re-reserved for a run found again after a
+/// restart).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Allocation {
     /// CPUs.
@@ -135,12 +136,12 @@ pub struct OutputDropped {
     pub stderr: u64,
 }
 
-/// The state of a run found again by [`Backend::recover`].
+/// The state of a run found again by [`LocalBackend::find_runs`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecoveredState {
-    /// Still running: follow it with [`Backend::wait`].
+    /// Still running: follow it with [`LocalBackend::wait_run`].
     Running,
-    /// It ended while nobody watched. [`Backend::wait`] still saves its output and returns
+    /// It ended while nobody watched. [`LocalBackend::wait_run`] still saves its output and returns
     /// the same outcome.
     Exited(RunOutcome),
 }

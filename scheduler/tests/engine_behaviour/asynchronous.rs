@@ -114,6 +114,15 @@ impl Cluster {
     }
 }
 
+/// A runtime of its own for one life of a core (dropping it is the process dying).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn run(id: &TaskId, attempt: u32) -> RunId {
     RunId::new(id.clone(), attempt)
 }
@@ -278,13 +287,6 @@ async fn an_update_is_acknowledged_only_after_its_change_is_committed() {
 #[test]
 fn an_update_whose_acknowledgement_was_lost_in_a_crash_is_stored_once_when_sent_again() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    };
     let before = runtime();
     let (id, token) = before.block_on(async {
         // The backend of this instance never gets to read an acknowledgement: the process
@@ -368,13 +370,6 @@ async fn a_kill_is_sent_again_until_the_run_ends_and_then_no_more() {
 #[test]
 fn reconciliation_answers_end_vanished_runs_and_unknown_runs_are_killed() {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
-    };
     let before = runtime();
     let (vanished, survivor) = before.block_on(async {
         let cluster = Cluster::start_in(dir.path(), false, config()).await;
@@ -564,7 +559,8 @@ async fn the_framework_id_is_stored_before_acknowledged_and_forgotten_when_the_f
 async fn an_unreachable_run_is_waited_for_then_relaunched_and_stopped_if_it_comes_back() {
     let dir = tempfile::tempdir().unwrap();
     let config = EngineConfig {
-        unreachable_timeout: Duration::from_millis(500),
+        // Far longer than the pauses below, so a loaded machine cannot reach it early.
+        unreachable_timeout: Duration::from_secs(2),
         ..config()
     };
     let cluster = Cluster::start_in(dir.path(), false, config).await;
