@@ -39,6 +39,7 @@
 //! ```
 
 pub mod agent;
+pub mod cluster;
 mod common;
 mod error;
 pub mod master;

@@ -9,6 +9,7 @@ use mesos_proto::v1::scheduler::{event, Event};
 use mesos_proto::v1::{framework_info, task_status, AgentId, TaskState, TaskStatus, TimeInfo};
 use tokio::time::Instant;
 
+use super::link::AgentMessage;
 use super::setup::AgentSpec;
 use super::state::MasterState;
 use super::tasks::{unix_seconds, update_event};
@@ -101,6 +102,8 @@ impl MasterState {
     pub(crate) fn mark_gone(&mut self, agent_id: &str) -> Result<(), AgentRefusal> {
         match self.agent_state_name(agent_id) {
             Some("registered") => {
+                let message = GONE_MESSAGE.to_owned();
+                self.to_agent(agent_id, AgentMessage::Shutdown { message });
                 self.remove_registered(agent_id);
                 self.gone_agents.push(agent_id.to_owned());
                 let removal = Removal {

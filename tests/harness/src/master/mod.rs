@@ -49,6 +49,7 @@ mod agents;
 mod auth;
 mod endpoints;
 mod http;
+mod link;
 mod offers;
 mod resources;
 mod rules;
@@ -71,6 +72,7 @@ use tokio::time::Instant;
 pub use crate::common::codec::{ContentType, APPLICATION_JSON, APPLICATION_PROTOBUF};
 pub use crate::common::http::Rejection;
 pub use http::MESOS_STREAM_ID;
+pub use link::{AgentLink, AgentMessage, AgentReporter};
 pub use setup::{Acknowledgement, AgentSpec, KillRequest, MasterSetup, TaskView};
 pub use zk::{ZooKeeperElection, MASTER_INFO_JSON_LABEL};
 
@@ -331,6 +333,51 @@ impl FakeMaster {
                 }
             },
         })
+    }
+
+    /// Attaches a running agent (known to this master in any state): from
+    /// now on the master sends it [`AgentMessage`]s (launches, kills,
+    /// acknowledgements, shutdowns) instead of the test playing its
+    /// executors, and it reports through the returned [`AgentLink`]. A
+    /// second attachment replaces the first.
+    pub fn attach_agent(&self, agent_id: &str) -> Result<AgentLink, HarnessError> {
+        let known = {
+            let state = self.shared.lock();
+            state.agents.iter().any(|a| a.agent_id == agent_id)
+                || state.unreachable_since(agent_id).is_some()
+                || state
+                    .recovered_agents
+                    .iter()
+                    .any(|a| a.agent_id == agent_id)
+        };
+        if !known {
+            return Err(HarnessError::AgentNotApplicable {
+                operation: "attach",
+                agent_id: agent_id.to_owned(),
+                reason: "the master has no such agent (add it first)".to_owned(),
+            });
+        }
+        Ok(AgentLink::attach(&self.shared, agent_id))
+    }
+
+    /// The attached agent of `previous` (reporting to this master or to
+    /// another one, e.g. the leader before a failover) re-registers here
+    /// (`ReregisterSlaveMessage`): with another master, the tasks, their
+    /// frameworks and the unacknowledged updates the agent holds are
+    /// reported first; then as [`FakeMaster::reregister_agent`] (nothing
+    /// happens for an agent this master has registered). Returns the
+    /// agent's new link.
+    pub fn reregister_with(&self, previous: &AgentReporter) -> Result<AgentLink, HarnessError> {
+        let agent_id = previous.agent_id().to_owned();
+        if !Weak::ptr_eq(&previous.master(), &Arc::downgrade(&self.shared)) {
+            let records = previous.records();
+            self.shared.lock().import_agent_records(records);
+        }
+        let link = self.attach_agent(&agent_id)?;
+        if !self.shared.lock().agent_registered(&agent_id) {
+            self.reregister_agent(&agent_id)?;
+        }
+        Ok(link)
     }
 
     /// Rescinds an outstanding offer (RESCIND event to its framework).

@@ -17,6 +17,7 @@ use mesos_proto::v1::{
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
+use super::link::{AgentMessage, LinkSender};
 use super::offers::OfferFilter;
 use super::rules::{Checked, RequestHead};
 use super::setup::{Acknowledgement, AgentSpec, KillRequest, Leadership, MasterSetup};
@@ -113,6 +114,8 @@ pub(crate) struct MasterState {
     pub(crate) acknowledgements: Vec<Acknowledgement>,
     pub(crate) messages: Vec<call::Message>,
     pub(crate) shutdowns: Vec<call::Shutdown>,
+    /// Agents that run their tasks themselves ([`super::link`]), by id.
+    pub(crate) links: std::collections::HashMap<String, LinkSender>,
 }
 
 impl MasterState {
@@ -148,6 +151,7 @@ impl MasterState {
             acknowledgements: Vec::new(),
             messages: Vec::new(),
             shutdowns: Vec::new(),
+            links: std::collections::HashMap::new(),
         }
     }
 
@@ -257,8 +261,31 @@ impl MasterState {
                     self.reconcile(framework_id, reconcile);
                 }
             }
-            call::Type::Message => self.messages.extend(call.message.clone()),
-            call::Type::Shutdown => self.shutdowns.extend(call.shutdown.clone()),
+            call::Type::Message => {
+                if let Some(message) = &call.message {
+                    self.to_agent(
+                        &message.agent_id.value,
+                        AgentMessage::FrameworkMessage {
+                            framework_id: framework_id.to_owned(),
+                            executor_id: message.executor_id.value.clone(),
+                            data: message.data.clone(),
+                        },
+                    );
+                }
+                self.messages.extend(call.message.clone());
+            }
+            call::Type::Shutdown => {
+                if let Some(shutdown) = &call.shutdown {
+                    self.to_agent(
+                        &shutdown.agent_id.value,
+                        AgentMessage::ShutdownExecutor {
+                            framework_id: framework_id.to_owned(),
+                            executor_id: shutdown.executor_id.value.clone(),
+                        },
+                    );
+                }
+                self.shutdowns.extend(call.shutdown.clone());
+            }
             // The default allocator ignores requests; there are no inverse offers.
             call::Type::Request
             | call::Type::AcceptInverseOffers
@@ -464,9 +491,38 @@ impl MasterState {
     /// longer subscribe.
     pub(crate) fn remove_framework(&mut self, id: &str) {
         self.remove_offers_of(id);
+        // `Master::removeFramework` tells every agent running its tasks.
+        let mut agents: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|t| t.framework_id == id && !t.removed)
+            .map(|t| t.agent_id.clone())
+            .collect();
+        agents.sort();
+        agents.dedup();
+        for agent_id in agents {
+            let framework_id = id.to_owned();
+            self.to_agent(&agent_id, AgentMessage::ShutdownFramework { framework_id });
+        }
         self.kill_tasks_of_removed_framework(id);
         self.frameworks.retain(|f| f.id != id);
         self.removed_frameworks.push(id.to_owned());
+    }
+
+    /// Sends `message` to the agent if it is attached and registered (the
+    /// master does not talk to agents it holds unreachable).
+    pub(crate) fn to_agent(&self, agent_id: &str, message: AgentMessage) {
+        if !self.agents.iter().any(|a| a.agent_id == agent_id) {
+            return;
+        }
+        if let Some(link) = self.links.get(agent_id) {
+            link.send(message);
+        }
+    }
+
+    /// Whether the agent runs its tasks itself (attached through a link).
+    pub(crate) fn is_linked(&self, agent_id: &str) -> bool {
+        self.links.contains_key(agent_id)
     }
 
     /// Drops every subscription stream (the master loses leadership and,

@@ -9,11 +9,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use mesos_client::is_terminal;
 use mesos_proto::v1::scheduler::{call, event, Event};
 use mesos_proto::v1::{
-    container_info, framework_info, task_status, AgentId, ExecutorInfo, FrameworkId, TaskId,
-    TaskInfo, TaskState, TaskStatus,
+    container_info, framework_info, task_status, AgentId, ExecutorInfo, FrameworkId, FrameworkInfo,
+    TaskId, TaskInfo, TaskState, TaskStatus,
 };
 use tokio::time::Instant;
 
+use super::link::AgentMessage;
 use super::resources::Resources;
 use super::setup::{Acknowledgement, KillRequest, TaskView};
 use super::state::{random_uuid, MasterState};
@@ -85,7 +86,79 @@ impl Task {
     }
 }
 
+/// What an agent holds about its tasks, carried to a new leader when it
+/// re-registers (`ReregisterSlaveMessage`: tasks with their latest state,
+/// the frameworks they belong to, and the status update manager's
+/// unacknowledged updates).
+#[derive(Debug, Clone)]
+pub(crate) struct AgentRecords {
+    tasks: Vec<Task>,
+    frameworks: Vec<FrameworkInfo>,
+}
+
 impl MasterState {
+    /// The records agent `agent_id` holds (see [`AgentRecords`]).
+    pub(crate) fn agent_records(&self, agent_id: &str) -> AgentRecords {
+        let tasks: Vec<Task> = self
+            .tasks
+            .iter()
+            .filter(|t| t.agent_id == agent_id && !t.removed)
+            .cloned()
+            .collect();
+        let mut frameworks: Vec<FrameworkInfo> = Vec::new();
+        for task in &tasks {
+            let known = frameworks.iter().any(|f| {
+                f.id.as_ref()
+                    .is_some_and(|id| id.value == task.framework_id)
+            });
+            if let Some(framework) = self.framework(&task.framework_id).filter(|_| !known) {
+                frameworks.push(framework.info.clone());
+            }
+        }
+        AgentRecords { tasks, frameworks }
+    }
+
+    /// Takes in what a re-registering agent reports, as a master that did
+    /// not launch its tasks (another leader did): unknown frameworks are
+    /// added disconnected (they re-subscribe), tasks not known are added in
+    /// the agent's state with its pending updates, unknown until
+    /// `reregister_recovered` makes them known.
+    pub(crate) fn import_agent_records(&mut self, records: AgentRecords) {
+        for info in records.frameworks {
+            let Some(id) = info.id.clone().map(|id| id.value) else {
+                continue;
+            };
+            if self.framework(&id).is_some() || self.removed_frameworks.contains(&id) {
+                continue;
+            }
+            self.frameworks.push(super::state::Framework {
+                id,
+                info,
+                connection: None,
+                failover_deadline: None,
+                suppressed: false,
+                filters: Vec::new(),
+            });
+        }
+        for mut task in records.tasks {
+            let known = self.tasks.iter().any(|t| {
+                !t.removed
+                    && t.framework_id == task.framework_id
+                    && t.info.task_id == task.info.task_id
+            });
+            if known {
+                continue;
+            }
+            task.state = task.agent_state;
+            task.unreachable = false;
+            task.unknown_since_failover = true;
+            task.forwarded_state = None;
+            task.next_retry = None;
+            task.backoff = self.setup.status_update_retry_min;
+            self.tasks.push(task);
+        }
+    }
+
     /// Resources held by live tasks on `agent_id`, executors counted once.
     pub(crate) fn resources_in_use(&self, agent_id: &str) -> Resources {
         let mut used = Resources::default();
@@ -157,9 +230,26 @@ impl MasterState {
                     self.exited_executors
                         .retain(|(a, f, e)| !(a == agent_id && f == framework_id && *e == id));
                 }
-                self.run_docker_executor_checks(now);
+                if self.is_linked(agent_id) {
+                    self.run_on_agent(framework_id, agent_id);
+                } else {
+                    self.run_docker_executor_checks(now);
+                }
             }
         }
+    }
+
+    /// `RunTaskMessage` of the task just staged to its attached agent.
+    fn run_on_agent(&self, framework_id: &str, agent_id: &str) {
+        let (Some(task), Some(framework)) = (self.tasks.last(), self.framework(framework_id))
+        else {
+            return;
+        };
+        let message = AgentMessage::RunTask {
+            framework: framework.info.clone(),
+            task: task.info.clone(),
+        };
+        self.to_agent(agent_id, message);
     }
 
     /// The agents run the Docker containerizer (`--containerizers=docker,mesos`):
@@ -457,6 +547,14 @@ impl MasterState {
         };
         let task = &mut self.tasks[index];
         let acked = task.pending.pop_front();
+        let message = AgentMessage::Acknowledged {
+            framework_id: framework_id.to_owned(),
+            task_id: ack.task_id.value.clone(),
+            uuid: ack.uuid.clone(),
+        };
+        let agent_id = task.agent_id.clone();
+        self.to_agent(&agent_id, message);
+        let task = &mut self.tasks[index];
         task.next_retry = None;
         task.backoff = self.setup.status_update_retry_min;
         let terminal = acked
@@ -493,11 +591,21 @@ impl MasterState {
             return;
         }
         let live = !is_terminal(task.state);
+        let agent_id = task.agent_id.clone();
         self.kills.push(KillRequest {
             task_id: kill.task_id.value.clone(),
-            agent_id: task.agent_id.clone(),
+            agent_id: agent_id.clone(),
             kill_policy: kill.kill_policy,
         });
+        if self.is_linked(&agent_id) {
+            let message = AgentMessage::KillTask {
+                framework_id: framework_id.to_owned(),
+                task_id: kill.task_id.value.clone(),
+                kill_policy: kill.kill_policy,
+            };
+            self.to_agent(&agent_id, message);
+            return;
+        }
         if !(self.setup.auto_complete_kills && live) {
             return;
         }
