@@ -38,9 +38,9 @@ pub enum AgentMessage {
     /// (`FrameworkInfo` with its id).
     RunTask {
         /// The framework's info as the master holds it.
-        framework: FrameworkInfo,
+        framework: Box<FrameworkInfo>,
         /// The task as launched.
-        task: TaskInfo,
+        task: Box<TaskInfo>,
     },
     /// `KillTaskMessage`: kill the task; a `kill_policy` from the KILL call
     /// overrides the task's.

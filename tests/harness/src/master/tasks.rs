@@ -246,8 +246,8 @@ impl MasterState {
             return;
         };
         let message = AgentMessage::RunTask {
-            framework: framework.info.clone(),
-            task: task.info.clone(),
+            framework: Box::new(framework.info.clone()),
+            task: Box::new(task.info.clone()),
         };
         self.to_agent(agent_id, message);
     }
