@@ -4,6 +4,8 @@
 //! messages into it and moves the agent to another master when it
 //! re-registers (after a failover).
 
+pub mod sandbox;
+
 use std::sync::{Arc, RwLock};
 
 use mesos_proto::v1::TaskStatus;
