@@ -384,6 +384,47 @@ fn a_restart_resubscribes_with_the_stored_id_and_reconciles_its_runs() {
     master_runtime.block_on(master.stop());
 }
 
+#[test]
+fn runs_the_master_has_not_answered_for_are_counted_until_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let master_runtime = runtime();
+    let master = master_runtime.block_on(master());
+    let before = runtime();
+    let id = before.block_on(async {
+        let framework = Framework::start(dir.path(), &master).await;
+        master.wait_subscribed(DEADLINE).await.unwrap();
+        let id = framework.submit(&body("asked-about", 0.5, "")).await;
+        launched(&master, &format!("{id}.0")).await;
+        master
+            .update_task(&format!("{id}.0"), MesosState::TaskRunning, None, None)
+            .unwrap();
+        framework.wait_state(&id, Running).await;
+        id
+    });
+    drop(before);
+    // A master that has just failed over knows the agent only from its registry: it stays
+    // silent about the run until the agent re-registers.
+    master.fail_over();
+
+    let after = runtime();
+    after.block_on(async {
+        let framework = Framework::start(dir.path(), &master).await;
+        let unanswered = || framework.metrics.mesos_reconcile_unanswered.get();
+        eventually("the run to be asked about", || {
+            framework.metrics.mesos_reconciliations.get() >= 1
+        })
+        .await;
+        assert_eq!(unanswered(), 1, "asked and not answered");
+        master.reregister_agent("agent-1").unwrap();
+        // Asked again after the back-off; answered this time.
+        eventually("the reconciliation to be complete", || unanswered() == 0).await;
+        let task = framework.wait_state(&id, Running).await;
+        assert_eq!(history(&task), vec![Queued, Staging, Running]);
+    });
+    drop(after);
+    master_runtime.block_on(master.stop());
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

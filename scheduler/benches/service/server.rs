@@ -54,6 +54,15 @@ pub(crate) struct Server {
 impl Server {
     /// Starts the service and waits until it answers `GET /api/v1/version`.
     pub(crate) async fn start(settings: Settings) -> Result<Server> {
+        Server::start_with_env(settings, Vec::new()).await
+    }
+
+    /// [`Server::start`] with more `EREMETIC_*` settings (`MASTER`, ...), given without the
+    /// prefix.
+    pub(crate) async fn start_with_env(
+        settings: Settings,
+        extra: Vec<(&str, String)>,
+    ) -> Result<Server> {
         let binary = binary()?;
         let temp = tempfile::Builder::new()
             .prefix(&format!("eremetic-bench-{}-", settings.name))
@@ -67,7 +76,12 @@ impl Server {
         fs::write(&config, "").map_err(BenchError::io(format!("write {}", config.display())))?;
         let port = free_port()?;
         let instance_id = format!("eremetic-bench-{}-{}", settings.name, std::process::id());
-        let env = service_env(settings, &data_dir, port, &instance_id);
+        let mut env = service_env(settings, &data_dir, port, &instance_id);
+        env.extend(
+            extra
+                .into_iter()
+                .map(|(key, value)| (format!("EREMETIC_{key}"), value)),
+        );
         let mut server = Server {
             child: None,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

@@ -110,6 +110,9 @@ pub struct Metrics {
     pub mesos_reconciliations: Counter,
     /// 1 while subscribed to a Mesos master.
     pub mesos_connected: Gauge,
+    /// Launched runs the current explicit reconciliation asked about that the master has
+    /// not answered yet (0 once it is complete).
+    pub mesos_reconcile_unanswered: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -155,6 +158,7 @@ impl Metrics {
             mesos_subscriptions: Family::default(),
             mesos_reconciliations: Counter::default(),
             mesos_connected: Gauge::default(),
+            mesos_reconcile_unanswered: Gauge::default(),
         };
         let ours = registry.sub_registry_with_prefix("eremetic");
         ours.register("tasks", "Tasks by current state", metrics.tasks.clone());
@@ -217,6 +221,12 @@ impl Metrics {
             "mesos_connected",
             "1 while subscribed to a Mesos master",
             metrics.mesos_connected.clone(),
+        );
+        ours.register(
+            "mesos_reconcile_unanswered",
+            "Launched runs the current reconciliation asked about and the master has not \
+             answered yet",
+            metrics.mesos_reconcile_unanswered.clone(),
         );
         let compat = registry.sub_registry_with_prefix("scheduler");
         compat.register(

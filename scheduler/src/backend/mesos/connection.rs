@@ -229,7 +229,10 @@ impl MesosBackend {
         let name = run.name();
         let known = {
             let mut state = self.state();
-            state.unanswered.remove(&name);
+            if state.unanswered.remove(&name) {
+                let left = state.unanswered.len() as i64;
+                self.inner.metrics.mesos_reconcile_unanswered.set(left);
+            }
             state.launched.contains_key(&name)
         };
         let sink = self.sink();

@@ -339,6 +339,8 @@ impl MesosBackend {
     /// runs this instance does not know come back as unknown runs).
     fn start_reconciliation(&self, state: &mut State) {
         state.unanswered = state.launched.keys().cloned().collect();
+        let asked = state.unanswered.len() as i64;
+        self.inner.metrics.mesos_reconcile_unanswered.set(asked);
         state.reconcile_backoff = RECONCILE_BACKOFF_INITIAL;
         self.ask_unanswered(state);
         if let Some(framework_id) = state.framework_id.clone() {
