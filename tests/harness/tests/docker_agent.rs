@@ -359,3 +359,32 @@ async fn mesos_container_over_its_memory_is_failed_by_the_agent_with_the_memory_
     // 32 MB for the task plus the command executor's 32 MB.
     assert_eq!(failed.message(), "Memory limit exceeded: Requested: 64MB ");
 }
+
+#[tokio::test]
+async fn teardown_shuts_the_docker_executor_down_and_its_container_stops() {
+    let mut cluster = Cluster::start("docker-teardown", framework_info()).await;
+    cluster
+        .launch(cluster.docker_task("s1", "sleep 60", 0.1, 32.0))
+        .await;
+    assert_eq!(cluster.update().await.state(), TaskState::TaskStarting);
+    assert_eq!(cluster.update().await.state(), TaskState::TaskRunning);
+    let name = format!("mesos-{}", cluster.container_id("s1"));
+    let teardown = envelope(
+        &cluster.framework_id,
+        mesos_proto::v1::scheduler::call::Type::Teardown,
+    );
+    post_call(&cluster.master, &cluster.subscription.stream_id, &teardown).await;
+    // Shutdown grace 5 s: the executor stops it with `docker stop -t 3`.
+    let deadline = tokio::time::Instant::now() + LONG;
+    loop {
+        let running = inspect(&name).is_some_and(|c| c["State"]["Running"] == true);
+        if !running {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} still running"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
