@@ -76,6 +76,11 @@ pub use link::{AgentLink, AgentMessage, AgentReporter};
 pub use setup::{Acknowledgement, AgentSpec, KillRequest, MasterSetup, TaskView};
 pub use zk::{ZooKeeperElection, MASTER_INFO_JSON_LABEL};
 
+// For the agent modes of `crate::cluster`: the docker executor's run-option
+// rules and the uuids the master uses.
+pub(crate) use state::{random_uuid, uuid_string};
+pub(crate) use validation::docker_run_options;
+
 use crate::common::http::ServerHandle;
 use crate::error::HarnessError;
 use setup::Leadership;
