@@ -4,6 +4,7 @@
 //! messages into it and moves the agent to another master when it
 //! re-registers (after a failover).
 
+pub mod containerizer_agent;
 pub mod docker_agent;
 pub mod sandbox;
 
