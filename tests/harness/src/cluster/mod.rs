@@ -4,6 +4,7 @@
 //! messages into it and moves the agent to another master when it
 //! re-registers (after a failover).
 
+pub mod executor_agent;
 pub mod sandbox;
 
 use std::sync::{Arc, RwLock};
