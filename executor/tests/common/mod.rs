@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
 pub mod files;
 
 use std::path::{Path, PathBuf};
@@ -310,7 +311,7 @@ pub fn ports(begin: u64, end: u64) -> Resource {
     }
 }
 
-fn scalar(name: &str, amount: f64) -> Resource {
+pub fn scalar(name: &str, amount: f64) -> Resource {
     Resource {
         name: name.into(),
         r#type: value::Type::Scalar as i32,

@@ -194,6 +194,26 @@ impl FakeAgent {
         self.shared.lock().updates.clone()
     }
 
+    /// Every executor update the agent processed, in order: the statuses of
+    /// accepted UPDATE calls and the `unacknowledged_updates` of each
+    /// re-subscription (so an update may appear again; its uuid tells).
+    pub fn processed_updates(&self) -> Vec<TaskStatus> {
+        self.shared.lock().processed.clone()
+    }
+
+    /// Removes `task_id` from the LAUNCHes queued until the executor's first
+    /// subscription (a kill before delivery); false if it is not queued.
+    pub fn remove_queued(&self, task_id: &TaskId) -> bool {
+        self.shared.lock().remove_queued(task_id)
+    }
+
+    /// A receiver that is marked changed after every change of the agent's
+    /// state (a call handled, an event sent, a restart), to follow the agent
+    /// without polling.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.shared.changed.subscribe()
+    }
+
     /// Status updates the agent generated itself (TASK_LOST after a restart).
     pub fn agent_updates(&self) -> Vec<TaskStatus> {
         self.shared.lock().agent_updates.clone()

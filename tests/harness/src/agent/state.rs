@@ -104,6 +104,9 @@ pub(crate) struct AgentState {
     pub(crate) calls: Vec<Call>,
     pub(crate) updates: Vec<TaskStatus>,
     pub(crate) agent_updates: Vec<TaskStatus>,
+    /// Every update processed, in order: UPDATE calls and re-subscriptions'
+    /// unacknowledged updates (an update may appear more than once).
+    pub(crate) processed: Vec<TaskStatus>,
     pub(crate) rejections: Vec<Rejection>,
 }
 
@@ -124,6 +127,7 @@ impl AgentState {
             calls: Vec::new(),
             updates: Vec::new(),
             agent_updates: Vec::new(),
+            processed: Vec::new(),
             rejections: Vec::new(),
         }
     }
@@ -269,6 +273,7 @@ impl AgentState {
     /// The agent's bookkeeping for one executor update: the task's state
     /// moves on and the update awaits acknowledgement.
     fn process_update(&mut self, status: &TaskStatus) {
+        self.processed.push(status.clone());
         let state = TaskState::try_from(status.state).ok();
         if let Some(task) = self.tasks.iter_mut().find(|t| t.task_id == status.task_id) {
             task.state = state;
@@ -328,6 +333,14 @@ impl AgentState {
         self.send(&launch_event(&task))?;
         self.track_launched(&task);
         Ok(())
+    }
+
+    /// Takes `task_id` out of the LAUNCHes queued for the first
+    /// subscription; false if it is not queued there.
+    pub(crate) fn remove_queued(&mut self, task_id: &TaskId) -> bool {
+        let before = self.queued_tasks.len();
+        self.queued_tasks.retain(|t| t.task_id != *task_id);
+        self.queued_tasks.len() != before
     }
 
     /// ACKNOWLEDGED for an update the agent received.

@@ -6,6 +6,7 @@
 
 pub mod containerizer_agent;
 pub mod docker_agent;
+pub mod executor_agent;
 pub mod sandbox;
 
 use std::sync::{Arc, RwLock};
