@@ -50,8 +50,8 @@ pub struct Settings {
 /// What the operator's `deimos.cfg` says about the executor's tasks: `[policy]` (privileged
 /// mode, host paths, `--volumes-from`), `[uris]` (local files, size caps, unpacking) and
 /// `[containers] cfs_quota` (hard CPU limits). [`Default`] is a configuration without a file:
-/// everything refused, 1 GiB caps, CPU shares only.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// everything refused, 1 GiB caps, the fetch cache in its default directory, CPU shares only.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Operator {
     /// Checked when a task is translated, host paths resolved again before the container is
     /// created.
@@ -61,6 +61,12 @@ pub struct Operator {
     /// Enforce a task's cpus as a CFS quota besides the shares, as a Mesos agent with
     /// `--cgroups_enable_cfs` does for its Docker containers.
     pub cfs_quota: bool,
+}
+
+impl Default for Operator {
+    fn default() -> Self {
+        Operator::from_config(&deimos_runtime::config::OperatorConfig::default())
+    }
 }
 
 impl Operator {
@@ -274,19 +280,27 @@ mod tests {
         std::fs::write(
             &file,
             "[policy]\nallow_privileged: true\n[uris]\nallowed_local_paths: [\"/srv/a\"]\n\
-             max_size: 10MiB\n",
+             max_size: 10MiB\ncache_dir: /srv/cache\ncache_size: 5MiB\n",
         )
         .unwrap();
         let operator = Operator::load(Some(file)).unwrap();
         assert!(operator.policy.allow_privileged);
         assert_eq!(operator.fetch.local_files.dirs(), [PathBuf::from("/srv/a")]);
         assert_eq!(operator.fetch.max_size, 10 << 20);
+        let cache = operator.fetch.cache.as_ref().unwrap();
+        assert_eq!(
+            (cache.dir.as_path(), cache.max_size),
+            (Path::new("/srv/cache"), 5 << 20)
+        );
         let missing = Operator::load(Some(dir.path().join("missing.cfg"))).unwrap_err();
         assert!(missing.to_string().contains("missing.cfg"), "{missing}");
         let bad = dir.path().join("bad.cfg");
         std::fs::write(&bad, "[policy]\nallow_privileged: maybe\n").unwrap();
-        let error = Operator::load(Some(bad)).unwrap_err().to_string();
+        let error = Operator::load(Some(bad.clone())).unwrap_err().to_string();
         assert!(error.contains("[policy] allow_privileged"), "{error}");
+        std::fs::write(&bad, "[uris]\ncache_size: none\n").unwrap();
+        let error = Operator::load(Some(bad)).unwrap_err().to_string();
+        assert!(error.contains("[uris] cache_size"), "{error}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The URIs of a task's command are fetched into the sandbox by the `deimos-executor` binary
 //! (real Docker, the fake agent, a real HTTP server on port 0, the operator's `deimos.cfg`
 //! through `$DEIMOS_CONFIG`): extracted, made executable, owned by the task's user; what the
-//! operator's `[uris]` limits refuse ends the task TASK_FAILED naming the URI and the reason.
+//! operator's `[uris]` limits refuse ends the task TASK_FAILED naming the URI and the reason;
+//! a URI marked `cache` is downloaded once for the tasks of several executors.
 
 mod common;
 
@@ -187,4 +188,67 @@ async fn a_local_file_under_allowed_local_paths_is_copied_into_the_sandbox() {
     setup.acknowledge("t1", TaskState::TaskFinished).await;
     assert_eq!(setup.exit_code().await, 0, "{}", setup.executor_log());
     assert!(read(setup.sandbox.path(), "stdout").contains("local input"));
+}
+
+#[tokio::test]
+async fn a_cached_uri_is_downloaded_once_for_the_tasks_of_two_executors() {
+    let server = FileServer::start(vec![(
+        "/tools/greet.sh",
+        b"#!/bin/sh\necho cached greeting\n".to_vec(),
+    )])
+    .await;
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("fetch");
+    let config = format!(
+        "[uris]\ncache_dir: {}\ncache_size: 1MiB\n",
+        cache_dir.display()
+    );
+    let mut command = command_with(
+        "./greet.sh && id -u",
+        vec![command_info::Uri {
+            cache: Some(true),
+            ..uri(&server.url("/tools/greet.sh"), false, true)
+        }],
+    );
+    command.user = Some(format!("{TASK_UID}:{TASK_UID}"));
+    for test in ["fetchcache1", "fetchcache2"] {
+        let mut setup = Setup::start_with_config(test, &config).await;
+        let sandbox = setup.sandbox.path().to_owned();
+        std::fs::set_permissions(&sandbox, std::fs::Permissions::from_mode(0o755)).unwrap();
+        setup
+            .agent
+            .wait_subscribed(PATIENCE)
+            .await
+            .expect("SUBSCRIBE");
+        setup
+            .agent
+            .launch(data_task("t1", &command))
+            .expect("LAUNCH");
+        setup.acknowledge("t1", TaskState::TaskStarting).await;
+        setup.acknowledge("t1", TaskState::TaskRunning).await;
+        let finished = setup.acknowledge("t1", TaskState::TaskFinished).await;
+        assert_eq!(setup.exit_code().await, 0, "{}", setup.executor_log());
+        let stdout = read(&sandbox, "stdout");
+        assert!(
+            stdout.contains("cached greeting") && stdout.contains(&TASK_UID.to_string()),
+            "{finished:?}\nstdout: {stdout}\nexecutor log:\n{}",
+            setup.executor_log()
+        );
+        // The sandbox copy is the task user's and executable; the cached file stays ours.
+        let script = std::fs::metadata(sandbox.join("greet.sh")).unwrap();
+        assert_eq!(script.mode() & 0o777, 0o755);
+        assert_eq!((script.uid(), script.gid()), (TASK_UID, TASK_UID));
+    }
+    assert_eq!(
+        server.requests(),
+        1,
+        "the second task's copy came from the cache"
+    );
+    let user_dir = cache_dir.join(format!("user-{TASK_UID}%3A{TASK_UID}"));
+    let cached: Vec<_> = std::fs::read_dir(&user_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".lock"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
 }

@@ -20,6 +20,7 @@ fn uri(value: String) -> UriSpec {
         executable: false,
         extract: true,
         output_file: None,
+        cache: false,
     }
 }
 

@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use deimos_runtime::fetch::CacheOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -197,6 +198,11 @@ fn local_config(config: &Config) -> LocalConfig {
         fetch_local_paths: config.allowed_host_paths.clone(),
         output_limit: config.task_output_limit,
         min_free_bytes: config.data_dir_min_free,
+        fetch_cache: CacheOptions {
+            dir: config.fetch_cache_dir.clone(),
+            max_size: config.fetch_cache_size,
+            setting: "fetch_cache_dir",
+        },
     }
 }
 

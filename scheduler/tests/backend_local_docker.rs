@@ -73,6 +73,11 @@ fn config(data_dir: &Path, instance: &str, port_range: (u16, u16)) -> LocalConfi
         fetch_local_paths: Vec::new(),
         output_limit: None,
         min_free_bytes: 0,
+        fetch_cache: deimos_runtime::fetch::CacheOptions {
+            dir: data_dir.join("fetch-cache"),
+            max_size: 1 << 20,
+            setting: "fetch_cache_dir",
+        },
     }
 }
 

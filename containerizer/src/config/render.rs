@@ -110,6 +110,16 @@ impl fmt::Display for Config {
             "max_extracted_size",
             format_size(self.uris.max_extracted_size),
         )?;
+        // An empty value turns the cache off, and reads back as such.
+        let cache_dir = self.uris.cache_dir.as_ref();
+        key(
+            out,
+            "cache_dir",
+            cache_dir
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        )?;
+        key(out, "cache_size", format_size(self.uris.cache_size))?;
 
         out.write_str("\n[log]\n")?;
         optional(

@@ -302,6 +302,8 @@ onlaunch: ["/bin/logger", "launch"]
 ondestroy: /bin/true
 [uris]
 unpack: false
+cache_dir: /srv/fetch-cache
+cache_size: 3GiB
 [log]
 console: CRITICAL
 syslog: NOTSET
@@ -314,4 +316,10 @@ command: ["{deimos}", "observe", "{container_id}"]
     let config = parse(text).unwrap();
     assert_eq!(parse(&config.render()).unwrap(), config);
     assert!(config.render().contains("stop_grace_period: 1500ms"));
+    assert!(config
+        .render()
+        .contains("cache_dir: /srv/fetch-cache\ncache_size: 3GiB"));
+    let no_cache = parse("[uris]\ncache_dir:\n").unwrap();
+    assert_eq!(no_cache.uris.cache_dir, None);
+    assert_eq!(parse(&no_cache.render()).unwrap(), no_cache);
 }

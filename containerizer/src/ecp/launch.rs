@@ -117,6 +117,7 @@ async fn start_container(ctx: &Context, plan: &mut LaunchPlan, dir: &ContainerDi
     plan.apply_switch_user();
     let fetch_options = FetchOptions {
         owner: FileOwner::for_container(plan.spec.user.as_deref()),
+        user: plan.spec.user.clone(),
         ..ctx.config.uris.fetch_options()
     };
     fetch_all(&plan.uris, &sandbox, &fetch_options).await?;

@@ -25,6 +25,7 @@ pub(super) async fn launch(
     if !plan.uris.is_empty() {
         let options = FetchOptions {
             owner: FileOwner::for_container(plan.spec.user.as_deref()),
+            user: plan.spec.user.clone(),
             ..operator.fetch.clone()
         };
         fetch_all(&plan.uris, sandbox, &options)

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 pub struct FileServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    requests: Arc<AtomicUsize>,
 }
 
 impl FileServer {
@@ -29,12 +31,24 @@ impl FileServer {
             .await
             .expect("binding the file server");
         let addr = listener.local_addr().expect("the file server's address");
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&requests);
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(serve(stream, Arc::clone(&files)));
             }
         });
-        FileServer { addr, task }
+        FileServer {
+            addr,
+            task,
+            requests,
+        }
+    }
+
+    /// How many connections (one request each: every answer closes it) were accepted.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
     }
 
     /// The URL of a path on this server.

@@ -5,10 +5,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::values::{parse_bool, parse_host_dirs};
+use super::values::{parse_bool, parse_host_dirs, parse_optional_dir};
 use super::{parse_ini, read_first, ConfigError};
-use crate::fetch::{FetchOptions, DEFAULT_LOCAL_FILES_SETTING};
-use crate::fetch::{DEFAULT_MAX_EXTRACTED_SIZE, DEFAULT_MAX_SIZE};
+use crate::fetch::{CacheOptions, FetchOptions, DEFAULT_LOCAL_FILES_SETTING};
+use crate::fetch::{DEFAULT_CACHE_SIZE, DEFAULT_MAX_EXTRACTED_SIZE, DEFAULT_MAX_SIZE};
 use crate::hostpath::AllowedPaths;
 use crate::policy::{ContainerPolicy, PolicySettings};
 use crate::size::parse_positive_size;
@@ -40,7 +40,18 @@ pub struct UrisConfig {
     pub max_size: u64,
     /// `max_extracted_size`: largest size one archive may unpack to, in bytes.
     pub max_extracted_size: u64,
+    /// `cache_dir`: the fetch cache for URIs marked `cache` ([`DEFAULT_CACHE_DIR`]); an empty
+    /// value (`None`) turns the cache off: such URIs are then fetched every time.
+    pub cache_dir: Option<PathBuf>,
+    /// `cache_size`: most bytes the fetch cache may hold ([`DEFAULT_CACHE_SIZE`]).
+    pub cache_size: u64,
 }
+
+/// Default `[uris] cache_dir`.
+pub const DEFAULT_CACHE_DIR: &str = "/var/cache/deimos/fetch";
+
+/// The setting named when the fetch cache directory cannot be used.
+const CACHE_DIR_SETTING: &str = "[uris] cache_dir";
 
 impl Default for UrisConfig {
     fn default() -> Self {
@@ -49,6 +60,8 @@ impl Default for UrisConfig {
             allowed_local_paths: Vec::new(),
             max_size: DEFAULT_MAX_SIZE,
             max_extracted_size: DEFAULT_MAX_EXTRACTED_SIZE,
+            cache_dir: Some(PathBuf::from(DEFAULT_CACHE_DIR)),
+            cache_size: DEFAULT_CACHE_SIZE,
         }
     }
 }
@@ -62,6 +75,8 @@ impl UrisConfig {
         "allowed_local_paths",
         "max_size",
         "max_extracted_size",
+        "cache_dir",
+        "cache_size",
     ];
 
     /// Applies one key (lower case) of the section.
@@ -71,6 +86,8 @@ impl UrisConfig {
             "allowed_local_paths" => self.allowed_local_paths = parse_host_dirs(raw)?,
             "max_size" => self.max_size = parse_positive_size(raw)?,
             "max_extracted_size" => self.max_extracted_size = parse_positive_size(raw)?,
+            "cache_dir" => self.cache_dir = parse_optional_dir(raw)?,
+            "cache_size" => self.cache_size = parse_positive_size(raw)?,
             _ => return Err(KeyProblem::Unknown),
         }
         Ok(())
@@ -86,6 +103,11 @@ impl UrisConfig {
             ),
             max_size: self.max_size,
             max_extracted_size: self.max_extracted_size,
+            cache: self.cache_dir.as_ref().map(|dir| CacheOptions {
+                dir: dir.clone(),
+                max_size: self.cache_size,
+                setting: CACHE_DIR_SETTING,
+            }),
             ..FetchOptions::default()
         }
     }
@@ -238,9 +260,42 @@ mod tests {
         assert_eq!(config.uris.max_size, 10 << 20);
         assert_eq!(config.uris.max_extracted_size, 2 << 30);
         assert!(!config.uris.unpack);
+        assert_eq!(
+            config.uris.cache_dir,
+            Some(PathBuf::from(DEFAULT_CACHE_DIR)),
+            "the cache is on by default"
+        );
         let policy = config.policy.container_policy();
         assert!(policy.allow_privileged);
         assert_eq!(config.uris.fetch_options().max_size, 10 << 20);
+    }
+
+    #[test]
+    fn the_fetch_cache_is_configured_in_uris_and_an_empty_directory_turns_it_off() {
+        let defaults = UrisConfig::default().fetch_options().cache.unwrap();
+        assert_eq!(defaults.dir, PathBuf::from("/var/cache/deimos/fetch"));
+        assert_eq!(defaults.max_size, 2 << 30);
+        let config = parse("[uris]\ncache_dir: /srv/cache\nCache_Size: 500MiB\n").unwrap();
+        let cache = config.uris.fetch_options().cache.unwrap();
+        assert_eq!(
+            (cache.dir, cache.max_size, cache.setting),
+            (PathBuf::from("/srv/cache"), 500 << 20, "[uris] cache_dir")
+        );
+        let off = parse("[uris]\ncache_dir:\n").unwrap();
+        assert_eq!(off.uris.fetch_options().cache, None);
+        for (text, key, reason) in [
+            ("[uris]\ncache_dir: cache\n", "cache_dir", "absolute"),
+            ("[uris]\ncache_dir: /a/../b\n", "cache_dir", "'..'"),
+            ("[uris]\ncache_size: 0\n", "cache_size", "more than zero"),
+            ("[uris]\ncache_size: lots\n", "cache_size", "lots"),
+        ] {
+            let message = parse(text).unwrap_err().to_string();
+            assert!(
+                message.starts_with(&format!("/etc/deimos.cfg:2: [uris] {key}:"))
+                    && message.contains(reason),
+                "{message}"
+            );
+        }
     }
 
     #[test]

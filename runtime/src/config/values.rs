@@ -40,20 +40,30 @@ pub fn parse_bool(raw: &str) -> Result<bool, String> {
 pub fn parse_host_dirs(raw: &str) -> Result<Vec<PathBuf>, String> {
     parse_array(raw)?
         .into_iter()
-        .map(|dir| {
-            let path = PathBuf::from(dir.trim());
-            if !path.is_absolute() {
-                return Err(format!("{dir:?} must be an absolute path"));
-            }
-            if path
-                .components()
-                .any(|c| c == std::path::Component::ParentDir)
-            {
-                return Err(format!("{dir:?} must not contain '..'"));
-            }
-            Ok(path)
-        })
+        .map(|dir| parse_host_dir(&dir))
         .collect()
+}
+
+/// Parses one host directory (an absolute path without `..`), `None` for an empty value.
+pub fn parse_optional_dir(raw: &str) -> Result<Option<PathBuf>, String> {
+    match raw.trim() {
+        "" => Ok(None),
+        dir => parse_host_dir(dir).map(Some),
+    }
+}
+
+fn parse_host_dir(dir: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(dir.trim());
+    if !path.is_absolute() {
+        return Err(format!("{dir:?} must be an absolute path"));
+    }
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Err(format!("{dir:?} must not contain '..'"));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -28,6 +28,12 @@
 //!   that would escape the sandbox (absolute paths, `..`, links pointing outside, writes
 //!   through links, device files).
 //!
+//! URIs marked `cache` (HTTP(S) only) are downloaded once into the fetch cache
+//! ([`FetchOptions::cache`]: a directory per task user, entries keyed by the URI, a size limit
+//! with least-recently-used eviction, one download for concurrent fetches of one URI, shared by
+//! every process using the directory) and copied from there; see the `cache` module. The
+//! copy in the sandbox is then handled like a download: mode, owner, extraction.
+//!
 //! HTTP proxies come from the usual environment variables (`http_proxy`, `https_proxy`,
 //! `no_proxy`), as they did for Deimos's `curl`; redirects are followed (up to 10).
 //!
@@ -36,7 +42,9 @@
 //! mode 0644, or 0755 when `executable`. URIs are fetched one after the other; each has an
 //! overall deadline ([`FetchOptions::timeout`]) covering transfer and extraction.
 
+mod cache;
 mod extract;
+mod filelock;
 mod owner;
 mod plan;
 mod transfer;
@@ -45,6 +53,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use cache::{CacheOptions, DEFAULT_CACHE_SIZE};
 pub use owner::FileOwner;
 pub use plan::{local_file_path, ArchiveKind};
 use plan::{Planned, Source};
@@ -73,6 +82,9 @@ pub struct UriSpec {
     pub extract: bool,
     /// File name relative to the sandbox; defaults to the URI's last path segment.
     pub output_file: Option<String>,
+    /// Download an HTTP(S) URI once into the fetch cache ([`FetchOptions::cache`]) and copy it
+    /// from there; without a cache, or for local files, the URI is fetched as usual.
+    pub cache: bool,
 }
 
 /// How URIs are fetched.
@@ -93,6 +105,11 @@ pub struct FetchOptions {
     pub max_extracted_size: u64,
     /// Owner given to fetched files and unpacked trees; `None` leaves them to this process.
     pub owner: Option<FileOwner>,
+    /// The fetch cache for URIs marked `cache`; `None` fetches them every time.
+    pub cache: Option<CacheOptions>,
+    /// The task's user as the container gets it (`name`, `uid`, `uid:gid`): its cached files
+    /// are kept apart from other users' (`None`: the image's user).
+    pub user: Option<String>,
 }
 
 impl Default for FetchOptions {
@@ -105,6 +122,8 @@ impl Default for FetchOptions {
             max_size: DEFAULT_MAX_SIZE,
             max_extracted_size: DEFAULT_MAX_EXTRACTED_SIZE,
             owner: None,
+            cache: None,
+            user: None,
         }
     }
 }
@@ -347,8 +366,21 @@ async fn fetch_one(
                 uri: uri.shown.clone(),
                 cause: "no HTTP client was created for this fetch".into(),
             })?;
-            let target = transfer::Target::new(&uri.shown, &temp_path, options.max_size);
-            transfer::download(client, url, &mut out, &target).await?
+            match options.cache.as_ref().filter(|_| uri.cache) {
+                Some(cache) => {
+                    let request = cache::Request {
+                        shown: &uri.shown,
+                        url,
+                        user: options.user.as_deref(),
+                        max_size: options.max_size,
+                    };
+                    cache::fill(cache, &request, client, &mut out, &temp_path).await?
+                }
+                None => {
+                    let target = transfer::Target::new(&uri.shown, &temp_path, options.max_size);
+                    transfer::download(client, url, &mut out, &target).await?
+                }
+            }
         }
         Source::Local(path) => {
             let target = transfer::Target::new(&uri.shown, &temp_path, options.max_size);

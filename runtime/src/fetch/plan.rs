@@ -66,6 +66,8 @@ pub(super) struct Planned {
     pub(super) executable: bool,
     /// The archive to extract into the sandbox, when extraction applies.
     pub(super) extract: Option<ArchiveKind>,
+    /// Fetch through the cache (HTTP(S) only).
+    pub(super) cache: bool,
 }
 
 /// Plans every URI, rejecting two URIs that would write the same file.
@@ -117,12 +119,14 @@ pub(super) fn plan(uri: &UriSpec, unpack: bool) -> Result<Planned, FetchError> {
         .and_then(|name| ArchiveKind::from_name(&name.to_string_lossy()))
         .or_else(|| source_name.as_deref().and_then(ArchiveKind::from_name));
     let extract = kind.filter(|_| uri.extract && unpack && !uri.executable);
+    let cache = uri.cache && matches!(source, Source::Http(_));
     Ok(Planned {
         shown,
         source,
         output,
         executable: uri.executable,
         extract,
+        cache,
     })
 }
 
@@ -236,6 +240,7 @@ mod tests {
             executable: false,
             extract: true,
             output_file: None,
+            cache: false,
         }
     }
 

@@ -728,6 +728,7 @@ fn uri_spec(uri: &mesos::command_info::Uri) -> UriSpec {
         executable: uri.executable(),
         extract: uri.extract(),
         output_file: uri.output_file.clone().filter(|f| !f.is_empty()),
+        cache: uri.cache(),
     }
 }
 

@@ -516,19 +516,28 @@ fn identity_labels_cannot_be_overridden_by_options() {
 #[test]
 fn uris_are_carried_with_their_flags() {
     let command = CommandInfo {
-        uris: vec![command_info::Uri {
-            value: "http://127.0.0.1/a.tgz".into(),
-            executable: Some(false),
-            extract: None,
-            output_file: Some("b.tgz".into()),
-            ..Default::default()
-        }],
+        uris: vec![
+            command_info::Uri {
+                value: "http://127.0.0.1/a.tgz".into(),
+                executable: Some(false),
+                extract: None,
+                output_file: Some("b.tgz".into()),
+                ..Default::default()
+            },
+            command_info::Uri {
+                value: "http://127.0.0.1/tool".into(),
+                cache: Some(true),
+                ..Default::default()
+            },
+        ],
         ..shell("true")
     };
     let plan = plan(&command_task(command, None), &with_image("busybox"), &[]).unwrap();
-    assert_eq!(plan.uris.len(), 1);
+    assert_eq!(plan.uris.len(), 2);
     assert!(plan.uris[0].extract, "extract defaults to true");
     assert_eq!(plan.uris[0].output_file.as_deref(), Some("b.tgz"));
+    assert!(!plan.uris[0].cache, "cache defaults to false");
+    assert!(plan.uris[1].cache);
 }
 
 #[test]

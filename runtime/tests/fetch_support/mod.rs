@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,13 +24,22 @@ pub enum Reply {
     Stall,
     /// 200 with this body sent chunked (no `Content-Length` announces its size).
     Chunked(Vec<u8>),
+    /// The first request gets the full `Content-Length` but only half of this body before the
+    /// connection closes; later requests get all of it.
+    TruncatedOnce(Vec<u8>),
+    /// 200 with this body, sent once the semaphore gives a permit (which is used up).
+    Held(Vec<u8>, Arc<tokio::sync::Semaphore>),
 }
 
 /// A server answering GET requests from a fixed table (the query string is ignored).
 pub struct TestServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    requests: Requests,
 }
+
+/// Requests received so far, by path.
+type Requests = Arc<Mutex<HashMap<String, usize>>>;
 
 impl TestServer {
     pub async fn start(routes: Vec<(&str, Reply)>) -> Self {
@@ -42,12 +51,24 @@ impl TestServer {
         );
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let requests = Requests::default();
+        let counted = requests.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, routes.clone()));
+                tokio::spawn(serve(stream, routes.clone(), counted.clone()));
             }
         });
-        TestServer { addr, task }
+        TestServer {
+            addr,
+            task,
+            requests,
+        }
+    }
+
+    /// How many requests for `path` (query string ignored) the server has received.
+    pub fn requests(&self, path: &str) -> usize {
+        let requests = self.requests.lock().unwrap();
+        requests.get(path).copied().unwrap_or(0)
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -61,7 +82,11 @@ impl Drop for TestServer {
     }
 }
 
-async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<HashMap<String, Reply>>) {
+async fn serve(
+    mut stream: tokio::net::TcpStream,
+    routes: Arc<HashMap<String, Reply>>,
+    requests: Requests,
+) {
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -74,8 +99,29 @@ async fn serve(mut stream: tokio::net::TcpStream, routes: Arc<HashMap<String, Re
     let target = text.split_whitespace().nth(1).unwrap_or("/");
     let path = target.split(['?', '#']).next().unwrap_or("/");
     let reply = routes.get(path).cloned().unwrap_or(Reply::Status(404));
+    let seen = {
+        let mut requests = requests.lock().unwrap();
+        let count = requests.entry(path.to_owned()).or_insert(0);
+        *count += 1;
+        *count
+    };
     let (status, body) = match reply {
         Reply::Body(body) => (200, body),
+        Reply::TruncatedOnce(body) if seen == 1 => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&body[..body.len() / 2]).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Reply::TruncatedOnce(body) => (200, body),
+        Reply::Held(body, gate) => {
+            gate.acquire().await.unwrap().forget();
+            (200, body)
+        }
         Reply::Status(status) => (status, Vec::new()),
         Reply::Chunked(body) => {
             let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";

@@ -72,6 +72,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     key("retention"),
     key("task_output_limit"),
     key("data_dir_min_free"),
+    key("fetch_cache_dir"),
+    key("fetch_cache_size"),
     // queue and backend
     eremetic("queue_size"),
     eremetic("master"),

@@ -90,6 +90,12 @@ pub struct Config {
     /// `data_dir_min_free`: launches wait while `data_dir`'s file system has fewer free bytes
     /// than this (0: no floor).
     pub data_dir_min_free: u64,
+    /// `fetch_cache_dir`: where URIs a task fetches with `cache` are kept between tasks
+    /// (default `<data_dir>/fetch-cache`).
+    pub fetch_cache_dir: PathBuf,
+    /// `fetch_cache_size`: most bytes the fetch cache may hold; least recently used files are
+    /// evicted (default 2 GiB).
+    pub fetch_cache_size: u64,
     /// `queue_size`: capacity of the queue of tasks waiting for resources (≥ 1).
     pub queue_size: usize,
     /// `docker_host`: Docker Engine endpoint; `None` is the Docker client default

@@ -68,6 +68,8 @@ impl Config {
                     .map_or_else(|| "unlimited".to_owned(), |limit| size(limit.get())),
             ),
             ("data_dir_min_free", size(self.data_dir_min_free)),
+            ("fetch_cache_dir", path(&self.fetch_cache_dir)),
+            ("fetch_cache_size", size(self.fetch_cache_size)),
             ("queue_size", plain(self.queue_size)),
             (
                 "master",

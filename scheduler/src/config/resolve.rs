@@ -44,6 +44,8 @@ pub(crate) const MIN_TASK_OUTPUT_LIMIT: u64 = 1 << 10;
 pub(crate) const DEFAULT_DATA_DIR_MIN_FREE: u64 = 1 << 30;
 /// The database file name inside `data_dir`.
 pub(crate) const DATABASE_FILE: &str = "eremetic.db";
+/// Default `fetch_cache_dir`, under `data_dir`.
+pub(crate) const FETCH_CACHE_DIR: &str = "fetch-cache";
 
 /// Typed access to the merged settings; every error names the key and the source.
 struct Lookup<'a> {
@@ -141,7 +143,6 @@ pub(crate) fn resolve(
         instance_id: lookup
             .get("instance_id", parse_instance_id)?
             .unwrap_or_else(|| format!("eremetic:{}", data_dir.display())),
-        data_dir,
         database_driver: lookup
             .get("database_driver", v::parse_database_driver)?
             .unwrap_or(v::DatabaseDriver::Sqlite),
@@ -153,6 +154,16 @@ pub(crate) fn resolve(
         data_dir_min_free: lookup
             .get("data_dir_min_free", v::parse_size)?
             .unwrap_or(DEFAULT_DATA_DIR_MIN_FREE),
+        fetch_cache_dir: lookup
+            .get("fetch_cache_dir", parse_host_path)?
+            .unwrap_or_else(|| data_dir.join(FETCH_CACHE_DIR)),
+        fetch_cache_size: lookup
+            .get(
+                "fetch_cache_size",
+                deimos_runtime::size::parse_positive_size,
+            )?
+            .unwrap_or(deimos_runtime::fetch::DEFAULT_CACHE_SIZE),
+        data_dir,
         queue_size: lookup
             .get("queue_size", |t| v::parse_integer_at_least(t, 1))?
             .unwrap_or(DEFAULT_QUEUE_SIZE),

@@ -75,6 +75,11 @@ fn defaults_without_any_setting() {
     assert_eq!(config.retention, None);
     assert_eq!(config.task_output_limit.map(|l| l.get()), Some(1 << 30));
     assert_eq!(config.data_dir_min_free, 1 << 30);
+    assert_eq!(
+        config.fetch_cache_dir,
+        PathBuf::from("/home/op/.local/share/eremetic/fetch-cache")
+    );
+    assert_eq!(config.fetch_cache_size, 2 << 30);
     assert!(config.allowed_host_paths.is_empty());
     assert!(!config.allow_privileged);
     assert_eq!(config.mesos, MesosSettings::default());
@@ -220,6 +225,10 @@ fn bad_values_name_the_key_and_source() {
         ("task_output_limit", "0"),
         ("data_dir_min_free", "5%"),
         ("data_dir_min_free", "-1GiB"),
+        ("fetch_cache_dir", "cache"),
+        ("fetch_cache_dir", "/srv/../cache"),
+        ("fetch_cache_size", "0"),
+        ("fetch_cache_size", "big"),
         ("callback_timeout", "0s"),
         ("allow_privileged", "perhaps"),
         ("allowed_host_paths", "/srv,relative"),
@@ -390,4 +399,15 @@ fn output_limit_and_free_space_floor_take_sizes() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("must be at least 1KiB"), "{error}");
+}
+
+#[test]
+fn the_fetch_cache_takes_a_directory_and_a_size() {
+    let config = resolved(&[
+        ("fetch_cache_dir", "/var/cache/eremetic"),
+        ("fetch_cache_size", "500MiB"),
+    ])
+    .unwrap();
+    assert_eq!(config.fetch_cache_dir, PathBuf::from("/var/cache/eremetic"));
+    assert_eq!(config.fetch_cache_size, 500 << 20);
 }

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use deimos_runtime::fetch::{fetch_all, FetchOptions};
+use deimos_runtime::fetch::{fetch_all, CacheOptions, FetchOptions};
 use deimos_runtime::hostpath::AllowedPaths;
 use deimos_runtime::runtime::lifecycle::{self, EnginePolicy};
 use deimos_runtime::runtime::output::output_paths;
@@ -84,6 +84,8 @@ pub struct LocalConfig {
     /// Launches wait while the data directory's file system has fewer free bytes than this
     /// (`data_dir_min_free`; 0: no floor).
     pub min_free_bytes: u64,
+    /// The fetch cache for URIs marked `cache` (`fetch_cache_dir`, `fetch_cache_size`).
+    pub fetch_cache: CacheOptions,
 }
 
 /// Runs tasks on the local Docker engine. See the [module documentation](self). Cheap to
@@ -137,6 +139,7 @@ impl LocalBackend {
     pub fn with_runtime(config: LocalConfig, runtime: Arc<dyn ContainerRuntime>) -> LocalBackend {
         let fetch = FetchOptions {
             local_files: AllowedPaths::new(config.fetch_local_paths.clone(), "allowed_host_paths"),
+            cache: Some(config.fetch_cache.clone()),
             ..FetchOptions::default()
         };
         LocalBackend {
@@ -199,7 +202,12 @@ impl LocalBackend {
         if plan.fetch.is_empty() {
             return Ok(());
         }
-        fetch_all(&spec::fetch_uris(plan), sandbox, &self.inner.fetch)
+        // The task's user keeps its cached files apart from other users'.
+        let options = FetchOptions {
+            user: plan.user.clone(),
+            ..self.inner.fetch.clone()
+        };
+        fetch_all(&spec::fetch_uris(plan), sandbox, &options)
             .await
             .map(|_| ())
             .map_err(|source| BackendError::Fetch {

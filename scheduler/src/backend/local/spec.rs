@@ -81,8 +81,8 @@ pub fn container_spec(plan: &RunPlan, sandbox: &Path) -> ContainerSpec {
     }
 }
 
-/// The plan's fetch URIs for `deimos_runtime::fetch` (into the sandbox, before the container starts;
-/// the fetcher cache is a Mesos agent's: there is none here).
+/// The plan's fetch URIs for `deimos_runtime::fetch` (into the sandbox, before the container
+/// starts; `cache` URIs through the backend's fetch cache).
 pub fn fetch_uris(plan: &RunPlan) -> Vec<UriSpec> {
     plan.fetch
         .iter()
@@ -91,6 +91,7 @@ pub fn fetch_uris(plan: &RunPlan) -> Vec<UriSpec> {
             executable: uri.executable,
             extract: uri.extract,
             output_file: None,
+            cache: uri.cache,
         })
         .collect()
 }

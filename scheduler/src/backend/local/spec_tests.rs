@@ -282,7 +282,12 @@ fn fetch_uris_go_to_the_fetcher_as_requested() {
     let uris = fetch_uris(&plan);
     assert_eq!(uris.len(), 1);
     assert_eq!(
-        (uris[0].value.as_str(), uris[0].executable, uris[0].extract),
-        ("http://x/tool", true, false)
+        (
+            uris[0].value.as_str(),
+            uris[0].executable,
+            uris[0].extract,
+            uris[0].cache
+        ),
+        ("http://x/tool", true, false, true)
     );
 }

@@ -146,6 +146,11 @@ fn config(data_dir: &Path) -> LocalConfig {
         fetch_local_paths: vec![data_dir.to_owned()],
         output_limit: None,
         min_free_bytes: 0,
+        fetch_cache: deimos_runtime::fetch::CacheOptions {
+            dir: data_dir.join("fetch-cache"),
+            max_size: 1 << 20,
+            setting: "fetch_cache_dir",
+        },
     }
 }
 
