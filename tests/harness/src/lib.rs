@@ -42,6 +42,7 @@ pub mod agent;
 mod common;
 mod error;
 pub mod master;
+pub mod tls;
 pub mod zk;
 
 pub use error::HarnessError;
