@@ -110,6 +110,19 @@ pub struct Metrics {
     pub mesos_reconciliations: Counter,
     /// 1 while subscribed to a Mesos master.
     pub mesos_connected: Gauge,
+    /// Seconds from receiving a Mesos status update to sending its ACKNOWLEDGE (after the
+    /// change is committed; updates with nothing to store are acknowledged at once).
+    pub mesos_ack_latency: Histogram,
+    /// Tasks launched on Mesos: `TaskInfo`s in ACCEPT calls the master took.
+    pub mesos_launches: Counter,
+    /// Subscriptions to the Mesos master after the first one (the connection was lost, the
+    /// leader changed or the framework was removed).
+    pub mesos_reconnects: Counter,
+}
+
+/// Acknowledgements go out within milliseconds of the commit: 100 µs .. ~52 s.
+fn ack_latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
 }
 
 fn latency_histogram() -> Histogram {
@@ -155,6 +168,9 @@ impl Metrics {
             mesos_subscriptions: Family::default(),
             mesos_reconciliations: Counter::default(),
             mesos_connected: Gauge::default(),
+            mesos_ack_latency: ack_latency_histogram(),
+            mesos_launches: Counter::default(),
+            mesos_reconnects: Counter::default(),
         };
         let ours = registry.sub_registry_with_prefix("eremetic");
         ours.register("tasks", "Tasks by current state", metrics.tasks.clone());
@@ -217,6 +233,21 @@ impl Metrics {
             "mesos_connected",
             "1 while subscribed to a Mesos master",
             metrics.mesos_connected.clone(),
+        );
+        ours.register(
+            "mesos_acknowledgement_latency_seconds",
+            "Time from receiving a Mesos status update to sending its acknowledgement",
+            metrics.mesos_ack_latency.clone(),
+        );
+        ours.register(
+            "mesos_launches",
+            "Tasks launched on Mesos (TaskInfos in ACCEPT calls the master took)",
+            metrics.mesos_launches.clone(),
+        );
+        ours.register(
+            "mesos_reconnects",
+            "Subscriptions to the Mesos master after the first one",
+            metrics.mesos_reconnects.clone(),
         );
         let compat = registry.sub_registry_with_prefix("scheduler");
         compat.register(
