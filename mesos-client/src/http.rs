@@ -142,17 +142,46 @@ impl Client {
     /// A client with `config`; fails when the credentials cannot be sent in a header or the
     /// TLS set-up fails.
     pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
+        Client::build(config, |builder| builder)
+    }
+
+    /// A client with `config` that trusts only the CA certificates in `pem` (one or more PEM
+    /// certificates) for `https://` URLs, instead of the built-in trust store.
+    #[cfg(feature = "tls")]
+    pub fn with_root_certificates(config: ClientConfig, pem: &[u8]) -> Result<Client, ClientError> {
+        let certificates =
+            reqwest::Certificate::from_pem_bundle(pem).map_err(|error| ClientError::Setup {
+                reason: format!("reading the CA certificates: {}", error_chain(&error)),
+            })?;
+        if certificates.is_empty() {
+            return Err(ClientError::Setup {
+                reason: "the CA certificates hold no PEM certificate".to_owned(),
+            });
+        }
+        Client::build(config, move |builder| {
+            certificates.iter().cloned().fold(
+                builder.tls_built_in_root_certs(false),
+                |builder, certificate| builder.add_root_certificate(certificate),
+            )
+        })
+    }
+
+    /// Both HTTP clients, with `tls` applied to their builders.
+    fn build(
+        config: ClientConfig,
+        tls: impl Fn(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<Client, ClientError> {
         let setup = |error: reqwest::Error| ClientError::Setup {
             reason: error_chain(&error),
         };
-        let streams = reqwest::Client::builder()
+        let streams = tls(reqwest::Client::builder())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .pool_max_idle_per_host(0)
             .no_proxy()
             .build()
             .map_err(setup)?;
-        let calls = reqwest::Client::builder()
+        let calls = tls(reqwest::Client::builder())
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)

@@ -23,6 +23,7 @@ use crate::http::{self, HostNames, HttpConfig, TlsFiles};
 use crate::mesos::calls::FrameworkSettings;
 use crate::mesos::client::{ClientSettings, Credentials};
 use crate::mesos::launch_mode::ExecutorSettings;
+use crate::mesos::master_url::Scheme;
 use crate::mesos::task_info::LaunchSettings;
 use crate::mesos::MasterUrl;
 use crate::metrics::Metrics;
@@ -233,6 +234,8 @@ fn mesos_config(config: &Config, master: &MasterUrl) -> Result<MesosConfig, Serv
         .as_ref()
         .map(|credentials| credentials.principal.clone());
     client.credentials = credentials;
+    client.detected_scheme = mesos.master_scheme.unwrap_or(Scheme::Http);
+    client.ca_certificates = mesos.master_ca_file.as_ref().map(|ca| ca.pem.clone());
     Ok(MesosConfig {
         client,
         framework: FrameworkSettings {

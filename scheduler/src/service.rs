@@ -251,6 +251,8 @@ pub struct ClusterStatus {
     pub queued: usize,
     /// Tasks holding resources (launching, running or stopping).
     pub running: usize,
+    /// What the backend shows beyond its capacity (engine, or master, connection, agents).
+    pub view: crate::backend::ClusterView,
 }
 
 /// Resource usage of a running task.

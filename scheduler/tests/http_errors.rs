@@ -64,6 +64,12 @@ impl TaskService for FailingStore {
             free: NOTHING,
             queued: 0,
             running: 0,
+            view: eremetic::backend::ClusterView::Local(eremetic::backend::view::LocalView {
+                docker_host: None,
+                instance_id: "test".into(),
+                port_range: [31000, 32000],
+                user_network: None,
+            }),
         }
     }
     async fn usage(&self, _: &TaskId) -> Result<Option<TaskUsage>, ReadError> {

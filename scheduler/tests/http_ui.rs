@@ -70,6 +70,12 @@ impl TaskService for UiFake {
             },
             queued: 4,
             running: 3,
+            view: eremetic::backend::ClusterView::Local(eremetic::backend::view::LocalView {
+                docker_host: None,
+                instance_id: "test".into(),
+                port_range: [31000, 32000],
+                user_network: None,
+            }),
         }
     }
     async fn usage(&self, id: &TaskId) -> Result<Option<TaskUsage>, ReadError> {

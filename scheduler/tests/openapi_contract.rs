@@ -35,6 +35,7 @@ use tower::ServiceExt;
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/"),
     ("GET", "/metrics"),
+    ("GET", "/cluster"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/openapi.yaml"),
     ("GET", "/api/v1/version"),
@@ -60,7 +61,6 @@ const ROUTES: &[(&str, &str)] = &[
 const UI_ROUTES: &[(&str, &str)] = &[
     ("GET", "/web/task/{taskId}"),
     ("GET", "/web/task/{taskId}/usage"),
-    ("GET", "/cluster"),
     ("GET", "/static/{file}"),
 ];
 
@@ -124,6 +124,7 @@ const REACHED_BY: &[(&str, &str, Reached)] = &[
         ],
     ),
     ("GET", "/metrics", &[(200, LIVE), (401, NO_CREDENTIALS)]),
+    ("GET", "/cluster", &[(200, LIVE), (401, NO_CREDENTIALS)]),
     (
         "GET",
         "/api/v1/events",
@@ -719,6 +720,10 @@ async fn task_routes_reach_their_statuses(probe: &mut Probe<'_>, finished: &str,
     probe.expect(200, "GET", "/api/v1/version", "", plain).await;
     probe.expect(200, "GET", "/version", "", plain).await;
     probe.expect(200, "GET", "/metrics", "", plain).await;
+    // In local mode too, never a 404: the local engine described.
+    let cluster = probe.expect(200, "GET", "/cluster", "", plain).await.json();
+    assert_eq!(cluster["backend"], "local", "{cluster}");
+    assert!(cluster["local"]["instance_id"].is_string(), "{cluster}");
     probe.expect(204, "GET", "/", "", plain).await;
     probe.expect(200, "GET", "/api/v1/events", "", plain).await;
     browsers_get_the_documented_pages(probe, finished).await;

@@ -291,6 +291,10 @@ pub trait Backend: Send + Sync + 'static {
     /// What is free now, for the cluster overview.
     fn free(&self) -> Resources;
 
+    /// What the cluster overview shows of this backend beyond its capacity: the local
+    /// engine's settings, or the Mesos master, connection and agents. Cheap: no I/O.
+    fn cluster_view(&self) -> super::ClusterView;
+
     /// Why no task may be launched now although resources may be free (for example, the data
     /// directory is below its free-space floor), in words; `None` when launches may go on.
     /// The dispatcher asks before every round, so it must be cheap.

@@ -11,6 +11,7 @@ pub mod interface;
 pub mod local;
 pub mod mesos;
 pub mod placement;
+pub mod view;
 
 use std::path::PathBuf;
 
@@ -25,6 +26,7 @@ pub use interface::{
     ReportedEnd, RunEnd, RunId, RunStatus, StatusUpdate,
 };
 pub use local::{host_capacity, LocalBackend, LocalConfig};
+pub use view::ClusterView;
 
 use crate::task::{NewTask, TaskId};
 

@@ -68,6 +68,12 @@ pub struct Cli {
     /// Mesos master (`http://host:5050`); unset: the local Docker engine.
     #[arg(long)]
     pub master: Option<String>,
+    /// Scheme of masters whose address names none (ZooKeeper leaders): http or https.
+    #[arg(long, value_name = "SCHEME")]
+    pub master_scheme: Option<String>,
+    /// PEM file of the CA certificates trusted for https masters.
+    #[arg(long, value_name = "FILE")]
+    pub master_ca_file: Option<String>,
     /// Docker Engine endpoint (unix:///path or tcp://host:port).
     #[arg(long, value_name = "URL")]
     pub docker_host: Option<String>,
@@ -135,6 +141,8 @@ impl Cli {
             ("retention", &self.retention),
             ("queue_size", &self.queue_size),
             ("master", &self.master),
+            ("master_scheme", &self.master_scheme),
+            ("master_ca_file", &self.master_ca_file),
             ("docker_host", &self.docker_host),
             ("cpus", &self.cpus),
             ("mem", &self.mem),

@@ -77,6 +77,8 @@ pub(crate) const KEYS: &[KeySpec] = &[
     // queue and backend
     eremetic("queue_size"),
     eremetic("master"),
+    key("master_scheme"),
+    key("master_ca_file"),
     key("docker_host"),
     key("cpus"),
     key("mem"),

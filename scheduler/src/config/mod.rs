@@ -26,6 +26,7 @@ mod cli;
 mod host;
 mod keys;
 mod layers;
+mod master_tls;
 mod render;
 mod resolve;
 mod values;
@@ -41,6 +42,7 @@ pub use cli::{check_config, Cli, CONFIG_ERROR_EXIT_CODE};
 pub use host::HostFacts;
 pub use keys::{ENV_PREFIX, UNPREFIXED_ENV_EXCLUDED};
 pub use layers::Source;
+pub use master_tls::CaFile;
 pub use values::{
     format_duration, format_size, human_size, parse_duration, parse_size, DatabaseDriver,
     HttpCredentials, LogFormat, LogLevel, PortRange, SecretString,
@@ -179,6 +181,11 @@ pub struct MesosSettings {
     pub framework_id: Option<String>,
     /// `credential_file`: `principal secret` file.
     pub credential_file: Option<PathBuf>,
+    /// `master_scheme`: the scheme of masters whose address names none (ZooKeeper leaders,
+    /// `host:port`).
+    pub master_scheme: Option<crate::mesos::master_url::Scheme>,
+    /// `master_ca_file`: the CA certificates trusted for `https://` masters, read and checked.
+    pub master_ca_file: Option<CaFile>,
     /// `messenger_address`: advertised libprocess address.
     pub messenger_address: Option<String>,
     /// `messenger_port`: libprocess port.
@@ -195,6 +202,8 @@ impl MesosSettings {
             ("failover_timeout", self.failover_timeout.is_some()),
             ("framework_id", self.framework_id.is_some()),
             ("credential_file", self.credential_file.is_some()),
+            ("master_scheme", self.master_scheme.is_some()),
+            ("master_ca_file", self.master_ca_file.is_some()),
             ("messenger_address", self.messenger_address.is_some()),
             ("messenger_port", self.messenger_port.is_some()),
         ]
@@ -243,6 +252,9 @@ impl Config {
                 set.join(", ")
             ));
         }
+        if let Some(warning) = self.unused_ca_file() {
+            warnings.push(warning);
+        }
         let libprocess: Vec<&str> = set
             .iter()
             .copied()
@@ -256,6 +268,28 @@ impl Config {
             ));
         }
         warnings
+    }
+}
+
+impl Config {
+    /// A warning when `master_ca_file` is set but the master is reached over plain HTTP.
+    fn unused_ca_file(&self) -> Option<String> {
+        use crate::mesos::master_url::Scheme;
+        let ca = self.mesos.master_ca_file.as_ref()?;
+        let https = match self.master.as_ref()? {
+            crate::mesos::MasterUrl::Http(http) => http.scheme == Scheme::Https,
+            crate::mesos::MasterUrl::ZooKeeper(_) => {
+                self.mesos.master_scheme == Some(Scheme::Https)
+            }
+        };
+        (!https).then(|| {
+            format!(
+                "master_ca_file {} is set but the master is reached over plain HTTP (use an \
+                 https:// master, or master_scheme: https with a zk:// master): the file is \
+                 not used",
+                ca.path.display()
+            )
+        })
     }
 }
 

@@ -79,6 +79,14 @@ impl Config {
                     None => "~".to_owned(),
                 },
             ),
+            (
+                "master_scheme",
+                optional(mesos.master_scheme, |scheme| plain(scheme.as_str())),
+            ),
+            (
+                "master_ca_file",
+                optional(mesos.master_ca_file.as_ref(), |ca| path(&ca.path)),
+            ),
             ("docker_host", optional(self.docker_host.as_deref(), quoted)),
             ("cpus", plain(self.cpus)),
             ("mem", plain(self.mem)),

@@ -10,6 +10,7 @@ use crate::mesos::MasterUrl;
 
 use super::host::HostFacts;
 use super::layers::{RawValue, Settings, Source};
+use super::master_tls;
 use super::values::{self as v, split_list};
 use super::{Config, ConfigError, MesosSettings, TlsFiles};
 use crate::task::{CallbackStates, DEFAULT_MAX_RETRIES};
@@ -363,10 +364,20 @@ fn half_tls(lookup: &Lookup<'_>, set: &'static str, missing: &'static str) -> Co
 
 /// `master`: an HTTP master (`http://host:5050`, `host:port`) or a ZooKeeper election
 /// (`zk://[user:password@]host:port,.../path`).
+/// `master_scheme` applies to a bare `host:port` and must agree with an explicit scheme.
 fn resolve_master(lookup: &Lookup<'_>) -> Result<Option<MasterUrl>, ConfigError> {
-    lookup.get("master", |value| {
-        MasterUrl::parse(value).map_err(|error| error.to_string())
-    })
+    let scheme = lookup.get("master_scheme", master_tls::parse_scheme)?;
+    let parsed = lookup.get("master", |value| {
+        MasterUrl::parse(value)
+            .map(|master| (master, value.contains("://")))
+            .map_err(|error| error.to_string())
+    })?;
+    let Some((master, explicit)) = parsed else {
+        return Ok(None);
+    };
+    master_tls::apply_scheme(master, explicit, scheme)
+        .map(Some)
+        .map_err(|why| lookup.invalid("master_scheme", why))
 }
 
 fn resolve_mesos(lookup: &Lookup<'_>) -> Result<MesosSettings, ConfigError> {
@@ -377,6 +388,8 @@ fn resolve_mesos(lookup: &Lookup<'_>) -> Result<MesosSettings, ConfigError> {
         failover_timeout: lookup.get("failover_timeout", parse_failover_timeout)?,
         framework_id: lookup.get("framework_id", v::parse_non_empty)?,
         credential_file: lookup.get("credential_file", |t| Ok(PathBuf::from(t)))?,
+        master_scheme: lookup.get("master_scheme", master_tls::parse_scheme)?,
+        master_ca_file: lookup.get("master_ca_file", master_tls::read_ca_file)?,
         messenger_address: lookup.get("messenger_address", v::parse_non_empty)?,
         messenger_port: lookup.get("messenger_port", v::parse_port)?,
     })

@@ -411,3 +411,41 @@ fn the_fetch_cache_takes_a_directory_and_a_size() {
     assert_eq!(config.fetch_cache_dir, PathBuf::from("/var/cache/eremetic"));
     assert_eq!(config.fetch_cache_size, 500 << 20);
 }
+
+#[test]
+fn a_missing_or_invalid_master_ca_file_is_an_error_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (file, why) in [(&missing, "cannot read"), (&not_pem, "no PEM certificate")] {
+        let error = resolved(&[
+            ("master", "https://m1:5050"),
+            ("master_ca_file", &file.display().to_string()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("master_ca_file from environment variable EREMETIC_MASTER_CA_FILE")
+                && error.contains(why),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn master_scheme_reaches_zookeeper_leaders_and_must_agree_with_the_master() {
+    let config = resolved(&[
+        ("master", "zk://zk1:2181/mesos"),
+        ("master_scheme", "https"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.mesos.master_scheme,
+        Some(crate::mesos::master_url::Scheme::Https)
+    );
+    let error = resolved(&[("master", "http://m1:5050"), ("master_scheme", "https")])
+        .unwrap_err()
+        .to_string();
+    assert!(error.starts_with("master_scheme from"), "{error}");
+}

@@ -580,6 +580,7 @@ impl TaskService for Scheduler {
             free: backend.free(),
             queued,
             running,
+            view: backend.cluster_view(),
         }
     }
 

@@ -15,6 +15,7 @@
 
 mod agent_files;
 mod auth;
+mod cluster;
 mod error;
 mod events;
 mod host;

@@ -24,7 +24,7 @@ use mesos_proto::v1::scheduler::{event, Call, Event};
 use prost::Message;
 
 use super::detector::MasterDetector;
-use super::master_url::{HttpMaster, MasterUrl};
+use super::master_url::{HttpMaster, MasterUrl, Scheme};
 use super::MesosError;
 
 /// Basic credentials of the framework's principal.
@@ -77,6 +77,12 @@ pub struct ClientSettings {
     pub missed_heartbeats: u32,
     /// Redirects followed by SUBSCRIBE.
     pub max_redirects: usize,
+    /// The scheme of the leaders a ZooKeeper election announces (`master_scheme`; their
+    /// `MasterInfo` names none).
+    pub detected_scheme: Scheme,
+    /// PEM CA certificates trusted for `https://` masters instead of the system's trust
+    /// store (`master_ca_file`).
+    pub ca_certificates: Option<Vec<u8>>,
 }
 
 impl ClientSettings {
@@ -89,6 +95,8 @@ impl ClientSettings {
             request_timeout: Duration::from_secs(75),
             missed_heartbeats: 5,
             max_redirects: 5,
+            detected_scheme: Scheme::Http,
+            ca_certificates: None,
         }
     }
 }
@@ -133,8 +141,12 @@ impl MesosClient {
                 }),
             max_redirects: settings.max_redirects,
         };
+        let client = match &settings.ca_certificates {
+            Some(pem) => Client::with_root_certificates(config, pem)?,
+            None => Client::new(config)?,
+        };
         Ok(MesosClient {
-            client: Client::new(config)?,
+            client,
             settings,
             detector: Arc::new(OnceLock::new()),
         })
@@ -149,8 +161,24 @@ impl MesosClient {
                 let detector = self
                     .detector
                     .get_or_init(|| MasterDetector::start(target.clone()));
-                detector.leader().await
+                self.with_detected_scheme(detector.leader().await)
             }
+        }
+    }
+
+    /// The leader ZooKeeper names now, when the master is a `zk://` election and one leads.
+    pub fn detected_leader(&self) -> Option<HttpMaster> {
+        let detection = self.detector.get()?.current();
+        detection
+            .leader()
+            .map(|master| self.with_detected_scheme(master.clone()))
+    }
+
+    /// A detected leader reached with `master_scheme` (the detector knows no scheme).
+    fn with_detected_scheme(&self, master: HttpMaster) -> HttpMaster {
+        HttpMaster {
+            scheme: self.settings.detected_scheme,
+            ..master
         }
     }
 
@@ -158,7 +186,14 @@ impl MesosClient {
     /// master (its redirects name the leader).
     pub async fn leader_changed(&self, master: &HttpMaster) {
         match self.detector.get() {
-            Some(detector) => detector.changed_from(master).await,
+            Some(detector) => {
+                // As the detector announces it: over plain HTTP.
+                let detected = HttpMaster {
+                    scheme: Scheme::Http,
+                    ..master.clone()
+                };
+                detector.changed_from(&detected).await;
+            }
             None => std::future::pending().await,
         }
     }
@@ -255,6 +290,34 @@ impl Session {
     }
 }
 
+/// What a TLS failure named in `error` (a client error's text, with its causes) means, in
+/// words; `None` when it is not one.
+pub fn tls_trouble(error: &str) -> Option<&'static str> {
+    let untrusted = "the master's TLS certificate is not trusted";
+    if error.contains("invalid peer certificate: UnknownIssuer") {
+        Some(
+            "the master's TLS certificate is not trusted: no trusted CA signed it (set \
+             master_ca_file to the PEM file of the CA that signs the masters' certificates)",
+        )
+    } else if error.contains("certificate not valid for name") || error.contains("NotValidForName")
+    {
+        Some(
+            "the master's TLS certificate is not trusted: it does not name the host eremetic \
+             reaches the master at",
+        )
+    } else if error.contains("certificate expired")
+        || error.contains("invalid peer certificate: Expired")
+    {
+        Some("the master's TLS certificate is not trusted: it has expired")
+    } else if error.contains("invalid peer certificate") {
+        Some(untrusted)
+    } else if error.contains("received corrupt message") {
+        Some("the master does not speak TLS on that port (is it an http:// master?)")
+    } else {
+        None
+    }
+}
+
 impl From<ClientError> for MesosError {
     fn from(error: ClientError) -> Self {
         MesosError::Client(error)
@@ -275,6 +338,23 @@ mod tests {
             assert!(error.contains("two whitespace-separated fields"), "{error}");
             assert!(!error.contains("two three"), "{error}");
         }
+    }
+
+    #[test]
+    fn tls_failures_are_put_in_words() {
+        let unknown = "SUBSCRIBE call to https://m:5050/api/v1/scheduler failed: error sending \
+                       request: client error (Connect): invalid peer certificate: UnknownIssuer";
+        assert!(
+            tls_trouble(unknown).is_some_and(
+                |words| words.contains("not trusted") && words.contains("master_ca_file")
+            )
+        );
+        let name = "invalid peer certificate: certificate not valid for name \"m\"; certificate \
+                    is only valid for x";
+        assert!(tls_trouble(name).is_some_and(|words| words.contains("does not name the host")));
+        let plain = "client error (Connect): received corrupt message of type InvalidContentType";
+        assert!(tls_trouble(plain).is_some_and(|words| words.contains("does not speak TLS")));
+        assert_eq!(tls_trouble("connection refused"), None);
     }
 
     #[test]

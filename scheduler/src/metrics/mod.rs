@@ -113,6 +113,19 @@ pub struct Metrics {
     /// Launched runs the current explicit reconciliation asked about that the master has
     /// not answered yet (0 once it is complete).
     pub mesos_reconcile_unanswered: Gauge,
+    /// Seconds from receiving a Mesos status update to sending its ACKNOWLEDGE (after the
+    /// change is committed; updates with nothing to store are acknowledged at once).
+    pub mesos_ack_latency: Histogram,
+    /// Tasks launched on Mesos: `TaskInfo`s in ACCEPT calls the master took.
+    pub mesos_launches: Counter,
+    /// Subscriptions to the Mesos master after the first one (the connection was lost, the
+    /// leader changed or the framework was removed).
+    pub mesos_reconnects: Counter,
+}
+
+/// Acknowledgements go out within milliseconds of the commit: 100 µs .. ~52 s.
+fn ack_latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
 }
 
 fn latency_histogram() -> Histogram {
@@ -159,6 +172,9 @@ impl Metrics {
             mesos_reconciliations: Counter::default(),
             mesos_connected: Gauge::default(),
             mesos_reconcile_unanswered: Gauge::default(),
+            mesos_ack_latency: ack_latency_histogram(),
+            mesos_launches: Counter::default(),
+            mesos_reconnects: Counter::default(),
         };
         let ours = registry.sub_registry_with_prefix("eremetic");
         ours.register("tasks", "Tasks by current state", metrics.tasks.clone());
@@ -227,6 +243,21 @@ impl Metrics {
             "Launched runs the current reconciliation asked about and the master has not \
              answered yet",
             metrics.mesos_reconcile_unanswered.clone(),
+        );
+        ours.register(
+            "mesos_acknowledgement_latency_seconds",
+            "Time from receiving a Mesos status update to sending its acknowledgement",
+            metrics.mesos_ack_latency.clone(),
+        );
+        ours.register(
+            "mesos_launches",
+            "Tasks launched on Mesos (TaskInfos in ACCEPT calls the master took)",
+            metrics.mesos_launches.clone(),
+        );
+        ours.register(
+            "mesos_reconnects",
+            "Subscriptions to the Mesos master after the first one",
+            metrics.mesos_reconnects.clone(),
         );
         let compat = registry.sub_registry_with_prefix("scheduler");
         compat.register(

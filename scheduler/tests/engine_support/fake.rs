@@ -495,6 +495,15 @@ impl Backend for FakeBackend {
         self.state().capacity.free()
     }
 
+    fn cluster_view(&self) -> eremetic::backend::ClusterView {
+        eremetic::backend::ClusterView::Local(eremetic::backend::view::LocalView {
+            docker_host: None,
+            instance_id: "test".into(),
+            port_range: [31000, 32000],
+            user_network: None,
+        })
+    }
+
     fn launch_blocker(&self) -> Option<String> {
         self.state().blocker.clone()
     }

@@ -193,6 +193,15 @@ impl Backend for ScriptedBackend {
         self.total()
     }
 
+    fn cluster_view(&self) -> eremetic::backend::ClusterView {
+        eremetic::backend::ClusterView::Local(eremetic::backend::view::LocalView {
+            docker_host: None,
+            instance_id: "test".into(),
+            port_range: [31000, 32000],
+            user_network: None,
+        })
+    }
+
     async fn start(
         &self,
         events: EventSink,

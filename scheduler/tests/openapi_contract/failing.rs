@@ -72,6 +72,12 @@ impl TaskService for BrokenStore {
             free: nothing(),
             queued: 0,
             running: 0,
+            view: eremetic::backend::ClusterView::Local(eremetic::backend::view::LocalView {
+                docker_host: None,
+                instance_id: "test".into(),
+                port_range: [31000, 32000],
+                user_network: None,
+            }),
         }
     }
 

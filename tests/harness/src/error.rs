@@ -7,6 +7,12 @@ use thiserror::Error;
 /// What went wrong when driving the fake agent or master from a test.
 #[derive(Debug, Error)]
 pub enum HarnessError {
+    /// A test certificate or a TLS server configuration could not be made.
+    #[error("TLS set-up of a fake server failed: {reason}")]
+    Tls {
+        /// What failed.
+        reason: String,
+    },
     /// Binding the listening socket failed.
     #[error("fake server could not listen on {address}: {source}")]
     Bind {

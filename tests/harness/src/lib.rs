@@ -43,6 +43,7 @@ pub mod cluster;
 mod common;
 mod error;
 pub mod master;
+pub mod tls;
 pub mod zk;
 
 pub use error::HarnessError;

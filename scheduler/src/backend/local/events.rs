@@ -14,6 +14,7 @@ use deimos_runtime::spec::labels;
 use super::spec::MANAGED_BY;
 use super::{disk, host_port_is_free, LocalBackend, SANDBOXES_DIR};
 use crate::backend::placement::place_in_order;
+use crate::backend::view::{ClusterView, LocalView};
 use crate::backend::{
     AckToken, Allocation, Backend, BackendError, BackendEvent, Demand, EventSink, KnownRun,
     LogSource, OutputDropped, Placement, RecoveredState, ReportedEnd, Reservation, Resources, Run,
@@ -222,6 +223,16 @@ impl Backend for LocalBackend {
 
     fn free(&self) -> Resources {
         self.capacity().free()
+    }
+
+    fn cluster_view(&self) -> ClusterView {
+        let config = &self.inner.config;
+        ClusterView::Local(LocalView {
+            docker_host: config.docker_host.clone(),
+            instance_id: config.instance_id.clone(),
+            port_range: [config.port_range.0, config.port_range.1],
+            user_network: config.user_network.clone(),
+        })
     }
 
     fn launch_blocker(&self) -> Option<String> {

@@ -4,17 +4,18 @@
 //! core.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mesos_client::Backoff;
 use mesos_proto::v1::scheduler::{event, Event};
-use mesos_proto::v1::{Offer, TaskState as MesosState, TaskStatus};
+use mesos_proto::v1::{MasterInfo, Offer, TaskState as MesosState, TaskStatus};
 
 use super::matching::placements_on;
-use super::{framework_token, status_token, AgentAddress, HeldOffer, MesosBackend};
+use super::tokens::{framework_token, status_token};
+use super::{AgentAddress, HeldOffer, MesosBackend};
 use crate::backend::{BackendEvent, RunEnd, RunId, RunStatus};
 use crate::mesos::calls;
-use crate::mesos::client::{Session, Subscription};
+use crate::mesos::client::{tls_trouble, Session, Subscription};
 use crate::mesos::master_url::HttpMaster;
 use crate::mesos::offers::Leftovers;
 use crate::mesos::updates::read_status;
@@ -25,6 +26,14 @@ const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 
 /// Longest delay before resubscribing.
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
+
+/// Why a SUBSCRIBE failed, a TLS failure first in words.
+fn subscribe_failed(error: &str) -> String {
+    match tls_trouble(error) {
+        Some(words) => format!("subscribing to the Mesos master: {words} ({error})"),
+        None => format!("subscribing to the Mesos master: {error}"),
+    }
+}
 
 impl MesosBackend {
     /// Subscribes, follows the stream, and subscribes again whenever it ends; forever.
@@ -39,7 +48,7 @@ impl MesosBackend {
                     backoff.reset();
                     self.follow_leader(&leader, &mut subscription).await
                 }
-                Err(error) => format!("subscribing to the Mesos master: {error}"),
+                Err(error) => subscribe_failed(&error.to_string()),
             };
             self.disconnected(reason);
             tokio::select! {
@@ -83,8 +92,9 @@ impl MesosBackend {
             .and_then(|kind| event::Type::try_from(kind).ok())
         {
             Some(event::Type::Subscribed) => {
-                let framework_id = event.subscribed?.framework_id.value;
-                self.subscribed(framework_id, session);
+                let subscribed = event.subscribed?;
+                let info = subscribed.master_info.as_ref();
+                self.subscribed(subscribed.framework_id.value.clone(), info, session);
             }
             Some(event::Type::Offers) => {
                 let offers = event.offers.map(|offers| offers.offers).unwrap_or_default();
@@ -116,7 +126,7 @@ impl MesosBackend {
         None
     }
 
-    fn subscribed(&self, framework_id: String, session: &Session) {
+    fn subscribed(&self, framework_id: String, info: Option<&MasterInfo>, session: &Session) {
         let metrics = &self.inner.metrics;
         metrics
             .mesos_subscriptions
@@ -131,6 +141,9 @@ impl MesosBackend {
             "subscribed to the Mesos master"
         );
         let mut state = self.state();
+        if state.view.subscribed(session.endpoint(), info) {
+            metrics.mesos_reconnects.inc();
+        }
         let same = state.framework_id.as_deref() == Some(framework_id.as_str());
         state.id_stored = same && state.id_stored;
         state.framework_id = Some(framework_id.clone());
@@ -158,6 +171,7 @@ impl MesosBackend {
         let placements = {
             let mut state = self.state();
             for offer in offers {
+                let mut agent_url = None;
                 if let Some(url) = &offer.url {
                     let host = url
                         .address
@@ -171,8 +185,10 @@ impl MesosBackend {
                         ip: url.address.ip.clone(),
                         port,
                     };
+                    agent_url = Some(address.url.clone());
                     state.agents.insert(offer.agent_id.value.clone(), address);
                 }
+                state.view.offered(&offer, agent_url);
                 state.offers.push(HeldOffer {
                     leftovers: Leftovers::new(&offer, &role),
                     outstanding: HashSet::new(),
@@ -202,6 +218,7 @@ impl MesosBackend {
     }
 
     fn updated(&self, status: TaskStatus) {
+        let received = Instant::now();
         let state = MesosState::try_from(status.state).map_or_else(
             |_| "UNKNOWN".to_owned(),
             |state| state.as_str_name().to_owned(),
@@ -215,7 +232,7 @@ impl MesosBackend {
             Ok(change) => change,
             Err(error) => {
                 tracing::warn!("an update the backend cannot read: {error}");
-                return self.acknowledge_now(&status);
+                return self.acknowledge_now(&status, received);
             }
         };
         let (Some(task), Some(attempt)) = (change.task_id.clone(), change.attempt) else {
@@ -223,7 +240,7 @@ impl MesosBackend {
                 task = change.mesos_task_id,
                 "an update of a task that is not ours"
             );
-            return self.acknowledge_now(&status);
+            return self.acknowledge_now(&status, received);
         };
         let run = RunId::new(task, attempt);
         let name = run.name();
@@ -242,10 +259,12 @@ impl MesosBackend {
                     sink.send(BackendEvent::UnknownRun { run });
                 }
             }
-            return self.acknowledge_now(&status);
+            return self.acknowledge_now(&status, received);
         }
         let token = match (&change.agent_id, &change.uuid) {
-            (Some(agent), Some(uuid)) => Some(status_token(agent, &name, uuid)),
+            (Some(agent), Some(uuid)) => {
+                Some(status_token(agent, &name, uuid, self.inner.epoch, received))
+            }
             _ => None,
         };
         let reported = match change.state {
@@ -264,12 +283,12 @@ impl MesosBackend {
                 };
                 match change.reported_end(started) {
                     Some(end) => RunStatus::Ended(RunEnd::Reported(end)),
-                    None => return self.acknowledge_now(&status),
+                    None => return self.acknowledge_now(&status, received),
                 }
             }
             // The agent cannot be reached: the run may come back.
             None if change.mesos_state == MesosState::TaskUnreachable => {
-                self.acknowledge_now(&status);
+                self.acknowledge_now(&status, received);
                 let reason = change
                     .reason
                     .clone()
@@ -280,21 +299,22 @@ impl MesosBackend {
                 return;
             }
             // Staging, starting, killing: nothing the core records.
-            _ => return self.acknowledge_now(&status),
+            _ => return self.acknowledge_now(&status, received),
         };
         if let Some(sink) = sink {
             sink.status(run, reported, token);
         }
     }
 
-    /// Acknowledges an update that carries nothing to store.
-    fn acknowledge_now(&self, status: &TaskStatus) {
-        let framework_id = self.state().framework_id.clone();
-        if let Some(call) = framework_id
+    /// Acknowledges an update (received at `received`) that carries nothing to store.
+    fn acknowledge_now(&self, status: &TaskStatus, received: Instant) {
+        let state = self.state();
+        if let Some(call) = state
+            .framework_id
             .as_deref()
             .and_then(|framework_id| calls::acknowledge(framework_id, status))
         {
-            self.call_in_background(call);
+            state.send_acknowledge(call, Some(received));
         }
     }
 
@@ -329,6 +349,7 @@ impl MesosBackend {
             .inc();
         {
             let mut state = self.state();
+            state.view.disconnected(&reason);
             state.session = None;
             let offer_ids: HashSet<String> = state
                 .offers

@@ -21,6 +21,8 @@
 
 mod connection;
 mod matching;
+mod tokens;
+mod view;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -29,12 +31,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use mesos_client::calls::CallName;
 use mesos_proto::v1::scheduler::Call;
-use mesos_proto::v1::{AgentId, OfferId, TaskId as MesosTaskId, TaskInfo, TaskStatus};
+use mesos_proto::v1::{OfferId, TaskInfo};
 use tokio::sync::{mpsc, Notify};
 
 use super::{
-    AckToken, Backend, BackendError, Demand, EventSink, KnownRun, LogSource, Placement, Resources,
-    RunEnd, RunId, RunStatus,
+    AckToken, Backend, BackendError, ClusterView, Demand, EventSink, KnownRun, LogSource,
+    Placement, Resources, RunEnd, RunId, RunStatus,
 };
 use crate::mesos::calls::{self, FrameworkSettings};
 use crate::mesos::client::{ClientSettings, MesosClient, Session};
@@ -75,7 +77,16 @@ struct Inner {
     /// Wakes the connection task to resubscribe at once (the framework was removed).
     reconnect: Notify,
     /// The receiving end of the call queue, taken by the call task at start.
-    queued_calls: Mutex<Option<mpsc::UnboundedReceiver<Call>>>,
+    queued_calls: Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
+    /// The origin of the receive times in acknowledgement tokens.
+    epoch: Instant,
+}
+
+/// A call to the master waiting its turn.
+struct Queued {
+    call: Call,
+    /// For an ACKNOWLEDGE: when its update was received (the acknowledgement latency).
+    update_received: Option<Instant>,
 }
 
 /// A queued run as the backend keeps it between offers.
@@ -151,17 +162,40 @@ struct State {
     /// Calls to the master, sent one after the other in this order by the call task (a
     /// DECLINE must reach the master before the REVIVE that follows it, or its filter would
     /// outlive the revival).
-    calls: Option<mpsc::UnboundedSender<Call>>,
+    calls: Option<mpsc::UnboundedSender<Queued>>,
+    /// The connection as the cluster overview shows it, and the agents seen in offers.
+    view: view::Seen,
 }
 
 impl State {
     /// Queues a call to the master.
     fn send(&self, call: Call) {
+        self.send_queued(Queued {
+            call,
+            update_received: None,
+        });
+    }
+
+    /// Queues the ACKNOWLEDGE of an update received at `received`.
+    fn send_acknowledge(&self, call: Call, received: Option<Instant>) {
+        self.send_queued(Queued {
+            call,
+            update_received: received,
+        });
+    }
+
+    fn send_queued(&self, queued: Queued) {
         match &self.calls {
             Some(calls) => {
-                let _ = calls.send(call);
+                if let Err(refused) = calls.send(queued) {
+                    let call = refused.0.call;
+                    tracing::debug!(call = call.call_name(), "call task ended: call dropped");
+                }
             }
-            None => tracing::debug!(call = call.call_name(), "backend not started: call dropped"),
+            None => tracing::debug!(
+                call = queued.call.call_name(),
+                "backend not started: call dropped"
+            ),
         }
     }
 }
@@ -211,6 +245,7 @@ impl MesosBackend {
                 }),
                 queued_calls: Mutex::new(Some(queued)),
                 reconnect: Notify::new(),
+                epoch: Instant::now(),
             }),
         })
     }
@@ -234,15 +269,42 @@ impl MesosBackend {
     }
 
     /// Sends the queued calls one after the other on the current subscription.
-    async fn call_loop(&self, mut calls: mpsc::UnboundedReceiver<Call>) {
-        while let Some(call) = calls.recv().await {
+    async fn call_loop(&self, mut calls: mpsc::UnboundedReceiver<Queued>) {
+        while let Some(Queued {
+            call,
+            update_received,
+        }) = calls.recv().await
+        {
             let Some(session) = self.state().session.clone() else {
                 tracing::debug!(call = call.call_name(), "not subscribed: call dropped");
                 continue;
             };
-            if let Err(error) = session.call(&call).await {
-                tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
+            match session.call(&call).await {
+                Ok(()) => self.count_sent(&call, update_received),
+                Err(error) => {
+                    tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
+                }
             }
+        }
+    }
+
+    /// Counts a call the master took: the launches of an ACCEPT, the latency of an
+    /// ACKNOWLEDGE.
+    fn count_sent(&self, call: &Call, update_received: Option<Instant>) {
+        let metrics = &self.inner.metrics;
+        if let Some(received) = update_received {
+            metrics
+                .mesos_ack_latency
+                .observe(received.elapsed().as_secs_f64());
+        }
+        if let Some(accept) = &call.accept {
+            let launched: usize = accept
+                .operations
+                .iter()
+                .filter_map(|operation| operation.launch.as_ref())
+                .map(|launch| launch.task_infos.len())
+                .sum();
+            metrics.mesos_launches.inc_by(launched as u64);
         }
     }
 
@@ -442,38 +504,6 @@ impl MesosBackend {
             }
         }
     }
-}
-
-/// The acknowledgement token of a status update: agent, Mesos task id and uuid.
-fn status_token(agent_id: &str, task_id: &str, uuid: &[u8]) -> AckToken {
-    AckToken(format!(
-        "status\n{agent_id}\n{task_id}\n{}",
-        hex::encode(uuid)
-    ))
-}
-
-/// The acknowledgement token of a granted framework id.
-fn framework_token(framework_id: &str) -> AckToken {
-    AckToken(format!("framework\n{framework_id}"))
-}
-
-/// A status with what an ACKNOWLEDGE needs, read back from a token.
-fn acknowledged_status(token: &str) -> Option<TaskStatus> {
-    let mut parts = token.split('\n');
-    let (kind, agent, task, uuid) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if kind != "status" {
-        return None;
-    }
-    Some(TaskStatus {
-        task_id: MesosTaskId {
-            value: task.to_owned(),
-        },
-        agent_id: Some(AgentId {
-            value: agent.to_owned(),
-        }),
-        uuid: Some(hex::decode(uuid).ok()?),
-        ..Default::default()
-    })
 }
 
 #[async_trait]
@@ -685,16 +715,17 @@ impl Backend for MesosBackend {
             }
             return;
         }
-        let Some(status) = acknowledged_status(&ack.0) else {
+        let Some((status, received)) = tokens::acknowledged_status(&ack.0, self.inner.epoch) else {
             tracing::warn!(token = %ack.0, "an acknowledgement token this backend did not make");
             return;
         };
-        let framework_id = self.state().framework_id.clone();
-        if let Some(call) = framework_id
+        let state = self.state();
+        if let Some(call) = state
+            .framework_id
             .as_deref()
             .and_then(|framework_id| calls::acknowledge(framework_id, &status))
         {
-            self.call_in_background(call);
+            state.send_acknowledge(call, received);
         }
     }
 
@@ -725,6 +756,17 @@ impl Backend for MesosBackend {
         )
     }
 
+    fn cluster_view(&self) -> ClusterView {
+        let detected = self.inner.client.detected_leader();
+        let state = self.state();
+        ClusterView::Mesos(state.view.view(
+            &self.inner.config.client.master,
+            detected,
+            state.framework_id.clone(),
+            &state.launched,
+        ))
+    }
+
     fn log_source(&self, task: &Task) -> Option<LogSource> {
         let state = self.state();
         let framework_id = state.framework_id.as_deref()?;
@@ -745,24 +787,5 @@ impl Backend for MesosBackend {
             url,
             path: format!("/frameworks/{framework_id}/executors/{run}/runs/latest"),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_status_token_carries_what_the_acknowledge_needs() {
-        let token = status_token("agent-1", "eremetic-task.abc.0", &[1, 2, 255]);
-        let status = acknowledged_status(&token.0).unwrap_or_default();
-        assert_eq!(status.task_id.value, "eremetic-task.abc.0");
-        assert_eq!(
-            status.agent_id.map(|agent| agent.value),
-            Some("agent-1".into())
-        );
-        assert_eq!(status.uuid, Some(vec![1, 2, 255]));
-        assert!(acknowledged_status(&framework_token("fw").0).is_none());
-        assert!(acknowledged_status("status\nagent\ntask\nnot-hex").is_none());
     }
 }

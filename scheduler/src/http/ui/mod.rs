@@ -8,7 +8,9 @@
 //! - `GET /task/{id}` with `Accept: text/html` (v0, as Eremetic) and `GET /web/task/{id}`:
 //!   the task page; an unknown id is an HTML 404 naming it (E-20).
 //! - `GET /web/task/{id}/usage`: the task's resource usage as JSON, for the task page.
-//! - `GET /cluster`: backend, capacity, free resources, queue depth.
+//! - `GET /cluster` with `Accept: text/html`: backend, capacity, free resources, queue depth,
+//!   the engine's settings or the Mesos master, connection and agents; other clients get the
+//!   same as JSON (`http::cluster`).
 //! - `GET /static/{file}`: the embedded stylesheet, scripts and logo.
 //!
 //! Every generated link and fetch URL starts with `url_prefix` (E-30: Eremetic's logo ignored
@@ -25,7 +27,7 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, Request, State};
 use axum::http::header::{
-    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+    ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, VARY, X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -271,14 +273,7 @@ async fn log_view(service: &dyn TaskService, id: &TaskId, stream: LogStream) -> 
         Ok(Some(LogLocation::File { path, .. })) => path,
         Ok(Some(LogLocation::NotStarted)) | Ok(None) => return LogView::default(),
         Ok(Some(LogLocation::Agent { url, path, .. })) => {
-            return LogView {
-                content: html::Html::new(),
-                note: Some(format!(
-                    "the output is on the Mesos agent {url}, in {path} (the API's {} link \
-                     reads it from there)",
-                    stream.file_name()
-                )),
-            };
+            return agent_log_view(&url, &path).await;
         }
         Err(source) => {
             let what = format!("the {} location of task {id}", stream.file_name());
@@ -296,6 +291,30 @@ async fn log_view(service: &dyn TaskService, id: &TaskId, stream: LogStream) -> 
             path,
             source,
         }),
+    }
+}
+
+/// The end of an output file on a Mesos agent, read through its `/files/read`.
+async fn agent_log_view(url: &str, path: &str) -> LogView {
+    match super::agent_files::read_tail(url, path, LOG_PAGE_BYTES).await {
+        Ok((bytes, total)) => {
+            let tail = tail::Tail {
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                total,
+                dropped: 0,
+            };
+            LogView {
+                content: ansi::render(&tail.text),
+                note: tail.note(LOG_PAGE_BYTES),
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "task page shows no output");
+            LogView {
+                content: html::Html::new(),
+                note: Some(error.to_string()),
+            }
+        }
     }
 }
 
@@ -353,13 +372,21 @@ fn read_failed(error: ReadError) -> ApiError {
     ApiError::internal(error, "Unable to read the task")
 }
 
-/// `GET /cluster`.
-async fn cluster(State(state): State<AppState>) -> Response {
+/// `GET /cluster`: the cluster page for browsers, the overview as JSON for other clients.
+async fn cluster(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let status = state.service.cluster();
-    page(
-        StatusCode::OK,
-        pages::cluster::render(site(&state), &status),
-    )
+    let mut response = if wants_html(&headers) {
+        page(
+            StatusCode::OK,
+            pages::cluster::render(site(&state), &status),
+        )
+    } else {
+        response::json(StatusCode::OK, &super::cluster::document(&status))
+    };
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 /// Middleware: a 401 for a browser gets a small HTML page instead of the error document; the

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc::UnboundedReceiver, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio_rustls::TlsAcceptor;
 
 use super::codec::ContentType;
 use crate::error::HarnessError;
@@ -182,6 +183,20 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_with(listener, None, handler)
+}
+
+/// [`serve`], over TLS with `tls` when given: a client that does not trust the
+/// certificate ends the handshake, and its connection is dropped.
+pub(crate) fn serve_with<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: H,
+) -> ServerHandle
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let (stop, mut stopped) = oneshot::channel();
     let task = tokio::spawn(async move {
         let mut connections = JoinSet::new();
@@ -192,14 +207,24 @@ where
                     // Accept errors (e.g. EMFILE) are transient for a test server.
                     let Ok((stream, _)) = accepted else { continue };
                     let handler = handler.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
                         let service = service_fn(move |request| {
                             let answer = handler(request);
                             async move { Ok::<_, Infallible>(answer.await) }
                         });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
+                        let http = hyper::server::conn::http1::Builder::new();
+                        match tls {
+                            None => {
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                            Some(acceptor) => {
+                                let Ok(stream) = acceptor.accept(stream).await else {
+                                    return;
+                                };
+                                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                            }
+                        }
                     });
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}

@@ -116,6 +116,8 @@ impl Shared {
 pub struct FakeMaster {
     shared: Arc<Shared>,
     address: SocketAddr,
+    /// `https` with [`MasterSetup::tls`], else `http`.
+    scheme: &'static str,
     server: Option<ServerHandle>,
     ticker: JoinHandle<()>,
     /// The ZooKeeper membership ([`MasterSetup::zookeeper`]).
@@ -133,18 +135,25 @@ impl FakeMaster {
         })?;
         let (changed, _) = watch::channel(());
         let election = setup.zookeeper.clone();
+        let tls = setup
+            .tls
+            .as_ref()
+            .map(|identity| identity.acceptor())
+            .transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             state: Mutex::new(MasterState::new(setup, address, Instant::now())),
             changed,
         });
         let for_server = Arc::clone(&shared);
-        let server = crate::common::http::serve(listener, move |request| {
+        let server = crate::common::http::serve_with(listener, tls, move |request| {
             http::handle(request, Arc::clone(&for_server))
         });
         let ticker = tokio::spawn(tick_loop(Arc::downgrade(&shared)));
         let mut master = FakeMaster {
             shared,
             address,
+            scheme,
             server: Some(server),
             ticker,
             contender: None,
@@ -183,9 +192,9 @@ impl FakeMaster {
         self.address
     }
 
-    /// `http://ip:port/api/v1/scheduler`.
+    /// `http://ip:port/api/v1/scheduler` (`https://` with [`MasterSetup::tls`]).
     pub fn scheduler_url(&self) -> String {
-        format!("http://{}/api/v1/scheduler", self.address)
+        format!("{}://{}/api/v1/scheduler", self.scheme, self.address)
     }
 
     /// `MasterInfo.id`, the prefix of framework and offer ids.

@@ -8,6 +8,7 @@ use mesos_proto::v1::{Attribute, KillPolicy, TaskInfo, TaskState, TaskStatus};
 
 use super::resources::Resources;
 use super::zk::ZooKeeperElection;
+use crate::tls::ServerIdentity;
 
 /// Configuration of a [`FakeMaster`](super::FakeMaster). Defaults are Mesos'.
 #[derive(Debug, Clone)]
@@ -59,6 +60,10 @@ pub struct MasterSetup {
     /// stand for the replicated registry's and must re-register. `None`
     /// (default): the master leads alone.
     pub zookeeper: Option<ZooKeeperElection>,
+    /// Serve HTTPS with this identity (a certificate made by a
+    /// [`TestCa`](crate::tls::TestCa)) instead of plain HTTP. `None`
+    /// (default): plain HTTP.
+    pub tls: Option<ServerIdentity>,
 }
 
 impl Default for MasterSetup {
@@ -76,6 +81,7 @@ impl Default for MasterSetup {
             offer_timeout: None,
             http_framework_credentials: None,
             zookeeper: None,
+            tls: None,
         }
     }
 }
