@@ -206,3 +206,28 @@ fn an_update_is_retried_when_its_timer_is_due_and_not_before() {
     assert_eq!(backoff(&state, "t1"), None);
     assert_eq!(state.retries.len(), 1);
 }
+
+#[test]
+fn removing_a_framework_forgets_its_oldest_removed_tasks_beyond_the_bound() {
+    let setup = MasterSetup {
+        record_history: false,
+        max_completed_tasks_per_framework: 1,
+        ..MasterSetup::default()
+    };
+    let (mut state, now) = state(setup);
+    for id in ["t1", "t2", "t3"] {
+        launch(&mut state, id, now);
+    }
+    // The last launched is the first removed: removing t1 forgets it.
+    let uuid = update(&mut state, "t3", TaskState::TaskFinished, now);
+    acknowledge(&mut state, "t3", uuid, now);
+    state.kill_tasks_of_removed_framework(FRAMEWORK);
+    let remembered: Vec<&str> = state
+        .tasks
+        .values()
+        .map(|t| t.info.task_id.value.as_str())
+        .collect();
+    assert_eq!(remembered, ["t2"]);
+    assert!(state.tasks.values().all(|t| t.removed));
+    assert_eq!(cpus_in_use(&state), 0.0);
+}

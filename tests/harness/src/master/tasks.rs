@@ -496,7 +496,11 @@ impl MasterState {
         if !keep_statuses {
             task.statuses.clear();
         }
+        // Exact capacities: a TaskStatus is some 300 bytes and a task rarely
+        // holds more than one or two (a first push would reserve four).
+        task.statuses.reserve_exact(1);
         task.statuses.push(status.clone());
+        task.pending.reserve_exact(1);
         task.pending.push_back(status);
         let first = task.pending.len() == 1;
         let agent_id = task.agent_id.clone();
@@ -581,6 +585,9 @@ impl MasterState {
         };
         let task = &mut self.tasks[index];
         let acked = task.pending.pop_front();
+        if task.pending.is_empty() {
+            task.pending.shrink_to_fit();
+        }
         let message = AgentMessage::Acknowledged {
             framework_id: framework_id.to_owned(),
             task_id: ack.task_id.value.clone(),
@@ -673,7 +680,10 @@ impl MasterState {
             .filter(|&key| self.tasks[key].framework_id == framework_id)
             .collect();
         for key in of_framework {
-            let task = &mut self.tasks[key];
+            // Removing one may forget an older removed one of the list.
+            let Some(task) = self.tasks.get_mut(key) else {
+                continue;
+            };
             if !is_terminal(task.state) {
                 task.state = TaskState::TaskKilled;
             }
