@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use super::link::AgentMessage;
 use super::setup::AgentSpec;
 use super::state::MasterState;
-use super::tasks::{unix_seconds, update_event};
+use super::task_table::TaskKey;
+use super::tasks::{unix_seconds, update_event, Task};
 
 /// The message `SlaveObserver` gives when it marks an agent unreachable.
 const UNREACHABLE_MESSAGE: &str = "health check timed out";
@@ -44,16 +45,12 @@ impl MasterState {
     /// Whether the agent is registered (its offers, acknowledgements and
     /// status updates flow).
     pub(crate) fn agent_registered(&self, agent_id: &str) -> bool {
-        self.agents.iter().any(|a| a.agent_id == agent_id)
+        self.agents.contains(agent_id)
     }
 
     /// When the agent was marked unreachable, if it is.
     pub(crate) fn unreachable_since(&self, agent_id: &str) -> Option<TimeInfo> {
-        let found = self
-            .unreachable_agents
-            .iter()
-            .find(|(a, _)| a.agent_id == agent_id);
-        found.map(|(_, time)| *time)
+        self.unreachable_agents.get(agent_id).map(|(_, time)| *time)
     }
 
     /// What state the agent is in, for refusals.
@@ -62,9 +59,9 @@ impl MasterState {
             Some("registered")
         } else if self.unreachable_since(agent_id).is_some() {
             Some("unreachable")
-        } else if self.gone_agents.iter().any(|g| g == agent_id) {
+        } else if self.gone_agents.contains(agent_id) {
             Some("gone")
-        } else if self.recovered_agents.iter().any(|a| a.agent_id == agent_id) {
+        } else if self.recovered_agents.contains(agent_id) {
             Some("recovered")
         } else {
             None
@@ -84,7 +81,8 @@ impl MasterState {
             nanoseconds: (unix_seconds() * 1e9) as i64,
         };
         let spec = self.remove_registered(agent_id);
-        self.unreachable_agents.push((spec, time));
+        self.unreachable_agents
+            .insert(agent_id.to_owned(), (spec, time));
         let removal = Removal {
             message: UNREACHABLE_MESSAGE,
             unreachable_time: Some(time),
@@ -105,7 +103,7 @@ impl MasterState {
                 let message = GONE_MESSAGE.to_owned();
                 self.to_agent(agent_id, AgentMessage::Shutdown { message });
                 self.remove_registered(agent_id);
-                self.gone_agents.push(agent_id.to_owned());
+                self.gone_agents.insert(agent_id.to_owned());
                 let removal = Removal {
                     message: GONE_MESSAGE,
                     unreachable_time: None,
@@ -113,17 +111,16 @@ impl MasterState {
                 self.remove_slave(agent_id, &removal);
             }
             Some("unreachable") => {
-                self.unreachable_agents
-                    .retain(|(a, _)| a.agent_id != agent_id);
-                self.gone_agents.push(agent_id.to_owned());
+                self.unreachable_agents.remove(agent_id);
+                self.gone_agents.insert(agent_id.to_owned());
                 self.end_unreachable_tasks(agent_id);
             }
             // The master has no task metadata for it (MESOS-9739): nothing is sent.
             Some("recovered") => {
-                self.recovered_agents.retain(|a| a.agent_id != agent_id);
-                self.gone_agents.push(agent_id.to_owned());
-                for task in self.tasks.iter_mut().filter(|t| t.agent_id == agent_id) {
-                    task.clear_pending();
+                self.recovered_agents.remove(agent_id);
+                self.gone_agents.insert(agent_id.to_owned());
+                for key in self.tasks.keys_on_agent(agent_id, |_| true) {
+                    self.tasks[key].clear_pending();
                 }
             }
             Some(_) => {}
@@ -153,18 +150,11 @@ impl MasterState {
             Some(state) => return Err(AgentRefusal::WrongState(state)),
             None => return Err(AgentRefusal::Unknown),
         }
-        let Some(index) = self
-            .unreachable_agents
-            .iter()
-            .position(|(a, _)| a.agent_id == agent_id)
-        else {
+        let Some((spec, _)) = self.unreachable_agents.remove(agent_id) else {
             return Err(AgentRefusal::Unknown);
         };
-        let (spec, _) = self.unreachable_agents.remove(index);
-        self.agents.push(spec);
-        let returning: Vec<usize> = (0..self.tasks.len())
-            .filter(|&i| !self.tasks[i].removed && self.tasks[i].agent_id == agent_id)
-            .collect();
+        self.agents.insert(agent_id.to_owned(), spec);
+        let returning = self.tasks.keys_on_agent(agent_id, |t| !t.removed);
         for &i in &returning {
             let task = &mut self.tasks[i];
             task.unreachable = false;
@@ -209,17 +199,12 @@ impl MasterState {
     pub(crate) fn master_failover(&mut self, now: Instant) {
         self.drop_all_connections(now);
         self.offers.clear();
-        let recovered: Vec<AgentSpec> = std::mem::take(&mut self.agents);
-        for agent in &recovered {
-            let on_agent = self
-                .tasks
-                .iter_mut()
-                .filter(|t| t.agent_id == agent.agent_id);
-            for task in on_agent.filter(|t| !t.removed) {
-                task.unknown_since_failover = true;
+        for (agent_id, spec) in self.agents.drain() {
+            for key in self.tasks.keys_on_agent(&agent_id, |t| !t.removed) {
+                self.tasks[key].unknown_since_failover = true;
             }
+            self.recovered_agents.insert(agent_id, spec);
         }
-        self.recovered_agents.extend(recovered);
         self.reregister_deadline = Some(now + self.setup.agent_reregister_timeout);
     }
 
@@ -227,18 +212,11 @@ impl MasterState {
     /// registry: its tasks become known without any update; it re-sends
     /// what it holds and its free resources are offered.
     fn reregister_recovered(&mut self, agent_id: &str, now: Instant) {
-        let Some(index) = self
-            .recovered_agents
-            .iter()
-            .position(|a| a.agent_id == agent_id)
-        else {
+        let Some(spec) = self.recovered_agents.remove(agent_id) else {
             return;
         };
-        let spec = self.recovered_agents.remove(index);
-        self.agents.push(spec);
-        let returning: Vec<usize> = (0..self.tasks.len())
-            .filter(|&i| !self.tasks[i].removed && self.tasks[i].agent_id == agent_id)
-            .collect();
+        self.agents.insert(agent_id.to_owned(), spec);
+        let returning = self.tasks.keys_on_agent(agent_id, |t| !t.removed);
         for &i in &returning {
             let task = &mut self.tasks[i];
             task.unknown_since_failover = false;
@@ -258,9 +236,9 @@ impl MasterState {
         let time = TimeInfo {
             nanoseconds: (unix_seconds() * 1e9) as i64,
         };
-        for agent in std::mem::take(&mut self.recovered_agents) {
-            let agent_id = agent.agent_id.clone();
-            self.unreachable_agents.push((agent, time));
+        for (agent_id, agent) in self.recovered_agents.drain() {
+            self.unreachable_agents
+                .insert(agent_id.clone(), (agent, time));
             self.send_failure_to_all(&agent_id);
         }
     }
@@ -297,9 +275,12 @@ impl MasterState {
         framework_id: &str,
         executor_id: &str,
     ) -> bool {
-        self.exited_executors
-            .iter()
-            .any(|(a, f, e)| a == agent_id && f == framework_id && e == executor_id)
+        let executor = (
+            agent_id.to_owned(),
+            framework_id.to_owned(),
+            executor_id.to_owned(),
+        );
+        self.exited_executors.contains(&executor)
     }
 
     /// `Master::exitedExecutor`: the agent reports that a custom executor
@@ -318,9 +299,8 @@ impl MasterState {
             Some(state) => return Err(AgentRefusal::WrongState(state)),
             None => return Err(AgentRefusal::Unknown),
         }
-        let running = self.tasks.iter().find(|t| {
+        let running = self.tasks.on_agent(agent_id).map(|(_, t)| t).find(|t| {
             t.is_live()
-                && t.agent_id == agent_id
                 && t.info
                     .executor
                     .as_ref()
@@ -331,11 +311,12 @@ impl MasterState {
             return Err(AgentRefusal::NoSuchExecutor);
         };
         let framework_id = task.framework_id.clone();
-        self.exited_executors.push((
+        self.exited_executors.insert((
             agent_id.to_owned(),
             framework_id.clone(),
             executor_id.to_owned(),
         ));
+        self.tasks.invalidate(agent_id);
         let failure = Event {
             r#type: Some(event::Type::Failure as i32),
             failure: Some(event::Failure {
@@ -353,13 +334,10 @@ impl MasterState {
         Ok(())
     }
 
+    /// Removes a registered agent (the caller checked it is).
     fn remove_registered(&mut self, agent_id: &str) -> AgentSpec {
-        let index = self
-            .agents
-            .iter()
-            .position(|a| a.agent_id == agent_id)
-            .unwrap_or_default();
-        self.agents.remove(index)
+        let removed = self.agents.remove(agent_id);
+        removed.unwrap_or_else(|| AgentSpec::new(agent_id, agent_id))
     }
 
     /// `Master::__removeSlave` after the agent left the allocator: an update
@@ -367,9 +345,7 @@ impl MasterState {
     /// included), the agent's offers rescinded, then FAILURE (`LostSlave`)
     /// to every connected framework.
     fn remove_slave(&mut self, agent_id: &str, removal: &Removal<'_>) {
-        let on_agent: Vec<usize> = (0..self.tasks.len())
-            .filter(|&i| self.tasks[i].is_known() && self.tasks[i].agent_id == agent_id)
-            .collect();
+        let on_agent = self.tasks.keys_on_agent(agent_id, Task::is_known);
         for i in on_agent {
             let partition_aware = self.is_partition_aware(&self.tasks[i].framework_id);
             let (state, reason, unreachable) = match (partition_aware, removal.unreachable_time) {
@@ -402,11 +378,13 @@ impl MasterState {
             }
             let framework_id = task.framework_id.clone();
             self.send_event(&framework_id, update_event(status));
+            if !unreachable {
+                self.note_removed(i);
+            }
         }
         let offers: Vec<String> = self
             .offers
-            .iter()
-            .filter(|o| o.agent_id.value == agent_id)
+            .on_agent(agent_id)
             .map(|o| o.id.value.clone())
             .collect();
         for offer_id in offers {
@@ -418,12 +396,9 @@ impl MasterState {
     /// `Master::markGone` for an agent already unreachable: its unreachable
     /// tasks end and become completed; no FAILURE (sent when it left).
     fn end_unreachable_tasks(&mut self, agent_id: &str) {
-        let held: Vec<usize> = (0..self.tasks.len())
-            .filter(|&i| {
-                let task = &self.tasks[i];
-                !task.removed && task.unreachable && task.agent_id == agent_id
-            })
-            .collect();
+        let held = self
+            .tasks
+            .keys_on_agent(agent_id, |task| !task.removed && task.unreachable);
         let removal = Removal {
             message: GONE_MESSAGE,
             unreachable_time: None,
@@ -445,6 +420,7 @@ impl MasterState {
             task.clear_pending();
             let framework_id = task.framework_id.clone();
             self.send_event(&framework_id, update_event(status));
+            self.note_removed(i);
         }
     }
 
@@ -452,7 +428,7 @@ impl MasterState {
     /// MASTER, no uuid, the executor id, the unreachable time if any.
     fn removal_status(
         &self,
-        index: usize,
+        index: TaskKey,
         state: TaskState,
         reason: task_status::Reason,
         removal: &Removal<'_>,

@@ -27,7 +27,11 @@ pub(crate) fn state_json(state: &MasterState) -> Value {
         "port": info.port,
         "hostname": info.hostname,
     });
-    let slaves: Vec<Value> = state.agents.iter().map(|a| agent_json(state, a)).collect();
+    let slaves: Vec<Value> = state
+        .agents
+        .values()
+        .map(|a| agent_json(state, a))
+        .collect();
     let frameworks: Vec<Value> = state
         .frameworks
         .iter()
@@ -69,11 +73,7 @@ fn agent_json(state: &MasterState, agent: &AgentSpec) -> Value {
     let total = agent.resources();
     let used = state.resources_in_use(&agent.agent_id);
     let mut offered = Resources::default();
-    for offer in state
-        .offers
-        .iter()
-        .filter(|o| o.agent_id.value == agent.agent_id)
-    {
+    for offer in state.offers.on_agent(&agent.agent_id) {
         offered.add(&Resources::from_proto(&offer.resources).unwrap_or_default());
     }
     json!({
@@ -125,7 +125,7 @@ fn framework_json(state: &MasterState, framework: &Framework) -> Value {
     let of_framework = || {
         state
             .tasks
-            .iter()
+            .values()
             .filter(|t| t.framework_id == framework.id)
     };
     let tasks: Vec<Value> = of_framework()
@@ -142,7 +142,7 @@ fn framework_json(state: &MasterState, framework: &Framework) -> Value {
         .collect();
     let offers: Vec<Value> = state
         .offers
-        .iter()
+        .values()
         .filter(|o| o.framework_id.value == framework.id)
         .map(offer_json)
         .collect();
@@ -187,7 +187,7 @@ fn framework_json(state: &MasterState, framework: &Framework) -> Value {
 fn completed_framework_json(state: &MasterState, id: &str) -> Value {
     let completed: Vec<Value> = state
         .tasks
-        .iter()
+        .values()
         .filter(|t| t.framework_id == id)
         .map(task_json)
         .collect();

@@ -73,17 +73,21 @@ pub(crate) async fn handle(request: Request<Incoming>, shared: Arc<Shared>) -> R
         let mut state = shared.lock();
         let admission = match checked {
             Err(refusal) => {
-                state.calls.extend(refusal.call.map(|call| *call));
+                if state.setup.record_history {
+                    state.calls.extend(refusal.call.map(|call| *call));
+                }
                 Err(refusal.rejection)
             }
             Ok((call, checked)) => {
                 let admission = state.admit(&call, checked, head, Instant::now());
                 // Recorded after the effects, as the master logs a call once handled.
-                state.calls.push(call);
+                if state.setup.record_history {
+                    state.calls.push(call);
+                }
                 admission
             }
         };
-        if let Err(rejection) = &admission {
+        if let (Err(rejection), true) = (&admission, state.setup.record_history) {
             state.rejections.push(rejection.clone());
         }
         admission
@@ -129,9 +133,11 @@ fn authenticate(request: &Request<Incoming>, shared: &Shared) -> Authentication 
     if let Some(principal) = basic_principal(credentials, authorization) {
         return Authentication::Principal(principal);
     }
-    state
-        .rejections
-        .push(Rejection::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY));
+    if state.setup.record_history {
+        state
+            .rejections
+            .push(Rejection::new(StatusCode::UNAUTHORIZED, UNAUTHORIZED_BODY));
+    }
     drop(state);
     shared.notify();
     Authentication::Refused

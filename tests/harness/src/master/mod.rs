@@ -49,12 +49,17 @@ mod agents;
 mod auth;
 mod endpoints;
 mod http;
+mod index;
+#[cfg(test)]
+mod index_tests;
 mod link;
 mod offers;
+mod reconcile;
 mod resources;
 mod rules;
 mod setup;
 mod state;
+mod task_table;
 mod tasks;
 mod validation;
 mod zk;
@@ -237,13 +242,10 @@ impl FakeMaster {
     /// Registers a scripted agent; its resources are offered at once.
     pub fn add_agent(&self, spec: AgentSpec) -> Result<(), HarnessError> {
         let mut state = self.shared.lock();
-        let known = state.agents.iter().any(|a| a.agent_id == spec.agent_id)
-            || state.unreachable_since(&spec.agent_id).is_some()
+        let known = state.agents.contains(&spec.agent_id)
+            || state.unreachable_agents.contains(&spec.agent_id)
             || state.gone_agents.contains(&spec.agent_id)
-            || state
-                .recovered_agents
-                .iter()
-                .any(|a| a.agent_id == spec.agent_id);
+            || state.recovered_agents.contains(&spec.agent_id);
         if known {
             return Err(HarnessError::DuplicateAgent {
                 agent_id: spec.agent_id,
@@ -357,12 +359,9 @@ impl FakeMaster {
     pub fn attach_agent(&self, agent_id: &str) -> Result<AgentLink, HarnessError> {
         let known = {
             let state = self.shared.lock();
-            state.agents.iter().any(|a| a.agent_id == agent_id)
-                || state.unreachable_since(agent_id).is_some()
-                || state
-                    .recovered_agents
-                    .iter()
-                    .any(|a| a.agent_id == agent_id)
+            state.agents.contains(agent_id)
+                || state.unreachable_agents.contains(agent_id)
+                || state.recovered_agents.contains(agent_id)
         };
         if !known {
             return Err(HarnessError::AgentNotApplicable {
@@ -489,65 +488,74 @@ impl FakeMaster {
     }
 
     /// Every call that decoded, in arrival order, including rejected ones.
+    /// Empty without [`MasterSetup::record_history`].
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
     }
 
     /// Every non-2xx answer given, in order.
+    /// Empty without [`MasterSetup::record_history`].
     pub fn rejections(&self) -> Vec<Rejection> {
         self.shared.lock().rejections.clone()
     }
 
     /// Every event sent, with the framework id it went to.
+    /// Empty without [`MasterSetup::record_history`].
     pub fn events(&self) -> Vec<(String, Event)> {
         self.shared.lock().events.clone()
     }
 
     /// Offers made and not yet accepted, declined, rescinded or removed.
     pub fn offers_outstanding(&self) -> Vec<Offer> {
-        self.shared.lock().offers.clone()
+        self.shared.lock().offers.values().cloned().collect()
     }
 
-    /// Every task launched, with its latest state.
+    /// Every task launched, with its latest state (without
+    /// [`MasterSetup::record_history`], removed tasks beyond the bounded
+    /// completed ones are forgotten).
     pub fn tasks(&self) -> Vec<TaskView> {
         self.shared
             .lock()
             .tasks
-            .iter()
+            .values()
             .map(tasks::Task::view)
             .collect()
     }
 
     /// The most recent task with this id.
     pub fn task(&self, task_id: &str) -> Option<TaskView> {
-        self.tasks()
-            .into_iter()
-            .rev()
-            .find(|t| t.task_id == task_id)
+        let state = self.shared.lock();
+        let latest = state.tasks.with_id(task_id).next_back();
+        latest.map(|(_, task)| task.view())
     }
 
     /// KILLs forwarded to agents.
+    /// Empty without [`MasterSetup::record_history`].
     pub fn kills(&self) -> Vec<KillRequest> {
         self.shared.lock().kills.clone()
     }
 
     /// ACKNOWLEDGEs received (matched or ignored).
+    /// Empty without [`MasterSetup::record_history`].
     pub fn acknowledgements(&self) -> Vec<Acknowledgement> {
         self.shared.lock().acknowledgements.clone()
     }
 
     /// MESSAGE calls' payloads (framework → executor).
+    /// Empty without [`MasterSetup::record_history`].
     pub fn framework_messages(&self) -> Vec<call::Message> {
         self.shared.lock().messages.clone()
     }
 
     /// SHUTDOWN calls received.
+    /// Empty without [`MasterSetup::record_history`].
     pub fn shutdowns(&self) -> Vec<call::Shutdown> {
         self.shared.lock().shutdowns.clone()
     }
 
     /// The first call (received so far or within `timeout`) for which
-    /// `predicate` holds.
+    /// `predicate` holds (needs [`MasterSetup::record_history`]: without
+    /// it no call is kept and this times out).
     pub async fn wait_for_call<P>(
         &self,
         predicate: P,
@@ -571,11 +579,7 @@ impl FakeMaster {
     ) -> Result<TaskView, HarnessError> {
         let what = format!("task {task_id} in {}", state.as_str_name());
         self.wait_until(&what, timeout, |master| {
-            let task = master
-                .tasks
-                .iter()
-                .rev()
-                .find(|t| t.info.task_id.value == task_id)?;
+            let (_, task) = master.tasks.with_id(task_id).next_back()?;
             (task.state == state).then(|| task.view())
         })
         .await

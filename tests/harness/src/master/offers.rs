@@ -33,12 +33,11 @@ fn strip_allocation_info(offer: &mut Offer) {
     }
 }
 
-/// A refused-resources filter (`RefusedOfferFilter`): while it lasts, the
-/// agent's free resources are not offered to the framework if they are
-/// contained in the refused ones.
+/// A refused-resources filter (`RefusedOfferFilter`) on one agent: while
+/// it lasts, the agent's free resources are not offered to the framework
+/// if they are contained in the refused ones.
 #[derive(Debug, Clone)]
 pub(crate) struct OfferFilter {
-    agent_id: String,
     resources: Resources,
     until: Instant,
 }
@@ -46,7 +45,7 @@ pub(crate) struct OfferFilter {
 impl MasterState {
     /// Registers a scripted agent; its resources are offered right away.
     pub(crate) fn add_agent(&mut self, spec: AgentSpec, now: Instant) {
-        self.agents.push(spec);
+        self.agents.insert(spec.agent_id.clone(), spec);
         self.allocate(now);
     }
 
@@ -55,11 +54,7 @@ impl MasterState {
     pub(crate) fn available(&self, agent: &AgentSpec) -> Resources {
         let mut free = agent.resources();
         free.subtract(&self.resources_in_use(&agent.agent_id));
-        for offer in self
-            .offers
-            .iter()
-            .filter(|o| o.agent_id.value == agent.agent_id)
-        {
+        for offer in self.offers.on_agent(&agent.agent_id) {
             // Offers are built from valid resources.
             if let Ok(offered) = Resources::from_proto(&offer.resources) {
                 free.subtract(&offered);
@@ -69,29 +64,46 @@ impl MasterState {
     }
 
     /// One allocation cycle; the next one is due an allocation interval later.
+    /// Costs O(agents × frameworks) plus recomputing the resources in use
+    /// of the agents whose tasks changed since they were last computed.
     pub(crate) fn allocate(&mut self, now: Instant) {
         self.next_allocation = now + self.setup.allocation_interval;
         for framework in &mut self.frameworks {
-            framework.filters.retain(|filter| filter.until > now);
+            for filters in framework.filters.values_mut() {
+                filters.retain(|filter| filter.until > now);
+            }
+            framework.filters.retain(|_, filters| !filters.is_empty());
         }
-        let mut made: Vec<Offer> = Vec::new();
-        for agent in self.agents.clone() {
-            let free = self.available(&agent);
+        // Offering on one agent changes nothing on another: choose first,
+        // then make the offers.
+        let mut chosen: Vec<(String, String, Resources)> = Vec::new();
+        for agent in self.agents.values() {
+            let free = self.available(agent);
             let allocatable =
                 free.scalar_amount("cpus") >= MIN_CPUS || free.scalar_amount("mem") >= MIN_MEM;
             if !allocatable {
                 continue;
             }
             let Some(framework) = self.frameworks.iter().find(|f| {
-                f.connection.is_some()
-                    && !f.suppressed
-                    && !f.filters.iter().any(|filter| {
-                        filter.agent_id == agent.agent_id && filter.resources.contains(&free)
-                    })
+                let filtered = f.filters.get(&agent.agent_id).is_some_and(|filters| {
+                    filters
+                        .iter()
+                        .any(|filter| filter.resources.contains(&free))
+                });
+                f.connection.is_some() && !f.suppressed && !filtered
             }) else {
                 continue;
             };
-            let (framework_id, role) = (framework.id.clone(), framework.role());
+            chosen.push((agent.agent_id.clone(), framework.id.clone(), free));
+        }
+        let mut made: Vec<Offer> = Vec::new();
+        for (agent_id, framework_id, free) in chosen {
+            let (Some(agent), Some(framework)) =
+                (self.agents.get(&agent_id), self.framework(&framework_id))
+            else {
+                continue;
+            };
+            let (agent, role) = (agent.clone(), framework.role());
             let multi_role = framework.has_capability(framework_info::capability::Type::MultiRole);
             let mut offer = self.make_offer(&agent, &framework_id, &role, &free);
             if !multi_role {
@@ -99,9 +111,9 @@ impl MasterState {
             }
             if let Some(timeout) = self.setup.offer_timeout {
                 self.offer_deadlines
-                    .push((offer.id.value.clone(), now + timeout));
+                    .push(now + timeout, offer.id.value.clone());
             }
-            self.offers.push(offer.clone());
+            self.offers.insert(offer.clone());
             made.push(offer);
         }
         let mut recipients: Vec<String> =
@@ -169,8 +181,9 @@ impl MasterState {
     fn executors_on(&self, framework_id: &str, agent_id: &str) -> Vec<ExecutorId> {
         let mut ids: Vec<ExecutorId> = self
             .tasks
-            .iter()
-            .filter(|t| t.framework_id == framework_id && t.agent_id == agent_id && t.is_live())
+            .on_agent(agent_id)
+            .map(|(_, t)| t)
+            .filter(|t| t.framework_id == framework_id && t.is_live())
             .filter_map(|t| t.info.executor.as_ref().map(|e| e.executor_id.clone()))
             .collect();
         ids.dedup();
@@ -184,8 +197,7 @@ impl MasterState {
         let mut offered = Resources::default();
         let mut agent_id = None;
         for offer_id in &accept.offer_ids {
-            if let Some(index) = self.offers.iter().position(|o| &o.id == offer_id) {
-                let offer = self.offers.remove(index);
+            if let Some(offer) = self.offers.remove(&offer_id.value) {
                 if let Ok(resources) = Resources::from_proto(&offer.resources) {
                     offered.add(&resources);
                 }
@@ -285,7 +297,7 @@ impl MasterState {
         }
         let mut agent: Option<&str> = None;
         for id in offer_ids {
-            let Some(offer) = self.offers.iter().find(|o| &o.id == id) else {
+            let Some(offer) = self.offers.get(&id.value) else {
                 return Some(format!("Offer {} is no longer valid", id.value));
             };
             if offer.framework_id.value != framework_id {
@@ -311,14 +323,14 @@ impl MasterState {
     /// `Master::decline`: the offers' resources return with a filter.
     pub(crate) fn decline(&mut self, framework_id: &str, decline: &call::Decline, now: Instant) {
         for offer_id in &decline.offer_ids {
-            let Some(index) = self
+            let valid = self
                 .offers
-                .iter()
-                .position(|o| &o.id == offer_id && o.framework_id.value == framework_id)
-            else {
-                continue; // no longer valid: ignored, as the master does
+                .get(&offer_id.value)
+                .is_some_and(|o| o.framework_id.value == framework_id);
+            // An offer no longer valid is ignored, as the master does.
+            let Some(offer) = valid.then(|| self.offers.remove(&offer_id.value)).flatten() else {
+                continue;
             };
-            let offer = self.offers.remove(index);
             let resources = Resources::from_proto(&offer.resources).unwrap_or_default();
             self.add_filter(
                 framework_id,
@@ -355,8 +367,8 @@ impl MasterState {
         let Some(framework) = self.framework_mut(framework_id) else {
             return;
         };
-        framework.filters.push(OfferFilter {
-            agent_id: agent_id.to_owned(),
+        let filters = framework.filters.entry(agent_id.to_owned()).or_default();
+        filters.push(OfferFilter {
             resources,
             until: now + Duration::from_secs_f64(seconds),
         });
@@ -388,10 +400,9 @@ impl MasterState {
     /// Rescinds an outstanding offer (RESCIND event); its resources are
     /// offered again at the next allocation. False if there is no such offer.
     pub(crate) fn rescind(&mut self, offer_id: &str) -> bool {
-        let Some(index) = self.offers.iter().position(|o| o.id.value == offer_id) else {
+        let Some(offer) = self.offers.remove(offer_id) else {
             return false;
         };
-        let offer = self.offers.remove(index);
         let event = Event {
             r#type: Some(event::Type::Rescind as i32),
             rescind: Some(event::Rescind { offer_id: offer.id }),
@@ -405,16 +416,9 @@ impl MasterState {
     /// `--offer_timeout` are rescinded (RESCIND), their resources recovered
     /// without a filter (offered again at the next allocation).
     pub(crate) fn expire_offers(&mut self, now: Instant) {
-        let outstanding = &self.offers;
-        self.offer_deadlines
-            .retain(|(id, _)| outstanding.iter().any(|o| &o.id.value == id));
-        let expired: Vec<String> = self
-            .offer_deadlines
-            .iter()
-            .filter(|(_, at)| *at <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for offer_id in expired {
+        // Offer ids are never reused: a deadline of an offer gone meanwhile
+        // finds nothing to rescind.
+        for (_, offer_id) in self.offer_deadlines.pop_due(now) {
             self.rescind(&offer_id);
         }
     }
@@ -422,6 +426,7 @@ impl MasterState {
     /// Removes a framework's offers without telling it (disconnection,
     /// failover, removal).
     pub(crate) fn remove_offers_of(&mut self, framework_id: &str) {
-        self.offers.retain(|o| o.framework_id.value != framework_id);
+        self.offers
+            .remove_where(|o| o.framework_id.value == framework_id);
     }
 }

@@ -64,6 +64,24 @@ pub struct MasterSetup {
     /// [`TestCa`](crate::tls::TestCa)) instead of plain HTTP. `None`
     /// (default): plain HTTP.
     pub tls: Option<ServerIdentity>,
+    /// Keep everything received and sent for test assertions (default
+    /// true). When false, as for a master holding a large cluster: the
+    /// master keeps no calls, rejections, events, kills, acknowledgements,
+    /// framework messages or shutdowns (`FakeMaster::calls`, `rejections`,
+    /// `events`, `kills`, `acknowledgements`, `framework_messages` and
+    /// `shutdowns` return nothing; `wait_for_call` never finds one); a
+    /// task keeps only its latest status (`TaskView::statuses` and the
+    /// `statuses` of `/state` hold at most one); and removed tasks (terminal
+    /// and acknowledged, of a removed framework, or of a gone agent) are
+    /// remembered only up to [`MasterSetup::max_completed_tasks_per_framework`]
+    /// per framework, the oldest forgotten first, as Mesos bounds its
+    /// completed tasks (`FakeMaster::tasks` and `task` no longer show the
+    /// forgotten ones).
+    pub record_history: bool,
+    /// `--max_completed_tasks_per_framework` (1000): how many removed tasks
+    /// of each framework are remembered when `record_history` is false
+    /// (with it, all are).
+    pub max_completed_tasks_per_framework: usize,
 }
 
 impl Default for MasterSetup {
@@ -82,6 +100,8 @@ impl Default for MasterSetup {
             http_framework_credentials: None,
             zookeeper: None,
             tls: None,
+            record_history: true,
+            max_completed_tasks_per_framework: 1000,
         }
     }
 }

@@ -5,23 +5,23 @@
 //! No I/O beyond pushing bytes into subscription channels; time comes in as
 //! `now` from the ticker in `mod.rs`.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::StatusCode;
 use mesos_proto::v1::scheduler::{call, event, Call, Event};
-use mesos_proto::v1::{
-    framework_info, Address, FrameworkId, FrameworkInfo, MasterInfo, Offer, TimeInfo,
-};
+use mesos_proto::v1::{framework_info, Address, FrameworkId, FrameworkInfo, MasterInfo, TimeInfo};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 
+use super::index::{DueQueue, Keyed, OfferBook};
 use super::link::{AgentMessage, LinkSender};
 use super::offers::OfferFilter;
 use super::rules::{Checked, RequestHead};
 use super::setup::{Acknowledgement, AgentSpec, KillRequest, Leadership, MasterSetup};
-use super::tasks::Task;
+use super::task_table::{TaskKey, TaskTable};
 use crate::common::codec::{frame_payload, ContentType};
 use crate::common::http::Rejection;
 
@@ -43,7 +43,8 @@ pub(crate) struct Framework {
     /// While disconnected: when the framework is removed (`None`: never).
     pub(crate) failover_deadline: Option<Instant>,
     pub(crate) suppressed: bool,
-    pub(crate) filters: Vec<OfferFilter>,
+    /// Refuse filters by agent id.
+    pub(crate) filters: HashMap<String, Vec<OfferFilter>>,
 }
 
 impl Framework {
@@ -87,26 +88,34 @@ pub(crate) struct MasterState {
     pub(crate) frameworks: Vec<Framework>,
     pub(crate) removed_frameworks: Vec<String>,
     next_framework: u64,
-    /// Registered agents.
-    pub(crate) agents: Vec<AgentSpec>,
+    /// Registered agents, by id, in registration order.
+    pub(crate) agents: Keyed<AgentSpec>,
     /// Agents marked unreachable, with the time they were (`slaves.unreachable`).
-    pub(crate) unreachable_agents: Vec<(AgentSpec, TimeInfo)>,
+    pub(crate) unreachable_agents: Keyed<(AgentSpec, TimeInfo)>,
     /// Agents known from the registry after a failover that have not
     /// re-registered yet (`slaves.recovered`).
-    pub(crate) recovered_agents: Vec<AgentSpec>,
+    pub(crate) recovered_agents: Keyed<AgentSpec>,
     /// When the recovered agents still missing are marked unreachable.
     pub(crate) reregister_deadline: Option<Instant>,
     /// Ids of agents marked gone (`slaves.gone`).
-    pub(crate) gone_agents: Vec<String>,
+    pub(crate) gone_agents: HashSet<String>,
     /// Executors (agent, framework, executor id) that exited while their
     /// tasks are still known: no longer running, no longer holding resources.
-    pub(crate) exited_executors: Vec<(String, String, String)>,
-    pub(crate) offers: Vec<Offer>,
-    /// When each outstanding offer is rescinded (`--offer_timeout`).
-    pub(crate) offer_deadlines: Vec<(String, Instant)>,
+    pub(crate) exited_executors: HashSet<(String, String, String)>,
+    pub(crate) offers: OfferBook,
+    /// When outstanding offers are rescinded (`--offer_timeout`), by offer
+    /// id; entries of offers gone meanwhile are skipped when due.
+    pub(crate) offer_deadlines: DueQueue<String>,
     pub(crate) next_offer: u64,
     pub(crate) next_allocation: Instant,
-    pub(crate) tasks: Vec<Task>,
+    pub(crate) tasks: TaskTable,
+    /// When each task's update in delivery is retried; an entry counts
+    /// only while it matches the task's `next_retry`.
+    pub(crate) retries: DueQueue<TaskKey>,
+    /// Without [`MasterSetup::record_history`]: each framework's removed
+    /// tasks still remembered, oldest first (bounded by
+    /// [`MasterSetup::max_completed_tasks_per_framework`]).
+    pub(crate) completed: HashMap<String, VecDeque<TaskKey>>,
     pub(crate) calls: Vec<Call>,
     pub(crate) rejections: Vec<Rejection>,
     pub(crate) events: Vec<(String, Event)>,
@@ -133,17 +142,19 @@ impl MasterState {
             frameworks: Vec::new(),
             removed_frameworks: Vec::new(),
             next_framework: 0,
-            agents: Vec::new(),
-            unreachable_agents: Vec::new(),
-            recovered_agents: Vec::new(),
+            agents: Keyed::default(),
+            unreachable_agents: Keyed::default(),
+            recovered_agents: Keyed::default(),
             reregister_deadline: None,
-            gone_agents: Vec::new(),
-            exited_executors: Vec::new(),
-            offers: Vec::new(),
-            offer_deadlines: Vec::new(),
+            gone_agents: HashSet::new(),
+            exited_executors: HashSet::new(),
+            offers: OfferBook::default(),
+            offer_deadlines: DueQueue::default(),
             next_offer: 0,
             next_allocation: now,
-            tasks: Vec::new(),
+            tasks: TaskTable::default(),
+            retries: DueQueue::default(),
+            completed: HashMap::new(),
             calls: Vec::new(),
             rejections: Vec::new(),
             events: Vec::new(),
@@ -272,7 +283,9 @@ impl MasterState {
                         },
                     );
                 }
-                self.messages.extend(call.message.clone());
+                if self.setup.record_history {
+                    self.messages.extend(call.message.clone());
+                }
             }
             call::Type::Shutdown => {
                 if let Some(shutdown) = &call.shutdown {
@@ -284,7 +297,9 @@ impl MasterState {
                         },
                     );
                 }
-                self.shutdowns.extend(call.shutdown.clone());
+                if self.setup.record_history {
+                    self.shutdowns.extend(call.shutdown.clone());
+                }
             }
             // The default allocator ignores requests; there are no inverse offers.
             call::Type::Request
@@ -347,7 +362,7 @@ impl MasterState {
                 connection: Some(connection),
                 failover_deadline: None,
                 suppressed,
-                filters: Vec::new(),
+                filters: HashMap::new(),
             });
         }
         let subscribed = Event {
@@ -415,7 +430,8 @@ impl MasterState {
     }
 
     /// Sends `event` to framework `id` if connected; a closed stream
-    /// disconnects the framework. Every event sent is recorded.
+    /// disconnects the framework. Every event sent is recorded (with
+    /// [`MasterSetup::record_history`]).
     pub(crate) fn send_event(&mut self, id: &str, event: Event) -> bool {
         let Some(framework) = self.framework_mut(id) else {
             return false;
@@ -426,7 +442,9 @@ impl MasterState {
         if send_on(&connection.sender, connection.content_type, &event).is_err() {
             return false;
         }
-        self.events.push((id.to_owned(), event));
+        if self.setup.record_history {
+            self.events.push((id.to_owned(), event));
+        }
         true
     }
 
@@ -494,7 +512,7 @@ impl MasterState {
         // `Master::removeFramework` tells every agent running its tasks.
         let mut agents: Vec<String> = self
             .tasks
-            .iter()
+            .values()
             .filter(|t| t.framework_id == id && !t.removed)
             .map(|t| t.agent_id.clone())
             .collect();
@@ -512,7 +530,7 @@ impl MasterState {
     /// Sends `message` to the agent if it is attached and registered (the
     /// master does not talk to agents it holds unreachable).
     pub(crate) fn to_agent(&self, agent_id: &str, message: AgentMessage) {
-        if !self.agents.iter().any(|a| a.agent_id == agent_id) {
+        if !self.agents.contains(agent_id) {
             return;
         }
         if let Some(link) = self.links.get(agent_id) {

@@ -18,6 +18,7 @@ use super::link::AgentMessage;
 use super::resources::Resources;
 use super::setup::{Acknowledgement, KillRequest, TaskView};
 use super::state::{random_uuid, MasterState};
+use super::task_table::TaskKey;
 use super::validation::{
     docker_run_options, validate_executor_info, validate_id, validate_launch_executor,
     validate_task_durations, validate_task_infos,
@@ -45,7 +46,7 @@ pub(crate) struct Task {
     pub(crate) unknown_since_failover: bool,
     /// State of the update last forwarded to the framework (what
     /// reconciliation reports, `status_update_state` in Mesos).
-    forwarded_state: Option<TaskState>,
+    pub(crate) forwarded_state: Option<TaskState>,
     pub(crate) statuses: Vec<TaskStatus>,
     /// Reliable updates not yet acknowledged; the front one is in delivery.
     pending: VecDeque<TaskStatus>,
@@ -55,6 +56,36 @@ pub(crate) struct Task {
 }
 
 impl Task {
+    /// A task just launched: TASK_STAGING, nothing sent yet.
+    pub(crate) fn new(
+        info: TaskInfo,
+        framework_id: &str,
+        agent_id: &str,
+        backoff: Duration,
+    ) -> Task {
+        Task {
+            info,
+            framework_id: framework_id.to_owned(),
+            agent_id: agent_id.to_owned(),
+            state: TaskState::TaskStaging,
+            agent_state: TaskState::TaskStaging,
+            unreachable: false,
+            unknown_since_failover: false,
+            forwarded_state: None,
+            statuses: Vec::new(),
+            pending: VecDeque::new(),
+            next_retry: None,
+            backoff,
+            removed: false,
+        }
+    }
+
+    /// When the update in delivery is retried.
+    #[cfg(test)]
+    pub(crate) fn next_retry_at(&self) -> Option<Instant> {
+        self.next_retry
+    }
+
     /// Not forgotten and not in a terminal state: holds resources.
     pub(crate) fn is_live(&self) -> bool {
         !self.removed && !is_terminal(self.state)
@@ -101,9 +132,9 @@ impl MasterState {
     pub(crate) fn agent_records(&self, agent_id: &str) -> AgentRecords {
         let tasks: Vec<Task> = self
             .tasks
-            .iter()
-            .filter(|t| t.agent_id == agent_id && !t.removed)
-            .cloned()
+            .on_agent(agent_id)
+            .filter(|(_, t)| !t.removed)
+            .map(|(_, t)| t.clone())
             .collect();
         let mut frameworks: Vec<FrameworkInfo> = Vec::new();
         for task in &tasks {
@@ -137,15 +168,14 @@ impl MasterState {
                 connection: None,
                 failover_deadline: None,
                 suppressed: false,
-                filters: Vec::new(),
+                filters: std::collections::HashMap::new(),
             });
         }
         for mut task in records.tasks {
-            let known = self.tasks.iter().any(|t| {
-                !t.removed
-                    && t.framework_id == task.framework_id
-                    && t.info.task_id == task.info.task_id
-            });
+            let known = self
+                .tasks
+                .with_id(&task.info.task_id.value)
+                .any(|(_, t)| !t.removed && t.framework_id == task.framework_id);
             if known {
                 continue;
             }
@@ -155,19 +185,19 @@ impl MasterState {
             task.forwarded_state = None;
             task.next_retry = None;
             task.backoff = self.setup.status_update_retry_min;
-            self.tasks.push(task);
+            self.tasks.insert(task);
         }
     }
 
-    /// Resources held by live tasks on `agent_id`, executors counted once.
+    /// Resources held by live tasks on `agent_id`, executors counted once:
+    /// cached until a task there (or an executor's exit) changes.
     pub(crate) fn resources_in_use(&self, agent_id: &str) -> Resources {
+        if let Some(used) = self.tasks.cached_in_use(agent_id) {
+            return used;
+        }
         let mut used = Resources::default();
         let mut executors = Vec::new();
-        for task in self
-            .tasks
-            .iter()
-            .filter(|t| t.agent_id == agent_id && t.is_live())
-        {
+        for (_, task) in self.tasks.on_agent(agent_id).filter(|(_, t)| t.is_live()) {
             used.add(&Resources::from_proto(&task.info.resources).unwrap_or_default());
             if let Some(executor) = &task.info.executor {
                 let exited = self.executor_exited_before(
@@ -181,6 +211,7 @@ impl MasterState {
                 }
             }
         }
+        self.tasks.store_in_use(agent_id, used.clone());
         used
     }
 
@@ -209,42 +240,34 @@ impl MasterState {
             }
             Ok((info, used)) => {
                 remaining.subtract(&used);
-                self.tasks.push(Task {
-                    info,
-                    framework_id: framework_id.to_owned(),
-                    agent_id: agent_id.to_owned(),
-                    state: TaskState::TaskStaging,
-                    agent_state: TaskState::TaskStaging,
-                    unreachable: false,
-                    unknown_since_failover: false,
-                    forwarded_state: None,
-                    statuses: Vec::new(),
-                    pending: VecDeque::new(),
-                    next_retry: None,
-                    backoff: self.setup.status_update_retry_min,
-                    removed: false,
-                });
+                let backoff = self.setup.status_update_retry_min;
+                let executor = info.executor.clone();
+                let key = self
+                    .tasks
+                    .insert(Task::new(info, framework_id, agent_id, backoff));
                 // A task naming an executor that exited starts a new one.
-                if let Some(executor) = self.tasks.last().and_then(|t| t.info.executor.clone()) {
+                if let Some(executor) = executor {
                     let id = executor.executor_id.value;
-                    self.exited_executors
-                        .retain(|(a, f, e)| !(a == agent_id && f == framework_id && *e == id));
+                    let exited = (agent_id.to_owned(), framework_id.to_owned(), id);
+                    self.exited_executors.remove(&exited);
+                    self.tasks.invalidate(agent_id);
                 }
                 if self.is_linked(agent_id) {
-                    self.run_on_agent(framework_id, agent_id);
+                    self.run_on_agent(framework_id, key);
                 } else {
-                    self.run_docker_executor_checks(now);
+                    self.run_docker_executor_checks(key, now);
                 }
             }
         }
     }
 
     /// `RunTaskMessage` of the task just staged to its attached agent.
-    fn run_on_agent(&self, framework_id: &str, agent_id: &str) {
-        let (Some(task), Some(framework)) = (self.tasks.last(), self.framework(framework_id))
+    fn run_on_agent(&self, framework_id: &str, key: TaskKey) {
+        let (Some(task), Some(framework)) = (self.tasks.get(key), self.framework(framework_id))
         else {
             return;
         };
+        let agent_id = &task.agent_id;
         let message = AgentMessage::RunTask {
             framework: Box::new(framework.info.clone()),
             task: Box::new(task.info.clone()),
@@ -258,8 +281,8 @@ impl MasterState {
     /// `Docker::RunOptions::create` refuses the container, TASK_FAILED
     /// "Failed to create docker run options: ..." (`src/docker/executor.cpp`,
     /// `DockerExecutorProcess::launchTask`; no reason set), both reliable.
-    fn run_docker_executor_checks(&mut self, now: Instant) {
-        let Some(task) = self.tasks.last() else {
+    fn run_docker_executor_checks(&mut self, key: TaskKey, now: Instant) {
+        let Some(task) = self.tasks.get(key) else {
             return;
         };
         let Some(container) = &task.info.container else {
@@ -299,14 +322,11 @@ impl MasterState {
     ) -> Result<(TaskInfo, Resources), String> {
         let task_id = task.task_id.value.clone();
         validate_id(&task_id)?;
-        let same_id = |t: &&Task| {
-            !t.removed
-                && !t.unknown_since_failover
-                && t.framework_id == framework_id
-                && t.info.task_id.value == task_id
+        let same_id = |(_, t): &(TaskKey, &Task)| {
+            !t.removed && !t.unknown_since_failover && t.framework_id == framework_id
         };
-        match self.tasks.iter().find(same_id) {
-            Some(t) if t.unreachable => {
+        match self.tasks.with_id(&task_id).find(same_id) {
+            Some((_, t)) if t.unreachable => {
                 return Err(format!(
                     "Task reuses the ID of an unreachable task: {task_id}"
                 ));
@@ -378,10 +398,9 @@ impl MasterState {
         }
         Resources::from_proto(&executor.resources)
             .map_err(|reason| format!("Executor uses invalid resources: {reason}"))?;
-        let existing = self.tasks.iter().find_map(|t| {
+        let existing = self.tasks.on_agent(agent_id).find_map(|(_, t)| {
             let info = t.info.executor.as_ref()?;
             let same = t.is_live()
-                && t.agent_id == agent_id
                 && t.framework_id == framework_id
                 && info.executor_id == executor.executor_id;
             same.then_some(info)
@@ -438,8 +457,9 @@ impl MasterState {
     ) -> Result<Vec<u8>, String> {
         let index = self
             .tasks
-            .iter()
-            .position(|t| !t.removed && t.info.task_id.value == task_id)
+            .with_id(task_id)
+            .find(|(_, t)| !t.removed)
+            .map(|(key, _)| key)
             .ok_or_else(|| format!("the master knows no live task {task_id}"))?;
         if self.gone_agents.contains(&self.tasks[index].agent_id) {
             return Err(format!(
@@ -447,6 +467,7 @@ impl MasterState {
                 self.tasks[index].agent_id
             ));
         }
+        let keep_statuses = self.setup.record_history;
         let task = &mut self.tasks[index];
         let state = TaskState::try_from(status.state)
             .map_err(|_| format!("{} is not a TaskState number", status.state))?;
@@ -472,7 +493,14 @@ impl MasterState {
             .get_or_insert_with(|| random_uuid().to_vec())
             .clone();
         task.agent_state = state;
+        if !keep_statuses {
+            task.statuses.clear();
+        }
+        // Exact capacities: a TaskStatus is some 300 bytes and a task rarely
+        // holds more than one or two (a first push would reserve four).
+        task.statuses.reserve_exact(1);
         task.statuses.push(status.clone());
+        task.pending.reserve_exact(1);
         task.pending.push_back(status);
         let first = task.pending.len() == 1;
         let agent_id = task.agent_id.clone();
@@ -487,24 +515,32 @@ impl MasterState {
     }
 
     /// Sends the front pending update of task `index` and schedules a retry.
-    pub(crate) fn forward_head(&mut self, index: usize, now: Instant) {
+    pub(crate) fn forward_head(&mut self, index: TaskKey, now: Instant) {
         let task = &mut self.tasks[index];
         let Some(head) = task.pending.front().cloned() else {
             return;
         };
         task.forwarded_state = TaskState::try_from(head.state).ok();
-        task.next_retry = Some(now + task.backoff);
+        let at = now + task.backoff;
+        let previous = task.next_retry.replace(at);
         let framework_id = task.framework_id.clone();
+        if let Some(previous) = previous {
+            self.retries.remove(previous, &index);
+        }
+        self.retries.push(at, index);
         self.send_event(&framework_id, update_event(head));
     }
 
     /// Re-sends updates whose retry is due, doubling the interval up to the
-    /// maximum.
+    /// maximum: costs the number of timers due, not of tasks (a timer whose
+    /// task no longer waits for it is skipped).
     pub(crate) fn retry_updates(&mut self, now: Instant) {
         let max = self.setup.status_update_retry_max;
-        for index in 0..self.tasks.len() {
-            let task = &self.tasks[index];
-            if task.removed || task.next_retry.is_none_or(|at| at > now) {
+        for (at, index) in self.retries.pop_due(now) {
+            let Some(task) = self.tasks.get(index) else {
+                continue;
+            };
+            if task.removed || task.next_retry != Some(at) {
                 continue;
             }
             if !self.agent_registered(&task.agent_id) {
@@ -527,26 +563,31 @@ impl MasterState {
         ack: &call::Acknowledge,
         now: Instant,
     ) {
-        let index = self.tasks.iter().position(|t| {
+        let index = self.tasks.with_id(&ack.task_id.value).find(|(_, t)| {
             !t.removed
                 && t.framework_id == framework_id
-                && t.info.task_id == ack.task_id
                 && t.agent_id == ack.agent_id.value
                 // The master drops acknowledgements for agents not registered.
                 && self.agent_registered(&t.agent_id)
                 && t.pending.front().and_then(|s| s.uuid.as_ref()) == Some(&ack.uuid)
         });
-        self.acknowledgements.push(Acknowledgement {
-            task_id: ack.task_id.value.clone(),
-            agent_id: ack.agent_id.value.clone(),
-            uuid: ack.uuid.clone(),
-            matched: index.is_some(),
-        });
+        let index = index.map(|(key, _)| key);
+        if self.setup.record_history {
+            self.acknowledgements.push(Acknowledgement {
+                task_id: ack.task_id.value.clone(),
+                agent_id: ack.agent_id.value.clone(),
+                uuid: ack.uuid.clone(),
+                matched: index.is_some(),
+            });
+        }
         let Some(index) = index else {
             return;
         };
         let task = &mut self.tasks[index];
         let acked = task.pending.pop_front();
+        if task.pending.is_empty() {
+            task.pending.shrink_to_fit();
+        }
         let message = AgentMessage::Acknowledged {
             framework_id: framework_id.to_owned(),
             task_id: ack.task_id.value.clone(),
@@ -555,14 +596,21 @@ impl MasterState {
         let agent_id = task.agent_id.clone();
         self.to_agent(&agent_id, message);
         let task = &mut self.tasks[index];
-        task.next_retry = None;
+        let retry = task.next_retry.take();
         task.backoff = self.setup.status_update_retry_min;
         let terminal = acked
             .and_then(|s| TaskState::try_from(s.state).ok())
             .is_some_and(is_terminal);
+        let more = !task.pending.is_empty();
         if terminal {
             task.removed = true;
-        } else if !task.pending.is_empty() {
+        }
+        if let Some(at) = retry {
+            self.retries.remove(at, &index);
+        }
+        if terminal {
+            self.note_removed(index);
+        } else if more {
             self.forward_head(index, now);
         }
     }
@@ -570,10 +618,11 @@ impl MasterState {
     /// `Master::kill`: unknown tasks are reconciled instead; a kill naming
     /// another agent is ignored; otherwise it goes to the agent.
     pub(crate) fn kill(&mut self, framework_id: &str, kill: &call::Kill, now: Instant) {
-        let known = self.tasks.iter().find(|t| {
-            t.is_known() && t.framework_id == framework_id && t.info.task_id == kill.task_id
-        });
-        let Some(task) = known else {
+        let known = self
+            .tasks
+            .with_id(&kill.task_id.value)
+            .find(|(_, t)| t.is_known() && t.framework_id == framework_id);
+        let Some((_, task)) = known else {
             let reconcile = call::Reconcile {
                 tasks: vec![call::reconcile::Task {
                     task_id: kill.task_id.clone(),
@@ -592,11 +641,13 @@ impl MasterState {
         }
         let live = !is_terminal(task.state);
         let agent_id = task.agent_id.clone();
-        self.kills.push(KillRequest {
-            task_id: kill.task_id.value.clone(),
-            agent_id: agent_id.clone(),
-            kill_policy: kill.kill_policy,
-        });
+        if self.setup.record_history {
+            self.kills.push(KillRequest {
+                task_id: kill.task_id.value.clone(),
+                agent_id: agent_id.clone(),
+                kill_policy: kill.kill_policy,
+            });
+        }
         if self.is_linked(&agent_id) {
             let message = AgentMessage::KillTask {
                 framework_id: framework_id.to_owned(),
@@ -619,130 +670,52 @@ impl MasterState {
         let _ = self.agent_update(&task_id, executor_status(TaskState::TaskKilled), now);
     }
 
-    /// `Master::reconcile` (§3.6): implicit for an empty list (the tasks
-    /// the master knows, not the unreachable ones), else one answer per
-    /// listed task following the six cases of `Master::reconcile`.
-    pub(crate) fn reconcile(&mut self, framework_id: &str, reconcile: &call::Reconcile) {
-        let partition_aware = self
-            .framework(framework_id)
-            .is_some_and(|f| f.has_capability(framework_info::capability::Type::PartitionAware));
-        let mut answers = Vec::new();
-        if reconcile.tasks.is_empty() {
-            for task in self
-                .tasks
-                .iter()
-                .filter(|t| t.is_known() && t.framework_id == framework_id)
-            {
-                answers.push(latest_state_status(task));
-            }
-        }
-        for wanted in &reconcile.tasks {
-            let known = self.tasks.iter().find(|t| {
-                t.is_known() && t.framework_id == framework_id && t.info.task_id == wanted.task_id
-            });
-            if let Some(task) = known {
-                answers.push(latest_state_status(task));
-                continue;
-            }
-            let agent = wanted.agent_id.as_ref().map(|id| id.value.as_str());
-            // Case (2): the task may be on an agent that has not re-registered
-            // since the failover (any of them when no agent is named): no answer.
-            let maybe_recovered = match agent {
-                Some(id) => self.recovered_agents.iter().any(|a| a.agent_id == id),
-                None => !self.recovered_agents.is_empty(),
-            };
-            if maybe_recovered {
-                continue;
-            }
-            answers.push(self.unknown_task_answer(wanted, agent, partition_aware));
-        }
-        for status in answers {
-            self.send_event(framework_id, update_event(status));
-        }
-    }
-
-    /// Cases (3) to (6) of `Master::reconcile` (TASK_LOST instead of the
-    /// partition-aware states for other frameworks).
-    fn unknown_task_answer(
-        &self,
-        wanted: &call::reconcile::Task,
-        agent: Option<&str>,
-        partition_aware: bool,
-    ) -> TaskStatus {
-        let registered = agent.is_some_and(|id| self.agent_registered(id));
-        let unreachable_since = agent.and_then(|id| self.unreachable_since(id));
-        let gone = agent.is_some_and(|id| self.gone_agents.iter().any(|g| g == id));
-        let (state, message, unreachable_time) = if registered {
-            let message = "Reconciliation: Task is unknown to the agent";
-            (TaskState::TaskGone, message, None)
-        } else if let Some(time) = unreachable_since {
-            let message = "Reconciliation: Task is unreachable";
-            (TaskState::TaskUnreachable, message, Some(time))
-        } else if gone {
-            let message = "Reconciliation: Task is gone";
-            (TaskState::TaskGoneByOperator, message, None)
-        } else {
-            (
-                TaskState::TaskUnknown,
-                "Reconciliation: Task is unknown",
-                None,
-            )
-        };
-        let state = if partition_aware {
-            state
-        } else {
-            TaskState::TaskLost
-        };
-        TaskStatus {
-            task_id: wanted.task_id.clone(),
-            state: state as i32,
-            message: Some(message.to_owned()),
-            source: Some(task_status::Source::Master as i32),
-            reason: Some(task_status::Reason::Reconciliation as i32),
-            agent_id: wanted.agent_id.clone(),
-            timestamp: Some(unix_seconds()),
-            unreachable_time,
-            ..Default::default()
-        }
-    }
-
     /// The framework is removed: its agents kill its tasks and the master
     /// forgets them (nothing is delivered any more).
     pub(crate) fn kill_tasks_of_removed_framework(&mut self, framework_id: &str) {
-        for task in self
+        let of_framework: Vec<TaskKey> = self
             .tasks
-            .iter_mut()
-            .filter(|t| t.framework_id == framework_id)
-        {
+            .keys()
+            .into_iter()
+            .filter(|&key| self.tasks[key].framework_id == framework_id)
+            .collect();
+        for key in of_framework {
+            // Removing one may forget an older removed one of the list.
+            let Some(task) = self.tasks.get_mut(key) else {
+                continue;
+            };
             if !is_terminal(task.state) {
                 task.state = TaskState::TaskKilled;
             }
-            task.pending.clear();
-            task.next_retry = None;
+            task.clear_pending();
+            let newly_removed = !task.removed;
             task.removed = true;
+            if newly_removed {
+                self.note_removed(key);
+            }
         }
     }
-}
 
-/// The reconciliation answer for a known task: the state of the update
-/// last forwarded (else the task's state), from the master, no uuid.
-fn latest_state_status(task: &Task) -> TaskStatus {
-    let latest = task.statuses.last();
-    TaskStatus {
-        task_id: task.info.task_id.clone(),
-        state: task.forwarded_state.unwrap_or(task.state) as i32,
-        message: Some("Reconciliation: Latest task state".to_owned()),
-        source: Some(task_status::Source::Master as i32),
-        reason: Some(task_status::Reason::Reconciliation as i32),
-        agent_id: Some(AgentId {
-            value: task.agent_id.clone(),
-        }),
-        executor_id: task.info.executor.as_ref().map(|e| e.executor_id.clone()),
-        timestamp: Some(unix_seconds()),
-        healthy: latest.and_then(|s| s.healthy),
-        labels: latest.and_then(|s| s.labels.clone()),
-        container_status: latest.and_then(|s| s.container_status.clone()),
-        ..Default::default()
+    /// Task `key` was just removed: without [`MasterSetup::record_history`]
+    /// it joins its framework's completed tasks, and the oldest beyond
+    /// `max_completed_tasks_per_framework` are forgotten (as the bounded
+    /// `completedTasks` of a Mesos framework).
+    ///
+    /// [`MasterSetup::record_history`]: super::MasterSetup::record_history
+    pub(crate) fn note_removed(&mut self, key: TaskKey) {
+        if self.setup.record_history {
+            return;
+        }
+        let Some(task) = self.tasks.get(key) else {
+            return;
+        };
+        let completed = self.completed.entry(task.framework_id.clone()).or_default();
+        completed.push_back(key);
+        while completed.len() > self.setup.max_completed_tasks_per_framework {
+            if let Some(oldest) = completed.pop_front() {
+                self.tasks.remove(oldest);
+            }
+        }
     }
 }
 
