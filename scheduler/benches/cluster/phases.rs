@@ -96,7 +96,11 @@ struct Cluster {
 
 impl Cluster {
     async fn start() -> Result<Cluster> {
-        let setup = MasterSetup::default();
+        // A master holding a large cluster keeps no histories (as Mesos bounds them).
+        let setup = MasterSetup {
+            record_history: false,
+            ..MasterSetup::default()
+        };
         let master = FakeMaster::start(setup)
             .await
             .map_err(|e| BenchError::Check(format!("start the fake master: {e}")))?;
