@@ -18,9 +18,6 @@ use crate::scheduler_client::*;
 pub const DEIMOS: &str = env!("CARGO_BIN_EXE_deimos");
 pub const BUSYBOX: &str = "deimos-test/busybox:latest";
 
-/// The observer a Mesos 1.0 command executor can run: `deimos observe` as `--task_command`.
-const OBSERVER: &str = r#"["{libexec_dir}/mesos-executor", "--task_command={{\"shell\":false,\"value\":\"{deimos}\",\"arguments\":[\"deimos\",\"observe\",\"{container_id}\"]}}"]"#;
-
 pub struct Cluster {
     pub master: FakeMaster,
     pub agent: ContainerizerAgent,
@@ -56,8 +53,7 @@ impl Cluster {
             &config_file,
             format!(
                 "[state]\nroot: {}\n[containers.image]\ndefault: {BUSYBOX}\n[containers]\n\
-                 stop_grace_period: 1s\n[log]\nconsole: off\nsyslog: off\n[observer]\n\
-                 command: {OBSERVER}\n",
+                 stop_grace_period: 1s\n[log]\nconsole: off\nsyslog: off\n",
                 state.display()
             ),
         )
