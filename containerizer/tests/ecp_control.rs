@@ -11,7 +11,7 @@ mod ecp_support;
 use std::fs;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ecp_support::{cpus, docker_inspect, mem, wait_until, Agent, Setup, DEIMOS};
+use ecp_support::{cpus, docker_inspect, mem, wait_until, Agent, Setup, CALL_TIMEOUT, DEIMOS};
 use mesos_proto::containerizer::Termination;
 
 fn now() -> f64 {
@@ -174,7 +174,13 @@ fn command_task_observer_runs_observe_and_wait_answers_after_it() {
     let out = agent.scratch("observer-out");
     agent.install_executor(&fake_executor(&out));
     let c = agent.command_task("sleep 1; exit 3").build();
-    agent.launch_ok(&c);
+    // An agent before Mesos 1.0 (no MESOS_HTTP_COMMAND_EXECUTOR): the default observer is
+    // Deimos' `mesos-executor --override` form.
+    agent
+        .launch_call(&c)
+        .env_remove("MESOS_HTTP_COMMAND_EXECUTOR")
+        .run()
+        .assert_success();
     let termination = agent.wait(&c);
     assert_eq!(termination.status, Some(3 << 8));
     // `wait` answered only once the observer had finished.
@@ -206,6 +212,24 @@ fn command_task_observer_runs_observe_and_wait_answers_after_it() {
     assert!(has(&format!("MESOS_SLAVE_PID={}", ecp_support::AGENT_PID)));
     assert!(has(&format!("MESOS_DIRECTORY={}", c.sandbox.display())));
     assert!(has("LIBPROCESS_PORT=0"), "{env}");
+}
+
+/// The observer executor gone while the task runs (for instance SIGTERMed by its executor
+/// before `deimos observe` could catch the signal): nobody reports on the task any more, so
+/// the container must not run on with no executor.
+#[test]
+fn container_is_stopped_when_its_observer_ends_first() {
+    let agent = Agent::new("observer-gone");
+    agent.install_executor("#!/bin/sh\nexit 0\n");
+    let c = agent.command_task("sleep 600").build();
+    agent.launch_ok(&c);
+    let docker_id = agent.docker_id(&c.id);
+    // Without the stop, `wait` would block until the 600 s sleep ends (CALL_TIMEOUT fails it).
+    let termination = agent.wait(&c);
+    assert_ne!(termination.status, Some(0), "{termination:?}");
+    wait_until(CALL_TIMEOUT, "the stopped container removed", || {
+        docker_inspect(&docker_id, "{{.State.Status}}").is_none()
+    });
 }
 
 #[test]

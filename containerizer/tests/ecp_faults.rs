@@ -379,7 +379,12 @@ fn state_rm_keeps_the_state_while_the_observer_reports_and_the_pending_wait_answ
     let out = agent.scratch("observer");
     agent.install_executor(&slow_reporting_executor(&out));
     let c = agent.command_task("exit 3").build();
-    agent.launch_ok(&c);
+    // An agent before Mesos 1.0, so that the observer gets the `--override` command line.
+    agent
+        .launch_call(&c)
+        .env_remove("MESOS_HTTP_COMMAND_EXECUTOR")
+        .run()
+        .assert_success();
     let waiting = agent.wait_call(&c).spawn();
     let dir = agent.state_dir(&c.id);
     wait_until(CALL_TIMEOUT, "the observer to see the exit", || {

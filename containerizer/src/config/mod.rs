@@ -21,6 +21,10 @@
 //!   last value, as Python's ConfigParser did;
 //! - new sections `[containers]` and `[observer]` hold settings Deimos hard-coded, and
 //!   `[policy]` what tasks may ask of the host (Deimos passed every docker option through);
+//! - without `[observer] command` the observer is chosen by the agent's version
+//!   ([`ObserverConfig::command_for`]): `mesos-executor --task_command=<JSON>` under agents
+//!   that set `MESOS_HTTP_COMMAND_EXECUTOR` (Mesos 1.0+, whose `mesos-executor` no longer has
+//!   `--override`), Deimos' `mesos-executor --override` otherwise;
 //! - `[uris]` also says where local files may be fetched from and how large fetches may be.
 //!
 //! The INI syntax, the file lookup, `[policy]` and `[uris]` are `deimos_runtime::config`,
@@ -28,6 +32,7 @@
 //! [`load`] only finds and reads the file.
 
 mod load;
+mod observer;
 mod parse;
 mod render;
 mod template;
@@ -40,6 +45,7 @@ pub use deimos_runtime::config::{
     system_search_path, ConfigError, PolicyConfig, UrisConfig, CONFIG_ENV_VAR,
 };
 pub use load::{load, load_first, search_path, LoadedConfig, SearchEnv};
+pub use observer::{AgentGeneration, ObserverConfig, HTTP_COMMAND_EXECUTOR_ENV};
 pub use parse::parse_config;
 pub use template::{CommandTemplate, Placeholder, PlaceholderUnavailable, PlaceholderValues};
 pub use values::{DockerHost, LogLevel};
@@ -206,25 +212,6 @@ impl Default for StateConfig {
     fn default() -> Self {
         Self {
             root: PathBuf::from(DEFAULT_STATE_ROOT),
-        }
-    }
-}
-
-/// `[observer]` section (ours): the program run for command tasks so that the agent sees a
-/// task status (Deimos ran the Mesos command executor around `deimos observe`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObserverConfig {
-    /// `enabled`: run the observer for command tasks.
-    pub enabled: bool,
-    /// `command`: argv with placeholders (see [`Placeholder`]).
-    pub command: CommandTemplate,
-}
-
-impl Default for ObserverConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            command: CommandTemplate::default_observer(),
         }
     }
 }

@@ -184,8 +184,10 @@ fn apply_observer(config: &mut Config, key: &str, raw: &str) -> Result<(), KeyPr
     match key {
         "enabled" => config.observer.enabled = parse_bool(raw)?,
         "command" => {
-            config.observer.command = CommandTemplate::new(parse_array(raw)?)
-                .map_err(|reason| format!("{reason} (set enabled: false to run no observer)"))?
+            config.observer.command =
+                Some(CommandTemplate::new(parse_array(raw)?).map_err(|reason| {
+                    format!("{reason} (set enabled: false to run no observer)")
+                })?)
         }
         _ => return Err(KeyProblem::Unknown),
     }

@@ -7,7 +7,7 @@ use deimos_runtime::config::values::format_array;
 use deimos_runtime::size::format_size;
 
 use super::values::format_duration;
-use super::Config;
+use super::{AgentGeneration, Config, HTTP_COMMAND_EXECUTOR_ENV};
 
 impl Config {
     /// The configuration as INI text: every section and key, unset optional keys as comments.
@@ -140,7 +140,18 @@ impl fmt::Display for Config {
 
         out.write_str("\n[observer]\n")?;
         key(out, "enabled", self.observer.enabled)?;
-        key(out, "command", array(self.observer.command.argv()))?;
+        let by_version = format!(
+            "by the agent's version: {} when it sets {HTTP_COMMAND_EXECUTOR_ENV} (Mesos 1.0+), \
+             else {}",
+            array(AgentGeneration::Mesos1.default_observer().argv()),
+            array(AgentGeneration::BeforeMesos1.default_observer().argv()),
+        );
+        optional(
+            out,
+            "command",
+            self.observer.command.as_ref().map(|c| array(c.argv())),
+            &by_version,
+        )?;
 
         out.write_str("\n[policy]\n")?;
         key(out, "allow_privileged", self.policy.allow_privileged)?;

@@ -14,8 +14,9 @@ pub struct PlaceholderUnavailable {
     pub why: &'static str,
 }
 
-/// A value a [`CommandTemplate`] can refer to as `{name}`; `{{` and `}}` stand for literal
-/// braces.
+/// A value a [`CommandTemplate`] can refer to as `{name}`, or as `{name:json}` for the value
+/// escaped as the inside of a JSON string (for placeholders within a JSON argument, such as
+/// `mesos-executor --task_command`); `{{` and `}}` stand for literal braces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholder {
     /// `{deimos}`: the absolute path of the running `deimos` binary.
@@ -58,10 +59,20 @@ pub struct PlaceholderValues<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandTemplate(Vec<String>);
 
+/// How a placeholder's value is written into the argv element.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Encoding {
+    /// `{name}`: the value as it is.
+    Raw,
+    /// `{name:json}`: the value escaped for the inside of a JSON string (quotes, backslashes
+    /// and control characters escaped; no surrounding quotes).
+    Json,
+}
+
 #[derive(Debug, PartialEq)]
 enum Segment {
     Literal(String),
-    Value(Placeholder),
+    Value(Placeholder, Encoding),
 }
 
 impl CommandTemplate {
@@ -76,16 +87,31 @@ impl CommandTemplate {
         Ok(Self(argv))
     }
 
-    /// The default observer: the Mesos command executor running `deimos observe`, as Deimos
-    /// did: `{libexec_dir}/mesos-executor --override {deimos} observe {container_id}`.
-    pub fn default_observer() -> Self {
-        let argv = [
+    /// The observer Deimos ran, for agents before Mesos 1.0: the command executor with
+    /// `--override` (removed from `mesos-executor` in 1.0.0), running `deimos observe`.
+    pub fn observer_override_form() -> Self {
+        Self::builtin(&[
             "{libexec_dir}/mesos-executor",
             "--override",
             "{deimos}",
             "observe",
             "{container_id}",
-        ];
+        ])
+    }
+
+    /// The observer for Mesos 1.0 agents (and 0.28, which has the flag too): the command
+    /// executor with `--task_command`, a JSON `CommandInfo` running `deimos observe` without a
+    /// shell; the values are JSON-escaped, so any path makes a valid command.
+    pub fn observer_task_command_form() -> Self {
+        Self::builtin(&[
+            "{libexec_dir}/mesos-executor",
+            "--task_command={{\"shell\":false,\"value\":\"{deimos:json}\",\
+             \"arguments\":[\"deimos\",\"observe\",\"{container_id:json}\"]}}",
+        ])
+    }
+
+    /// A template written in this file (valid by construction; checked by the tests).
+    fn builtin(argv: &[&str]) -> Self {
         Self(argv.iter().map(|s| (*s).to_owned()).collect())
     }
 
@@ -128,19 +154,33 @@ fn expand_element(
     for part in parts {
         match part {
             Segment::Literal(text) => out.push_str(&text),
-            Segment::Value(Placeholder::Deimos) => out.push_str(values.deimos),
-            Segment::Value(Placeholder::ContainerId) => out.push_str(values.container_id),
-            Segment::Value(Placeholder::LibexecDir) => {
-                let dir = values.libexec_dir.ok_or(PlaceholderUnavailable {
-                    template: element.to_owned(),
-                    placeholder: Placeholder::LibexecDir.name(),
-                    why: "MESOS_LIBEXEC_DIRECTORY is not set",
-                })?;
-                out.push_str(dir);
+            Segment::Value(placeholder, encoding) => {
+                let value = match placeholder {
+                    Placeholder::Deimos => values.deimos,
+                    Placeholder::ContainerId => values.container_id,
+                    Placeholder::LibexecDir => {
+                        values.libexec_dir.ok_or(PlaceholderUnavailable {
+                            template: element.to_owned(),
+                            placeholder: Placeholder::LibexecDir.name(),
+                            why: "MESOS_LIBEXEC_DIRECTORY is not set",
+                        })?
+                    }
+                };
+                match encoding {
+                    Encoding::Raw => out.push_str(value),
+                    Encoding::Json => out.push_str(&json_string_body(value)),
+                }
             }
         }
     }
     Ok(out)
+}
+
+/// `value` as the inside of a JSON string literal.
+fn json_string_body(value: &str) -> String {
+    let quoted = serde_json::Value::from(value).to_string();
+    // Always `"…"`: a JSON string serialises with its quotes.
+    quoted[1..quoted.len() - 1].to_owned()
 }
 
 /// Splits one argv element into literal text and placeholders.
@@ -167,14 +207,18 @@ fn segments(element: &str) -> Result<Vec<Segment>, String> {
                         "{element:?} has an unclosed '{{' (write {{{{ for a literal brace)"
                     ));
                 }
+                let (name, encoding) = match name.strip_suffix(":json") {
+                    Some(base) => (base.to_owned(), Encoding::Json),
+                    None => (name, Encoding::Raw),
+                };
                 let placeholder = Placeholder::from_name(&name).ok_or_else(|| {
                     let known: Vec<_> = Placeholder::ALL.iter().map(|p| format!("{{{}}}", p.name())).collect();
-                    format!("{element:?} uses unknown placeholder {{{name}}} (known: {}; write {{{{ for a literal brace)", known.join(", "))
+                    format!("{element:?} uses unknown placeholder {{{name}}} (known: {}, each also as {{name:json}}; write {{{{ for a literal brace)", known.join(", "))
                 })?;
                 if !literal.is_empty() {
                     parts.push(Segment::Literal(std::mem::take(&mut literal)));
                 }
-                parts.push(Segment::Value(placeholder));
+                parts.push(Segment::Value(placeholder, encoding));
             }
             ('}', _) => {
                 return Err(format!(
@@ -203,8 +247,8 @@ mod tests {
     }
 
     #[test]
-    fn default_observer_expands_like_deimos() {
-        let argv = CommandTemplate::default_observer()
+    fn override_form_expands_like_deimos() {
+        let argv = CommandTemplate::observer_override_form()
             .expand(&values(Some("/usr/libexec/mesos")))
             .unwrap();
         assert_eq!(
@@ -219,12 +263,71 @@ mod tests {
         );
     }
 
+    /// The JSON `CommandInfo` of an expanded `--task_command=` argument.
+    fn task_command(argv: &[String]) -> serde_json::Value {
+        let json = argv[1].strip_prefix("--task_command=").unwrap();
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("invalid JSON {json}: {e}"))
+    }
+
+    #[test]
+    fn task_command_form_runs_deimos_observe_without_a_shell() {
+        let argv = CommandTemplate::observer_task_command_form()
+            .expand(&values(Some("/usr/libexec/mesos")))
+            .unwrap();
+        assert_eq!(argv.len(), 2);
+        assert_eq!(argv[0], "/usr/libexec/mesos/mesos-executor");
+        assert_eq!(
+            task_command(&argv),
+            serde_json::json!({
+                "shell": false,
+                "value": "/usr/bin/deimos",
+                "arguments": ["deimos", "observe", "c-1"]
+            })
+        );
+    }
+
+    #[test]
+    fn task_command_form_is_valid_json_for_paths_with_quotes_and_backslashes() {
+        let deimos = "/opt/we\"ird\\dir\n/deimos";
+        let container_id = "id-\"\\-\u{1}";
+        let argv = CommandTemplate::observer_task_command_form()
+            .expand(&PlaceholderValues {
+                deimos,
+                container_id,
+                libexec_dir: Some("/lib\"exec"),
+            })
+            .unwrap();
+        let command = task_command(&argv);
+        assert_eq!(command["value"], deimos);
+        assert_eq!(command["arguments"][2], container_id);
+        // Outside JSON the value is written as it is.
+        assert_eq!(argv[0], "/lib\"exec/mesos-executor");
+    }
+
+    #[test]
+    fn json_suffix_escapes_only_where_asked() {
+        let template =
+            CommandTemplate::new(vec!["{container_id}|{container_id:json}".to_owned()]).unwrap();
+        let argv = template
+            .expand(&PlaceholderValues {
+                container_id: "a\"b",
+                ..values(None)
+            })
+            .unwrap();
+        assert_eq!(argv, ["a\"b|a\\\"b"]);
+        let err = CommandTemplate::new(vec!["{deimos:yaml}".to_owned()]).unwrap_err();
+        assert!(err.contains("unknown placeholder {deimos:yaml}"), "{err}");
+    }
+
     #[test]
     fn expand_fails_when_libexec_dir_is_used_but_unknown() {
-        let err = CommandTemplate::default_observer()
-            .expand(&values(None))
-            .unwrap_err();
-        assert!(err.to_string().contains("MESOS_LIBEXEC_DIRECTORY"), "{err}");
+        for template in [
+            CommandTemplate::observer_override_form(),
+            CommandTemplate::observer_task_command_form(),
+        ] {
+            let err = template.expand(&values(None)).unwrap_err();
+            assert!(err.to_string().contains("MESOS_LIBEXEC_DIRECTORY"), "{err}");
+        }
     }
 
     #[test]

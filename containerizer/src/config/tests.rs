@@ -242,7 +242,7 @@ fn observer_command_is_validated_and_can_be_disabled() {
         parse("[observer]\nenabled: no\ncommand: [\"/bin/watch\", \"{container_id}\"]\n").unwrap();
     assert!(!config.observer.enabled);
     assert_eq!(
-        config.observer.command.argv(),
+        config.observer.command.unwrap().argv(),
         ["/bin/watch", "{container_id}"]
     );
     assert!(error("[observer]\ncommand: [\"{pid}\"]\n").contains("unknown placeholder {pid}"));
@@ -272,6 +272,10 @@ fn single_value_keys_reject_multi_line_values() {
 fn render_of_defaults_parses_back_to_defaults() {
     let rendered = Config::default().render();
     assert!(rendered.contains("; host: not set"), "{rendered}");
+    assert!(
+        rendered.contains("; command: not set (by the agent's version: "),
+        "{rendered}"
+    );
     assert_eq!(parse(&rendered).unwrap(), Config::default());
 }
 

@@ -178,7 +178,8 @@ fn observer_command(ctx: &Context, plan: &LaunchPlan) -> Option<Vec<String>> {
         container_id: &plan.container_id,
         libexec_dir: ctx.var("MESOS_LIBEXEC_DIRECTORY"),
     };
-    let problem = match ctx.config.observer.command.expand(&values) {
+    let command = ctx.config.observer.command_for(|name| ctx.var(name));
+    let problem = match command.expand(&values) {
         Ok(argv) => match argv.first().map(|p| runnable(Path::new(p))) {
             Some(Ok(())) => return Some(argv),
             Some(Err(reason)) => reason,

@@ -38,12 +38,15 @@ pub fn observe(ctx: &Context, container_id: &str) -> Result<i32> {
 }
 
 fn observe_container(ctx: &Context, container_id: &str) -> Result<i32> {
-    let dir = ctx.container(container_id)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .map_err(Error::io("start the async runtime"))?;
+    // First of all: the executor may kill its task as soon as it has started us, and SIGTERM
+    // before the handlers are installed would end this process and leave the container.
+    let signals = runtime.block_on(async { stop_signals() });
+    let dir = ctx.container(container_id)?;
     let exit = runtime.block_on(async {
         let waiter = {
             let (ctx, dir) = (ctx.clone(), dir.clone());
@@ -51,7 +54,7 @@ fn observe_container(ctx: &Context, container_id: &str) -> Result<i32> {
                 await_exit(&ctx, &dir, false)?.ok_or_else(|| removed(dir.id().as_str()))
             })
         };
-        tokio::spawn(stop_on_signal(ctx.clone(), dir.clone()));
+        tokio::spawn(stop_on_signal(signals, ctx.clone(), dir.clone()));
         waiter
             .await
             .map_err(|e| Error::Internal(format!("observe: waiting task failed: {e}")))?
@@ -68,13 +71,27 @@ fn observed_exit_code(exit: &ExitRecord) -> i32 {
     }
 }
 
-async fn stop_on_signal(ctx: Context, dir: ContainerDir) {
+/// SIGTERM and SIGINT, caught from now on (`None` when they cannot be).
+fn stop_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        log::warn!("observe: cannot install signal handlers");
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            log::warn!("observe: cannot install signal handlers");
+            None
+        }
+    }
+}
+
+async fn stop_on_signal(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    ctx: Context,
+    dir: ContainerDir,
+) {
+    let Some((mut term, mut int)) = signals else {
         return;
     };
     tokio::select! {

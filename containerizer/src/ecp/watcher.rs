@@ -45,6 +45,8 @@ const DETACH_ENV: &str = "DEIMOS_WATCH_DETACH";
 const LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the observer may take to report after the container exited.
 const OBSERVER_GRACE: Duration = Duration::from_secs(10);
+/// How often the watcher checks that the observer still runs while the container does.
+const OBSERVER_POLL: Duration = Duration::from_millis(100);
 /// The first pause between attempts to write the exit record (state root full...).
 const RECORD_RETRY_FIRST: Duration = Duration::from_millis(250);
 /// The longest pause between attempts to write the exit record.
@@ -312,7 +314,7 @@ pub(super) fn follow(
     guards: Guards,
 ) -> Result<()> {
     let Guards { observe, wait } = guards;
-    let observer = order
+    let mut observer = order
         .observer
         .as_deref()
         .and_then(|argv| start_observer(argv, dir, &order.sandbox_dir));
@@ -320,7 +322,7 @@ pub(super) fn follow(
         .enable_all()
         .build()
         .map_err(Error::io("start the async runtime"))?;
-    let exit = runtime.block_on(watch_container(ctx, dir, order))?;
+    let exit = runtime.block_on(watch_with_observer(ctx, dir, order, observer.as_mut()))?;
     log::info!(
         "container {} ended: {}",
         dir.id(),
@@ -345,6 +347,55 @@ pub(super) fn follow(
         hooks::reap("ondestroy", child, hooks::ONDESTROY_TIMEOUT);
     }
     Ok(())
+}
+
+/// [`watch_container`], and while the container runs, the observer executor: when it ends
+/// first, the task has nobody reporting on it any more and is over for the agent (killed
+/// before `deimos observe` had installed its signal handler, SIGKILLed after the kill grace
+/// period, or gone for any other reason), so the container is stopped rather than left
+/// running with no executor.
+async fn watch_with_observer(
+    ctx: &Context,
+    dir: &ContainerDir,
+    order: &WatchOrder,
+    mut observer: Option<&mut Child>,
+) -> Result<ExitRecord> {
+    let watch = watch_container(ctx, dir, order);
+    tokio::pin!(watch);
+    loop {
+        let Some(child) = observer.as_deref_mut() else {
+            return watch.await;
+        };
+        tokio::select! {
+            exit = &mut watch => return exit,
+            () = tokio::time::sleep(OBSERVER_POLL) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    log::warn!(
+                        "observer of {} ended ({status}) while the container runs; stopping it",
+                        dir.id()
+                    );
+                    stop_container(ctx, dir).await;
+                    observer = None;
+                }
+            }
+        }
+    }
+}
+
+/// Stops the container with the configured grace period (the exit is recorded by the watch).
+async fn stop_container(ctx: &Context, dir: &ContainerDir) {
+    let stopped = async {
+        let runtime = ctx.runtime().await?;
+        if let Some(docker_id) = resolve_docker_id(&runtime, dir).await? {
+            runtime
+                .stop(&docker_id, ctx.config.containers.stop_grace_period)
+                .await?;
+        }
+        Ok::<_, Error>(())
+    };
+    if let Err(error) = stopped.await {
+        log::error!("stopping container {}: {error}", dir.id());
+    }
 }
 
 /// Follows the container to its exit, records the exit and removes the container.

@@ -4,9 +4,11 @@
 //!
 //! This binary is also the agent's `mesos-executor` (the harness's stand-in for Mesos 1.0's
 //! HTTP command executor): each test installs it under that name in its launcher directory,
-//! and `main` runs the executor when started under that name. Deimos runs it as the observer
-//! with `--task_command` = `deimos observe <id>` (Mesos 1.0's `mesos-executor` no longer has
-//! Deimos' `--override`). The ECP calls are recorded by the agent itself
+//! and `main` runs the executor when started under that name. Deimos runs with its default
+//! configuration for observers (no `[observer] command`), so it chooses the observer by the
+//! agent's version: the agent sets `MESOS_HTTP_COMMAND_EXECUTOR`, so `mesos-executor
+//! --task_command` = `deimos observe <id>` (Mesos 1.0's `mesos-executor` no longer has
+//! Deimos' `--override` and refuses it). The ECP calls are recorded by the agent itself
 //! (`ContainerizerAgent::invocations`).
 
 // Test code: a panic is the failure report.

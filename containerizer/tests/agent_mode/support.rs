@@ -2,24 +2,26 @@
 //! work directory, state root, launcher directory and deimos configuration; dropping it
 //! removes the Docker containers its deimos labelled with its work directory.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mesos_harness::cluster::containerizer_agent::launch_record::{launch_record, RunDescription};
 use mesos_harness::cluster::containerizer_agent::{ContainerizerAgent, ContainerizerAgentConfig};
 use mesos_harness::cluster::sandbox::AgentBook;
 use mesos_harness::cluster::RunningAgent;
 use mesos_harness::master::FakeMaster;
-use mesos_proto::v1::{FrameworkInfo, TaskInfo, TaskState, TaskStatus};
+use mesos_proto::v1::{
+    CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, TaskInfo, TaskState,
+    TaskStatus,
+};
 
 use crate::scheduler_client::*;
 
 pub const DEIMOS: &str = env!("CARGO_BIN_EXE_deimos");
 pub const BUSYBOX: &str = "deimos-test/busybox:latest";
-
-/// The observer a Mesos 1.0 command executor can run: `deimos observe` as `--task_command`.
-const OBSERVER: &str = r#"["{libexec_dir}/mesos-executor", "--task_command={{\"shell\":false,\"value\":\"{deimos}\",\"arguments\":[\"deimos\",\"observe\",\"{container_id}\"]}}"]"#;
 
 pub struct Cluster {
     pub master: FakeMaster,
@@ -27,6 +29,10 @@ pub struct Cluster {
     /// Keeps the agent fed with the master's messages.
     _running: RunningAgent,
     pub book: AgentBook,
+    /// deimos' configuration file (given to every ECP call as `DEIMOS_CONFIG`).
+    pub config_file: PathBuf,
+    /// The agent's `--launcher_dir`.
+    pub libexec: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
@@ -56,15 +62,14 @@ impl Cluster {
             &config_file,
             format!(
                 "[state]\nroot: {}\n[containers.image]\ndefault: {BUSYBOX}\n[containers]\n\
-                 stop_grace_period: 1s\n[log]\nconsole: off\nsyslog: off\n[observer]\n\
-                 command: {OBSERVER}\n",
+                 stop_grace_period: 1s\n[log]\nconsole: off\nsyslog: off\n",
                 state.display()
             ),
         )
         .unwrap();
         let book = AgentBook::new(&work, AGENT);
         let mut config = ContainerizerAgentConfig::new(DEIMOS, book.clone(), &libexec, &cwd);
-        config.containerizer_config = Some(config_file);
+        config.containerizer_config = Some(config_file.clone());
         edit(&mut config);
         let master = start_with_agent().await;
         let agent = ContainerizerAgent::new(config);
@@ -76,6 +81,8 @@ impl Cluster {
             agent,
             _running: running,
             book,
+            config_file,
+            libexec,
             _tmp: tmp,
         }
     }
@@ -152,6 +159,58 @@ impl Cluster {
                 "unexpected terminal update {status:?} while waiting for {state:?}"
             );
         }
+    }
+
+    /// Runs `deimos launch` as this agent would, but outside its records: a container with
+    /// its own executor (`sleep 600`, no observer) that only the ECP knows about. Returns the
+    /// container id once `launch` succeeded.
+    pub fn launch_behind_the_agents_back(&self, container_id: &str) -> String {
+        let framework = FrameworkInfo {
+            id: Some(FrameworkId {
+                value: "fw-unknown".to_owned(),
+            }),
+            ..framework_info()
+        };
+        let mut task = task_info("t-unknown", AGENT, 0.5, 32.0);
+        task.command = None;
+        let executor = ExecutorInfo {
+            executor_id: ExecutorId {
+                value: "exec-unknown".to_owned(),
+            },
+            command: Some(CommandInfo {
+                value: Some("sleep 600".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sandbox = self._tmp.path().join("unknown-sandbox");
+        std::fs::create_dir_all(&sandbox).unwrap();
+        let record = launch_record(&RunDescription {
+            container_id,
+            framework: &framework,
+            task: &task,
+            executor: &executor,
+            command_executor: false,
+            directory: &sandbox,
+            agent_id: AGENT,
+            agent_pid: "slave(1)@127.0.0.1:5051",
+            switch_user: false,
+        });
+        let mut child = Command::new(DEIMOS)
+            .arg("launch")
+            .current_dir(&sandbox)
+            .env("DEIMOS_CONFIG", &self.config_file)
+            .env("MESOS_WORK_DIRECTORY", self.work_dir())
+            .env("MESOS_LIBEXEC_DIRECTORY", &self.libexec)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let input = mesos_proto::ecp::encode_record(&record).unwrap();
+        child.stdin.take().unwrap().write_all(&input).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "deimos launch failed: {status}");
+        container_id.to_owned()
     }
 
     pub fn sandbox_of(&self, framework_id: &str, executor_id: &str) -> PathBuf {

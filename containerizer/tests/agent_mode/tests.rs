@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use mesos_proto::containerizer::Launch;
-use mesos_proto::v1::{task_status, CommandInfo, ExecutorId, ExecutorInfo, TaskState};
+use mesos_proto::v1::{
+    task_status, CommandInfo, ExecutorId, ExecutorInfo, FrameworkInfo, TaskState,
+};
 use prost::Message;
 
 use crate::scheduler_client::*;
@@ -27,6 +29,14 @@ pub const ALL: &[(&str, Test)] = &[
     (
         "legacy_executor_launch_matches_the_fixture_and_is_destroyed_when_it_never_registers",
         legacy_executor_launch_matches_the_fixture_and_is_destroyed_when_it_never_registers,
+    ),
+    (
+        "checkpointed_task_is_recovered_across_an_agent_restart_and_an_orphan_is_destroyed",
+        checkpointed_task_is_recovered_across_an_agent_restart_and_an_orphan_is_destroyed,
+    ),
+    (
+        "usage_polling_collects_the_running_containers_statistics",
+        usage_polling_collects_the_running_containers_statistics,
     ),
 ];
 
@@ -211,5 +221,121 @@ fn legacy_executor_launch_matches_the_fixture_and_is_destroyed_when_it_never_reg
             cluster.containers().is_empty()
         })
         .await;
+    });
+}
+
+fn checkpointed_task_is_recovered_across_an_agent_restart_and_an_orphan_is_destroyed() {
+    runtime().block_on(async {
+        let cluster = Cluster::start(|_| {}).await;
+        let info = FrameworkInfo {
+            checkpoint: Some(true),
+            ..framework_info()
+        };
+        let task = command_task("t-cp", "sleep 600");
+        let (mut sub, fw) = cluster.launch(info, vec![task]).await;
+        cluster
+            .update_in(&mut sub, &fw, TaskState::TaskRunning)
+            .await;
+        let container = cluster.agent.containers_of("t-cp")[0].clone();
+        let orphan = cluster.launch_behind_the_agents_back("orphan-of-no-run");
+        assert_eq!(cluster.containers().len(), 2);
+
+        let before = cluster.agent.invocations().len();
+        cluster.agent.restart().await.unwrap();
+        // Past the re-registration window: a missing re-subscription would have made the
+        // agent destroy the container by now.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let calls: Vec<_> = cluster.agent.invocations().split_off(before);
+        let about = |subcommand: &str, id: &str| {
+            calls
+                .iter()
+                .filter(|c| c.subcommand == subcommand && c.container_id.as_deref() == Some(id))
+                .count()
+        };
+        let first: Vec<&str> = calls
+            .iter()
+            .take(2)
+            .map(|c| c.subcommand.as_str())
+            .collect();
+        assert_eq!(first, ["recover", "containers"], "{calls:#?}");
+        assert_eq!(about("wait", &container), 1, "{calls:#?}");
+        assert_eq!(about("destroy", &container), 0, "{calls:#?}");
+        assert_eq!(about("wait", &orphan), 1, "{calls:#?}");
+        assert_eq!(about("destroy", &orphan), 1, "{calls:#?}");
+        eventually(
+            Duration::from_secs(30),
+            "the orphan's container removed",
+            || cluster.containers().len() == 1,
+        )
+        .await;
+
+        // The recovered executor still runs the task: a kill reaches it.
+        post_call(&cluster.master, &sub.stream_id, &kill_call(&fw, "t-cp")).await;
+        let mut seen = Vec::new();
+        loop {
+            let status = cluster.next_update(&mut sub, &fw).await;
+            seen.push(status.state());
+            if is_terminal(status.state()) {
+                assert_eq!(status.source(), task_status::Source::Executor);
+                break;
+            }
+        }
+        assert_eq!(seen, [TaskState::TaskKilled], "updates after the restart");
+        let forwarded: Vec<TaskState> = cluster
+            .agent
+            .forwarded()
+            .into_iter()
+            .filter(|(task, _, _)| task == "t-cp")
+            .map(|(_, state, _)| state)
+            .collect();
+        assert_eq!(
+            forwarded,
+            [TaskState::TaskRunning, TaskState::TaskKilled],
+            "each update forwarded once"
+        );
+        eventually(Duration::from_secs(30), "container removed", || {
+            cluster.containers().is_empty()
+        })
+        .await;
+    });
+}
+
+fn usage_polling_collects_the_running_containers_statistics() {
+    runtime().block_on(async {
+        let cluster = Cluster::start(|c| {
+            c.usage_interval = Some(Duration::from_millis(300));
+        })
+        .await;
+        let task = command_task("t-usage", "sleep 600");
+        let (mut sub, fw) = cluster.launch(framework_info(), vec![task]).await;
+        cluster
+            .update_in(&mut sub, &fw, TaskState::TaskRunning)
+            .await;
+        let container = cluster.agent.containers_of("t-usage")[0].clone();
+        // The task's 64 MB plus the command executor's 32 MB, as `update` set them.
+        let limit = 96 * 1024 * 1024;
+        eventually(
+            Duration::from_secs(30),
+            "usage with the updated limit",
+            || {
+                cluster.agent.polled_usage().iter().any(|(id, stats)| {
+                    *id == container
+                        && stats.mem_limit_bytes == Some(limit)
+                        && stats.timestamp > 0.0
+                })
+            },
+        )
+        .await;
+        let usage_calls = cluster
+            .agent
+            .invocations()
+            .iter()
+            .filter(|c| c.subcommand == "usage" && c.container_id.as_deref() == Some(&container))
+            .count();
+        assert!(usage_calls >= 1);
+        post_call(&cluster.master, &sub.stream_id, &kill_call(&fw, "t-usage")).await;
+        cluster
+            .update_in(&mut sub, &fw, TaskState::TaskKilled)
+            .await;
     });
 }
