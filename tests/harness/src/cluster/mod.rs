@@ -5,6 +5,7 @@
 //! re-registers (after a failover).
 
 pub mod sandbox;
+pub mod simulated;
 
 use std::sync::{Arc, RwLock};
 
