@@ -4,6 +4,7 @@
 //! messages into it and moves the agent to another master when it
 //! re-registers (after a failover).
 
+pub mod agent_http;
 pub mod sandbox;
 pub mod simulated;
 
