@@ -5,8 +5,14 @@
 //! re-registers (after a failover).
 
 pub mod agent_http;
+// The task names the module after its type: `cluster::cluster::Cluster`,
+// re-exported as `cluster::Cluster`.
+#[allow(clippy::module_inception)]
+pub mod cluster;
 pub mod sandbox;
 pub mod simulated;
+
+pub use cluster::{AgentView, Cluster, ClusterSetup, Reregistration};
 
 use std::sync::{Arc, RwLock};
 
