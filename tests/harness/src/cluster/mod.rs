@@ -5,6 +5,7 @@
 //! re-registers (after a failover).
 
 pub mod agent_http;
+pub mod cli;
 // The task names the module after its type: `cluster::cluster::Cluster`,
 // re-exported as `cluster::Cluster`.
 #[allow(clippy::module_inception)]
