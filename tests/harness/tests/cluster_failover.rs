@@ -199,14 +199,23 @@ async fn partitioned_agent_is_lost_healed_back_and_marked_gone_with_the_masters_
     assert_eq!(lost.reason(), task_status::Reason::AgentRemoved);
     assert_eq!(lost.message.as_deref(), Some("health check timed out"));
     assert!(lost.uuid.is_none());
-    let failure = subscription.event_skipping_heartbeats().await;
+    // Then FAILURE (a RESCIND of an offer made meanwhile may come first).
+    let failure = loop {
+        let event = subscription.event_skipping_heartbeats().await;
+        if event.r#type() != event::Type::Rescind {
+            break event;
+        }
+    };
     assert_eq!(failure.r#type(), event::Type::Failure, "{failure:?}");
+    assert_eq!(failure.failure.unwrap().agent_id.unwrap().value, AGENT);
 
     cluster.heal_agent(AGENT).unwrap();
     let back = subscription.update().await;
     assert_eq!(back.state(), TaskState::TaskRunning);
     assert_eq!(back.source(), task_status::Source::Master);
     assert_eq!(back.reason(), task_status::Reason::AgentReregistered);
+    let error = cluster.heal_agent(AGENT).unwrap_err();
+    assert!(error.to_string().contains("not partitioned"), "{error}");
 
     cluster.mark_gone(AGENT).unwrap();
     let gone = subscription.update().await;

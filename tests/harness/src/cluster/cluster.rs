@@ -367,9 +367,15 @@ impl Cluster {
         let mut inner = self.lock();
         let masters = leader_first(&inner.masters);
         let slot = slot(&mut inner, agent_id, "partition")?;
+        let Some((leader, standbys)) = masters.split_first() else {
+            return Ok(());
+        };
+        leader.mark_unreachable(agent_id)?;
         slot.partitioned = true;
-        for master in masters {
-            master.mark_unreachable(agent_id)?;
+        for standby in standbys {
+            // The replicated registry's copy: best effort (a standby may
+            // already hold the agent so).
+            let _ = standby.mark_unreachable(agent_id);
         }
         Ok(())
     }
@@ -380,19 +386,43 @@ impl Cluster {
     pub fn heal_agent(&self, agent_id: &str) -> Result<(), HarnessError> {
         let mut inner = self.lock();
         let masters = leader_first(&inner.masters);
+        let detected = inner.leader_node.clone();
         let slot = slot(&mut inner, agent_id, "heal")?;
+        if !slot.partitioned {
+            return Err(HarnessError::AgentNotApplicable {
+                operation: "heal",
+                agent_id: agent_id.to_owned(),
+                reason: "the agent is not partitioned".to_owned(),
+            });
+        }
         slot.partitioned = false;
         let Some((leader, standbys)) = masters.split_first() else {
             return Ok(());
         };
         if !leader.is_leading() {
-            // The agent re-registers once the detector finds the leader.
+            // Mid-election: the agent re-registers once the detected
+            // master has taken over.
+            if let Some(node) = detected {
+                let master = masters
+                    .iter()
+                    .find(|m| m.zookeeper_node().as_ref() == Some(&node));
+                if let Some(master) = master {
+                    tokio::spawn(reregister_later(
+                        Arc::downgrade(&self.inner),
+                        Arc::downgrade(master),
+                        node,
+                        agent_id.to_owned(),
+                        Duration::ZERO,
+                    ));
+                }
+            }
             return Ok(());
         }
         slot.running.reregister_with(leader)?;
         slot.master_node = leader.zookeeper_node();
         for standby in standbys {
-            standby.reregister_agent(agent_id)?;
+            // The registry's copy, best effort as for a partition.
+            let _ = standby.reregister_agent(agent_id);
         }
         Ok(())
     }
@@ -404,9 +434,14 @@ impl Cluster {
         let mut inner = self.lock();
         let masters = leader_first(&inner.masters);
         let slot = slot(&mut inner, agent_id, "mark gone")?;
+        let Some((leader, standbys)) = masters.split_first() else {
+            return Ok(());
+        };
+        leader.mark_gone(agent_id)?;
         slot.gone = true;
-        for master in masters {
-            master.mark_gone(agent_id)?;
+        for standby in standbys {
+            // The registry's copy, best effort as for a partition.
+            let _ = standby.mark_gone(agent_id);
         }
         Ok(())
     }
