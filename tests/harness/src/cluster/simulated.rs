@@ -206,18 +206,32 @@ impl SimulatedAgent {
                 terminal_uuid: None,
             },
         );
+        let docker = (self.config.wording == ExecutorWording::Docker).then(|| DockerRun {
+            container_id,
+            sandbox: sandbox.display().to_string(),
+            image: task
+                .container
+                .as_ref()
+                .and_then(|c| c.docker.as_ref())
+                .map(|d| d.image.clone())
+                .unwrap_or_default(),
+        });
         let run = TaskRun {
             agent: self.clone(),
             uplink: uplink.clone(),
             framework_id,
             executor_id,
-            task: task.clone(),
+            // The book holds the TaskInfo; later states name the task by id.
+            task: TaskInfo {
+                task_id: task.task_id.clone(),
+                ..TaskInfo::default()
+            },
+            run_time: run_time(task, self.config.run_time),
             killing_state: has_capability(
                 framework,
                 framework_info::capability::Type::TaskKillingState,
             ),
-            container_id,
-            sandbox: sandbox.display().to_string(),
+            docker,
         };
         tokio::spawn(run.run(stopped));
     }
@@ -363,30 +377,37 @@ impl AgentMode for SimulatedAgent {
     }
 }
 
-/// One simulated task's life, on a tokio task.
+/// One simulated task's life, on a tokio task (kept small: no TaskInfo).
 struct TaskRun {
     agent: SimulatedAgent,
     uplink: Uplink,
     framework_id: String,
     executor_id: String,
+    /// Only the task id (the book has the whole TaskInfo).
     task: TaskInfo,
+    run_time: Result<Duration, String>,
     killing_state: bool,
+    docker: Option<DockerRun>,
+}
+
+/// What the docker executor's TASK_RUNNING describes.
+struct DockerRun {
     container_id: String,
     sandbox: String,
+    image: String,
 }
 
 impl TaskRun {
     async fn run(self, mut stopped: oneshot::Receiver<Stop>) {
-        let run_time = match run_time(&self.task, self.agent.config.run_time) {
-            Ok(run_time) => run_time,
+        let run_time = match &self.run_time {
+            Ok(run_time) => *run_time,
             Err(message) => {
-                self.terminal(TaskState::TaskFailed, &message);
+                self.terminal(TaskState::TaskFailed, message);
                 return;
             }
         };
         self.update(TaskState::TaskStarting, None, None);
-        let data =
-            (self.agent.config.wording == ExecutorWording::Docker).then(|| self.inspect_document());
+        let data = self.docker.as_ref().map(inspect_document);
         self.update(TaskState::TaskRunning, None, data);
         let stop = tokio::select! {
             () = tokio::time::sleep(run_time) => None,
@@ -442,40 +463,33 @@ impl TaskRun {
             .set_task(&self.framework_id, &self.executor_id, &self.task, state);
         report(&self.uplink, self.task_id(), status);
     }
+}
 
-    /// A `docker inspect` array for the task's container, as the docker
-    /// executor puts it in TASK_RUNNING's `data` (the fields readers use:
-    /// id, name, state, image, and the sandbox mount).
-    fn inspect_document(&self) -> Vec<u8> {
-        let image = self
-            .task
-            .container
-            .as_ref()
-            .and_then(|c| c.docker.as_ref())
-            .map(|d| d.image.clone())
-            .unwrap_or_default();
-        let id: String = random_uuid()
-            .iter()
-            .chain(random_uuid().iter())
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let document = serde_json::json!([{
-            "Id": id,
-            "Name": format!("/mesos-{}", self.container_id),
-            "State": { "Status": "running", "Running": true, "Pid": 0, "ExitCode": 0 },
-            "Config": { "Image": image },
-            "Mounts": [{
-                "Type": "bind",
-                "Source": self.sandbox,
-                "Destination": SANDBOX_MOUNT,
-                "Mode": "",
-                "RW": true,
-                "Propagation": "rprivate"
-            }],
-            "NetworkSettings": { "IPAddress": "" }
-        }]);
-        document.to_string().into_bytes()
-    }
+/// A `docker inspect` array for the task's container, as the docker
+/// executor puts it in TASK_RUNNING's `data` (the fields readers use: id,
+/// name, state, image, and the sandbox mount).
+fn inspect_document(docker: &DockerRun) -> Vec<u8> {
+    let id: String = random_uuid()
+        .iter()
+        .chain(random_uuid().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let document = serde_json::json!([{
+        "Id": id,
+        "Name": format!("/mesos-{}", docker.container_id),
+        "State": { "Status": "running", "Running": true, "Pid": 0, "ExitCode": 0 },
+        "Config": { "Image": docker.image },
+        "Mounts": [{
+            "Type": "bind",
+            "Source": docker.sandbox,
+            "Destination": SANDBOX_MOUNT,
+            "Mode": "",
+            "RW": true,
+            "Propagation": "rprivate"
+        }],
+        "NetworkSettings": { "IPAddress": "" }
+    }]);
+    document.to_string().into_bytes()
 }
 
 /// A task's run time: its [`RUN_SECONDS_LABEL`] or `default`.
