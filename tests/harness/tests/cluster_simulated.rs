@@ -276,3 +276,34 @@ async fn run_seconds_label_that_is_not_a_number_fails_the_task_naming_the_label(
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn shutdown_of_a_docker_tasks_executor_kills_it_with_the_docker_executors_message() {
+    let s = setup("shutdown", |c| c.wording = ExecutorWording::Docker).await;
+    let task = with_run_seconds(task_info("d1", AGENT, 1.0, 128.0), "60");
+    let (mut subscription, framework_id) = launch(&s.master, killing_framework_info(), task).await;
+    for _ in 0..2 {
+        acknowledged_update(&s.master, &mut subscription, &framework_id).await;
+    }
+    let mut shutdown = envelope(
+        &framework_id,
+        mesos_proto::v1::scheduler::call::Type::Shutdown,
+    );
+    shutdown.shutdown = Some(mesos_proto::v1::scheduler::call::Shutdown {
+        executor_id: mesos_proto::v1::ExecutorId {
+            value: "d1".to_owned(),
+        },
+        agent_id: mesos_proto::v1::AgentId {
+            value: AGENT.to_owned(),
+        },
+    });
+    post_call(&s.master, &subscription.stream_id, &shutdown).await;
+    let killing = acknowledged_update(&s.master, &mut subscription, &framework_id).await;
+    assert_eq!(killing.state(), TaskState::TaskKilling);
+    let killed = acknowledged_update(&s.master, &mut subscription, &framework_id).await;
+    assert_eq!(killed.state(), TaskState::TaskKilled);
+    assert_eq!(
+        killed.message.as_deref(),
+        Some("Container exited with status 143")
+    );
+}
