@@ -360,3 +360,54 @@ async fn an_agent_version_that_is_not_a_version_is_refused() {
         .unwrap_err();
     assert!(error.to_string().contains("agent version"), "{error}");
 }
+
+#[tokio::test]
+async fn json_of_a_kilobyte_or_more_is_gzipped_only_for_clients_accepting_gzip() {
+    let work = WorkDir::new("gzip");
+    let (book, sandbox) = book_with_run(&work);
+    let big = "x".repeat(2000);
+    std::fs::write(sandbox.join("stdout"), &big).unwrap();
+    let endpoints = AgentEndpoints::start(book, "127.0.0.1", "1.12.0")
+        .await
+        .unwrap();
+    let stdout = encode(&sandbox.join("stdout"));
+    let fetch = |path: String, gzip: bool| {
+        let headers: &'static [(&str, &str)] = if gzip {
+            &[("Accept-Encoding", "gzip, deflate")]
+        } else {
+            &[]
+        };
+        let address = endpoints.endpoint();
+        async move {
+            let response = request(address, Method::GET, &path, headers, Vec::new()).await;
+            let encoding = response.headers().get("Content-Encoding").cloned();
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            (encoding, body.to_vec())
+        }
+    };
+
+    let read = format!("/files/read?path={stdout}&offset=0");
+    let (encoding, body) = fetch(read.clone(), true).await;
+    assert_eq!(encoding.unwrap(), "gzip");
+    let mut json = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(body.as_slice()),
+        &mut json,
+    )
+    .unwrap();
+    let document: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(document["data"], big.as_str());
+
+    let (encoding, body) = fetch(read, false).await;
+    assert!(encoding.is_none());
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["data"],
+        big.as_str()
+    );
+    // Small bodies and downloads are never compressed.
+    let (encoding, _) = fetch(format!("/files/read?path={stdout}&offset=-1"), true).await;
+    assert!(encoding.is_none());
+    let (encoding, body) = fetch(format!("/files/download?path={stdout}"), true).await;
+    assert!(encoding.is_none());
+    assert_eq!(body, big.as_bytes());
+}

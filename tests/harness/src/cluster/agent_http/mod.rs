@@ -12,7 +12,9 @@
 //! negative `offset`/`length`, a directory read or downloaded, or a path
 //! escaping its attached directory; 404 (empty body) for anything not
 //! attached or missing. The agent here has no authorizer, so 403 never
-//! occurs. `jsonp=<callback>` wraps JSON answers as libprocess does.
+//! occurs. `jsonp=<callback>` wraps JSON answers as libprocess does, and
+//! JSON bodies of 1 KiB or more are gzipped for clients whose
+//! `Accept-Encoding` takes gzip (downloads never are).
 
 mod files;
 mod state;
@@ -27,7 +29,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_DISPOSITION, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_TYPE,
+};
 use hyper::{Request, Response, StatusCode};
 
 use crate::cluster::sandbox::AgentBook;
@@ -116,29 +120,64 @@ impl AgentEndpoints {
 fn handle(agent: &Agent, request: &Request<Incoming>) -> Response<Body> {
     let query = parse_query(request.uri().query().unwrap_or(""));
     let jsonp = query.get("jsonp").cloned();
+    let gzip = request
+        .headers()
+        .get(ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accepts_encoding(accept, "gzip"));
+    let json = |document: &serde_json::Value| json_response(document, jsonp.as_deref(), gzip);
     match request.uri().path() {
-        "/state" | "/state.json" | "/slave(1)/state" | "/slave(1)/state.json" => json_response(
-            &state::state(&agent.book, &agent.identity),
-            jsonp.as_deref(),
-        ),
-        "/files/read" => read(agent, &query, jsonp.as_deref()),
+        "/state" | "/state.json" | "/slave(1)/state" | "/slave(1)/state.json" => {
+            json(&state::state(&agent.book, &agent.identity))
+        }
+        "/files/read" => read(agent, &query, json),
+        // A file response (libprocess' PATH type): never compressed.
         "/files/download" => download(agent, &query),
-        "/files/browse" => browse(agent, &query, jsonp.as_deref()),
+        "/files/browse" => browse(agent, &query, json),
         _ => empty_response(StatusCode::NOT_FOUND),
     }
+}
+
+/// libprocess' `Request::acceptsEncoding`: listed (or `*`) without a zero
+/// q value; no or an empty `Accept-Encoding` accepts only identity.
+fn accepts_encoding(accept: &str, encoding: &str) -> bool {
+    let accept: String = accept
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\t' | '\n'))
+        .collect();
+    for candidate in [encoding, "*"] {
+        for coding in accept.split(',').filter(|c| !c.is_empty()) {
+            let mut parts = coding.split(';').filter(|p| !p.is_empty());
+            let Some(name) = parts.next() else { continue };
+            if !name.eq_ignore_ascii_case(candidate) {
+                continue;
+            }
+            let q: Vec<&str> = parts.filter_map(|p| p.strip_prefix("q=")).collect();
+            return match q.as_slice() {
+                [value] => value.parse::<f64>().is_ok_and(|q| q > 0.0),
+                // No q value, or a malformed one.
+                _ => true,
+            };
+        }
+    }
+    false
 }
 
 fn attachments(agent: &Agent) -> BTreeMap<String, std::path::PathBuf> {
     files::attachments(&agent.book, agent.version)
 }
 
-fn read(agent: &Agent, query: &BTreeMap<String, String>, jsonp: Option<&str>) -> Response<Body> {
+fn read(
+    agent: &Agent,
+    query: &BTreeMap<String, String>,
+    json: impl Fn(&serde_json::Value) -> Response<Body>,
+) -> Response<Body> {
     let request = match files::parse_read(query) {
         Ok(request) => request,
         Err(message) => return text_response(StatusCode::BAD_REQUEST, message),
     };
     match files::read(&attachments(agent), &request) {
-        Ok(document) => json_response(&document, jsonp),
+        Ok(document) => json(&document),
         Err(error) => files_error(error),
     }
 }
@@ -173,13 +212,17 @@ fn download(agent: &Agent, query: &BTreeMap<String, String>) -> Response<Body> {
     response
 }
 
-fn browse(agent: &Agent, query: &BTreeMap<String, String>, jsonp: Option<&str>) -> Response<Body> {
+fn browse(
+    agent: &Agent,
+    query: &BTreeMap<String, String>,
+    json: impl Fn(&serde_json::Value) -> Response<Body>,
+) -> Response<Body> {
     let path = match files::required_path(query) {
         Ok(path) => path,
         Err(message) => return text_response(StatusCode::BAD_REQUEST, message),
     };
     match files::browse(&attachments(agent), &path) {
-        Ok(listing) => json_response(&listing, jsonp),
+        Ok(listing) => json(&listing),
         Err(error) => files_error(error),
     }
 }
@@ -192,18 +235,36 @@ fn files_error(error: FilesError) -> Response<Body> {
     }
 }
 
+/// The size from which libprocess gzips a body (`GZIP_MINIMUM_BODY_LENGTH`).
+const GZIP_MINIMUM_BODY_LENGTH: usize = 1024;
+
 /// 200 with JSON, or with `callback(<json>);` as `text/javascript` when a
-/// `jsonp` callback is given (libprocess' `OK(json, jsonp)`).
-fn json_response(document: &serde_json::Value, jsonp: Option<&str>) -> Response<Body> {
+/// `jsonp` callback is given (libprocess' `OK(json, jsonp)`); gzipped
+/// (`Content-Encoding: gzip`) from 1 KiB when the client accepts it.
+fn json_response(document: &serde_json::Value, jsonp: Option<&str>, gzip: bool) -> Response<Body> {
     let (body, content_type) = match jsonp {
         Some(callback) => (format!("{callback}({document});"), "text/javascript"),
         None => (document.to_string(), "application/json"),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
+    let compressed = (gzip && body.len() >= GZIP_MINIMUM_BODY_LENGTH)
+        .then(|| compress(body.as_bytes()))
+        .and_then(Result::ok);
+    let encoded = compressed.is_some();
+    let bytes = compressed.map_or_else(|| Bytes::from(body), Bytes::from);
+    let mut response = Response::new(Full::new(bytes).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if encoded {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
+}
+
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body)?;
+    encoder.finish()
 }
 
 /// `a=1&b=x%2Fy` → map, percent- and `+`-decoded (libprocess'
@@ -246,6 +307,16 @@ fn decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_accepted_when_listed_or_starred_without_a_zero_q() {
+        assert!(accepts_encoding("gzip, deflate", "gzip"));
+        assert!(accepts_encoding("GZIP;q=0.5", "gzip"));
+        assert!(accepts_encoding("deflate, *", "gzip"));
+        assert!(!accepts_encoding("gzip;q=0", "gzip"));
+        assert!(!accepts_encoding("deflate", "gzip"));
+        assert!(!accepts_encoding("", "gzip"));
+    }
 
     #[test]
     fn query_values_are_percent_and_plus_decoded() {
