@@ -229,6 +229,16 @@ async fn partitioned_agent_is_lost_healed_back_and_marked_gone_with_the_masters_
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(book.executors()[0].tasks[0].1, TaskState::TaskKilled);
+    // The agent process exited: its endpoints are gone.
+    let endpoint = cluster.agent(AGENT).unwrap().endpoint;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::net::TcpStream::connect(endpoint).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{endpoint} still listens"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let error = cluster.reregister_now(AGENT).unwrap_err();
     assert!(error.to_string().contains("marked gone"), "{error}");
     drop(master);

@@ -94,7 +94,10 @@ pub struct AgentView {
 struct Slot {
     running: RunningAgent,
     book: AgentBook,
-    endpoints: AgentEndpoints,
+    /// Its address, kept after a gone agent's endpoints stopped.
+    endpoint: std::net::SocketAddr,
+    /// `None` once the agent was shut down (marked gone).
+    endpoints: Option<AgentEndpoints>,
     reregistration: Reregistration,
     /// The ZooKeeper node of the master it is registered with.
     master_node: Option<String>,
@@ -284,7 +287,8 @@ impl Cluster {
             Slot {
                 running,
                 book,
-                endpoints,
+                endpoint: endpoints.endpoint(),
+                endpoints: Some(endpoints),
                 reregistration: Reregistration::Prompt,
                 master_node,
                 partitioned: false,
@@ -305,7 +309,7 @@ impl Cluster {
         inner.agents.get(agent_id).map(|slot| AgentView {
             agent_id: agent_id.to_owned(),
             book: slot.book.clone(),
-            endpoint: slot.endpoints.endpoint(),
+            endpoint: slot.endpoint,
         })
     }
 
@@ -428,8 +432,8 @@ impl Cluster {
     }
 
     /// The operator marks the agent gone on every master: the leader sends
-    /// the updates of `Master::markGone` and shuts the agent down; it never
-    /// re-registers.
+    /// the updates of `Master::markGone` and shuts the agent down (its mode
+    /// ends its tasks, its HTTP endpoints stop); it never re-registers.
     pub fn mark_gone(&self, agent_id: &str) -> Result<(), HarnessError> {
         let mut inner = self.lock();
         let masters = leader_first(&inner.masters);
@@ -439,6 +443,9 @@ impl Cluster {
         };
         leader.mark_gone(agent_id)?;
         slot.gone = true;
+        // The agent process exits on ShutdownMessage: its endpoints go (the
+        // mode still gets the message and ends its tasks).
+        drop(slot.endpoints.take());
         for standby in standbys {
             // The registry's copy, best effort as for a partition.
             let _ = standby.mark_gone(agent_id);
@@ -486,7 +493,9 @@ impl Cluster {
         };
         for (_, slot) in agents {
             drop(slot.running);
-            slot.endpoints.stop().await;
+            if let Some(endpoints) = slot.endpoints {
+                endpoints.stop().await;
+            }
         }
         for (_, master) in masters {
             if let Ok(master) = Arc::try_unwrap(master) {
