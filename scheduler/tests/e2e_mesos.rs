@@ -2,7 +2,7 @@
 //! over the REST API through the protocol-faithful fake master (subscription, offer, ACCEPT,
 //! status updates played as the executor would send them), and the task document, its history
 //! and exit code follow; its output is read and followed through the agent's `/files/read`
-//! (a real HTTP server plays the agent's files endpoint); a kill over the API reaches the
+//! (the harness agent's endpoints serve the run's sandbox); a kill over the API reaches the
 //! master; a credential file's principal is announced.
 
 // A panic is the failure report of a test.
@@ -10,16 +10,11 @@
 
 mod e2e_support;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::StatusCode as AxumStatus;
-use axum::routing::get;
-use axum::{Json, Router};
-
 use e2e_support::{current_state, history, shell_task, Service, Settings};
+use mesos_harness::cluster::agent_http::AgentEndpoints;
+use mesos_harness::cluster::sandbox::AgentBook;
 use mesos_harness::master::{AgentSpec, FakeMaster, MasterSetup};
 use mesos_proto::v1::{task_status, TaskState as MesosState};
 use reqwest::{Method, StatusCode};
@@ -40,43 +35,14 @@ async fn master_with_agent(agent: AgentSpec) -> FakeMaster {
     master
 }
 
-/// The files an agent serves, by path.
-type Files = Arc<Mutex<HashMap<String, String>>>;
-
-/// `GET /files/read?path&offset&length` as a Mesos agent answers it: the slice as JSON text,
-/// 404 for a file it does not have.
-async fn files_read(
-    State(files): State<Files>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, AxumStatus> {
-    let path = query.get("path").cloned().unwrap_or_default();
-    let offset: usize = query
-        .get("offset")
-        .and_then(|o| o.parse().ok())
-        .unwrap_or(0);
-    let length: usize = query
-        .get("length")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(usize::MAX);
-    let files = files.lock().unwrap();
-    let text = files.get(&path).ok_or(AxumStatus::NOT_FOUND)?;
-    let start = offset.min(text.len());
-    let end = start.saturating_add(length).min(text.len());
-    Ok(Json(
-        serde_json::json!({"data": &text[start..end], "offset": offset}),
-    ))
-}
-
-/// A real HTTP server playing an agent's files endpoint, on a port of its own.
-async fn agent_files() -> (Files, u16) {
-    let files: Files = Arc::default();
-    let router = Router::new()
-        .route("/files/read", get(files_read))
-        .with_state(files.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (files, port)
+/// The harness agent's HTTP endpoints (`/files/*` as a Mesos 1.12 agent answers them) over
+/// the work directory `dir`: its book records the runs whose sandboxes the files are read from.
+async fn agent_files(dir: &std::path::Path) -> (AgentBook, AgentEndpoints) {
+    let book = AgentBook::new(dir, "agent-1");
+    let endpoints = AgentEndpoints::start(book.clone(), "127.0.0.1", "1.12.0")
+        .await
+        .unwrap();
+    (book, endpoints)
 }
 
 fn settings(master: &FakeMaster) -> Settings {
@@ -85,7 +51,9 @@ fn settings(master: &FakeMaster) -> Settings {
 
 #[tokio::test]
 async fn a_task_submitted_over_rest_runs_on_the_cluster_and_its_document_follows_the_updates() {
-    let (files, port) = agent_files().await;
+    let work = tempfile::tempdir().unwrap();
+    let (book, endpoints) = agent_files(work.path()).await;
+    let port = endpoints.port();
     let mut agent = AgentSpec::new("agent-1", "127.0.0.1");
     agent.port = port;
     let master = master_with_agent(agent).await;
@@ -107,12 +75,17 @@ async fn a_task_submitted_over_rest_runs_on_the_cluster_and_its_document_follows
         .update_task(&mesos_id, MesosState::TaskRunning, None, None)
         .unwrap();
     service.wait_state(&id, "TASK_RUNNING").await;
-    // The output is on the agent: read through its files endpoint, and followed.
-    let stdout = format!("/frameworks/{framework_id}/executors/{mesos_id}/runs/latest/stdout");
-    files
-        .lock()
-        .unwrap()
-        .insert(stdout.clone(), "first line\n".to_owned());
+    // The output is on the agent, in the run's sandbox: read through its files endpoint
+    // (`/frameworks/<fw>/executors/<task>/runs/latest/stdout`), and followed.
+    let framework = mesos_proto::v1::FrameworkInfo {
+        id: Some(mesos_proto::v1::FrameworkId {
+            value: framework_id.clone(),
+        }),
+        ..Default::default()
+    };
+    let sandbox = book.new_run(&framework, &mesos_id, "c1", None).unwrap();
+    let stdout = sandbox.join("stdout");
+    std::fs::write(&stdout, "first line\n").unwrap();
     let response = service.get(&format!("/api/v1/task/{id}/stdout")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "first line\n");
@@ -120,10 +93,7 @@ async fn a_task_submitted_over_rest_runs_on_the_cluster_and_its_document_follows
         .get(&format!("/api/v1/task/{id}/stdout?follow=true"))
         .await;
     assert_eq!(follower.status(), StatusCode::OK);
-    files
-        .lock()
-        .unwrap()
-        .insert(stdout.clone(), "first line\nsecond line\n".to_owned());
+    std::fs::write(&stdout, "first line\nsecond line\n").unwrap();
     master
         .update_task(
             &mesos_id,

@@ -125,4 +125,13 @@ pub enum HarnessError {
         #[source]
         source: zookeeper_client::Error,
     },
+    /// A harness setting (agent version, cluster size, mode name...) has
+    /// a value it cannot use.
+    #[error("invalid {setting}: {reason}")]
+    InvalidSetting {
+        /// The setting (or command-line flag) concerned.
+        setting: &'static str,
+        /// Why the value is refused.
+        reason: String,
+    },
 }

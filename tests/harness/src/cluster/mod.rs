@@ -4,10 +4,19 @@
 //! messages into it and moves the agent to another master when it
 //! re-registers (after a failover).
 
+pub mod agent_http;
+pub mod cli;
+// The task names the module after its type: `cluster::cluster::Cluster`,
+// re-exported as `cluster::Cluster`.
+#[allow(clippy::module_inception)]
+pub mod cluster;
 pub mod containerizer_agent;
 pub mod docker_agent;
 pub mod executor_agent;
 pub mod sandbox;
+pub mod simulated;
+
+pub use cluster::{AgentView, Cluster, ClusterSetup, Reregistration};
 
 use std::sync::{Arc, RwLock};
 

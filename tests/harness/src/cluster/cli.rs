@@ -1,0 +1,316 @@
+//! The `mesos-harness` program (run by `scripts/cluster`): starts a
+//! [`Cluster`] on this machine, prints the `master` value to give eremetic
+//! and the agents' endpoints, and stops everything when told to.
+//!
+//! ```text
+//! mesos-harness [--masters N] [--agents M] [--mode simulated]
+//!               [--work-dir DIR] [--run-seconds S] [--agent-version V]
+//! ```
+//!
+//! Agent modes are chosen by name through [`ModeName`], the one place that
+//! builds them.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::sandbox::AgentBook;
+use super::simulated::{SimulatedAgent, SimulatedAgentConfig};
+use super::{AgentMode, Cluster, ClusterSetup};
+use crate::error::HarnessError;
+use crate::master::AgentSpec;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: mesos-harness [--masters N] [--agents M] [--mode MODE] [--work-dir DIR]
+                     [--run-seconds S] [--agent-version V]
+
+Starts a private ZooKeeper, N masters elected through it (default 3) and M agents
+(default 1) on 127.0.0.1, prints `master: zk://...` (the value of eremetic's `master`)
+and each agent's endpoint, and runs until SIGINT or SIGTERM.
+
+  --mode MODE          how agents run tasks: simulated (default)
+  --work-dir DIR       the agents' work directories (default: a temporary directory,
+                       removed at the end)
+  --run-seconds S      simulated: how long a task runs (default 5; a task's
+                       harness.run_seconds label overrides it)
+  --agent-version V    the agents' Mesos version (default 1.12.0)
+";
+
+/// An agent mode, by its command-line name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeName {
+    /// [`SimulatedAgent`]: no containers, tasks on timers.
+    Simulated,
+}
+
+impl ModeName {
+    /// Every mode, with its name.
+    pub const ALL: [(ModeName, &'static str); 1] = [(ModeName::Simulated, "simulated")];
+
+    /// Parses a mode name; the error names `--mode` and the choices.
+    pub fn parse(name: &str) -> Result<ModeName, HarnessError> {
+        Self::ALL
+            .iter()
+            .find(|(_, known)| *known == name)
+            .map(|(mode, _)| *mode)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|(_, n)| *n).collect();
+                HarnessError::InvalidSetting {
+                    setting: "--mode",
+                    reason: format!("unknown mode '{name}' (known: {})", known.join(", ")),
+                }
+            })
+    }
+
+    /// The mode for an agent whose book is `book`.
+    pub fn build(self, book: AgentBook, options: &ModeOptions) -> Arc<dyn AgentMode> {
+        match self {
+            ModeName::Simulated => {
+                let mut config = SimulatedAgentConfig::new(book);
+                config.run_time = options.run_time;
+                Arc::new(SimulatedAgent::new(config))
+            }
+        }
+    }
+}
+
+/// Settings of the modes given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeOptions {
+    /// Simulated: a task's run time.
+    pub run_time: Duration,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Print [`USAGE`].
+    Help,
+    /// Run a cluster.
+    Run(RunOptions),
+}
+
+/// A cluster to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOptions {
+    /// How many masters.
+    pub masters: usize,
+    /// How many agents.
+    pub agents: usize,
+    /// Their mode.
+    pub mode: ModeName,
+    /// The mode's settings.
+    pub mode_options: ModeOptions,
+    /// The agents' work directories' parent; `None`: a temporary one.
+    pub work_dir: Option<PathBuf>,
+    /// The agents' Mesos version.
+    pub agent_version: String,
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, HarnessError> {
+    let mut options = RunOptions {
+        masters: 3,
+        agents: 1,
+        mode: ModeName::Simulated,
+        mode_options: ModeOptions {
+            run_time: Duration::from_secs(5),
+        },
+        work_dir: None,
+        agent_version: super::agent_http::DEFAULT_AGENT_VERSION.to_owned(),
+    };
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+            None => (flag.clone(), None),
+        };
+        if name == "--help" || name == "-h" {
+            return Ok(Command::Help);
+        }
+        let setting = flag_name(&name)?;
+        let value = inline
+            .or_else(|| args.next())
+            .ok_or_else(|| HarnessError::InvalidSetting {
+                setting,
+                reason: "needs a value".to_owned(),
+            })?;
+        match setting {
+            "--masters" => options.masters = positive(setting, &value)?,
+            "--agents" => options.agents = count(setting, &value)?,
+            "--mode" => options.mode = ModeName::parse(&value)?,
+            "--work-dir" => options.work_dir = Some(PathBuf::from(value)),
+            "--run-seconds" => options.mode_options.run_time = seconds(setting, &value)?,
+            _ => {
+                super::agent_http::Version::parse(&value)
+                    .map_err(|reason| HarnessError::InvalidSetting { setting, reason })?;
+                options.agent_version = value;
+            }
+        }
+    }
+    Ok(Command::Run(options))
+}
+
+fn flag_name(name: &str) -> Result<&'static str, HarnessError> {
+    const FLAGS: [&str; 6] = [
+        "--masters",
+        "--agents",
+        "--mode",
+        "--work-dir",
+        "--run-seconds",
+        "--agent-version",
+    ];
+    FLAGS
+        .iter()
+        .find(|known| **known == name)
+        .copied()
+        .ok_or_else(|| HarnessError::InvalidSetting {
+            setting: "command line",
+            reason: format!("unknown argument '{name}' (see --help)"),
+        })
+}
+
+fn count(setting: &'static str, value: &str) -> Result<usize, HarnessError> {
+    value.parse().map_err(|_| HarnessError::InvalidSetting {
+        setting,
+        reason: format!("'{value}' is not a whole number"),
+    })
+}
+
+fn positive(setting: &'static str, value: &str) -> Result<usize, HarnessError> {
+    match count(setting, value)? {
+        0 => Err(HarnessError::InvalidSetting {
+            setting,
+            reason: "must be at least 1".to_owned(),
+        }),
+        n => Ok(n),
+    }
+}
+
+fn seconds(setting: &'static str, value: &str) -> Result<Duration, HarnessError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| HarnessError::InvalidSetting {
+            setting,
+            reason: format!("'{value}' is not a non-negative number of seconds"),
+        })
+}
+
+/// Runs the cluster until `shutdown` completes, writing what to connect to
+/// on `out` (`master: <zk url>`, one `master <n>: <endpoint>` and one
+/// `agent <id>: <url>` line each, then `ready`).
+pub async fn run(
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<(), HarnessError> {
+    let (work_dir, temporary) = match &options.work_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("mesos-harness-{}", std::process::id())),
+            true,
+        ),
+    };
+    let mut setup = ClusterSetup::new(&work_dir);
+    setup.masters = options.masters;
+    setup.agent_version = options.agent_version.clone();
+    let cluster = Cluster::start(setup).await?;
+    let result = announce(&cluster, &options, out).await;
+    if result.is_ok() {
+        shutdown.await;
+    }
+    cluster.stop().await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    result
+}
+
+async fn announce(
+    cluster: &Cluster,
+    options: &RunOptions,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<(), HarnessError> {
+    // Agent ids as a master assigns them: `<id>-S<n>`.
+    let prefix = super::simulated::random_uuid_string();
+    let mut lines = vec![format!("master: {}", cluster.master_url())];
+    for (n, master) in cluster.masters().iter().enumerate() {
+        lines.push(format!("master {}: http://{}", n + 1, master.endpoint()));
+    }
+    for n in 0..options.agents {
+        let spec = AgentSpec::new(format!("{prefix}-S{n}"), "127.0.0.1");
+        let view = cluster
+            .add_agent(spec, |book| options.mode.build(book, &options.mode_options))
+            .await?;
+        lines.push(format!("agent {}: http://{}", view.agent_id, view.endpoint));
+    }
+    lines.push("ready".to_owned());
+    let write = |out: &mut (dyn std::io::Write + Send)| -> std::io::Result<()> {
+        for line in &lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    };
+    write(out).map_err(|error| HarnessError::InvalidSetting {
+        setting: "standard output",
+        reason: error.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn flags_set_the_cluster_and_defaults_fill_the_rest() {
+        let Command::Run(options) = parse_args(args(
+            "--masters 2 --agents=5 --work-dir /w --run-seconds 0.5",
+        ))
+        .unwrap() else {
+            panic!("run expected");
+        };
+        assert_eq!(options.masters, 2);
+        assert_eq!(options.agents, 5);
+        assert_eq!(options.mode, ModeName::Simulated);
+        assert_eq!(options.work_dir, Some(PathBuf::from("/w")));
+        assert_eq!(options.mode_options.run_time, Duration::from_millis(500));
+        assert_eq!(options.agent_version, "1.12.0");
+        assert_eq!(parse_args(args("--help")).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn an_unknown_mode_is_refused_naming_the_flag_and_the_modes() {
+        let error = parse_args(args("--mode docker-ish"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--mode"), "{error}");
+        assert!(
+            error.contains("docker-ish") && error.contains("simulated"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_values_and_unknown_flags_name_what_is_wrong() {
+        let cases = [
+            ("--masters 0", "--masters"),
+            ("--agents many", "--agents"),
+            ("--run-seconds -1", "--run-seconds"),
+            ("--agent-version x", "--agent-version"),
+            ("--masters", "needs a value"),
+            ("--nodes 3", "unknown argument '--nodes'"),
+        ];
+        for (line, expected) in cases {
+            let error = parse_args(args(line)).unwrap_err().to_string();
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+    }
+}
