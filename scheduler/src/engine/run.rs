@@ -35,6 +35,11 @@ enum Staged {
     StoreFailed,
 }
 
+/// Dispatch rounds longer than this are followed by a rest as long as the round.
+const PACE_ABOVE: Duration = Duration::from_millis(1);
+/// The longest rest after a dispatch round.
+const PACE_MAX: Duration = Duration::from_millis(50);
+
 /// Back-off before relaunching a task whose start failed: 1 s, doubling, at most 60 s.
 pub(super) fn retry_backoff(retry: u32) -> Duration {
     let exponent = retry.saturating_sub(1).min(6);
@@ -44,9 +49,17 @@ pub(super) fn retry_backoff(retry: u32) -> Duration {
 impl Scheduler {
     pub(super) async fn dispatch_loop(&self) {
         loop {
+            let round = Instant::now();
             for (entry, placement) in self.offer_demand() {
                 let this = self.clone();
                 tokio::spawn(async move { this.launch(entry, placement).await });
+            }
+            // A round holds the core lock for a time that grows with the queue; while
+            // submissions keep waking the loop, rest as long as the round took, so that
+            // dispatching takes at most about half of the time (submissions batch up meanwhile).
+            let took = round.elapsed();
+            if took > PACE_ABOVE {
+                tokio::time::sleep(took.min(PACE_MAX)).await;
             }
             let now = Instant::now();
             let (next, blocked) = {

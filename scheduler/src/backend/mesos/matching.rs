@@ -32,15 +32,18 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
         framework_id,
         ..
     } = state;
-    for wanted in demand.iter() {
+    if offers.is_empty() {
+        return placements;
+    }
+    for wanted in demand.values() {
         if wanted.not_before.is_some_and(|at| at > instant) {
             continue;
         }
-        let name = wanted.run.name();
-        if placed.contains_key(&name) || launched.contains_key(&name) {
+        let name = &wanted.name;
+        if placed.contains_key(name) || launched.contains_key(name) {
             continue;
         }
-        let mut misfits = Vec::new();
+        let mut misfits = Misfits::default();
         let mut fitted = false;
         // With an executor, the offer must hold both.
         let together = match &wanted.executor {
@@ -63,7 +66,7 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
                 Ok(claim) => claim,
                 Err(mismatch) => {
                     if explained < REASONS_PER_PASS {
-                        misfits.push(format!("{}: {mismatch}", held.leftovers.hostname()));
+                        misfits.add(|| format!("{}: {mismatch}", held.leftovers.hostname()));
                     }
                     continue;
                 }
@@ -99,25 +102,37 @@ pub(super) fn place(state: &mut State, now: OffsetDateTime, instant: Instant) ->
             );
             break;
         }
-        if !fitted && !misfits.is_empty() {
+        if !fitted && misfits.count > 0 {
             explained += 1;
-            waiting.insert(wanted.run.task.to_string(), no_offer_fits(&misfits));
+            waiting.insert(wanted.run.task.to_string(), misfits.reason());
         }
     }
     placements
 }
 
-/// "no offer fits it: host-a: needs 4 cpus, offer has 2; host-b: ... (and 5 more offers)".
-fn no_offer_fits(misfits: &[String]) -> String {
-    let named = misfits
-        .iter()
-        .take(OFFERS_PER_REASON)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("; ");
-    match misfits.len().saturating_sub(OFFERS_PER_REASON) {
-        0 => format!("no offer fits it: {named}"),
-        more => format!("no offer fits it: {named} (and {more} more offers)"),
+/// The offers a run did not fit: the first [`OFFERS_PER_REASON`] in words, the rest counted
+/// (a reason must not cost a message per offer of a large cluster).
+#[derive(Default)]
+struct Misfits {
+    named: Vec<String>,
+    count: usize,
+}
+
+impl Misfits {
+    fn add(&mut self, describe: impl FnOnce() -> String) {
+        if self.named.len() < OFFERS_PER_REASON {
+            self.named.push(describe());
+        }
+        self.count += 1;
+    }
+
+    /// "no offer fits it: host-a: needs 4 cpus, offer has 2; host-b: ... (and 5 more offers)".
+    fn reason(&self) -> String {
+        let named = self.named.join("; ");
+        match self.count.saturating_sub(self.named.len()) {
+            0 => format!("no offer fits it: {named}"),
+            more => format!("no offer fits it: {named} (and {more} more offers)"),
+        }
     }
 }
 
@@ -130,4 +145,35 @@ pub(super) fn placements_on(state: &State, offer_ids: &HashSet<String>) -> Vec<S
         .filter(|(_, placed)| offer_ids.contains(&placed.offer_id))
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Misfits;
+
+    #[test]
+    fn a_reason_names_the_first_offers_and_counts_the_rest() {
+        let mut misfits = Misfits::default();
+        let mut described = 0;
+        for host in ["a", "b", "c", "d", "e"] {
+            misfits.add(|| {
+                described += 1;
+                format!("{host}: needs 4 cpus, offer has 2")
+            });
+        }
+        assert_eq!(
+            misfits.reason(),
+            "no offer fits it: a: needs 4 cpus, offer has 2; b: needs 4 cpus, offer has 2; \
+             c: needs 4 cpus, offer has 2 (and 2 more offers)"
+        );
+        // Only the named ones were put in words.
+        assert_eq!(described, 3);
+    }
+
+    #[test]
+    fn a_reason_with_few_offers_names_them_all() {
+        let mut misfits = Misfits::default();
+        misfits.add(|| "a: lacks attribute rack=b".to_owned());
+        assert_eq!(misfits.reason(), "no offer fits it: a: lacks attribute rack=b");
+    }
 }

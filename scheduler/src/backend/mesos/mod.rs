@@ -24,7 +24,7 @@ mod matching;
 mod tokens;
 mod view;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -93,11 +93,15 @@ struct Queued {
 #[derive(Debug, Clone)]
 struct Wanted {
     run: RunId,
+    /// `run.name()`, the Mesos task id (kept: matching looks it up for every run).
+    name: String,
     needs: Resources,
     constraints: Vec<AgentConstraint>,
     not_before: Option<Instant>,
     /// What the executor needs on top of the task (launch mode `deimos-executor`).
     executor: Option<Resources>,
+    /// The last demand round that named it.
+    seen: u64,
 }
 
 /// An offer held while placements on it are being staged by the core.
@@ -137,9 +141,12 @@ struct State {
     id_stored: bool,
     session: Option<Session>,
     offers: Vec<HeldOffer>,
-    demand: Vec<Wanted>,
-    /// Runs of the demand seen so far (to revive offers when a new one comes).
-    demanded: HashSet<String>,
+    /// The queue's demand by its sequence number (queue order), kept from one round to the
+    /// next: a round only adds what is new and drops what left the queue, so its cost does
+    /// not grow with a large, unchanged queue.
+    demand: BTreeMap<u64, Wanted>,
+    /// The number of the latest demand round.
+    demand_round: u64,
     suppressed: bool,
     last_revive: Option<Instant>,
     placed: HashMap<String, Placed>,
@@ -340,6 +347,26 @@ impl MesosBackend {
     }
 
     /// Matches the held offers against the demand; declines offers nothing was placed on.
+    /// A queued run as matching needs it.
+    fn wanted(&self, item: &Demand<'_>, round: u64) -> Wanted {
+        let launch = &self.inner.config.launch;
+        // A bad label was refused at submission; the service's mode stands in.
+        let mode = LaunchMode::of_task(item.labels, launch.mode).unwrap_or(launch.mode);
+        Wanted {
+            run: item.run.clone(),
+            name: item.run.name(),
+            needs: *item.needs,
+            constraints: item.constraints.to_vec(),
+            not_before: item.not_before,
+            executor: (mode == LaunchMode::DeimosExecutor).then_some(Resources {
+                cpus: launch.executor.cpus,
+                mem_mib: launch.executor.mem_mib,
+                ports: 0,
+            }),
+            seen: round,
+        }
+    }
+
     fn match_offers(&self, state: &mut State) -> Vec<Placement> {
         if !state.id_stored || state.session.is_none() {
             return Vec::new();
@@ -572,40 +599,30 @@ impl Backend for MesosBackend {
 
     fn offer_demand(&self, demand: &mut dyn Iterator<Item = Demand<'_>>) -> Vec<Placement> {
         let mut state = self.state();
+        state.demand_round += 1;
+        let round = state.demand_round;
         let mut new_run = false;
-        let mut wanted = Vec::new();
         for item in demand {
-            let name = item.run.name();
-            if !state.demanded.contains(&name) {
-                new_run = true;
-                state.demanded.insert(name);
+            if let Some(known) = state.demand.get_mut(&item.seq) {
+                if known.run == *item.run {
+                    known.seen = round;
+                    known.not_before = item.not_before;
+                    continue;
+                }
             }
-            let launch = &self.inner.config.launch;
-            // A bad label was refused at submission; the service's mode stands in.
-            let mode = LaunchMode::of_task(item.labels, launch.mode).unwrap_or(launch.mode);
-            wanted.push(Wanted {
-                run: item.run.clone(),
-                needs: *item.needs,
-                constraints: item.constraints.to_vec(),
-                not_before: item.not_before,
-                executor: (mode == LaunchMode::DeimosExecutor).then_some(Resources {
-                    cpus: launch.executor.cpus,
-                    mem_mib: launch.executor.mem_mib,
-                    ports: 0,
-                }),
-            });
+            new_run = true;
+            let wanted = self.wanted(&item, round);
+            state.demand.insert(item.seq, wanted);
         }
-        state.demand = wanted;
-        let current: HashSet<String> = state.demand.iter().map(|w| w.run.name()).collect();
-        state.demanded.retain(|name| current.contains(name));
-        let tasks: HashSet<&str> = state.demand.iter().map(|w| w.run.task.as_str()).collect();
-        let stale: Vec<String> = state
-            .waiting
-            .keys()
-            .filter(|task| !tasks.contains(task.as_str()))
-            .cloned()
-            .collect();
-        for task in stale {
+        let mut gone = Vec::new();
+        state.demand.retain(|_, wanted| {
+            let current = wanted.seen == round;
+            if !current {
+                gone.push(wanted.run.task.to_string());
+            }
+            current
+        });
+        for task in gone {
             state.waiting.remove(&task);
         }
         self.steer_offers(&mut state, new_run);
