@@ -3,7 +3,7 @@
 //! and the agents' endpoints, and stops everything when told to.
 //!
 //! ```text
-//! mesos-harness [--masters N] [--agents M] [--mode simulated]
+//! mesos-harness [--masters N] [--agents M] [--mode simulated|docker|executor]
 //!               [--work-dir DIR] [--run-seconds S] [--agent-version V]
 //! ```
 //!
@@ -15,6 +15,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::docker_agent::{DockerAgent, DockerAgentConfig};
+use super::executor_agent::{ExecutorAgent, ExecutorAgentConfig};
 use super::sandbox::AgentBook;
 use super::simulated::{SimulatedAgent, SimulatedAgentConfig};
 use super::{AgentMode, Cluster, ClusterSetup};
@@ -30,7 +32,11 @@ Starts a private ZooKeeper, N masters elected through it (default 3) and M agent
 (default 1) on 127.0.0.1, prints `master: zk://...` (the value of eremetic's `master`)
 and each agent's endpoint, and runs until SIGINT or SIGTERM.
 
-  --mode MODE          how agents run tasks: simulated (default)
+  --mode MODE          how agents run tasks: simulated (default; no containers),
+                       docker (Mesos' Docker containerizer and docker executor, and
+                       MESOS tasks with a Docker image, on this machine's Docker),
+                       executor (custom executors such as deimos-executor started as
+                       processes; the TaskInfo's ExecutorInfo names the program)
   --work-dir DIR       the agents' work directories (default: a temporary directory,
                        removed at the end)
   --run-seconds S      simulated: how long a task runs (default 5; a task's
@@ -43,11 +49,19 @@ and each agent's endpoint, and runs until SIGINT or SIGTERM.
 pub enum ModeName {
     /// [`SimulatedAgent`]: no containers, tasks on timers.
     Simulated,
+    /// [`DockerAgent`]: Mesos' Docker containerizer through the `docker` CLI.
+    Docker,
+    /// [`ExecutorAgent`]: custom executors as real processes.
+    Executor,
 }
 
 impl ModeName {
     /// Every mode, with its name.
-    pub const ALL: [(ModeName, &'static str); 1] = [(ModeName::Simulated, "simulated")];
+    pub const ALL: [(ModeName, &'static str); 3] = [
+        (ModeName::Simulated, "simulated"),
+        (ModeName::Docker, "docker"),
+        (ModeName::Executor, "executor"),
+    ];
 
     /// Parses a mode name; the error names `--mode` and the choices.
     pub fn parse(name: &str) -> Result<ModeName, HarnessError> {
@@ -71,6 +85,16 @@ impl ModeName {
                 let mut config = SimulatedAgentConfig::new(book);
                 config.run_time = options.run_time;
                 Arc::new(SimulatedAgent::new(config))
+            }
+            ModeName::Docker => Arc::new(DockerAgent::new(DockerAgentConfig::new(book))),
+            ModeName::Executor => {
+                let mut config = ExecutorAgentConfig::new(book);
+                // The executors reach the same Docker engine as this program.
+                if let Ok(docker_host) = std::env::var("DOCKER_HOST") {
+                    let variable = ("DOCKER_HOST".to_owned(), docker_host);
+                    config.executor_environment_variables.push(variable);
+                }
+                Arc::new(ExecutorAgent::new(config))
             }
         }
     }
@@ -284,6 +308,18 @@ mod tests {
         assert_eq!(options.mode_options.run_time, Duration::from_millis(500));
         assert_eq!(options.agent_version, "1.12.0");
         assert_eq!(parse_args(args("--help")).unwrap(), Command::Help);
+    }
+
+    #[test]
+    fn every_mode_is_chosen_by_its_name() {
+        for (mode, name) in ModeName::ALL {
+            let Command::Run(options) = parse_args(args(&format!("--mode {name}"))).unwrap() else {
+                panic!("run expected");
+            };
+            assert_eq!(options.mode, mode);
+        }
+        let names: Vec<&str> = ModeName::ALL.iter().map(|(_, name)| *name).collect();
+        assert_eq!(names, ["simulated", "docker", "executor"]);
     }
 
     #[test]
