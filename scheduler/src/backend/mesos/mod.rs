@@ -21,6 +21,7 @@
 
 mod connection;
 mod matching;
+mod sending;
 mod tokens;
 mod view;
 
@@ -273,46 +274,6 @@ impl MesosBackend {
     /// by the master until acknowledged, offers after resubscription).
     fn call_in_background(&self, call: Call) {
         self.state().send(call);
-    }
-
-    /// Sends the queued calls one after the other on the current subscription.
-    async fn call_loop(&self, mut calls: mpsc::UnboundedReceiver<Queued>) {
-        while let Some(Queued {
-            call,
-            update_received,
-        }) = calls.recv().await
-        {
-            let Some(session) = self.state().session.clone() else {
-                tracing::debug!(call = call.call_name(), "not subscribed: call dropped");
-                continue;
-            };
-            match session.call(&call).await {
-                Ok(()) => self.count_sent(&call, update_received),
-                Err(error) => {
-                    tracing::warn!(call = call.call_name(), "calling the Mesos master: {error}");
-                }
-            }
-        }
-    }
-
-    /// Counts a call the master took: the launches of an ACCEPT, the latency of an
-    /// ACKNOWLEDGE.
-    fn count_sent(&self, call: &Call, update_received: Option<Instant>) {
-        let metrics = &self.inner.metrics;
-        if let Some(received) = update_received {
-            metrics
-                .mesos_ack_latency
-                .observe(received.elapsed().as_secs_f64());
-        }
-        if let Some(accept) = &call.accept {
-            let launched: usize = accept
-                .operations
-                .iter()
-                .filter_map(|operation| operation.launch.as_ref())
-                .map(|launch| launch.task_infos.len())
-                .sum();
-            metrics.mesos_launches.inc_by(launched as u64);
-        }
     }
 
     /// Accepts (or declines) the offer of a settled placement once nothing is outstanding
