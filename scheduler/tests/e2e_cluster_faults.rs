@@ -1,0 +1,291 @@
+//! End to end on a harness cluster through faults: the real `eremetic` binary with `master` set
+//! to the `zk://` election of two masters in a real ZooKeeper, simulated agents (each task runs
+//! for the seconds of its `harness.run_seconds` label), and the faults a cluster meets: eremetic
+//! killed with SIGKILL and restarted, the leading master stopping, an agent partitioned then
+//! healed, an agent marked gone, offers rescinded, the framework removed after its failover
+//! timeout, and credentials refused or accepted.
+//!
+//! "Launched once" is counted where it happens: the LAUNCH operations every master received
+//! and the executor runs every agent started.
+
+// A panic is the failure report of a test.
+#![allow(clippy::unwrap_used)]
+
+mod e2e_support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_support::{current_state, history, shell_task, with, Service, Settings, DEADLINE};
+use mesos_harness::cluster::simulated::{SimulatedAgent, SimulatedAgentConfig, RUN_SECONDS_LABEL};
+use mesos_harness::cluster::{Cluster, ClusterSetup};
+use mesos_harness::master::{AgentSpec, FakeMaster, MasterSetup};
+use serde_json::{json, Value};
+
+/// How long a simulated task runs unless its label says otherwise.
+const DEFAULT_RUN: Duration = Duration::from_secs(30);
+
+/// A cluster of two masters elected in ZooKeeper, with quick allocations and update retries.
+async fn cluster(work: &std::path::Path, adjust: impl FnOnce(&mut MasterSetup)) -> Cluster {
+    let mut setup = ClusterSetup::new(work);
+    setup.masters = 2;
+    setup.master = MasterSetup {
+        allocation_interval: Duration::from_millis(100),
+        status_update_retry_min: Duration::from_millis(500),
+        ..MasterSetup::default()
+    };
+    adjust(&mut setup.master);
+    Cluster::start(setup).await.unwrap()
+}
+
+/// Adds simulated agent `agent_id` with `cpus` cpus.
+async fn add_agent(cluster: &Cluster, agent_id: &str, cpus: f64) {
+    let mut spec = AgentSpec::new(agent_id, "127.0.0.1");
+    spec.cpus = cpus;
+    cluster
+        .add_agent(spec, |book| {
+            let mut config = SimulatedAgentConfig::new(book);
+            config.run_time = DEFAULT_RUN;
+            Arc::new(SimulatedAgent::new(config))
+        })
+        .await
+        .unwrap();
+}
+
+/// A task of 1 cpu that runs `seconds` on a simulated agent, relaunched up to `retries` times.
+fn task(seconds: f64, retries: u32) -> Value {
+    with(
+        shell_task("true"),
+        json!({
+            "cpu": 1.0,
+            "retries": retries,
+            "labels": {RUN_SECONDS_LABEL: seconds.to_string()},
+        }),
+    )
+}
+
+/// How many LAUNCH operations of `master` named Mesos task `mesos_id`.
+fn launches(master: &FakeMaster, mesos_id: &str) -> usize {
+    master
+        .calls()
+        .iter()
+        .filter_map(|call| call.accept.as_ref())
+        .flat_map(|accept| &accept.operations)
+        .filter_map(|operation| operation.launch.as_ref())
+        .flat_map(|launch| &launch.task_infos)
+        .filter(|info| info.task_id.value == mesos_id)
+        .count()
+}
+
+/// How many LAUNCH operations of every running master named Mesos task `mesos_id`.
+fn launches_on_masters(cluster: &Cluster, mesos_id: &str) -> usize {
+    cluster
+        .masters()
+        .iter()
+        .map(|master| launches(master, mesos_id))
+        .sum()
+}
+
+/// The agents that started an executor run for Mesos task `mesos_id` (one entry per run).
+fn runs(cluster: &Cluster, mesos_id: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for agent_id in cluster.agent_ids() {
+        let agent = cluster.agent(&agent_id).unwrap();
+        let runs = agent.book.executors();
+        let here = runs.iter().filter(|run| run.executor_id == mesos_id);
+        found.extend(here.map(|_| agent_id.clone()));
+    }
+    found
+}
+
+/// Polls `check` until it holds; fails after [`DEADLINE`] with `what` and the service's log.
+async fn eventually(service: &Service, what: &str, check: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !check() {
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what} did not happen within {DEADLINE:?}\n{}",
+            service.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The framework id the leading master has subscribed.
+async fn subscribed(cluster: &Cluster) -> String {
+    let leader = cluster.wait_leader(DEADLINE).await.unwrap();
+    leader.wait_subscribed(DEADLINE).await.unwrap()
+}
+
+/// How many entries of the task's history are `state`.
+fn count_in_history(task: &Value, state: &str) -> usize {
+    history(task).iter().filter(|s| *s == state).count()
+}
+
+#[tokio::test]
+async fn after_kill_9_and_restart_eremetic_adopts_its_running_tasks_without_relaunching_them() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = cluster(work.path(), |_| {}).await;
+    add_agent(&cluster, "agent-1", 4.0).await;
+    let mut service = Service::start(Settings::new().set("master", cluster.master_url())).await;
+    let framework_id = subscribed(&cluster).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(service.submit(&task(6.0, 2)).await);
+    }
+    for id in &ids {
+        service.wait_state(id, "TASK_RUNNING").await;
+    }
+    service.kill_9();
+    service.restart().await;
+
+    // The same framework subscribes again: the masters' view, not eremetic's word.
+    let leader = cluster.leader().unwrap();
+    eventually(&service, "the resubscription with the same id", || {
+        leader.connected_frameworks() == vec![framework_id.clone()]
+    })
+    .await;
+    drop(leader);
+    for id in &ids {
+        let done = service.wait_end(id, "TASK_FINISHED").await;
+        assert_eq!(count_in_history(&done, "TASK_STAGING"), 1, "{done}");
+        let mesos_id = format!("{id}.0");
+        assert_eq!(launches_on_masters(&cluster, &mesos_id), 1, "{done}");
+        assert_eq!(runs(&cluster, &mesos_id), vec!["agent-1"], "{done}");
+        assert_eq!(done["framework_id"], framework_id.as_str(), "{done}");
+    }
+    let relaunched = cluster.agent_ids().iter().any(|agent| {
+        let executors = cluster.agent(agent).unwrap().book.executors();
+        executors.iter().any(|run| run.executor_id.ends_with(".1"))
+    });
+    assert!(!relaunched, "a task was relaunched as attempt 1");
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_master_failover_through_zookeeper_launches_each_task_once_and_all_finish() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = cluster(work.path(), |_| {}).await;
+    // Room for two tasks: the other two wait in the queue across the failover.
+    add_agent(&cluster, "agent-1", 2.0).await;
+    let service = Service::start(Settings::new().set("master", cluster.master_url())).await;
+
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(service.submit(&task(6.0, 2)).await);
+    }
+    let mut running = 0;
+    for id in &ids[..2] {
+        service.wait_state(id, "TASK_RUNNING").await;
+        running += 1;
+    }
+    assert_eq!(running, 2);
+    for id in &ids[2..] {
+        let queued = service.task(id).await;
+        assert_eq!(current_state(&queued), "TASK_QUEUED", "{queued}");
+    }
+    // The old leader's launches, counted before its process ends (nothing more fits there).
+    let old_leader = cluster.leader().unwrap();
+    let before: Vec<usize> = ids
+        .iter()
+        .map(|id| launches(&old_leader, &format!("{id}.0")))
+        .collect();
+    drop(old_leader);
+    cluster.stop_leader().await.unwrap();
+    let new_leader = cluster.wait_leader(DEADLINE).await.unwrap();
+    new_leader.wait_subscribed(DEADLINE).await.unwrap();
+    drop(new_leader);
+
+    for (id, before) in ids.iter().zip(before) {
+        let done = service.wait_end(id, "TASK_FINISHED").await;
+        let mesos_id = format!("{id}.0");
+        let total = before + launches_on_masters(&cluster, &mesos_id);
+        assert_eq!(total, 1, "launches of {mesos_id} on both masters\n{done}");
+        assert_eq!(runs(&cluster, &mesos_id), vec!["agent-1"], "{done}");
+        assert_eq!(count_in_history(&done, "TASK_STAGING"), 1, "{done}");
+        assert_eq!(done["retry"], 0, "{done}");
+    }
+    // The new leader was asked about the runs it inherited.
+    let leader = cluster.leader().unwrap();
+    assert!(
+        leader.calls().iter().any(|call| call.reconcile.is_some()),
+        "eremetic did not reconcile with the new leader"
+    );
+    drop(leader);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_agent_s_task_is_relaunched_elsewhere_and_its_old_run_killed_when_back() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = cluster(work.path(), |_| {}).await;
+    add_agent(&cluster, "agent-a", 4.0).await;
+    let service = Service::start(
+        Settings::new()
+            .set("master", cluster.master_url())
+            .set("unreachable_timeout", "3s"),
+    )
+    .await;
+    let id = service.submit(&task(12.0, 1)).await;
+    let running = service.wait_state(&id, "TASK_RUNNING").await;
+    assert_eq!(running["agent_id"], "agent-a", "{running}");
+    add_agent(&cluster, "agent-b", 4.0).await;
+
+    cluster.partition_agent("agent-a").unwrap();
+    // Waiting out the timeout, the task stays running as attempt 0.
+    let waiting = service.task(&id).await;
+    assert_eq!(current_state(&waiting), "TASK_RUNNING", "{waiting}");
+    assert_eq!(waiting["retry"], 0, "{waiting}");
+    let relaunched = service
+        .wait_for(&id, "running again as attempt 1", |task| {
+            task["retry"] == 1 && current_state(task) == "TASK_RUNNING"
+        })
+        .await;
+    assert_eq!(relaunched["agent_id"], "agent-b", "{relaunched}");
+    assert_eq!(runs(&cluster, &format!("{id}.1")), vec!["agent-b"]);
+
+    // The old run comes back with its agent: eremetic kills it.
+    cluster.heal_agent("agent-a").unwrap();
+    let old = format!("{id}.0");
+    let leader = cluster.leader().unwrap();
+    eventually(&service, "a KILL of the old run", || {
+        leader.kills().iter().any(|kill| kill.task_id == old)
+    })
+    .await;
+    drop(leader);
+    let done = service.wait_end(&id, "TASK_FINISHED").await;
+    assert_eq!(done["retry"], 1, "{done}");
+    assert_eq!(done["agent_id"], "agent-b", "{done}");
+    assert_eq!(runs(&cluster, &old), vec!["agent-a"], "{done}");
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_task_of_an_agent_marked_gone_is_relaunched_per_retries_or_fails_in_words() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = cluster(work.path(), |_| {}).await;
+    add_agent(&cluster, "agent-a", 4.0).await;
+    let service = Service::start(Settings::new().set("master", cluster.master_url())).await;
+    let retried = service.submit(&task(10.0, 1)).await;
+    let given_up = service.submit(&task(10.0, 0)).await;
+    for id in [&retried, &given_up] {
+        let running = service.wait_state(id, "TASK_RUNNING").await;
+        assert_eq!(running["agent_id"], "agent-a", "{running}");
+    }
+    add_agent(&cluster, "agent-b", 4.0).await;
+    cluster.mark_gone("agent-a").unwrap();
+
+    let done = service.wait_end(&retried, "TASK_FINISHED").await;
+    assert_eq!(done["retry"], 1, "{done}");
+    assert_eq!(done["agent_id"], "agent-b", "{done}");
+    assert_eq!(runs(&cluster, &format!("{retried}.1")), vec!["agent-b"]);
+
+    let failed = service.wait_terminal(&given_up).await;
+    assert_ne!(current_state(&failed), "TASK_FINISHED", "{failed}");
+    assert_eq!(failed["retry"], 0, "{failed}");
+    let reason = failed["failure_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("operator"), "reason in words: {failed}");
+    assert!(runs(&cluster, &format!("{given_up}.1")).is_empty());
+    cluster.stop().await;
+}
