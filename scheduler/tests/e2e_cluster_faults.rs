@@ -117,6 +117,34 @@ async fn subscribed(cluster: &Cluster) -> String {
     leader.wait_subscribed(DEADLINE).await.unwrap()
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to the service's process with `kill`.
+fn signal(service: &Service, signal: &str) {
+    let pid = service.pid().to_string();
+    let sent = std::process::Command::new("kill")
+        .args([format!("-{signal}"), pid.clone()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} {pid} failed");
+}
+
+/// The offer ids the ACCEPT calls of `master` named, with the Mesos task ids they launched.
+fn accepts(master: &FakeMaster) -> Vec<(Vec<String>, Vec<String>)> {
+    let accepted = master.calls().into_iter().filter_map(|call| call.accept);
+    accepted
+        .map(|accept| {
+            let offers = accept.offer_ids.iter().map(|id| id.value.clone()).collect();
+            let launched = accept
+                .operations
+                .iter()
+                .filter_map(|operation| operation.launch.as_ref())
+                .flat_map(|launch| &launch.task_infos)
+                .map(|info| info.task_id.value.clone())
+                .collect();
+            (offers, launched)
+        })
+        .collect()
+}
+
 /// How many entries of the task's history are `state`.
 fn count_in_history(task: &Value, state: &str) -> usize {
     history(task).iter().filter(|s| *s == state).count()
@@ -287,5 +315,159 @@ async fn a_task_of_an_agent_marked_gone_is_relaunched_per_retries_or_fails_in_wo
     let reason = failed["failure_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("operator"), "reason in words: {failed}");
     assert!(runs(&cluster, &format!("{given_up}.1")).is_empty());
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_rescinded_offer_is_not_launched_on_and_the_task_launches_on_a_later_offer() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = cluster(work.path(), |_| {}).await;
+    let service = Service::start(Settings::new().set("master", cluster.master_url())).await;
+    subscribed(&cluster).await;
+    let id = service.submit(&task(1.0, 0)).await;
+    let leader = cluster.leader().unwrap();
+    eventually(&service, "a REVIVE for the queued task", || {
+        let revive = mesos_proto::v1::scheduler::call::Type::Revive as i32;
+        leader
+            .calls()
+            .iter()
+            .any(|call| call.r#type == Some(revive))
+    })
+    .await;
+
+    // eremetic is stopped while the offer arrives and is rescinded: it holds it, unread, and
+    // reads the RESCIND right behind it.
+    signal(&service, "STOP");
+    add_agent(&cluster, "agent-1", 4.0).await;
+    let offer = {
+        let started = Instant::now();
+        loop {
+            if let Some(offer) = leader.offers_outstanding().into_iter().next() {
+                break offer.id.value;
+            }
+            assert!(started.elapsed() < DEADLINE, "no offer was made");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    leader.rescind(&offer).unwrap();
+    signal(&service, "CONT");
+
+    let done = service.wait_end(&id, "TASK_FINISHED").await;
+    let accepts = accepts(&leader);
+    assert!(
+        accepts.iter().all(|(offers, _)| !offers.contains(&offer)),
+        "an ACCEPT named the rescinded offer {offer}: {accepts:?}"
+    );
+    // A placement on the rescinded offer goes back to the queue (its retries untouched) and
+    // its launch takes the next attempt number: one launch in all, of one Mesos task id.
+    let prefix = format!("{id}.");
+    let launching: Vec<_> = accepts
+        .iter()
+        .flat_map(|(offers, launched)| launched.iter().map(move |task| (offers, task)))
+        .filter(|(_, task)| task.starts_with(&prefix))
+        .collect();
+    assert_eq!(launching.len(), 1, "{accepts:?}");
+    assert_eq!(runs(&cluster, launching[0].1), vec!["agent-1"], "{done}");
+    assert_eq!(done["retry"], 0, "{done}");
+    drop(leader);
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn a_removed_framework_subscribes_afresh_and_its_tasks_end_per_the_retry_policy() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = cluster(work.path(), |_| {}).await;
+    add_agent(&cluster, "agent-1", 4.0).await;
+    let mut service = Service::start(
+        Settings::new()
+            .set("master", cluster.master_url())
+            .set("failover_timeout", "1"),
+    )
+    .await;
+    let old_id = subscribed(&cluster).await;
+    let retried = service.submit(&task(3.0, 1)).await;
+    let given_up = service.submit(&task(3.0, 0)).await;
+    for id in [&retried, &given_up] {
+        service.wait_state(id, "TASK_RUNNING").await;
+    }
+
+    // Stopped past its failover timeout, the framework is removed and its tasks killed.
+    service.kill_9();
+    let leader = cluster.leader().unwrap();
+    eventually(&service, "the master to remove the framework", || {
+        [&retried, &given_up].iter().all(|id| {
+            let task = leader.task(&format!("{id}.0"));
+            task.is_some_and(|task| task.removed)
+        })
+    })
+    .await;
+    service.restart().await;
+    let new_id = leader.wait_subscribed(DEADLINE).await.unwrap();
+    assert_ne!(new_id, old_id, "the removed framework id was used again");
+    drop(leader);
+
+    let done = service.wait_end(&retried, "TASK_FINISHED").await;
+    assert_eq!(done["retry"], 1, "{done}");
+    assert_eq!(done["framework_id"], new_id.as_str(), "{done}");
+    let failed = service.wait_terminal(&given_up).await;
+    assert_ne!(current_state(&failed), "TASK_FINISHED", "{failed}");
+    let reason = failed["failure_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("removed the framework"), "{failed}");
+    let log = String::from_utf8_lossy(&service.log_bytes()).into_owned();
+    assert!(
+        log.contains("removed the framework"),
+        "{}",
+        service.log_tail()
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_in_words_and_the_right_ones_run_a_task() {
+    let work = tempfile::tempdir().unwrap();
+    let cluster = cluster(work.path(), |master| {
+        let credentials = [("eremetic".to_owned(), "right-secret".to_owned())];
+        master.http_framework_credentials = Some(credentials.into_iter().collect());
+    })
+    .await;
+    add_agent(&cluster, "agent-1", 4.0).await;
+    let credential_file = work.path().join("credential");
+    std::fs::write(&credential_file, "eremetic wrong-secret\n").unwrap();
+    let settings = Settings::new()
+        .set("master", cluster.master_url())
+        .set("credential_file", credential_file.to_str().unwrap());
+    let mut service = Service::start(settings).await;
+
+    let refused = |cluster: &serde_json::Value| {
+        let error = cluster["mesos"]["connection"]["last_error"].as_str();
+        error.is_some_and(|error| error.contains("401"))
+    };
+    let started = Instant::now();
+    let view = loop {
+        let view: Value = service.get("/cluster").await.json().await.unwrap();
+        if refused(&view) {
+            break view;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "/cluster: {view}\n{}",
+            service.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let error = view["mesos"]["connection"]["last_error"].as_str().unwrap();
+    assert!(error.to_lowercase().contains("credential"), "{view}");
+    let log = String::from_utf8_lossy(&service.log_bytes()).into_owned();
+    assert!(log.contains("401"), "{}", service.log_tail());
+    let leader = cluster.leader().unwrap();
+    assert!(leader.connected_frameworks().is_empty());
+    drop(leader);
+
+    service.terminate().await;
+    std::fs::write(&credential_file, "eremetic right-secret\n").unwrap();
+    service.restart().await;
+    let id = service.submit(&task(1.0, 0)).await;
+    let done = service.wait_end(&id, "TASK_FINISHED").await;
+    assert_eq!(done["agent_id"], "agent-1", "{done}");
     cluster.stop().await;
 }
