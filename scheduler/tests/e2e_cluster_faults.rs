@@ -261,10 +261,19 @@ async fn an_unreachable_agent_s_task_is_relaunched_elsewhere_and_its_old_run_kil
     add_agent(&cluster, "agent-b", 4.0).await;
 
     cluster.partition_agent("agent-a").unwrap();
-    // Waiting out the timeout, the task stays running as attempt 0.
-    let waiting = service.task(&id).await;
+    // Waiting out the timeout, the task stays running as attempt 0 and says why it waits.
+    let waiting = service
+        .wait_for(&id, "waiting for its agent", |task| {
+            !task["waiting_reason"].is_null() || task["retry"] != 0
+        })
+        .await;
     assert_eq!(current_state(&waiting), "TASK_RUNNING", "{waiting}");
     assert_eq!(waiting["retry"], 0, "{waiting}");
+    let reason = waiting["waiting_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("agent cannot be reached") && reason.contains("unreachable_timeout (3 s)"),
+        "{waiting}"
+    );
     let relaunched = service
         .wait_for(&id, "running again as attempt 1", |task| {
             task["retry"] == 1 && current_state(task) == "TASK_RUNNING"
