@@ -126,8 +126,9 @@ struct RunSlot {
     deadline_armed: bool,
     /// Whether kills are being sent until the run ends.
     killing: bool,
-    /// Since when the run's agent cannot be reached (cleared by a `Running` update).
-    unreachable_since: Option<Instant>,
+    /// Since when the run's agent cannot be reached, and why (cleared by a `Running`
+    /// update).
+    unreachable_since: Option<(Instant, String)>,
 }
 
 impl RunSlot {
@@ -352,16 +353,20 @@ impl Scheduler {
     }
 
     /// Adds what describes the present moment to a task read for a client: why it waits, if
-    /// it is queued while launches are held back, and its dropped output while it runs.
+    /// it is queued while launches are held back or its agent cannot be reached, and its
+    /// dropped output while it runs.
     async fn annotate(&self, task: &mut Task) {
         if task.current_state() == Some(TaskState::Queued) {
             task.waiting_reason = self
                 .waiting_reason()
                 .or_else(|| self.inner.backend.waiting_reason(&task.id));
-        } else if !task.is_terminal() && task.sandbox_path.is_some() {
-            let dropped = self.inner.backend.output_dropped(&task.id).await;
-            task.stdout_dropped_bytes = dropped.stdout;
-            task.stderr_dropped_bytes = dropped.stderr;
+        } else if !task.is_terminal() {
+            task.waiting_reason = self.unreachable_reason(&task.id);
+            if task.sandbox_path.is_some() {
+                let dropped = self.inner.backend.output_dropped(&task.id).await;
+                task.stdout_dropped_bytes = dropped.stdout;
+                task.stderr_dropped_bytes = dropped.stderr;
+            }
         }
     }
 
@@ -374,6 +379,8 @@ impl Scheduler {
                 task.waiting_reason = reason
                     .clone()
                     .or_else(|| self.inner.backend.waiting_reason(&task.id));
+            } else if !task.is_terminal() {
+                task.waiting_reason = self.unreachable_reason(&task.id);
             }
         }
     }

@@ -196,6 +196,15 @@ impl Scheduler {
         Ok(())
     }
 
+    /// Why a started task waits, in words: its agent cannot be reached (until it comes back
+    /// or `unreachable_timeout` ends the run).
+    pub(super) fn unreachable_reason(&self, id: &crate::task::TaskId) -> Option<String> {
+        let core = self.core();
+        let (since, why) = core.runs.get(id)?.unreachable_since.as_ref()?;
+        let timeout = self.inner.config.unreachable_timeout;
+        Some(unreachable_words(since.elapsed(), timeout, why))
+    }
+
     /// The run's agent cannot be reached: wait `unreachable_timeout` for it to come back, then
     /// end the run as lost (a new attempt follows while the task has retries left; the old
     /// run is stopped should it report again).
@@ -209,7 +218,7 @@ impl Scheduler {
             if slot.unreachable_since.is_some() {
                 return true;
             }
-            slot.unreachable_since = Some(std::time::Instant::now());
+            slot.unreachable_since = Some((std::time::Instant::now(), reason.clone()));
         }
         tracing::warn!(run = %run, "the run's agent cannot be reached ({reason}); waiting {timeout:?} for it");
         let this = self.clone();
@@ -310,4 +319,15 @@ impl Scheduler {
         self.forget_run(run);
         stored
     }
+}
+
+/// "its agent cannot be reached (why) for 2 s; it is relaunched when unreachable_timeout
+/// (300 s) ends unless the agent comes back".
+pub(super) fn unreachable_words(waited: Duration, timeout: Duration, why: &str) -> String {
+    format!(
+        "its agent cannot be reached ({why}) for {} s; it is relaunched when \
+         unreachable_timeout ({} s) ends unless the agent comes back",
+        waited.as_secs(),
+        timeout.as_secs()
+    )
 }

@@ -318,6 +318,23 @@ pub fn tls_trouble(error: &str) -> Option<&'static str> {
     }
 }
 
+/// What a refused authentication means, in words: the master answered 401 to `error`'s call.
+/// `principal` is the one of `credential_file`, if any. `None` for other errors.
+pub fn auth_trouble(error: &MesosError, principal: Option<&str>) -> Option<String> {
+    match error {
+        MesosError::Client(ClientError::Rejected { status: 401, .. }) => Some(match principal {
+            Some(principal) => format!(
+                "the master refused the credentials of principal {principal:?} (HTTP 401: \
+                 check the secret in credential_file against the master's credentials)"
+            ),
+            None => "the master requires credentials and none were sent (HTTP 401: set \
+                     credential_file to a file holding the principal and its secret)"
+                .to_owned(),
+        }),
+        _ => None,
+    }
+}
+
 impl From<ClientError> for MesosError {
     fn from(error: ClientError) -> Self {
         MesosError::Client(error)
@@ -355,6 +372,27 @@ mod tests {
         let plain = "client error (Connect): received corrupt message of type InvalidContentType";
         assert!(tls_trouble(plain).is_some_and(|words| words.contains("does not speak TLS")));
         assert_eq!(tls_trouble("connection refused"), None);
+    }
+
+    #[test]
+    fn a_refused_authentication_is_put_in_words() {
+        let refused = |status| {
+            MesosError::Client(ClientError::Rejected {
+                call: "SUBSCRIBE",
+                url: "http://m:5050/api/v1/scheduler".into(),
+                status,
+                body: "401 Unauthorized.".into(),
+            })
+        };
+        let words = auth_trouble(&refused(401), Some("eremetic")).unwrap();
+        assert!(
+            words.contains("refused the credentials of principal \"eremetic\"")
+                && words.contains("credential_file"),
+            "{words}"
+        );
+        let words = auth_trouble(&refused(401), None).unwrap();
+        assert!(words.contains("set credential_file"), "{words}");
+        assert_eq!(auth_trouble(&refused(400), Some("eremetic")), None);
     }
 
     #[test]

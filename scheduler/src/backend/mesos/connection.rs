@@ -15,10 +15,11 @@ use super::tokens::{framework_token, status_token};
 use super::{AgentAddress, HeldOffer, MesosBackend};
 use crate::backend::{BackendEvent, RunEnd, RunId, RunStatus};
 use crate::mesos::calls;
-use crate::mesos::client::{tls_trouble, Session, Subscription};
+use crate::mesos::client::{auth_trouble, tls_trouble, Session, Subscription};
 use crate::mesos::master_url::HttpMaster;
 use crate::mesos::offers::Leftovers;
 use crate::mesos::updates::read_status;
+use crate::mesos::MesosError;
 use crate::task::TaskState;
 
 /// First delay before resubscribing.
@@ -27,11 +28,14 @@ const BACKOFF_INITIAL: Duration = Duration::from_millis(500);
 /// Longest delay before resubscribing.
 const BACKOFF_MAX: Duration = Duration::from_secs(15);
 
-/// Why a SUBSCRIBE failed, a TLS failure first in words.
-fn subscribe_failed(error: &str) -> String {
-    match tls_trouble(error) {
-        Some(words) => format!("subscribing to the Mesos master: {words} ({error})"),
-        None => format!("subscribing to the Mesos master: {error}"),
+/// Why a SUBSCRIBE failed, a TLS failure or refused credentials first in words (`principal`:
+/// the one of `credential_file`, if any).
+fn subscribe_failed(error: &MesosError, principal: Option<&str>) -> String {
+    let text = error.to_string();
+    let words = auth_trouble(error, principal).or_else(|| tls_trouble(&text).map(str::to_owned));
+    match words {
+        Some(words) => format!("subscribing to the Mesos master: {words} ({text})"),
+        None => format!("subscribing to the Mesos master: {text}"),
     }
 }
 
@@ -48,7 +52,10 @@ impl MesosBackend {
                     backoff.reset();
                     self.follow_leader(&leader, &mut subscription).await
                 }
-                Err(error) => subscribe_failed(&error.to_string()),
+                Err(error) => {
+                    let principal = self.inner.config.framework.principal.as_deref();
+                    subscribe_failed(&error, principal)
+                }
             };
             self.disconnected(reason);
             tokio::select! {
