@@ -14,6 +14,7 @@
 mod cluster_support;
 mod e2e_support;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -59,6 +60,8 @@ struct ModesCluster {
     docker_book: AgentBook,
     executor_book: AgentBook,
     deimos_book: AgentBook,
+    /// Each agent's endpoint port (`agent_port` in the documents), by agent id.
+    endpoint_ports: BTreeMap<&'static str, u16>,
     _dir: tempfile::TempDir,
 }
 
@@ -117,12 +120,18 @@ impl ModesCluster {
             cluster_support::deimos_executor().display().to_string(),
         );
         let service = Service::start(settings).await;
+        let endpoint_ports = BTreeMap::from([
+            (DOCKER_AGENT, docker_view.endpoint.port()),
+            (EXECUTOR_AGENT, executor_view.endpoint.port()),
+            (DEIMOS_AGENT, deimos_view.endpoint.port()),
+        ]);
         ModesCluster {
             service,
             _cluster: cluster,
             docker_book: docker_view.book,
             executor_book: executor_view.book,
             deimos_book: deimos_view.book,
+            endpoint_ports,
             _dir: dir,
         }
     }
@@ -176,7 +185,7 @@ impl Drop for ModesCluster {
             remove_quietly(&format!("mesos-{}", record.container_id));
             docker::remove_labelled(UNIFIED_LABEL, &record.container_id);
         }
-        let frameworks: std::collections::BTreeSet<String> = self
+        let frameworks: BTreeSet<String> = self
             .executor_book
             .executors()
             .into_iter()
@@ -293,6 +302,11 @@ async fn a_task_finishes_in_every_launch_mode_with_its_agent_in_the_document_and
         let task = modes.service.wait_end(id, "TASK_FINISHED").await;
         assert_eq!(task["agent_id"], *agent, "{line}: {task}");
         assert_eq!(task["hostname"], AGENT_HOST, "{line}: {task}");
+        assert_eq!(task["agent_ip"], AGENT_HOST, "{line}: {task}");
+        assert_eq!(
+            task["agent_port"], modes.endpoint_ports[agent],
+            "{line}: {task}"
+        );
         let framework_id = task["framework_id"].as_str().unwrap_or_default().to_owned();
         assert!(!framework_id.is_empty(), "{line}: {task}");
         framework_ids.push(framework_id);
@@ -353,7 +367,10 @@ async fn exit_code_three_reaches_the_document_in_docker_mode() {
     let task = modes.service.wait_end(&id, "TASK_FAILED").await;
     assert_eq!(task["exit_code"], 3, "{task}");
     let reason = task["failure_reason"].as_str().unwrap_or_default();
-    assert!(reason.contains('3'), "failure reason {reason:?}: {task}");
+    assert!(
+        reason.contains("exited with code 3"),
+        "failure reason {reason:?}: {task}"
+    );
 }
 
 #[tokio::test]
@@ -368,7 +385,7 @@ async fn out_of_memory_reaches_the_document_through_deimos_executor_and_the_unif
         let task = modes.service.wait_end(&id, "TASK_FAILED").await;
         let reason = task["failure_reason"].as_str().unwrap_or_default();
         assert!(
-            reason.contains("memory"),
+            reason.contains("out of memory"),
             "failure reason {reason:?}: {task}"
         );
     }
