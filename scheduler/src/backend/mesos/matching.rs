@@ -174,6 +174,9 @@ mod tests {
     fn a_reason_with_few_offers_names_them_all() {
         let mut misfits = Misfits::default();
         misfits.add(|| "a: lacks attribute rack=b".to_owned());
-        assert_eq!(misfits.reason(), "no offer fits it: a: lacks attribute rack=b");
+        assert_eq!(
+            misfits.reason(),
+            "no offer fits it: a: lacks attribute rack=b"
+        );
     }
 }
