@@ -166,3 +166,26 @@ fn lines_agent_id(lines: &[String]) -> String {
         .expect("an agent line");
     line.split_once(": ").unwrap().0.to_owned()
 }
+
+#[test]
+fn program_started_as_mesos_executor_is_the_command_executor() {
+    let dir = std::env::temp_dir().join(format!("mesos-harness-launcher-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let executor = dir.join("mesos-executor");
+    let _ = std::fs::remove_file(&executor);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_mesos-harness"), &executor).unwrap();
+
+    let help = Command::new(&executor).arg("--help").output().unwrap();
+    assert!(help.status.success(), "{help:?}");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("Usage: mesos-executor"), "{text}");
+
+    let refused = Command::new(&executor)
+        .arg("--no_such_flag=1")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let error = String::from_utf8_lossy(&refused.stderr);
+    assert!(error.contains("unknown flag 'no_such_flag'"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,13 +1,31 @@
 //! `mesos-harness`: a Mesos cluster on this machine for trying eremetic
 //! against (see `mesos_harness::cluster::cli`).
+//!
+//! Started under the name `mesos-executor` (e.g. through a symbolic link in
+//! an external containerizer agent's `--launcher_dir`), it is the harness's
+//! stand-in for Mesos' HTTP command executor
+//! (`mesos_harness::cluster::containerizer_agent::command_executor`), so a
+//! test outside the harness package has one without building its own.
 
 use std::process::ExitCode;
 
 use mesos_harness::cluster::cli::{parse_args, run, Command, USAGE};
+use mesos_harness::cluster::containerizer_agent::command_executor;
 use tokio::signal::unix::{signal, SignalKind};
 
+/// The name under which this binary is the command executor.
+const COMMAND_EXECUTOR_NAME: &str = "mesos-executor";
+
 fn main() -> ExitCode {
-    let options = match parse_args(std::env::args().skip(1)) {
+    let mut args = std::env::args();
+    let argv0 = args.next().unwrap_or_default();
+    if std::path::Path::new(&argv0).file_name() == Some(COMMAND_EXECUTOR_NAME.as_ref()) {
+        let rest: Vec<String> = args.collect();
+        let code = command_executor::main(&rest);
+        // Exit codes beyond a byte are not representable; the executor's are 0 and 1.
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    let options = match parse_args(args) {
         Ok(Command::Help) => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;
