@@ -26,7 +26,14 @@ const START_LIMIT: Duration = Duration::from_secs(60);
 /// Inherited variables the service may need; everything else (any `EREMETIC_*` or Eremetic's
 /// unprefixed `PORT`, `MASTER`, ... of the caller's shell) is cleared, so that only this
 /// file decides the configuration.
-const PASSED_THROUGH: &[&str] = &["PATH", "HOME", "TMPDIR", "DOCKER_HOST", "LANG", "MALLOC_ARENA_MAX"];
+const PASSED_THROUGH: &[&str] = &[
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "DOCKER_HOST",
+    "LANG",
+    "MALLOC_ARENA_MAX",
+];
 
 /// What differs between the benchmark's service instances.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 //! and the agents' endpoints, and stops everything when told to.
 //!
 //! ```text
-//! mesos-harness [--masters N] [--agents M] [--mode simulated|docker|executor]
+//! mesos-harness [--masters N] [--agents M] [--mode simulated|docker|executor|deimos]
 //!               [--work-dir DIR] [--run-seconds S] [--agent-version V]
 //! ```
 //!
@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::containerizer_agent::{ContainerizerAgent, ContainerizerAgentConfig};
 use super::docker_agent::{DockerAgent, DockerAgentConfig};
 use super::executor_agent::{ExecutorAgent, ExecutorAgentConfig};
 use super::sandbox::AgentBook;
@@ -26,7 +27,7 @@ use crate::master::AgentSpec;
 /// The usage text.
 pub const USAGE: &str = "\
 usage: mesos-harness [--masters N] [--agents M] [--mode MODE] [--work-dir DIR]
-                     [--run-seconds S] [--agent-version V]
+                     [--run-seconds S] [--agent-version V] [--deimos PATH]
 
 Starts a private ZooKeeper, N masters elected through it (default 3) and M agents
 (default 1) on 127.0.0.1, prints `master: zk://...` (the value of eremetic's `master`)
@@ -36,7 +37,11 @@ and each agent's endpoint, and runs until SIGINT or SIGTERM.
                        docker (Mesos' Docker containerizer and docker executor, and
                        MESOS tasks with a Docker image, on this machine's Docker),
                        executor (custom executors such as deimos-executor started as
-                       processes; the TaskInfo's ExecutorInfo names the program)
+                       processes; the TaskInfo's ExecutorInfo names the program),
+                       deimos (Mesos 1.0 agents running deimos as external
+                       containerizer; this program is their mesos-executor)
+  --deimos PATH        deimos: the containerizer program (default: `deimos` next to
+                       this program)
   --work-dir DIR       the agents' work directories (default: a temporary directory,
                        removed at the end)
   --run-seconds S      simulated: how long a task runs (default 5; a task's
@@ -53,14 +58,18 @@ pub enum ModeName {
     Docker,
     /// [`ExecutorAgent`]: custom executors as real processes.
     Executor,
+    /// [`ContainerizerAgent`]: a Mesos 1.0 agent running `deimos` as its external
+    /// containerizer.
+    Deimos,
 }
 
 impl ModeName {
     /// Every mode, with its name.
-    pub const ALL: [(ModeName, &'static str); 3] = [
+    pub const ALL: [(ModeName, &'static str); 4] = [
         (ModeName::Simulated, "simulated"),
         (ModeName::Docker, "docker"),
         (ModeName::Executor, "executor"),
+        (ModeName::Deimos, "deimos"),
     ];
 
     /// Parses a mode name; the error names `--mode` and the choices.
@@ -78,15 +87,23 @@ impl ModeName {
             })
     }
 
-    /// The mode for an agent whose book is `book`.
-    pub fn build(self, book: AgentBook, options: &ModeOptions) -> Arc<dyn AgentMode> {
+    /// The mode for an agent whose book is `book`, and the external containerizer agent to
+    /// start (recover) once attached, for that mode.
+    pub fn build(
+        self,
+        book: AgentBook,
+        options: &ModeOptions,
+    ) -> (Arc<dyn AgentMode>, Option<ContainerizerAgent>) {
         match self {
             ModeName::Simulated => {
                 let mut config = SimulatedAgentConfig::new(book);
                 config.run_time = options.run_time;
-                Arc::new(SimulatedAgent::new(config))
+                (Arc::new(SimulatedAgent::new(config)), None)
             }
-            ModeName::Docker => Arc::new(DockerAgent::new(DockerAgentConfig::new(book))),
+            ModeName::Docker => {
+                let agent = DockerAgent::new(DockerAgentConfig::new(book));
+                (Arc::new(agent), None)
+            }
             ModeName::Executor => {
                 let mut config = ExecutorAgentConfig::new(book);
                 // The executors reach the same Docker engine as this program.
@@ -94,7 +111,18 @@ impl ModeName {
                     let variable = ("DOCKER_HOST".to_owned(), docker_host);
                     config.executor_environment_variables.push(variable);
                 }
-                Arc::new(ExecutorAgent::new(config))
+                (Arc::new(ExecutorAgent::new(config)), None)
+            }
+            ModeName::Deimos => {
+                let work_dir = book.work_dir();
+                let config = ContainerizerAgentConfig::new(
+                    &options.deimos,
+                    book,
+                    &options.launcher_dir,
+                    work_dir,
+                );
+                let agent = ContainerizerAgent::new(config);
+                (Arc::new(agent.clone()), Some(agent))
             }
         }
     }
@@ -105,6 +133,10 @@ impl ModeName {
 pub struct ModeOptions {
     /// Simulated: a task's run time.
     pub run_time: Duration,
+    /// Deimos: the containerizer program.
+    pub deimos: PathBuf,
+    /// Deimos: the agents' `--launcher_dir`, holding `mesos-executor` (set by [`run`]).
+    pub launcher_dir: PathBuf,
 }
 
 /// What the command line asks for.
@@ -141,6 +173,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Har
         mode: ModeName::Simulated,
         mode_options: ModeOptions {
             run_time: Duration::from_secs(5),
+            deimos: sibling_program("deimos"),
+            launcher_dir: PathBuf::new(),
         },
         work_dir: None,
         agent_version: super::agent_http::DEFAULT_AGENT_VERSION.to_owned(),
@@ -167,6 +201,7 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Har
             "--mode" => options.mode = ModeName::parse(&value)?,
             "--work-dir" => options.work_dir = Some(PathBuf::from(value)),
             "--run-seconds" => options.mode_options.run_time = seconds(setting, &value)?,
+            "--deimos" => options.mode_options.deimos = PathBuf::from(value),
             _ => {
                 super::agent_http::Version::parse(&value)
                     .map_err(|reason| HarnessError::InvalidSetting { setting, reason })?;
@@ -178,7 +213,8 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Har
 }
 
 fn flag_name(name: &str) -> Result<&'static str, HarnessError> {
-    const FLAGS: [&str; 6] = [
+    const FLAGS: [&str; 7] = [
+        "--deimos",
         "--masters",
         "--agents",
         "--mode",
@@ -194,6 +230,29 @@ fn flag_name(name: &str) -> Result<&'static str, HarnessError> {
             setting: "command line",
             reason: format!("unknown argument '{name}' (see --help)"),
         })
+}
+
+/// `name` in this program's directory (where cargo puts the workspace's programs).
+fn sibling_program(name: &str) -> PathBuf {
+    let here = std::env::current_exe().ok();
+    let dir = here.as_deref().and_then(std::path::Path::parent);
+    dir.map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
+}
+
+/// The agents' launcher directory: `mesos-executor` there is this program, which runs as the
+/// command executor under that name.
+fn launcher_dir(work_dir: &std::path::Path) -> Result<PathBuf, HarnessError> {
+    let failed = |error: std::io::Error| HarnessError::InvalidSetting {
+        setting: "--work-dir",
+        reason: format!("cannot make the agents' launcher directory: {error}"),
+    };
+    let dir = work_dir.join("launcher");
+    std::fs::create_dir_all(&dir).map_err(failed)?;
+    let link = dir.join("mesos-executor");
+    let _ = std::fs::remove_file(&link);
+    let program = std::env::current_exe().map_err(failed)?;
+    std::os::unix::fs::symlink(program, &link).map_err(failed)?;
+    Ok(dir)
 }
 
 fn count(setting: &'static str, value: &str) -> Result<usize, HarnessError> {
@@ -239,6 +298,19 @@ pub async fn run(
             true,
         ),
     };
+    let mut options = options;
+    if options.mode == ModeName::Deimos {
+        if !options.mode_options.deimos.is_file() {
+            return Err(HarnessError::InvalidSetting {
+                setting: "--deimos",
+                reason: format!(
+                    "{} is not a file (build it: cargo build -p deimos)",
+                    options.mode_options.deimos.display()
+                ),
+            });
+        }
+        options.mode_options.launcher_dir = launcher_dir(&work_dir)?;
+    }
     let mut setup = ClusterSetup::new(&work_dir);
     setup.masters = options.masters;
     setup.agent_version = options.agent_version.clone();
@@ -267,9 +339,24 @@ async fn announce(
     }
     for n in 0..options.agents {
         let spec = AgentSpec::new(format!("{prefix}-S{n}"), "127.0.0.1");
+        let mut containerizer = None;
         let view = cluster
-            .add_agent(spec, |book| options.mode.build(book, &options.mode_options))
+            .add_agent(spec, |book| {
+                let (mode, agent) = options.mode.build(book, &options.mode_options);
+                containerizer = agent;
+                mode
+            })
             .await?;
+        if let Some(agent) = containerizer {
+            // The agent's start: `recover` and `containers` through deimos.
+            agent
+                .start()
+                .await
+                .map_err(|reason| HarnessError::InvalidSetting {
+                    setting: "--deimos",
+                    reason,
+                })?;
+        }
         lines.push(format!("agent {}: http://{}", view.agent_id, view.endpoint));
     }
     lines.push("ready".to_owned());
@@ -319,7 +406,30 @@ mod tests {
             assert_eq!(options.mode, mode);
         }
         let names: Vec<&str> = ModeName::ALL.iter().map(|(_, name)| *name).collect();
-        assert_eq!(names, ["simulated", "docker", "executor"]);
+        assert_eq!(names, ["simulated", "docker", "executor", "deimos"]);
+    }
+
+    #[test]
+    fn the_deimos_mode_without_its_program_is_refused_before_anything_starts() {
+        let Command::Run(options) =
+            parse_args(args("--mode deimos --deimos /nonexistent/deimos")).unwrap()
+        else {
+            panic!("run expected");
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut out = Vec::new();
+        let error = runtime
+            .block_on(run(options, std::future::pending(), &mut out))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--deimos") && error.contains("/nonexistent/deimos"),
+            "{error}"
+        );
+        assert!(out.is_empty(), "nothing was announced");
     }
 
     #[test]
