@@ -394,8 +394,10 @@ async fn a_removed_framework_subscribes_afresh_and_its_tasks_end_per_the_retry_p
     )
     .await;
     let old_id = subscribed(&cluster).await;
-    let retried = service.submit(&task(3.0, 1)).await;
-    let given_up = service.submit(&task(3.0, 0)).await;
+    // Long enough to be still running when the framework is removed, however slow the
+    // machine is between TASK_RUNNING and the kill (the relaunch runs as long).
+    let retried = service.submit(&task(12.0, 1)).await;
+    let given_up = service.submit(&task(12.0, 0)).await;
     for id in [&retried, &given_up] {
         service.wait_state(id, "TASK_RUNNING").await;
     }
