@@ -332,7 +332,7 @@ async fn announce(
     out: &mut (dyn std::io::Write + Send),
 ) -> Result<(), HarnessError> {
     // Agent ids as a master assigns them: `<id>-S<n>`.
-    let prefix = super::simulated::random_uuid_string();
+    let prefix = crate::common::uuid::random_uuid_string();
     let mut lines = vec![format!("master: {}", cluster.master_url())];
     for (n, master) in cluster.masters().iter().enumerate() {
         lines.push(format!("master {}: http://{}", n + 1, master.endpoint()));

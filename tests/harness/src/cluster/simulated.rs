@@ -48,6 +48,7 @@ use tokio::sync::oneshot;
 
 use super::sandbox::AgentBook;
 use super::{AgentMode, Uplink};
+use crate::common::uuid::{random_uuid, random_uuid_string};
 use crate::master::AgentMessage;
 
 /// The TaskInfo label overriding a task's run time, in seconds (e.g. `"2.5"`).
@@ -560,30 +561,6 @@ fn write_output(sandbox: &Path, stdout: &str) -> std::io::Result<()> {
     std::fs::write(sandbox.join("stderr"), "")
 }
 
-/// 16 random bytes as a version 4 UUID.
-fn random_uuid() -> [u8; 16] {
-    let mut bytes = [0u8; 16];
-    // The OS generator does not fail on Linux once booted; zeros would
-    // still make a valid, if unlikely, id.
-    let _ = getrandom::getrandom(&mut bytes);
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    bytes
-}
-
-/// A random UUID in its canonical text form (Mesos' container ids).
-pub(crate) fn random_uuid_string() -> String {
-    let hex: String = random_uuid().iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,13 +592,5 @@ mod tests {
             let error = run_time(&task_with_label(bad), Duration::ZERO).unwrap_err();
             assert!(error.contains(RUN_SECONDS_LABEL), "{error}");
         }
-    }
-
-    #[test]
-    fn container_ids_are_canonical_version_4_uuids() {
-        let id = random_uuid_string();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_ne!(id, random_uuid_string());
     }
 }

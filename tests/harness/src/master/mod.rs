@@ -83,7 +83,6 @@ pub use zk::{ZooKeeperElection, MASTER_INFO_JSON_LABEL};
 
 // For the agent modes of `crate::cluster`: the docker executor's run-option
 // rules and the uuids the master uses.
-pub(crate) use state::{random_uuid, uuid_string};
 pub(crate) use validation::docker_run_options;
 
 use crate::common::http::ServerHandle;

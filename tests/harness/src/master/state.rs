@@ -24,6 +24,7 @@ use super::setup::{Acknowledgement, AgentSpec, KillRequest, Leadership, MasterSe
 use super::task_table::{TaskKey, TaskTable};
 use crate::common::codec::{frame_payload, ContentType};
 use crate::common::http::Rejection;
+use crate::common::uuid::{random_uuid, uuid_string};
 
 /// An open SUBSCRIBE response stream.
 #[derive(Debug)]
@@ -623,50 +624,9 @@ pub(crate) fn error_event(message: &str) -> Event {
     }
 }
 
-/// A random RFC 4122 version-4 uuid as 16 raw bytes. Falls back to a
-/// time-and-counter based value if the OS source fails (uniqueness is all a
-/// test master needs).
-pub(crate) fn random_uuid() -> [u8; 16] {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let mut bytes = [0u8; 16];
-    if getrandom::getrandom(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        bytes[..8].copy_from_slice(&(nanos as u64).to_le_bytes());
-        bytes[8..].copy_from_slice(&count.to_le_bytes());
-    }
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    bytes
-}
-
-/// The canonical 36-character form of a uuid.
-pub(crate) fn uuid_string(uuid: &[u8; 16]) -> String {
-    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uuids_are_version_4_in_canonical_form() {
-        let uuid = random_uuid();
-        assert_eq!(uuid[6] >> 4, 4);
-        let text = uuid_string(&uuid);
-        assert_eq!(text.len(), 36);
-        assert_eq!(text.matches('-').count(), 4);
-    }
 
     #[test]
     fn roles_without_multi_role_are_invalid() {

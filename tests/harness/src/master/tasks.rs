@@ -17,12 +17,13 @@ use tokio::time::Instant;
 use super::link::AgentMessage;
 use super::resources::Resources;
 use super::setup::{Acknowledgement, KillRequest, TaskView};
-use super::state::{random_uuid, MasterState};
+use super::state::MasterState;
 use super::task_table::TaskKey;
 use super::validation::{
     docker_run_options, validate_executor_info, validate_id, validate_launch_executor,
     validate_task_durations, validate_task_infos,
 };
+use crate::common::uuid::random_uuid;
 
 /// A task the master knows.
 #[derive(Debug, Clone)]

@@ -41,7 +41,7 @@ use prost::Message as _;
 use tokio::process::Child;
 use tokio::time::{sleep_until, Instant};
 
-use super::uuid::random_uuid;
+use crate::common::uuid::random_uuid;
 
 /// The flags `mesos-executor` 1.0 knows (stout flags: `--name=value`).
 const FLAGS: [&str; 7] = [

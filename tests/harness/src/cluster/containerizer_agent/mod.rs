@@ -29,7 +29,6 @@ pub mod command_executor;
 pub mod ecp;
 pub mod launch_record;
 mod run;
-mod uuid;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

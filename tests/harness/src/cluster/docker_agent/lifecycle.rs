@@ -18,7 +18,7 @@ use tokio::time::{sleep_until, Instant};
 use super::options::{self, Inspected, RunContext};
 use super::{Control, DockerAgentConfig, TASK_STARTING_SINCE};
 use crate::cluster::Uplink;
-use crate::master::{random_uuid, uuid_string};
+use crate::common::uuid::{random_uuid, uuid_string};
 
 /// The label on every container this mode creates for a MESOS task (value:
 /// the Mesos container id), so tests and operators can find them.

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::process::Child;
 use tokio::task::JoinHandle;
 
-use super::runs::random_uuid_text;
 use super::*;
+use crate::common::uuid::{random_uuid, random_uuid_string};
 
 impl Inner {
     /// `RunTaskMessage`: to the executor's live run, or a new run.
@@ -66,7 +66,7 @@ impl Inner {
         info: ExecutorInfo,
         task: TaskInfo,
     ) {
-        let container_id = random_uuid_text();
+        let container_id = random_uuid_string();
         let book = &self.config.book;
         let executor_id = info.executor_id.value.clone();
         let sandbox =
@@ -385,7 +385,7 @@ impl Inner {
             message: Some("Cannot find executor".to_owned()),
             reason: Some(task_status::Reason::ExecutorTerminated as i32),
             source: Some(task_status::Source::Agent as i32),
-            uuid: Some(runs::random_uuid()),
+            uuid: Some(random_uuid().to_vec()),
             ..Default::default()
         };
         self.send_generated(framework_id, status);
@@ -405,7 +405,7 @@ impl Inner {
             message: Some(message.to_owned()),
             reason: Some(reason as i32),
             source: Some(task_status::Source::Agent as i32),
-            uuid: Some(runs::random_uuid()),
+            uuid: Some(random_uuid().to_vec()),
             ..Default::default()
         };
         self.send_generated("", status);

@@ -18,9 +18,9 @@ use super::super::ecp::{invoke, EcpCall};
 use super::super::launch_record::{
     command_executor_info, devolve, launch_record, LaunchVariables, RunDescription,
 };
-use super::super::uuid::{random_uuid, random_uuid_string};
 use super::{is_terminal, wait_ended, Agent, Pending, Run, RunState};
 use crate::agent::{stout_duration, AgentSetup, FakeAgent};
+use crate::common::uuid::{random_uuid, random_uuid_string};
 
 impl Agent {
     pub(super) async fn run_task(self: Arc<Self>, framework: FrameworkInfo, task: TaskInfo) {

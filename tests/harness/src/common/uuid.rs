@@ -1,11 +1,11 @@
-//! Random version-4 UUIDs: container ids (as text) and status update uuids
-//! (as 16 bytes), as the agent and the executor make them.
+//! Random version-4 UUIDs, as Mesos makes them: status update uuids (16
+//! bytes), framework and stream ids, container ids (the canonical text).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// 16 random bytes shaped as an RFC 4122 version-4 UUID. Falls back to a
 /// time-and-counter value if the OS source fails (uniqueness is all a test
-/// agent needs).
+/// cluster needs).
 pub(crate) fn random_uuid() -> [u8; 16] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut bytes = [0u8; 16];
@@ -21,10 +21,9 @@ pub(crate) fn random_uuid() -> [u8; 16] {
     bytes
 }
 
-/// A random UUID in its 36-character text form (the agent's container ids).
-pub(crate) fn random_uuid_string() -> String {
-    let b = random_uuid();
-    let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
+/// The canonical 36-character form of a uuid.
+pub(crate) fn uuid_string(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],
@@ -35,13 +34,23 @@ pub(crate) fn random_uuid_string() -> String {
     )
 }
 
+/// A random UUID in its canonical text form (container ids).
+pub(crate) fn random_uuid_string() -> String {
+    uuid_string(&random_uuid())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn container_ids_are_36_character_version_4_uuids() {
-        let id = super::random_uuid_string();
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_ne!(id, super::random_uuid_string());
+    fn uuids_are_version_4_in_canonical_form() {
+        let uuid = random_uuid();
+        assert_eq!(uuid[6] >> 4, 4);
+        let text = uuid_string(&uuid);
+        assert_eq!(text.len(), 36);
+        assert_eq!(text.matches('-').count(), 4);
+        assert_eq!(&text[14..15], "4");
+        assert_ne!(random_uuid_string(), random_uuid_string());
     }
 }
