@@ -37,7 +37,6 @@ mod stats;
 mod tasks;
 
 use error::{BenchError, Result};
-use stats::render_table;
 
 fn main() {
     println!("{}", machine::description("eremetic on a Mesos cluster"));
@@ -53,22 +52,5 @@ fn main() {
         .build()
         .map_err(BenchError::io("start the benchmark's async runtime"));
     let outcome: Result<_> = runtime.and_then(|runtime| runtime.block_on(phases::bench(scale)));
-    match outcome {
-        Ok((rows, notes)) => {
-            println!("\n{}", render_table(&rows));
-            for note in notes {
-                println!("note: {note}");
-            }
-            let missed = rows.iter().filter(|r| r.passed() == Some(false)).count();
-            if missed > 0 {
-                println!("{missed} target(s) missed");
-                std::process::exit(1);
-            }
-            println!("all targets met");
-        }
-        Err(error) => {
-            eprintln!("bench: {error}");
-            std::process::exit(2);
-        }
-    }
+    stats::report_and_exit(outcome);
 }

@@ -18,7 +18,7 @@ mod stats;
 mod tasks;
 
 use error::{BenchError, Result};
-use stats::{render_table, Row};
+use stats::Row;
 
 fn main() {
     // `cargo bench` passes `--bench`; filters are not supported (every target is checked).
@@ -28,24 +28,7 @@ fn main() {
         .build()
         .map_err(BenchError::io("start the benchmark's async runtime"));
     let outcome = runtime.and_then(|runtime| runtime.block_on(run_all()));
-    match outcome {
-        Ok((rows, notes)) => {
-            println!("\n{}", render_table(&rows));
-            for note in notes {
-                println!("note: {note}");
-            }
-            let missed = rows.iter().filter(|r| r.passed() == Some(false)).count();
-            if missed > 0 {
-                println!("{missed} target(s) missed");
-                std::process::exit(1);
-            }
-            println!("all targets met");
-        }
-        Err(error) => {
-            eprintln!("bench: {error}");
-            std::process::exit(2);
-        }
-    }
+    stats::report_and_exit(outcome);
 }
 
 async fn run_all() -> Result<(Vec<Row>, Vec<String>)> {

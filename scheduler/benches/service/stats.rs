@@ -152,3 +152,26 @@ pub(crate) fn render_table(rows: &[Row]) -> String {
     }
     out
 }
+
+/// Prints the table and notes of a run and exits: 0 when every target is met, 1 when one is
+/// missed, 2 when a measurement could not be made.
+pub(crate) fn report_and_exit<E: std::fmt::Display>(outcome: Result<(Vec<Row>, Vec<String>), E>) {
+    match outcome {
+        Ok((rows, notes)) => {
+            println!("\n{}", render_table(&rows));
+            for note in notes {
+                println!("note: {note}");
+            }
+            let missed = rows.iter().filter(|r| r.passed() == Some(false)).count();
+            if missed > 0 {
+                println!("{missed} target(s) missed");
+                std::process::exit(1);
+            }
+            println!("all targets met");
+        }
+        Err(error) => {
+            eprintln!("bench: {error}");
+            std::process::exit(2);
+        }
+    }
+}
