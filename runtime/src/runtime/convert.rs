@@ -194,9 +194,47 @@ fn to_btree_map(map: Option<HashMap<String, String>>) -> BTreeMap<String, String
     map.unwrap_or_default().into_iter().collect()
 }
 
+/// Whether an exited container's OOM flag may still be on its way: it had a memory limit, its
+/// main process died of SIGKILL (what the OOM killer sends) and the flag is not set yet.
+pub(crate) fn might_await_oom_report(info: &ContainerInfo) -> bool {
+    let killed_by_sigkill = 128 + i64::from(SIGKILL);
+    !info.oom_killed
+        && info.exit_code == Some(killed_by_sigkill)
+        && info.limits.memory_bytes.is_some_and(|bytes| bytes > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn exited(exit_code: i64, oom_killed: bool, memory_bytes: Option<u64>) -> ContainerInfo {
+        ContainerInfo {
+            id: "abc".into(),
+            name: "task-1".into(),
+            image: "busybox".into(),
+            state: ContainerState::Exited,
+            running: false,
+            pid: None,
+            exit_code: Some(exit_code),
+            oom_killed,
+            started_at: None,
+            finished_at: None,
+            labels: BTreeMap::new(),
+            limits: Limits {
+                memory_bytes,
+                ..Limits::default()
+            },
+        }
+    }
+
+    #[test]
+    fn only_an_unflagged_sigkill_under_a_memory_limit_may_await_the_oom_report() {
+        assert!(might_await_oom_report(&exited(137, false, Some(32 << 20))));
+        assert!(!might_await_oom_report(&exited(137, true, Some(32 << 20))));
+        assert!(!might_await_oom_report(&exited(137, false, None)));
+        assert!(!might_await_oom_report(&exited(143, false, Some(32 << 20))));
+        assert!(!might_await_oom_report(&exited(0, false, Some(32 << 20))));
+    }
 
     #[test]
     fn inspect_document_has_the_engines_keys_for_what_is_known() {

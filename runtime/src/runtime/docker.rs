@@ -30,6 +30,12 @@ use crate::spec::{ContainerSpec, Limits, RegistryAuth};
 /// logs, pulls) send their headers at once, so this bounds only unresponsive engines.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How long an exit that looks like an OOM kill waits for the engine's OOM flag.
+const OOM_REPORT_SETTLE: Duration = Duration::from_secs(1);
+
+/// How often the flag is looked at meanwhile.
+const OOM_REPORT_POLL: Duration = Duration::from_millis(50);
+
 /// The reasons earlier endpoints were passed over, for the log line naming the chosen one.
 fn passed_over(refused: &[String]) -> String {
     if refused.is_empty() {
@@ -181,6 +187,22 @@ impl DockerRuntime {
     }
 
     /// Waits for the container to stop and returns the exit code the wait call reports.
+    /// Inspects a container that has exited, giving the engine time to record an OOM kill.
+    ///
+    /// containerd reports the OOM kill and the exit as two events from two sources; under load
+    /// the engine can see the exit first, and `State.OOMKilled` becomes true only when the OOM
+    /// event follows. So a memory-limited container that ended by SIGKILL without the flag is
+    /// inspected again for up to [`OOM_REPORT_SETTLE`] before its exit is taken as final.
+    async fn inspect_exit(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
+        let mut info = self.inspect(id).await?;
+        let deadline = tokio::time::Instant::now() + OOM_REPORT_SETTLE;
+        while convert::might_await_oom_report(&info) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(OOM_REPORT_POLL).await;
+            info = self.inspect(id).await?;
+        }
+        Ok(info)
+    }
+
     async fn wait_for_exit_code(&self, id: &str) -> Result<i64, RuntimeError> {
         let mut waiting = self.docker.wait_container(id, None);
         match waiting.next().await {
@@ -277,7 +299,7 @@ impl ContainerRuntime for DockerRuntime {
         let code = self.wait_for_exit_code(id).await?;
         // The wait response lacks the OOM flag; the container may already have been removed
         // by someone else, in which case the wait's code is all there is.
-        match self.inspect(id).await {
+        match self.inspect_exit(id).await {
             Ok(info) => Ok(convert::exit_status(
                 info.exit_code.unwrap_or(code),
                 info.oom_killed,
