@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, HostConfig,
+    ContainerInspectResponse, ContainerStatsResponse, ContainerSummary, EventMessage, HostConfig,
 };
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -203,6 +203,42 @@ pub(crate) fn might_await_oom_report(info: &ContainerInfo) -> bool {
         && info.limits.memory_bytes.is_some_and(|bytes| bytes > 0)
 }
 
+/// What the engine's events say about a container's SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KillEvidence {
+    /// A SIGKILL went through the API (`docker stop` after its grace, `docker kill`).
+    ThroughTheApi,
+    /// The OOM killer struck.
+    OutOfMemory,
+    /// Neither is recorded (yet).
+    Unknown,
+}
+
+/// Reads the `kill` and `oom` events of one container: an `oom` event wins (a stop may come
+/// while the OOM killer strikes), else a `kill` event whose `signal` attribute is SIGKILL.
+pub(crate) fn kill_evidence(events: &[EventMessage]) -> KillEvidence {
+    let action = |event: &EventMessage| event.action.as_deref().unwrap_or_default().to_owned();
+    if events.iter().any(|event| action(event) == "oom") {
+        return KillEvidence::OutOfMemory;
+    }
+    let sigkill = |event: &EventMessage| {
+        let signal = event
+            .actor
+            .as_ref()
+            .and_then(|actor| actor.attributes.as_ref())
+            .and_then(|attributes| attributes.get("signal"));
+        matches!(signal.map(String::as_str), Some("9" | "KILL" | "SIGKILL"))
+    };
+    if events
+        .iter()
+        .any(|event| action(event) == "kill" && sigkill(event))
+    {
+        KillEvidence::ThroughTheApi
+    } else {
+        KillEvidence::Unknown
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +261,47 @@ mod tests {
                 ..Limits::default()
             },
         }
+    }
+
+    fn event(action: &str, signal: Option<&str>) -> EventMessage {
+        EventMessage {
+            action: Some(action.to_owned()),
+            actor: Some(bollard::models::EventActor {
+                id: Some("abc".to_owned()),
+                attributes: Some(
+                    signal
+                        .map(|signal| ("signal".to_owned(), signal.to_owned()))
+                        .into_iter()
+                        .collect(),
+                ),
+            }),
+            ..EventMessage::default()
+        }
+    }
+
+    #[test]
+    fn a_stop_that_ended_in_sigkill_is_a_kill_through_the_api() {
+        let stop = [event("kill", Some("15")), event("kill", Some("9"))];
+        assert_eq!(kill_evidence(&stop), KillEvidence::ThroughTheApi);
+    }
+
+    #[test]
+    fn an_oom_event_is_an_oom_kill_even_during_a_stop() {
+        let events = [
+            event("kill", Some("15")),
+            event("oom", None),
+            event("kill", Some("9")),
+        ];
+        assert_eq!(kill_evidence(&events), KillEvidence::OutOfMemory);
+    }
+
+    #[test]
+    fn a_sigterm_alone_or_no_event_is_no_evidence() {
+        assert_eq!(
+            kill_evidence(&[event("kill", Some("15"))]),
+            KillEvidence::Unknown
+        );
+        assert_eq!(kill_evidence(&[]), KillEvidence::Unknown);
     }
 
     #[test]

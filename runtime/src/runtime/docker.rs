@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    CreateImageOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
+    CreateImageOptions, EventsOptions, KillContainerOptions, ListContainersOptions, LogsOptions,
     RemoveContainerOptions, StatsOptions, StopContainerOptions,
 };
 use bollard::{ClientVersion, Docker};
@@ -191,16 +191,64 @@ impl DockerRuntime {
     ///
     /// containerd reports the OOM kill and the exit as two events from two sources; under load
     /// the engine can see the exit first, and `State.OOMKilled` becomes true only when the OOM
-    /// event follows. So a memory-limited container that ended by SIGKILL without the flag is
-    /// inspected again for up to [`OOM_REPORT_SETTLE`] before its exit is taken as final.
+    /// event follows. So for a memory-limited container that ended by SIGKILL without the
+    /// flag, the engine's events decide: a SIGKILL sent through the API (a stop or kill) is
+    /// no OOM kill, an `oom` event is one; with neither (the events were evicted from the
+    /// engine's short buffer, or the OOM event is still on its way) the container is inspected
+    /// again for up to [`OOM_REPORT_SETTLE`].
     async fn inspect_exit(&self, id: &str) -> Result<ContainerInfo, RuntimeError> {
         let mut info = self.inspect(id).await?;
+        if !convert::might_await_oom_report(&info) {
+            return Ok(info);
+        }
+        match self.kill_evidence(id, &info).await {
+            convert::KillEvidence::ThroughTheApi => return Ok(info),
+            convert::KillEvidence::OutOfMemory => {
+                info.oom_killed = true;
+                return Ok(info);
+            }
+            convert::KillEvidence::Unknown => {}
+        }
         let deadline = tokio::time::Instant::now() + OOM_REPORT_SETTLE;
         while convert::might_await_oom_report(&info) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(OOM_REPORT_POLL).await;
             info = self.inspect(id).await?;
         }
         Ok(info)
+    }
+
+    /// What the engine's `kill` and `oom` events of the container's last run say about its
+    /// SIGKILL. An engine that cannot list them gives no evidence.
+    async fn kill_evidence(&self, id: &str, info: &ContainerInfo) -> convert::KillEvidence {
+        let Some(started) = info.started_at else {
+            return convert::KillEvidence::Unknown;
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let options = EventsOptions {
+            since: Some(started.unix_timestamp().to_string()),
+            // `until` in the past or present: the engine sends what it has and ends the stream.
+            until: Some(format!("{}.{:09}", now.unix_timestamp(), now.nanosecond())),
+            filters: Some(HashMap::from([
+                ("type".to_owned(), vec!["container".to_owned()]),
+                ("container".to_owned(), vec![id.to_owned()]),
+                (
+                    "event".to_owned(),
+                    vec!["kill".to_owned(), "oom".to_owned()],
+                ),
+            ])),
+        };
+        let mut events = self.docker.events(Some(options));
+        let mut seen = Vec::new();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(event) => seen.push(event),
+                Err(error) => {
+                    log::debug!("listing the events of container {id}: {}", describe(&error));
+                    return convert::KillEvidence::Unknown;
+                }
+            }
+        }
+        convert::kill_evidence(&seen)
     }
 
     async fn wait_for_exit_code(&self, id: &str) -> Result<i64, RuntimeError> {

@@ -404,12 +404,13 @@ impl TaskRun {
 
     /// Whether the OOM killer ended the container. Docker can record the OOM kill a moment
     /// after the exit (two events from containerd), so a container that died of SIGKILL is
-    /// looked at again for up to a second before it counts as not OOM-killed.
-    async fn oom_killed(&self, name: &str, died_of_sigkill: bool) -> bool {
+    /// looked at again for up to a second before it counts as not OOM-killed (unless the
+    /// agent killed it: `may_follow` is false).
+    async fn oom_killed(&self, name: &str, may_follow: bool) -> bool {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
         loop {
             let oom = self.inspect(name).await.is_some_and(|(_, i)| i.oom_killed);
-            if oom || !died_of_sigkill || tokio::time::Instant::now() >= deadline {
+            if oom || !may_follow || tokio::time::Instant::now() >= deadline {
                 return oom;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -448,8 +449,9 @@ impl TaskRun {
                 self.remove_later(name.to_owned(), self.config.docker_remove_delay);
             }
             Kind::Unified(_) => {
-                let killed = matches!(&exit, Ok(status) if status.code() == Some(128 + 9));
-                if self.oom_killed(name, killed).await {
+                // A SIGKILL the agent sent itself (a kill) needs no wait for the OOM flag.
+                let sigkilled = matches!(&exit, Ok(status) if status.code() == Some(128 + 9));
+                if self.oom_killed(name, sigkilled && !state.killed).await {
                     self.report(container_id, self.memory_limitation(), Vec::new());
                 } else {
                     let status = self.command_terminal(&exit, state.killed);
