@@ -512,6 +512,40 @@ async fn corrupt_record_fails_its_get_but_not_the_list() {
 }
 
 #[tokio::test]
+async fn unfinished_pages_go_past_a_page_of_damaged_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let first = queued("first", 100);
+    let bad = queued("bad", 101);
+    let last = queued("last", 102);
+    for task in [&first, &bad, &last] {
+        insert(&store, task).await;
+    }
+    let raw = rusqlite::Connection::open(db_path(&dir)).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    raw.execute(
+        "UPDATE tasks SET record = '{not json' WHERE id = ?1",
+        [bad.id.as_str()],
+    )
+    .unwrap();
+    drop(raw);
+
+    // Pages of one record: the second holds only the damaged one, and still says where the
+    // third starts.
+    let mut seen = Vec::new();
+    let mut after = 0;
+    let mut pages = 0;
+    while let (page, Some(next)) = store.unfinished_page(after, 1).await.unwrap() {
+        seen.extend(page.into_iter().map(|(_, task)| task.id.to_string()));
+        after = next;
+        pages += 1;
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, [first.id.to_string(), last.id.to_string()]);
+    assert_eq!(store.unfinished().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn a_record_of_an_older_version_without_attempt_loads_and_its_next_run_id_is_new() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

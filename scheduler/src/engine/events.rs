@@ -1,7 +1,7 @@
 //! The core's side of the backend's events: placements, status updates (applied per task in
 //! arrival order), unknown runs, and the connection to a cluster.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::mpsc;
 
@@ -9,6 +9,25 @@ use super::Scheduler;
 use crate::backend::{AckToken, BackendEvent, ReportedEnd, RunEnd, RunStatus, StatusUpdate};
 use crate::store::META_FRAMEWORK_ID;
 use crate::task::TaskState;
+
+/// Status updates applied at the same time at most (by as many workers). Each waits for its
+/// task's lock and the store; more would only queue there, holding memory.
+const UPDATE_WORKERS: usize = 128;
+
+/// The capacity an emptied mailbox table keeps.
+const SHRUNK_CAPACITY: usize = 64;
+
+/// Status updates waiting to be applied, per task in arrival order (one worker at a time
+/// applies a task's updates, so a run's updates are applied in the order they came).
+#[derive(Default)]
+pub(super) struct Mailboxes {
+    /// Each task's updates; the front one is being applied or waits in `ready`.
+    by_task: HashMap<crate::task::TaskId, VecDeque<StatusUpdate>>,
+    /// Tasks whose front update waits for a worker, in the order they became ready.
+    ready: VecDeque<crate::task::TaskId>,
+    /// Workers running.
+    workers: usize,
+}
 
 impl Scheduler {
     /// Reads the backend's events until the backend goes away.
@@ -43,52 +62,74 @@ impl Scheduler {
         }
     }
 
-    /// Queues a status update in its task's mailbox; the first update of an idle mailbox
-    /// starts a worker that applies them one after the other.
+    /// Queues a status update in its task's mailbox. A task whose mailbox was empty joins
+    /// the ready line, and a worker is started while fewer than [`UPDATE_WORKERS`] run.
     pub(super) fn deliver(&self, update: StatusUpdate) {
         let task = update.run.task.clone();
         let start_worker = {
             let mut mailboxes = self.mailboxes();
-            let mailbox = mailboxes.entry(task.clone()).or_default();
+            let mailbox = mailboxes.by_task.entry(task.clone()).or_default();
             mailbox.push_back(update);
-            mailbox.len() == 1
+            if mailbox.len() == 1 {
+                mailboxes.ready.push_back(task);
+            }
+            let start = mailboxes.workers < UPDATE_WORKERS && !mailboxes.ready.is_empty();
+            if start {
+                mailboxes.workers += 1;
+            }
+            start
         };
         if start_worker {
             let this = self.clone();
-            tokio::spawn(async move { this.drain_mailbox(task).await });
+            tokio::spawn(async move { this.apply_ready().await });
         }
     }
 
-    async fn drain_mailbox(&self, task: crate::task::TaskId) {
+    /// A worker: applies the front update of the next ready task, then puts the task back at
+    /// the end of the line while it has more; ends when no task is ready.
+    async fn apply_ready(&self) {
         loop {
             // The update stays in the mailbox while it is applied, so that updates arriving
-            // meanwhile queue behind it instead of starting a second worker.
-            let next = self
-                .mailboxes()
-                .get(&task)
-                .and_then(|mailbox| mailbox.front().cloned());
-            let Some(update) = next else {
+            // meanwhile queue behind it instead of making the task ready a second time.
+            let next = {
+                let mut mailboxes = self.mailboxes();
+                let next = loop {
+                    let Some(task) = mailboxes.ready.pop_front() else {
+                        break None;
+                    };
+                    let front = mailboxes.by_task.get(&task).and_then(VecDeque::front);
+                    if let Some(update) = front.cloned() {
+                        break Some((task, update));
+                    }
+                };
+                if next.is_none() {
+                    mailboxes.workers -= 1;
+                }
+                next
+            };
+            let Some((task, update)) = next else {
                 return;
             };
             self.apply(update).await;
             let mut mailboxes = self.mailboxes();
-            let Some(mailbox) = mailboxes.get_mut(&task) else {
-                return;
+            let Some(mailbox) = mailboxes.by_task.get_mut(&task) else {
+                continue;
             };
             mailbox.pop_front();
             if mailbox.is_empty() {
-                mailboxes.remove(&task);
-                return;
+                mailboxes.by_task.remove(&task);
+                if mailboxes.by_task.is_empty() {
+                    // A burst of updates (100,000 tasks starting) must not keep its table.
+                    mailboxes.by_task.shrink_to(SHRUNK_CAPACITY);
+                    mailboxes.ready.shrink_to(SHRUNK_CAPACITY);
+                }
+            } else {
+                mailboxes.ready.push_back(task);
             }
         }
     }
 
-    fn mailboxes(
-        &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<crate::task::TaskId, VecDeque<StatusUpdate>>,
-    > {
+    fn mailboxes(&self) -> std::sync::MutexGuard<'_, Mailboxes> {
         self.inner
             .mailboxes
             .lock()

@@ -15,7 +15,7 @@ mod recover;
 mod run;
 mod status;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ pub use outcome::{verdict, ReportedEnd, RunEnd, StopCause, Verdict};
 pub use policy::Policy;
 pub use queue::{Queue, QueueEntry};
 
-use crate::backend::{Backend, LogSource, Resources, RunId, StatusUpdate};
+use crate::backend::{Backend, LogSource, Resources, RunId};
 use crate::callback;
 use crate::metrics::Metrics;
 use crate::service::{
@@ -94,9 +94,8 @@ struct Inner {
     core: Mutex<Core>,
     wake: Notify,
     locks: Vec<tokio::sync::Mutex<()>>,
-    /// Status updates waiting to be applied, per task, in arrival order (one worker per task
-    /// drains its mailbox, so a run's updates are applied in the order they came).
-    mailboxes: Mutex<HashMap<TaskId, VecDeque<StatusUpdate>>>,
+    /// Status updates waiting to be applied.
+    mailboxes: Mutex<events::Mailboxes>,
 }
 
 #[derive(Default)]
@@ -128,7 +127,8 @@ struct RunSlot {
     killing: bool,
     /// Since when the run's agent cannot be reached, and why (cleared by a `Running`
     /// update).
-    unreachable_since: Option<(Instant, String)>,
+    // Boxed: rare, and the run table holds one slot per active task.
+    unreachable_since: Option<Box<(Instant, String)>>,
 }
 
 impl RunSlot {
@@ -195,7 +195,7 @@ impl Scheduler {
                 core: Mutex::new(Core::default()),
                 wake: Notify::new(),
                 locks,
-                mailboxes: Mutex::new(HashMap::new()),
+                mailboxes: Mutex::new(events::Mailboxes::default()),
             }),
         }
     }

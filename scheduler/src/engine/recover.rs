@@ -11,11 +11,10 @@
 
 use super::{RunSlot, Scheduler, StartError, StopCause};
 use crate::backend::{EventSink, KnownRun, RunId};
-use crate::store::META_FRAMEWORK_ID;
+use crate::store::{META_FRAMEWORK_ID, UNFINISHED_PAGE};
 use crate::task::TaskState;
 
 pub(super) async fn recover(scheduler: &Scheduler) -> Result<(), StartError> {
-    let unfinished = scheduler.inner.store.unfinished().await?;
     let framework_id = scheduler.inner.store.meta_load(META_FRAMEWORK_ID).await?;
     let (sink, events) = EventSink::channel();
     let backend = &scheduler.inner.backend;
@@ -29,42 +28,55 @@ pub(super) async fn recover(scheduler: &Scheduler) -> Result<(), StartError> {
     let mut known = Vec::new();
     let mut terminating = Vec::new();
     let mut queued = 0usize;
-    for (seq, task) in unfinished {
-        match task.current_state() {
-            None | Some(TaskState::Queued) => {
-                // The operator may have shrunk the server since: a task that can no longer
-                // ever run would hold the head of the queue forever.
-                if let Err(why) = backend.admissible(&task.request) {
-                    let reason = format!("can no longer run on this server after a restart: {why}");
-                    scheduler
-                        .end_for_good(&task.id, TaskState::Error, reason)
-                        .await;
-                    continue;
+    // Page by page: the documents of 100,000 tasks are never in memory at once, only what
+    // the queue and the run slots keep of them.
+    let mut after = 0;
+    loop {
+        let (page, last) = scheduler
+            .inner
+            .store
+            .unfinished_page(after, UNFINISHED_PAGE)
+            .await?;
+        let Some(last) = last else { break };
+        after = last;
+        for (seq, task) in page {
+            match task.current_state() {
+                None | Some(TaskState::Queued) => {
+                    // The operator may have shrunk the server since: a task that can no longer
+                    // ever run would hold the head of the queue forever.
+                    if let Err(why) = backend.admissible(&task.request) {
+                        let reason =
+                            format!("can no longer run on this server after a restart: {why}");
+                        scheduler
+                            .end_for_good(&task.id, TaskState::Error, reason)
+                            .await;
+                        continue;
+                    }
+                    let entry = scheduler.queue_entry(seq, &task, None);
+                    scheduler.enqueue(entry);
+                    queued += 1;
                 }
-                let entry = scheduler.queue_entry(seq, &task, None);
-                scheduler.enqueue(entry);
-                queued += 1;
-            }
-            Some(state) => {
-                let run = RunId::new(task.id.clone(), task.current_attempt());
-                let cause = if state == TaskState::Terminating {
-                    terminating.push(task.id.clone());
-                    StopCause::Killed
-                } else {
-                    StopCause::None
-                };
-                scheduler
-                    .core()
-                    .runs
-                    .insert(task.id.clone(), RunSlot::new(run.clone(), seq, None, cause));
-                known.push(KnownRun {
-                    run,
-                    state,
-                    cpus: task.request.cpu,
-                    mem_mib: task.request.mem,
-                    host_ports: task.host_ports.clone(),
-                    agent_id: task.agent_id.clone(),
-                });
+                Some(state) => {
+                    let run = RunId::new(task.id.clone(), task.current_attempt());
+                    let cause = if state == TaskState::Terminating {
+                        terminating.push(task.id.clone());
+                        StopCause::Killed
+                    } else {
+                        StopCause::None
+                    };
+                    scheduler
+                        .core()
+                        .runs
+                        .insert(task.id.clone(), RunSlot::new(run.clone(), seq, None, cause));
+                    known.push(KnownRun {
+                        run,
+                        state,
+                        cpus: task.request.cpu,
+                        mem_mib: task.request.mem,
+                        host_ports: task.host_ports.clone(),
+                        agent_id: task.agent_id.clone(),
+                    });
+                }
             }
         }
     }

@@ -200,7 +200,7 @@ impl Scheduler {
     /// or `unreachable_timeout` ends the run).
     pub(super) fn unreachable_reason(&self, id: &crate::task::TaskId) -> Option<String> {
         let core = self.core();
-        let (since, why) = core.runs.get(id)?.unreachable_since.as_ref()?;
+        let (since, why) = core.runs.get(id)?.unreachable_since.as_deref()?;
         let timeout = self.inner.config.unreachable_timeout;
         Some(unreachable_words(since.elapsed(), timeout, why))
     }
@@ -218,7 +218,7 @@ impl Scheduler {
             if slot.unreachable_since.is_some() {
                 return true;
             }
-            slot.unreachable_since = Some((std::time::Instant::now(), reason.clone()));
+            slot.unreachable_since = Some(Box::new((std::time::Instant::now(), reason.clone())));
         }
         tracing::warn!(run = %run, "the run's agent cannot be reached ({reason}); waiting {timeout:?} for it");
         let this = self.clone();

@@ -47,6 +47,13 @@ pub const META_FRAMEWORK_ID: &str = "mesos.framework_id";
 /// writer (and the submissions queued behind it) for long.
 const PURGE_CHUNK: i64 = 1_000;
 
+/// A page of tasks with their sequence numbers, and the sequence number of the last record
+/// read (where the next page starts; `None` when there was no record left).
+pub type ScannedPage = (Vec<(u64, Task)>, Option<u64>);
+
+/// How many unfinished tasks one page of [`Store::unfinished`] reads.
+pub const UNFINISHED_PAGE: usize = 1_000;
+
 /// What [`Store::insert`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InsertOutcome {
@@ -80,6 +87,9 @@ struct Inner {
     writer: Sender<Message>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     readers: Arc<ReadPool>,
+    /// One permit per read connection: a read waits for a connection here, asynchronously,
+    /// instead of on a blocking-pool thread (a burst of reads would start hundreds).
+    read_permits: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Store {
@@ -106,6 +116,7 @@ impl Store {
                 writer: sender,
                 writer_thread: Mutex::new(Some(thread)),
                 readers,
+                read_permits: tokio::sync::Semaphore::new(reader::READERS),
             }),
         })
     }
@@ -224,13 +235,32 @@ impl Store {
     /// in submission order: what a restarted scheduler must recover. Damaged records are
     /// skipped with a warning.
     pub async fn unfinished(&self) -> Result<Vec<(u64, Task)>, StoreError> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        while let (page, Some(last)) = self.unfinished_page(after, UNFINISHED_PAGE).await? {
+            all.extend(page);
+            after = last;
+        }
+        Ok(all)
+    }
+
+    /// As [`Store::unfinished`], one page: the tasks among the next `limit` records whose
+    /// sequence number is greater than `after`, and the sequence number of the last record
+    /// read (where the next page starts; `None` after the last page). A restart reads its
+    /// tasks page by page, so that 100,000 of them are never all in memory at once.
+    pub async fn unfinished_page(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<ScannedPage, StoreError> {
         let groups = rows::groups_of(StateFilter {
             queued: true,
             active: true,
             terminated: false,
         });
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read("reading unfinished tasks", move |conn, path| {
-            queries::list(conn, path, &groups, None)
+            queries::list_page_scanned(conn, path, &groups, None, after, limit)
         })
         .await
     }
@@ -336,6 +366,8 @@ impl Store {
     {
         let readers = Arc::clone(&self.inner.readers);
         let path = Arc::clone(&self.inner.path);
+        // The semaphore is never closed.
+        let _permit = self.inner.read_permits.acquire().await;
         tokio::task::spawn_blocking(move || readers.with(|conn| read(conn, &path)))
             .await
             .map_err(|error| StoreError::ReadAborted {

@@ -187,9 +187,22 @@ pub(crate) fn list_page(
     after: u64,
     limit: i64,
 ) -> Result<Vec<(u64, Task)>, StoreError> {
+    list_page_scanned(conn, path, groups, name, after, limit).map(|(tasks, _)| tasks)
+}
+
+/// As [`list_page`], also the seq of the last record looked at (`None` when there was none),
+/// which is where the next page starts even when damaged records at the end were skipped.
+pub(crate) fn list_page_scanned(
+    conn: &Connection,
+    path: &Path,
+    groups: &[&str],
+    name: Option<&str>,
+    after: u64,
+    limit: i64,
+) -> Result<super::ScannedPage, StoreError> {
     use rusqlite::types::Value;
     if groups.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let placeholders = vec!["?"; groups.len()].join(", ");
     let name_clause = if name.is_some() { " AND name = ?" } else { "" };
@@ -211,14 +224,17 @@ pub(crate) fn list_page(
         .query_map(params_from_iter(values), read_listed)
         .map_err(sqlite(path, "listing tasks"))?;
     let mut tasks = Vec::new();
+    let mut last = None;
     for row in rows {
         let (seq, id, record) = row.map_err(sqlite(path, "listing tasks"))?;
+        let seq = u64::try_from(seq).unwrap_or(0);
+        last = Some(seq);
         match decode(path, &id, &record) {
-            Ok(task) => tasks.push((u64::try_from(seq).unwrap_or(0), task)),
+            Ok(task) => tasks.push((seq, task)),
             Err(error) => tracing::warn!("skipping a task in the list: {error}"),
         }
     }
-    Ok(tasks)
+    Ok((tasks, last))
 }
 
 /// The columns `list` selects.

@@ -217,7 +217,7 @@ impl MesosBackend {
     fn forget_offers(&self, offer_ids: HashSet<String>) {
         let mut state = self.state();
         for run in placements_on(&state, &offer_ids) {
-            state.placed.remove(&run);
+            state.unplace(&run);
         }
         state
             .offers
@@ -276,7 +276,9 @@ impl MesosBackend {
         };
         let reported = match change.state {
             Some(TaskState::Running) => {
-                self.state().running.insert(name);
+                if let Some(run) = self.state().launched.get_mut(&name) {
+                    run.running = true;
+                }
                 let started_at = change
                     .timestamp
                     .unwrap_or_else(time::OffsetDateTime::now_utc);
@@ -284,9 +286,8 @@ impl MesosBackend {
             }
             Some(state) if state.is_terminal() => {
                 let started = {
-                    let mut held = self.state();
-                    held.launched.remove(&name);
-                    held.running.remove(&name)
+                    let removed = self.state().launched.remove(&name);
+                    removed.is_some_and(|run| run.running)
                 };
                 match change.reported_end(started) {
                     Some(end) => RunStatus::Ended(RunEnd::Reported(end)),
@@ -332,7 +333,6 @@ impl MesosBackend {
             state.framework_id = None;
             state.id_stored = false;
             state.launched.clear();
-            state.running.clear();
             drop(state);
             if let Some(sink) = self.sink() {
                 sink.send(BackendEvent::FrameworkRemoved {
@@ -364,7 +364,7 @@ impl MesosBackend {
                 .map(|held| held.leftovers.offer_id().to_owned())
                 .collect();
             for run in placements_on(&state, &offer_ids) {
-                state.placed.remove(&run);
+                state.unplace(&run);
             }
             state.offers.clear();
         }

@@ -127,6 +127,18 @@ struct AgentAddress {
     port: Option<u16>,
 }
 
+/// The capacity an emptied table of placements keeps.
+const SHRUNK_CAPACITY: usize = 64;
+
+/// A run launched on an agent (one per active task: kept small).
+#[derive(Debug, Clone)]
+struct LaunchedRun {
+    /// The agent's id, shared with the other runs on that agent.
+    agent: Arc<str>,
+    /// It reported `TASK_RUNNING`.
+    running: bool,
+}
+
 /// A placement handed to the core.
 struct Placed {
     offer_id: String,
@@ -151,10 +163,10 @@ struct State {
     suppressed: bool,
     last_revive: Option<Instant>,
     placed: HashMap<String, Placed>,
-    /// Launched runs (Mesos task id) and their agents.
-    launched: HashMap<String, String>,
-    /// Runs that reported `TASK_RUNNING`.
-    running: HashSet<String>,
+    /// Launched runs by Mesos task id: their agents, whether they reported `TASK_RUNNING`.
+    launched: HashMap<String, LaunchedRun>,
+    /// Every agent id a launched run named, once (runs share them).
+    agent_ids: HashSet<Arc<str>>,
     /// Launched runs asked about in the current reconciliation and not answered yet.
     unanswered: HashSet<String>,
     /// When the explicit reconciliation of `unanswered` is asked again.
@@ -176,6 +188,37 @@ struct State {
 }
 
 impl State {
+    /// Records a launched run on `agent`.
+    fn launched_on(&mut self, name: String, agent: &str) {
+        let agent = match self.agent_ids.get(agent) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                let shared: Arc<str> = Arc::from(agent);
+                self.agent_ids.insert(Arc::clone(&shared));
+                shared
+            }
+        };
+        let run = LaunchedRun {
+            agent,
+            running: false,
+        };
+        self.launched.insert(name, run);
+    }
+
+    /// Takes a placement out; an emptied table gives back what a burst made it grow to.
+    fn unplace(&mut self, name: &str) -> Option<Placed> {
+        let placed = self.placed.remove(name);
+        if self.placed.is_empty() {
+            self.placed.shrink_to(SHRUNK_CAPACITY);
+        }
+        placed
+    }
+
+    /// The agent of a launched run.
+    fn agent_of(&self, name: &str) -> Option<String> {
+        self.launched.get(name).map(|run| run.agent.to_string())
+    }
+
     /// Queues a call to the master.
     fn send(&self, call: Call) {
         self.send_queued(Queued {
@@ -414,7 +457,7 @@ impl MesosBackend {
             .filter_map(|name| {
                 Some(calls::ReconcileTarget {
                     mesos_task_id: name.clone(),
-                    agent_id: state.launched.get(name)?.clone(),
+                    agent_id: state.agent_of(name)?,
                 })
             })
             .collect();
@@ -454,7 +497,7 @@ impl MesosBackend {
                 );
             }
             for run in given_up {
-                state.placed.remove(&run);
+                state.unplace(&run);
             }
             self.settle(state, &offer_id);
         }
@@ -593,7 +636,7 @@ impl Backend for MesosBackend {
     fn launch(&self, placement: Placement, task: Task) {
         let name = placement.run.name();
         let mut state = self.state();
-        let Some(placed) = state.placed.remove(&name) else {
+        let Some(placed) = state.unplace(&name) else {
             drop(state);
             let reason = "its offer was rescinded or the connection to the master was lost \
                           before the launch"
@@ -613,9 +656,7 @@ impl Backend for MesosBackend {
         let offer_id = placed.offer_id.clone();
         match built {
             Ok(info) => {
-                state
-                    .launched
-                    .insert(name.clone(), placed.claim.agent_id.clone());
+                state.launched_on(name.clone(), &placed.claim.agent_id);
                 if let Some(held) = state
                     .offers
                     .iter_mut()
@@ -647,7 +688,7 @@ impl Backend for MesosBackend {
     fn abandon(&self, placement: Placement) {
         let name = placement.run.name();
         let mut state = self.state();
-        let Some(placed) = state.placed.remove(&name) else {
+        let Some(placed) = state.unplace(&name) else {
             return;
         };
         if let Some(held) = state
@@ -664,10 +705,7 @@ impl Backend for MesosBackend {
         let name = run.name();
         let (framework_id, agent) = {
             let state = self.state();
-            (
-                state.framework_id.clone(),
-                state.launched.get(&name).cloned(),
-            )
+            (state.framework_id.clone(), state.agent_of(&name))
         };
         let Some(framework_id) = framework_id else {
             return;
@@ -711,7 +749,7 @@ impl Backend for MesosBackend {
         let mut state = self.state();
         for known in &runs {
             if let Some(agent) = &known.agent_id {
-                state.launched.insert(known.run.name(), agent.clone());
+                state.launched_on(known.run.name(), agent);
             }
         }
         // Subscribed already: asked now; else at the subscription, which reconciles every
@@ -741,7 +779,7 @@ impl Backend for MesosBackend {
             &self.inner.config.client.master,
             detected,
             state.framework_id.clone(),
-            &state.launched,
+            state.launched.values().map(|run| &*run.agent),
         ))
     }
 

@@ -94,18 +94,18 @@ impl Seen {
     }
 
     /// The overview: `master` as configured, the leader ZooKeeper names (`detected`) while
-    /// not subscribed, the framework id, and the runs launched per agent (`launched`: run →
-    /// agent id).
-    pub(super) fn view(
+    /// not subscribed, the framework id, and the runs launched per agent (`run_agents`: the
+    /// agent id of every launched run).
+    pub(super) fn view<'a>(
         &self,
         master: &MasterUrl,
         detected: Option<HttpMaster>,
         framework_id: Option<String>,
-        launched: &HashMap<String, String>,
+        run_agents: impl Iterator<Item = &'a str>,
     ) -> MesosView {
         let mut runs: HashMap<&str, usize> = HashMap::new();
-        for agent in launched.values() {
-            *runs.entry(agent.as_str()).or_default() += 1;
+        for agent in run_agents {
+            *runs.entry(agent).or_default() += 1;
         }
         let leader = self.leader.clone().or_else(|| {
             detected.map(|master| LeaderView {
@@ -314,17 +314,17 @@ mod tests {
         assert!(!seen.subscribed("http://m:5050/api/v1/scheduler", None));
         seen.disconnected("first");
         let since = seen
-            .view(&master, None, None, &HashMap::new())
+            .view(&master, None, None, std::iter::empty())
             .connection
             .since;
         seen.disconnected("second");
-        let view = seen.view(&master, None, None, &HashMap::new());
+        let view = seen.view(&master, None, None, std::iter::empty());
         assert_eq!(view.connection.state, ConnectionState::Disconnected);
         assert_eq!(view.connection.since, since);
         assert_eq!(view.connection.last_error.as_deref(), Some("second"));
         assert!(view.leader.is_none());
         assert!(seen.subscribed("http://m:5050/api/v1/scheduler", None));
-        let view = seen.view(&master, None, None, &HashMap::new());
+        let view = seen.view(&master, None, None, std::iter::empty());
         assert_eq!(view.connection.state, ConnectionState::Connected);
         assert_eq!(
             view.leader.map(|leader| leader.address).as_deref(),
