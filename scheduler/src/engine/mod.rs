@@ -73,7 +73,7 @@ pub enum StartError {
 }
 
 /// Number of stripes of the per-task lock.
-const LOCK_STRIPES: usize = 64;
+const LOCK_STRIPES: usize = 1024;
 
 /// Capacity of the event broadcast: subscribers further behind get a "lagged" notice.
 const EVENT_BUFFER: usize = 4096;
