@@ -18,21 +18,21 @@
 //!   runs, which the core kills.
 //! - Kills are KILL calls (the core repeats them); reconciliation is an explicit RECONCILE of
 //!   the runs the store knows followed by an implicit one.
+//! - What is kept between events is in [`state`].
 
 mod connection;
 mod matching;
 mod sending;
+mod state;
 mod tokens;
 mod view;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use mesos_client::calls::CallName;
 use mesos_proto::v1::scheduler::Call;
-use mesos_proto::v1::{OfferId, TaskInfo};
+use mesos_proto::v1::OfferId;
 use tokio::sync::{mpsc, Notify};
 
 use super::{
@@ -40,12 +40,12 @@ use super::{
     Placement, Resources, RunEnd, RunId, RunStatus,
 };
 use crate::mesos::calls::{self, FrameworkSettings};
-use crate::mesos::client::{ClientSettings, MesosClient, Session};
+use crate::mesos::client::{ClientSettings, MesosClient};
 use crate::mesos::launch_mode::LaunchMode;
-use crate::mesos::offers::{Claim, Leftovers};
 use crate::mesos::task_info::{self, LaunchSettings};
 use crate::metrics::Metrics;
-use crate::task::{AgentConstraint, NewTask, Task};
+use crate::task::{NewTask, Task};
+use state::{AgentAddress, HeldOffer, Placed, Queued, State, Wanted};
 
 /// Settings of the Mesos backend.
 #[derive(Debug, Clone)]
@@ -81,174 +81,6 @@ struct Inner {
     queued_calls: Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
     /// The origin of the receive times in acknowledgement tokens.
     epoch: Instant,
-}
-
-/// A call to the master waiting its turn.
-struct Queued {
-    call: Call,
-    /// For an ACKNOWLEDGE: when its update was received (the acknowledgement latency).
-    update_received: Option<Instant>,
-}
-
-/// A queued run as the backend keeps it between offers.
-#[derive(Debug, Clone)]
-struct Wanted {
-    run: RunId,
-    /// `run.name()`, the Mesos task id (kept: matching looks it up for every run).
-    name: String,
-    needs: Resources,
-    constraints: Vec<AgentConstraint>,
-    not_before: Option<Instant>,
-    /// What the executor needs on top of the task (launch mode `deimos-executor`).
-    executor: Option<Resources>,
-    /// The last demand round that named it.
-    seen: u64,
-}
-
-/// An offer held while placements on it are being staged by the core.
-struct HeldOffer {
-    leftovers: Leftovers,
-    /// Runs placed on it whose launch or abandonment has not come yet.
-    outstanding: HashSet<String>,
-    /// `TaskInfo`s of the launched placements.
-    ready: Vec<TaskInfo>,
-    /// When it arrived (an offer is never held longer than [`OFFER_HOLD_MAX`]).
-    received: Instant,
-}
-
-/// Where an agent is, from its offers' `url`.
-#[derive(Debug, Clone)]
-struct AgentAddress {
-    /// `http://host:port`.
-    url: String,
-    /// Its IP address, when the master says it.
-    ip: Option<String>,
-    /// Its port.
-    port: Option<u16>,
-}
-
-/// The capacity an emptied table of placements keeps.
-const SHRUNK_CAPACITY: usize = 64;
-
-/// A run launched on an agent (one per active task: kept small).
-#[derive(Debug, Clone)]
-struct LaunchedRun {
-    /// The agent's id, shared with the other runs on that agent.
-    agent: Arc<str>,
-    /// It reported `TASK_RUNNING`.
-    running: bool,
-}
-
-/// A placement handed to the core.
-struct Placed {
-    offer_id: String,
-    claim: Claim,
-    /// The executor's resources (launch mode `deimos-executor`).
-    executor: Option<Claim>,
-}
-
-#[derive(Default)]
-struct State {
-    framework_id: Option<String>,
-    /// The framework id is stored by the core: offers may be accepted.
-    id_stored: bool,
-    session: Option<Session>,
-    offers: Vec<HeldOffer>,
-    /// The queue's demand by its sequence number (queue order), kept from one round to the
-    /// next: a round only adds what is new and drops what left the queue, so its cost does
-    /// not grow with a large, unchanged queue.
-    demand: BTreeMap<u64, Wanted>,
-    /// The number of the latest demand round.
-    demand_round: u64,
-    suppressed: bool,
-    last_revive: Option<Instant>,
-    placed: HashMap<String, Placed>,
-    /// Launched runs by Mesos task id: their agents, whether they reported `TASK_RUNNING`.
-    launched: HashMap<String, LaunchedRun>,
-    /// Every agent id a launched run named, once (runs share them).
-    agent_ids: HashSet<Arc<str>>,
-    /// Launched runs asked about in the current reconciliation and not answered yet.
-    unanswered: HashSet<String>,
-    /// When the explicit reconciliation of `unanswered` is asked again.
-    next_reconcile: Option<Instant>,
-    /// The current back-off of the explicit reconciliation.
-    reconcile_backoff: Duration,
-    /// When the last implicit reconciliation was asked.
-    last_implicit: Option<Instant>,
-    /// Agents' HTTP addresses, from their offers.
-    agents: HashMap<String, AgentAddress>,
-    /// Why queued tasks were not placed in the latest matching, by task id.
-    waiting: HashMap<String, String>,
-    /// Calls to the master, sent one after the other in this order by the call task (a
-    /// DECLINE must reach the master before the REVIVE that follows it, or its filter would
-    /// outlive the revival).
-    calls: Option<mpsc::UnboundedSender<Queued>>,
-    /// The connection as the cluster overview shows it, and the agents seen in offers.
-    view: view::Seen,
-}
-
-impl State {
-    /// Records a launched run on `agent`.
-    fn launched_on(&mut self, name: String, agent: &str) {
-        let agent = match self.agent_ids.get(agent) {
-            Some(shared) => Arc::clone(shared),
-            None => {
-                let shared: Arc<str> = Arc::from(agent);
-                self.agent_ids.insert(Arc::clone(&shared));
-                shared
-            }
-        };
-        let run = LaunchedRun {
-            agent,
-            running: false,
-        };
-        self.launched.insert(name, run);
-    }
-
-    /// Takes a placement out; an emptied table gives back what a burst made it grow to.
-    fn unplace(&mut self, name: &str) -> Option<Placed> {
-        let placed = self.placed.remove(name);
-        if self.placed.is_empty() {
-            self.placed.shrink_to(SHRUNK_CAPACITY);
-        }
-        placed
-    }
-
-    /// The agent of a launched run.
-    fn agent_of(&self, name: &str) -> Option<String> {
-        self.launched.get(name).map(|run| run.agent.to_string())
-    }
-
-    /// Queues a call to the master.
-    fn send(&self, call: Call) {
-        self.send_queued(Queued {
-            call,
-            update_received: None,
-        });
-    }
-
-    /// Queues the ACKNOWLEDGE of an update received at `received`.
-    fn send_acknowledge(&self, call: Call, received: Option<Instant>) {
-        self.send_queued(Queued {
-            call,
-            update_received: received,
-        });
-    }
-
-    fn send_queued(&self, queued: Queued) {
-        match &self.calls {
-            Some(calls) => {
-                if let Err(refused) = calls.send(queued) {
-                    let call = refused.0.call;
-                    tracing::debug!(call = call.call_name(), "call task ended: call dropped");
-                }
-            }
-            None => tracing::debug!(
-                call = queued.call.call_name(),
-                "backend not started: call dropped"
-            ),
-        }
-    }
 }
 
 /// Least time between two REVIVE calls.
