@@ -61,6 +61,17 @@ fn open(dir: &tempfile::TempDir) -> Store {
     Store::open(&db_path(dir)).unwrap()
 }
 
+/// Overwrites the stored record of `id` with text that is not JSON, behind the store's back.
+fn damage_record(dir: &tempfile::TempDir, id: &TaskId) {
+    let raw = rusqlite::Connection::open(db_path(dir)).unwrap();
+    raw.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    raw.execute(
+        "UPDATE tasks SET record = '{not json' WHERE id = ?1",
+        [id.as_str()],
+    )
+    .unwrap();
+}
+
 async fn insert(store: &Store, task: &Task) -> u64 {
     match store.insert(task, None).await.unwrap() {
         InsertOutcome::Inserted { seq } => seq,
@@ -487,14 +498,7 @@ async fn corrupt_record_fails_its_get_but_not_the_list() {
     let bad = queued("bad", 101);
     insert(&store, &good).await;
     insert(&store, &bad).await;
-    let raw = rusqlite::Connection::open(db_path(&dir)).unwrap();
-    raw.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    raw.execute(
-        "UPDATE tasks SET record = '{not json' WHERE id = ?1",
-        [bad.id.as_str()],
-    )
-    .unwrap();
-    drop(raw);
+    damage_record(&dir, &bad.id);
 
     let error = store.get(&bad.id).await.unwrap_err();
     assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
@@ -521,14 +525,7 @@ async fn unfinished_pages_go_past_a_page_of_damaged_records() {
     for task in [&first, &bad, &last] {
         insert(&store, task).await;
     }
-    let raw = rusqlite::Connection::open(db_path(&dir)).unwrap();
-    raw.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    raw.execute(
-        "UPDATE tasks SET record = '{not json' WHERE id = ?1",
-        [bad.id.as_str()],
-    )
-    .unwrap();
-    drop(raw);
+    damage_record(&dir, &bad.id);
 
     // Pages of one record: the second holds only the damaged one, and still says where the
     // third starts.
